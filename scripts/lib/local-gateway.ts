@@ -1,0 +1,69 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { envReferences } from "../../src/config/env-references";
+import { resolveConfig } from "../../src/config/resolve-config";
+import { compileRoutes } from "../compile-routes";
+import { fail, loadRoutesOrExit, routesPath } from "./routes-file";
+import { ensureWebAmqpRelays } from "./web-amqp-relay";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+export interface LocalGateway {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Worker as `npm start` serves it: the routes validated and compiled, bundled by wrangler
+ * exactly as `wrangler deploy` would bundle it, and run in workerd through Miniflare with the
+ * bindings of wrangler.toml. Environment references are filled from the process environment.
+ * (Miniflare directly rather than `wrangler dev`: the same runtime without the dev proxy in
+ * front of it, which costs more than half the throughput here.)
+ */
+export const startLocalGateway = async (options: { host: string; port: number; persistTo?: string }): Promise<LocalGateway> => {
+  const path = routesPath();
+  const config = loadRoutesOrExit(path);
+  const resolved = resolveConfig(config, process.env);
+  if (!resolved.ok) fail(resolved.problems.map((problem) => `${path}: ${problem}`));
+  compileRoutes(path);
+
+  mkdirSync(join(ROOT, ".wrangler"), { recursive: true });
+  const outdir = mkdtempSync(join(ROOT, ".wrangler", "bundle-"));
+  const build = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir, "--config", join(ROOT, "wrangler.toml")], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, ROUTES: path, WRANGLER_SEND_METRICS: "false" },
+  });
+  if (build.status !== 0) fail([`bundling the Worker failed:\n${build.stdout}${build.stderr}`]);
+
+  const relays = await ensureWebAmqpRelays(resolved.config);
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
+  const bindings: Record<string, string> = {};
+  for (const name of [...envReferences(config), "ADMIN_TOKEN"]) {
+    const value = process.env[name];
+    if (value !== undefined) bindings[name] = value;
+  }
+  const miniflare = new Miniflare({
+    ...workerOptions,
+    name: "amqp-edge-gateway",
+    modules: true,
+    scriptPath: join(outdir, "index.js"),
+    modulesRoot: outdir,
+    bindings: { ...(workerOptions.bindings ?? {}), ...bindings },
+    host: options.host,
+    port: options.port,
+    ...(options.persistTo ? { durableObjectsPersist: options.persistTo } : {}),
+  });
+  const url = (await miniflare.ready).toString().replace(/\/$/, "");
+  return {
+    url,
+    async stop() {
+      await miniflare.dispose();
+      rmSync(outdir, { recursive: true, force: true });
+      for (const relay of relays) relay.kill();
+    },
+  };
+};

@@ -1,0 +1,69 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
+import type { GatewayConfig } from "../../src/config/schema";
+
+/** Where a local relay forwards to: `$AMQP_TCP_ADDRESS`, default RabbitMQ's 127.0.0.1:5672. */
+const brokerAddress = (): string => process.env.AMQP_TCP_ADDRESS ?? "127.0.0.1:5672";
+
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/** `host:port` of every `ws://` URL on this machine that the routes use. */
+export const localRelayAddresses = (config: GatewayConfig): string[] => {
+  const addresses = new Set<string>();
+  for (const route of config.routes) {
+    const url = route.amqp?.enabled ? route.amqp.url : undefined;
+    if (!url?.startsWith("ws://")) continue;
+    const parsed = new URL(url);
+    if (LOCAL_HOSTS.has(parsed.hostname)) addresses.add(`${parsed.hostname === "[::1]" ? "::1" : parsed.hostname}:${parsed.port || "80"}`);
+  }
+  return [...addresses];
+};
+
+export const isListening = (address: string, timeoutMs = 1000): Promise<boolean> => {
+  const { host, port } = splitAddress(address);
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (listening: boolean) => {
+      socket.destroy();
+      resolve(listening);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+};
+
+const splitAddress = (address: string) => {
+  const at = address.lastIndexOf(":");
+  return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+};
+
+/**
+ * Starts a Web-AMQP relay (Debian's websockify) on each local `ws://` address that nothing
+ * listens on yet, forwarding to the broker's TCP port. RabbitMQ does not speak Web-AMQP itself;
+ * CloudAMQP and LavinMQ do, and there no relay is needed. Returns the relays it started, for the
+ * caller to stop.
+ */
+export const ensureWebAmqpRelays = async (config: GatewayConfig): Promise<ChildProcess[]> => {
+  const started: ChildProcess[] = [];
+  for (const address of localRelayAddresses(config)) {
+    if (await isListening(address)) continue;
+    started.push(await startRelay(address));
+  }
+  return started;
+};
+
+export const startRelay = async (address: string, target = brokerAddress()): Promise<ChildProcess> => {
+  if (spawnSync("websockify", ["--help"], { stdio: "ignore" }).error) {
+    throw new Error(`a Web-AMQP relay is needed on ${address} but websockify is not installed (apt-get install websockify)`);
+  }
+  const relay = spawn("websockify", [address, target], { stdio: "ignore" });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (relay.exitCode !== null) throw new Error(`websockify ${address} ${target} exited with code ${relay.exitCode}`);
+    if (await isListening(address, 200)) return relay;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  relay.kill();
+  throw new Error(`websockify did not start listening on ${address} within 10 s`);
+};

@@ -1,0 +1,110 @@
+import { AMQPSession } from "@cloudamqp/amqp-client";
+import { brokerEndpoint } from "./broker-url";
+import { RouteFailureError } from "./route-failure";
+import { withTimeout } from "./with-timeout";
+
+/** How to reach the broker; two connections with equal settings are interchangeable. */
+export interface ConnectionSettings {
+  /** Broker URL, `${NAME}` already resolved. */
+  url: string;
+  /** AMQP heartbeat in seconds; 0 turns it off. */
+  heartbeatSeconds: number;
+  /** Longest wait in milliseconds for the connection to open. */
+  connectTimeoutMs: number;
+  /** Connection name shown by the broker (`rabbitmqctl list_connections name`). */
+  name: string;
+}
+
+type State =
+  | { status: "zero" }
+  | { status: "starting"; ready: Promise<AMQPSession> }
+  | { status: "started"; session: AMQPSession };
+
+/**
+ * One AMQP connection, opened on first use. The states follow partyserver's Server:
+ * "zero" (nothing open) → "starting" (one connect in flight, which every concurrent caller
+ * awaits: 64 simultaneous first requests open one connection) → "started". A failed connect goes
+ * back to "zero" and rethrows, so the next request tries again instead of finding a broken object.
+ *
+ * Once started, amqp-client's AMQPSession owns reconnection (exponential backoff). While it is
+ * reconnecting, callers get an immediate "unavailable" rather than waiting for it.
+ */
+export class BrokerConnection {
+  #state: State = { status: "zero" };
+  #closed = false;
+
+  constructor(readonly settings: ConnectionSettings) {}
+
+  /** True when settings that would open a different connection are asked for. */
+  differsFrom(settings: ConnectionSettings): boolean {
+    const mine = this.settings;
+    return (
+      mine.url !== settings.url ||
+      mine.heartbeatSeconds !== settings.heartbeatSeconds ||
+      mine.connectTimeoutMs !== settings.connectTimeoutMs ||
+      mine.name !== settings.name
+    );
+  }
+
+  /** Whether the connection is open right now. */
+  get connected(): boolean {
+    return this.#state.status === "started" && !this.#state.session.closed;
+  }
+
+  /** The open session, connecting first if needed. Rejects with a {@link RouteFailureError}. */
+  async session(): Promise<AMQPSession> {
+    const state = this.#state;
+    if (state.status === "started") {
+      if (state.session.closed) throw new RouteFailureError("unavailable", "the connection to the broker was lost; reconnecting");
+      return state.session;
+    }
+    if (state.status === "starting") return state.ready;
+    const ready = this.#connect();
+    this.#state = { status: "starting", ready };
+    try {
+      const session = await ready;
+      this.#state = { status: "started", session };
+      return session;
+    } catch (error) {
+      this.#state = { status: "zero" };
+      throw error;
+    }
+  }
+
+  /** Closes the connection for good (the route's configuration moved on, or the object is going away). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const state = this.#state;
+    this.#state = { status: "zero" };
+    const session = state.status === "started" ? state.session : state.status === "starting" ? await state.ready.catch(() => undefined) : undefined;
+    await session?.stop().catch(() => undefined);
+  }
+
+  async #connect(): Promise<AMQPSession> {
+    if (this.#closed) throw new RouteFailureError("unavailable", "the connection was closed");
+    const { url, heartbeatSeconds, connectTimeoutMs, name } = this.settings;
+    const endpoint = brokerEndpoint(url);
+    const attempt = AMQPSession.connect(endpoint.connectUrl, {
+      ...(endpoint.vhost === undefined ? {} : { vhost: endpoint.vhost }),
+      heartbeat: heartbeatSeconds,
+      name,
+      logger: null,
+      // A gateway wants its route back soon after the broker is: start at 0.5 s, never wait more than 5 s.
+      reconnectInterval: 500,
+      maxReconnectInterval: 5000,
+    });
+    try {
+      const session = await withTimeout(attempt, connectTimeoutMs, "unavailable", `could not connect to the broker within ${connectTimeoutMs} ms`);
+      if (this.#closed) {
+        await session.stop().catch(() => undefined);
+        throw new RouteFailureError("unavailable", "the connection was closed");
+      }
+      return session;
+    } catch (error) {
+      // A connect that completes after its timeout must not leave a connection open behind us.
+      attempt.then((late) => late.stop()).catch(() => undefined);
+      if (error instanceof RouteFailureError) throw error;
+      throw new RouteFailureError("unavailable", `could not connect to the broker: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import type { RouteCounters } from "./route-messages";
+
+const STORAGE_KEY = "counters";
+
+/**
+ * The route's counters, kept in the Durable Object's SQLite storage so they survive eviction
+ * and restarts. Writes use the synchronous KV API: no await on the request path, and the
+ * runtime's output gate still holds the response until the write is durable.
+ */
+export class RouteCountersStore {
+  readonly #storage: DurableObjectStorage;
+  readonly #counters: RouteCounters;
+
+  constructor(storage: DurableObjectStorage) {
+    this.#storage = storage;
+    this.#counters = { total_requests: 0, total_errors: 0, published: 0, consumed: 0, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
+  }
+
+  /** Adds one to each named counter and persists them. */
+  increment(...names: Array<keyof RouteCounters>): void {
+    for (const name of names) this.#counters[name] += 1;
+    this.#storage.kv.put(STORAGE_KEY, this.#counters);
+  }
+
+  snapshot(): RouteCounters {
+    return { ...this.#counters };
+  }
+}

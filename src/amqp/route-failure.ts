@@ -1,0 +1,51 @@
+/**
+ * Why a route's broker operation failed. The Durable Object returns these as plain data (thrown
+ * errors lose their fields crossing RPC); the Worker turns each kind into one HTTP status in
+ * `src/http/gateway-error.ts`.
+ */
+export type FailureKind =
+  /** The broker could not be reached, or the connection is down and reconnecting. */
+  | "unavailable"
+  /** The consumer's queue does not exist. */
+  | "queue_not_found"
+  /** The broker refused the operation (channel error, negative confirm). */
+  | "broker_error"
+  /** No answer from the broker (in time, or before the connection dropped); for a publish the outcome is unknown. */
+  | "no_answer"
+  /** The gateway itself failed; the message was not published or consumed. */
+  | "internal";
+
+export interface RouteFailure {
+  ok: false;
+  kind: FailureKind;
+  /** Human-readable reason, safe to show to the client (never a stack trace, never a password). */
+  message: string;
+}
+
+/** Thrown inside the Durable Object, caught at its RPC boundary and returned as a {@link RouteFailure}. */
+export class RouteFailureError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RouteFailureError";
+  }
+
+  toFailure(): RouteFailure {
+    return { ok: false, kind: this.kind, message: this.message };
+  }
+}
+
+/** The AMQP reply code at the end of amqp-client's channel/connection close messages, e.g. `(404)`. */
+export const replyCodeOf = (error: unknown): number | undefined => {
+  const match = /\((\d{3})\)$/.exec(error instanceof Error ? error.message : "");
+  return match ? Number(match[1]) : undefined;
+};
+
+/**
+ * Sorts an error from amqp-client: a channel closed by the broker (with its reply code) is the
+ * broker refusing this operation; anything else means the connection itself went away.
+ */
+export const isChannelError = (error: unknown): boolean =>
+  error instanceof Error && /^channel \d+ closed: .*\(\d{3}\)$/.test(error.message);

@@ -1,0 +1,51 @@
+/**
+ * The data that crosses the Worker → Durable Object RPC boundary. Plain structured-clonable
+ * objects only: the route's resolved settings travel with every call, so the object always acts
+ * on the configuration that is deployed now.
+ */
+import type { AmqpConfig } from "../config/schema";
+import type { RouteFailure } from "./route-failure";
+
+/** The parts of a route the object needs, with `${NAME}` resolved. */
+export interface RouteTarget {
+  id: string;
+  amqp: AmqpConfig & { url: string };
+}
+
+/** AMQP properties the gateway sets from the request. */
+export interface PublishProperties {
+  contentType: string;
+}
+
+export interface PublishRequest {
+  route: RouteTarget;
+  body: ArrayBuffer;
+  properties: PublishProperties;
+}
+
+export type PublishOutcome = { ok: true } | RouteFailure;
+
+/** A message taken from the queue, as the Worker needs it to answer. */
+export interface ConsumedMessage {
+  body: ArrayBuffer;
+  contentType: string | undefined;
+  exchange: string;
+  routingKey: string;
+  redelivered: boolean;
+  messageCount: number | undefined;
+}
+
+export type ConsumeOutcome = { ok: true; message: ConsumedMessage | null } | RouteFailure;
+
+/** The per-route figures behind `GET /amqp`. */
+export interface RouteCounters {
+  total_requests: number;
+  total_errors: number;
+  published: number;
+  consumed: number;
+}
+
+export interface RouteStats extends RouteCounters {
+  /** Whether a connection to the broker is open right now. */
+  connected: boolean;
+}

@@ -1,0 +1,222 @@
+/**
+ * The single definition of `routes.yaml`. Types, defaults and normalisation all come from here:
+ * the Worker only ever sees the parsed output ({@link GatewayConfig}), never the raw YAML.
+ *
+ * Every object is strict, so a misspelt key is an error instead of a silently ignored option.
+ */
+import * as v from "valibot";
+import { unknownKeyMessage } from "./unknown-key-message";
+
+/** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
+export const ROUTE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
+export type RouteMethod = (typeof ROUTE_METHODS)[number];
+
+/** URL schemes the gateway can connect with (TCP or Web-AMQP over WebSocket). */
+export const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
+
+/**
+ * The seed gateway's other innermost handlers. They are known keys so that a route using one
+ * gets a precise refusal instead of "unknown key".
+ */
+export const FOREIGN_HANDLERS = [
+  "backends",
+  "service",
+  "upstream",
+  "echo",
+  "static",
+  "fastcgi",
+  "sequential",
+  "aggregate",
+  "lambda",
+  "pubsub",
+] as const;
+
+/** True when `text` refers to the environment (`${NAME}`) and can only be checked once resolved. */
+export const hasEnvReference = (text: string): boolean => /\$\{[^}]*\}/.test(text);
+
+/**
+ * Scheme check for `amqp.url`. A URL whose scheme comes from `${NAME}` is checked again once the
+ * environment is known (at `npm start`, and in the Worker).
+ */
+export const amqpUrlProblem = (url: string): string | undefined => {
+  if (/^\$\{/.test(url)) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return hasEnvReference(url) ? undefined : `"${url}" is not a URL`;
+  }
+  if (!(AMQP_SCHEMES as readonly string[]).includes(parsed.protocol)) {
+    return `scheme "${parsed.protocol.replace(/:$/, "")}" is not supported (use amqp, amqps, ws or wss)`;
+  }
+  if (!parsed.hostname && !hasEnvReference(url)) return "has no host";
+  return undefined;
+};
+
+const strictObject = <const TEntries extends v.ObjectEntries>(entries: TEntries) =>
+  v.strictObject(entries, unknownKeyMessage(Object.keys(entries)));
+
+const positiveInteger = (what: string) =>
+  v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be a whole number`), v.minValue(1, `${what} must be at least 1`));
+
+const ProducerSchema = strictObject({
+  /** Exchange to publish to; `""` (the default) is the broker's default exchange. */
+  exchange: v.optional(v.string(), ""),
+  /** Routing key of every published message (default `""`). */
+  routing_key: v.optional(v.string(), ""),
+});
+
+const ConsumerSchema = strictObject({
+  /** Queue to take messages from with `basic.get`. */
+  queue: v.pipe(v.string("queue must be a string"), v.minLength(1, "queue must not be empty")),
+  /** Let the broker consider a message delivered as soon as it is sent (default false). */
+  auto_ack: v.optional(v.boolean("auto_ack must be true or false"), false),
+});
+
+const AmqpSchema = strictObject({
+  /** Whether this route is served by the AMQP backend (default false). */
+  enabled: v.optional(v.boolean("enabled must be true or false"), false),
+  /**
+   * Broker URL: `amqp://` or `amqps://` (TCP), `ws://` or `wss://` (Web-AMQP endpoint; the vhost
+   * is the `vhost` query parameter). Required when `enabled`. May contain `${NAME}`.
+   */
+  url: v.optional(
+    v.pipe(
+      v.string("url must be a string"),
+      v.rawCheck(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        const problem = amqpUrlProblem(dataset.value);
+        if (problem) addIssue({ message: problem });
+      }),
+    ),
+  ),
+  /** Publishing on POST and PUT. */
+  producer: v.optional(ProducerSchema),
+  /** Consuming on GET (and the other methods but POST, PUT, HEAD and OPTIONS). */
+  consumer: v.optional(ConsumerSchema),
+  /** AMQP heartbeat interval in seconds; 0 turns heartbeats off (default 30). */
+  heartbeat_s: v.optional(
+    v.pipe(v.number("heartbeat_s must be a number"), v.integer("heartbeat_s must be a whole number"), v.minValue(0, "heartbeat_s must not be negative")),
+    30,
+  ),
+  /** Longest wait in milliseconds for a connection to the broker (default 5000). */
+  connect_timeout_ms: v.optional(positiveInteger("connect_timeout_ms"), 5000),
+  /** Longest wait in milliseconds for one broker operation, confirms included (default 5000). */
+  operation_timeout_ms: v.optional(positiveInteger("operation_timeout_ms"), 5000),
+});
+
+const MethodSchema = v.pipe(
+  v.string("each method must be a string"),
+  v.toUpperCase(),
+  v.check(
+    (method) => method !== "HEAD" && method !== "OPTIONS",
+    (issue) => `${String(issue.input)} cannot be routed: HEAD would discard a message and OPTIONS is answered by the gateway`,
+  ),
+  v.picklist(ROUTE_METHODS, (issue) => `unknown method ${String(issue.input)} (use ${ROUTE_METHODS.join(", ")})`),
+);
+
+const foreignHandlerEntries = Object.fromEntries(
+  FOREIGN_HANDLERS.map((name) => [name, v.optional(v.unknown())]),
+) as Record<(typeof FOREIGN_HANDLERS)[number], v.OptionalSchema<v.UnknownSchema, undefined>>;
+
+const RouteSchema = v.pipe(
+  strictObject({
+    /** Unique name of the route; it keys the route's Durable Object and its `/amqp` stats. */
+    id: v.pipe(v.string("id must be a string"), v.regex(/^[A-Za-z0-9._~-]+$/, "id must be letters, digits, '.', '_', '~' or '-'")),
+    /** Request path; must start with `/`. Hono patterns such as `:name` are allowed. */
+    path: v.pipe(
+      v.string("path must be a string"),
+      v.startsWith("/", "path must start with /"),
+      v.check((path) => path.replace(/\/+$/, "") !== "/amqp", "/amqp is reserved for the gateway's stats"),
+    ),
+    /** Also match every path below `path` (default false). */
+    path_prefix: v.optional(v.boolean("path_prefix must be true or false"), false),
+    /** Methods this route answers; by default every method its producer or consumer serves. */
+    methods: v.optional(v.pipe(v.array(MethodSchema, "methods must be a list"), v.minLength(1, "methods must not be empty"))),
+    /** The AMQP backend of the route. */
+    amqp: v.optional(AmqpSchema),
+    ...foreignHandlerEntries,
+  }),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const route = dataset.value;
+    const foreign = FOREIGN_HANDLERS.filter((name) => route[name] !== undefined);
+    const amqp = route.amqp;
+    const at = (key: string) => [{ type: "object", origin: "value", input: route, key, value: route[key as keyof typeof route] }] as const;
+    if (amqp?.enabled) {
+      for (const name of foreign) {
+        addIssue({ message: `${name} cannot be combined with amqp: both are innermost handlers`, path: [...at(name)] });
+      }
+      if (amqp.url === undefined) addIssue({ message: "url is required when amqp.enabled is true", path: [...at("amqp")] });
+      if (!amqp.producer && !amqp.consumer) {
+        addIssue({ message: "an enabled amqp route needs a producer, a consumer or both", path: [...at("amqp")] });
+      }
+      for (const method of route.methods ?? []) {
+        if (isPublishMethod(method) && !amqp.producer) {
+          addIssue({ message: `${method} publishes, but the route has no producer`, path: [...at("methods")] });
+        } else if (!isPublishMethod(method) && !amqp.consumer) {
+          addIssue({ message: `${method} consumes, but the route has no consumer`, path: [...at("methods")] });
+        }
+      }
+    } else if (foreign.length > 0) {
+      for (const name of foreign) addIssue({ message: `${name} is not supported by this gateway (only amqp routes are)`, path: [...at(name)] });
+    } else {
+      addIssue({ message: "the route has no handler: set amqp.enabled: true with a url" });
+    }
+  }),
+);
+
+/** POST and PUT publish the body; every other routable method consumes a message. */
+export const isPublishMethod = (method: string): boolean => method === "POST" || method === "PUT";
+
+export const GatewayConfigSchema = v.pipe(
+  strictObject({
+    /** The routes, matched in order. */
+    routes: v.pipe(v.array(RouteSchema, "routes must be a list"), v.minLength(1, "routes must list at least one route")),
+  }),
+  // Runs even when a route has problems of its own, so that a duplicate id is reported with them.
+  v.rawCheck(({ dataset, addIssue }) => {
+    const routes = (dataset.value as { routes?: unknown } | undefined)?.routes;
+    if (!Array.isArray(routes)) return;
+    const seenIds = new Set<unknown>();
+    routes.forEach((route: RouteConfig, index) => {
+      const path = [
+        { type: "object", origin: "value", input: dataset.value as Record<string, unknown>, key: "routes", value: routes },
+        { type: "array", origin: "value", input: routes, key: index, value: route },
+      ] as const;
+      if (typeof route?.id === "string" && seenIds.has(route.id)) {
+        addIssue({ message: `duplicate id "${route.id}"`, path: [...path, { type: "object", origin: "value", input: route, key: "id", value: route.id }] });
+      }
+      seenIds.add(route?.id);
+      if (!dataset.typed) return;
+      // Two routes on one path must split its methods between them, or one would never be reached.
+      for (const earlier of routes.slice(0, index)) {
+        if (earlier.path !== route.path || earlier.path_prefix !== route.path_prefix) continue;
+        const shared = servedMethods(route).filter((m) => servedMethods(earlier).includes(m));
+        if (shared.length > 0) {
+          addIssue({
+            message: `methods ${shared.join(", ")} on ${route.path} are already served by route "${earlier.id}"`,
+            path: [...path],
+          });
+        }
+      }
+    });
+  }),
+);
+
+/** The raw shape before defaults, as a YAML author writes it. */
+export type GatewayConfigInput = v.InferInput<typeof GatewayConfigSchema>;
+/** The validated, normalised configuration the Worker runs on. */
+export type GatewayConfig = v.InferOutput<typeof GatewayConfigSchema>;
+export type RouteConfig = GatewayConfig["routes"][number];
+export type AmqpConfig = NonNullable<RouteConfig["amqp"]>;
+export type ProducerConfig = NonNullable<AmqpConfig["producer"]>;
+export type ConsumerConfig = NonNullable<AmqpConfig["consumer"]>;
+
+/** The methods a route serves: its `methods`, or every method its producer and consumer handle. */
+export const servedMethods = (route: Pick<RouteConfig, "methods" | "amqp">): RouteMethod[] => {
+  const amqp = route.amqp;
+  if (!amqp?.enabled) return [];
+  const candidates = route.methods ?? ROUTE_METHODS;
+  return candidates.filter((method) => (isPublishMethod(method) ? amqp.producer : amqp.consumer) !== undefined);
+};

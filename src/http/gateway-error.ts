@@ -1,0 +1,38 @@
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { FailureKind } from "../amqp/route-failure";
+
+/**
+ * The one error type of a request: an HTTP status, a reason the client may read, the route it
+ * concerns, and any headers (`Allow`, `Retry-After`). `app.onError` turns it into
+ * `{"error": "...", "route": "..."}`.
+ */
+export class GatewayError extends HTTPException {
+  constructor(
+    status: ContentfulStatusCode,
+    message: string,
+    readonly route: string | null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(status, { message });
+  }
+
+  override getResponse(): Response {
+    return Response.json({ error: this.message, route: this.route }, { status: this.status, headers: this.headers });
+  }
+}
+
+/** Seconds a client should wait before retrying a request refused as unavailable. */
+export const RETRY_AFTER_SECONDS = 1;
+
+const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
+  unavailable: 503,
+  queue_not_found: 404,
+  broker_error: 502,
+  no_answer: 504,
+  internal: 500,
+};
+
+/** The answer to a failed broker operation on `route`. */
+export const failureError = (kind: FailureKind, message: string, route: string): GatewayError =>
+  new GatewayError(STATUS_OF[kind], message, route, kind === "unavailable" ? { "Retry-After": String(RETRY_AFTER_SECONDS) } : {});

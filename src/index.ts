@@ -1,0 +1,10 @@
+/**
+ * The Worker: the routes compiled from routes.yaml at build time (`scripts/compile-routes.ts`),
+ * served by Hono, and the Durable Object class that holds each route's broker connection.
+ */
+import { routesConfig } from "./generated/routes";
+import { createApp } from "./http/app";
+
+export { AmqpRouteObject } from "./amqp/route-object";
+
+export default createApp(routesConfig);

@@ -1,0 +1,45 @@
+/**
+ * The tests' own AMQP client (amqp-client over TCP), to set up and check the broker independently
+ * of the gateway. Works in Node and inside workerd (nodejs_compat).
+ */
+import { AMQPClient, type AMQPMessage } from "@cloudamqp/amqp-client";
+
+/** The broker the tests use: `$AMQP_URL`, default the local RabbitMQ. */
+export const BROKER_URL = (typeof process !== "undefined" && process.env?.AMQP_URL) || "amqp://guest:guest@127.0.0.1:5672/";
+/** The same broker through the local Web-AMQP relay (websockify on 15670). */
+export const WEB_AMQP_URL = "ws://guest:guest@127.0.0.1:15670/?vhost=/";
+/** A port where nothing listens, for "broker unreachable". */
+export const DEAD_URL = "amqp://guest:guest@127.0.0.1:1/";
+
+/** A queue name no other test uses. */
+export const uniqueName = (prefix: string): string => `gw-test-${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+
+/** Runs `work` with a channel on a fresh connection, closing it afterwards. */
+export const withChannel = async <T>(work: (channel: Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>) => Promise<T>): Promise<T> => {
+  const connection = await new AMQPClient(BROKER_URL).connect();
+  try {
+    return await work(await connection.channel());
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+};
+
+export const declareQueue = (name: string, args: Record<string, unknown> = {}) =>
+  withChannel((channel) => channel.queueDeclare(name, { durable: true }, args));
+
+export const deleteQueue = (name: string) => withChannel((channel) => channel.queueDelete(name)).catch(() => undefined);
+
+/** Ready messages in `queue` (not counting unacknowledged ones). */
+export const messageCount = (queue: string) =>
+  withChannel(async (channel) => (await channel.queueDeclare(queue, { passive: true })).messageCount);
+
+/** Takes every ready message from `queue`. */
+export const drain = (queue: string) =>
+  withChannel(async (channel) => {
+    const messages: AMQPMessage[] = [];
+    for (let message = await channel.basicGet(queue); message; message = await channel.basicGet(queue)) messages.push(message);
+    return messages;
+  });
+
+export const publishDirect = (queue: string, body: string | Uint8Array, contentType?: string) =>
+  withChannel((channel) => channel.basicPublish("", queue, body, contentType ? { contentType } : {}));

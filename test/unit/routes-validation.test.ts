@@ -1,0 +1,132 @@
+import { describe, expect, it } from "vitest";
+import { parseRoutes } from "../../src/config/parse-routes";
+
+const problemsOf = (yaml: string): string[] => {
+  const result = parseRoutes(yaml);
+  if (result.ok) throw new Error("expected the routes to be refused");
+  return result.problems;
+};
+
+const route = (body: string) => `routes:\n  - id: r1\n    path: /r1\n${body}`;
+const amqp = (body: string) => route(`    amqp:\n      enabled: true\n${body}`);
+
+describe("a valid routes file", () => {
+  it("gets the seed's defaults filled in", () => {
+    const result = parseRoutes(amqp(`      url: "amqp://guest:guest@127.0.0.1:5672/"\n      producer: {}\n      consumer: { queue: q }\n`));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const { amqp: config, path_prefix } = result.config.routes[0]!;
+    expect(path_prefix).toBe(false);
+    expect(config?.producer).toEqual({ exchange: "", routing_key: "" });
+    expect(config?.consumer).toEqual({ queue: "q", auto_ack: false });
+  });
+
+  it("has its methods normalised to upper case", () => {
+    const result = parseRoutes(route(`    methods: [post]\n    amqp: { enabled: true, url: "amqp://h", producer: {} }\n`));
+    expect(result.ok && result.config.routes[0]?.methods).toEqual(["POST"]);
+  });
+
+  it("may take its url from the environment", () => {
+    expect(parseRoutes(amqp(`      url: "\${AMQP_URL}"\n      producer: {}\n`)).ok).toBe(true);
+  });
+
+  it("may share a path between routes with disjoint methods", () => {
+    const yaml = `routes:
+  - { id: a, path: /jobs, methods: [POST], amqp: { enabled: true, url: "amqp://h", producer: {} } }
+  - { id: b, path: /jobs, methods: [GET], amqp: { enabled: true, url: "amqp://h", consumer: { queue: q } } }
+`;
+    expect(parseRoutes(yaml).ok).toBe(true);
+  });
+});
+
+describe("a routes file is refused, naming the route and the field, when", () => {
+  it("amqp is enabled without a url", () => {
+    expect(problemsOf(amqp(`      producer: {}\n`))).toEqual(['routes.yaml:4: route "r1": amqp: url is required when amqp.enabled is true']);
+  });
+
+  it("a route has no handler at all", () => {
+    expect(problemsOf(route(`    amqp: { enabled: false, url: "amqp://h" }\n`))).toEqual([
+      'routes.yaml:2: route "r1": the route has no handler: set amqp.enabled: true with a url',
+    ]);
+  });
+
+  it("the url has a scheme other than amqp, amqps, ws and wss", () => {
+    expect(problemsOf(amqp(`      url: "http://broker:5672/"\n      producer: {}\n`))).toEqual([
+      'routes.yaml:6: route "r1": amqp.url: scheme "http" is not supported (use amqp, amqps, ws or wss)',
+    ]);
+  });
+
+  it("two routes have the same id", () => {
+    const yaml = `routes:
+  - { id: same, path: /a, amqp: { enabled: true, url: "amqp://h", producer: {} } }
+  - { id: same, path: /b, amqp: { enabled: true, url: "amqp://h", producer: {} } }
+`;
+    expect(problemsOf(yaml)).toEqual(['routes.yaml:3: route "same": id: duplicate id "same"']);
+  });
+
+  it("an enabled amqp has neither producer nor consumer", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h"\n`))).toEqual([
+      'routes.yaml:4: route "r1": amqp: an enabled amqp route needs a producer, a consumer or both',
+    ]);
+  });
+
+  it("a path does not start with /", () => {
+    expect(problemsOf(`routes:\n  - { id: r1, path: jobs, amqp: { enabled: true, url: "amqp://h", producer: {} } }\n`)).toEqual([
+      'routes.yaml:2: route "r1": path: path must start with /',
+    ]);
+  });
+
+  it("a method is unknown, or is HEAD", () => {
+    const problems = problemsOf(route(`    methods: [GET, FETCH, HEAD]\n    amqp: { enabled: true, url: "amqp://h", consumer: { queue: q } }\n`));
+    expect(problems).toEqual([
+      'routes.yaml:4: route "r1": methods[1]: unknown method FETCH (use GET, POST, PUT, DELETE, PATCH)',
+      'routes.yaml:4: route "r1": methods[2]: HEAD cannot be routed: HEAD would discard a message and OPTIONS is answered by the gateway',
+    ]);
+  });
+
+  it("a method cannot be served by the route", () => {
+    expect(problemsOf(route(`    methods: [GET]\n    amqp: { enabled: true, url: "amqp://h", producer: {} }\n`))).toEqual([
+      'routes.yaml:4: route "r1": methods: GET consumes, but the route has no consumer',
+    ]);
+  });
+
+  it("a key is unknown, suggesting the one that was meant", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h"\n      consumer: { queue: q, auto_ak: true }\n`))).toEqual([
+      'routes.yaml:7: route "r1": amqp.consumer.auto_ak: unknown key "auto_ak" (did you mean "auto_ack"?)',
+    ]);
+  });
+
+  it("amqp is combined with another innermost handler", () => {
+    expect(problemsOf(route(`    upstream: http://backend\n    amqp: { enabled: true, url: "amqp://h", producer: {} }\n`))).toEqual([
+      'routes.yaml:4: route "r1": upstream: upstream cannot be combined with amqp: both are innermost handlers',
+    ]);
+  });
+
+  it("another innermost handler is used without amqp", () => {
+    expect(problemsOf(route(`    static: /var/www\n`))).toEqual([
+      'routes.yaml:4: route "r1": static: static is not supported by this gateway (only amqp routes are)',
+    ]);
+  });
+
+  it("two routes on one path serve the same method", () => {
+    const yaml = `routes:
+  - { id: a, path: /jobs, amqp: { enabled: true, url: "amqp://h", producer: {} } }
+  - { id: b, path: /jobs, methods: [PUT], amqp: { enabled: true, url: "amqp://h", producer: {} } }
+`;
+    expect(problemsOf(yaml)).toEqual(['routes.yaml:3: route "b": methods PUT on /jobs are already served by route "a"']);
+  });
+
+  it("a route claims the stats endpoint /amqp", () => {
+    expect(problemsOf(`routes:\n  - { id: r1, path: /amqp, amqp: { enabled: true, url: "amqp://h", consumer: { queue: q } } }\n`)).toEqual([
+      'routes.yaml:2: route "r1": path: /amqp is reserved for the gateway\'s stats',
+    ]);
+  });
+
+  it("the YAML is broken, giving its line", () => {
+    expect(problemsOf("routes:\n  - id: a\n   path: /x\n")).toEqual(["routes.yaml:3: invalid YAML: Sequence item without - indicator"]);
+  });
+
+  it("there are no routes", () => {
+    expect(problemsOf("routes: []\n")).toEqual(["routes.yaml:1: routes: routes must list at least one route"]);
+  });
+});

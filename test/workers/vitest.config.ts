@@ -1,0 +1,22 @@
+import { defineWorkersProject } from "@cloudflare/vitest-pool-workers/config";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+export default defineWorkersProject({
+  test: {
+    name: "workers",
+    root,
+    include: ["test/workers/**/*.test.ts"],
+    globalSetup: ["test/workers/web-amqp-relay.setup.ts"],
+    testTimeout: 30_000,
+    poolOptions: {
+      workers: {
+        // The Durable Objects hold live broker sockets across tests, which per-test storage
+        // snapshots cannot capture; each test uses its own route ids and queues instead.
+        singleWorker: true,
+        isolatedStorage: false,
+        wrangler: { configPath: `${root}/wrangler.toml` },
+      },
+    },
+  },
+});
