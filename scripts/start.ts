@@ -1,6 +1,8 @@
 /**
  * `npm start`: serves `$ROUTES` (default routes.yaml) on http://127.0.0.1:$PORT (default 8787),
- * starting a Web-AMQP relay for `ws://` URLs on this machine if none is listening.
+ * starting a Web-AMQP relay for `ws://` URLs on this machine if none is listening. The route
+ * objects' storage (the `/amqp` counters) is kept in `$STATE_DIR` (default
+ * .wrangler/state/durable-objects), so it survives a restart as it would on Cloudflare.
  */
 import { startLocalGateway } from "./lib/local-gateway";
 
@@ -8,7 +10,7 @@ const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 8787);
 
 try {
-  const gateway = await startLocalGateway({ host, port, persistTo: ".wrangler/state/durable-objects" });
+  const gateway = await startLocalGateway({ host, port, persistTo: process.env.STATE_DIR ?? ".wrangler/state/durable-objects" });
   process.stdout.write(`amqp-edge-gateway serving ${process.env.ROUTES ?? "routes.yaml"} on ${gateway.url}\n`);
   const shutdown = () => {
     void gateway.stop().finally(() => process.exit(0));

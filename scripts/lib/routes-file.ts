@@ -12,7 +12,7 @@ export const routesPath = (): string => resolve(process.env.ROUTES ?? "routes.ya
  * the same way, before anything is served or uploaded.
  */
 export const loadRoutesOrExit = (path = routesPath()): GatewayConfig => {
-  const name = relative(process.cwd(), path) || path;
+  const name = relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path);
   let text: string;
   try {
     text = readFileSync(path, "utf8");

@@ -1,0 +1,85 @@
+/**
+ * Runs the README's `npm start` as a user would, with a routes file of the test's own, and stops
+ * it afterwards (the whole process group: npm, tsx, workerd and any relay it started).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+export interface RunningGateway {
+  url: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/** Writes `yaml` to a temporary routes file and returns its path. */
+export const routesFile = (yaml: string): string => {
+  const path = join(mkdtempSync(join(tmpdir(), "gw-routes-")), "routes.yaml");
+  writeFileSync(path, yaml);
+  return path;
+};
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+
+export const npmStart = async (yaml: string, env: Record<string, string> = {}): Promise<RunningGateway> => {
+  const port = await freePort();
+  const child = spawn("npm", ["start"], {
+    cwd: ROOT,
+    env: { ...process.env, ROUTES: routesFile(yaml), PORT: String(port), STATE_DIR: mkdtempSync(join(tmpdir(), "gw-state-")), ...env },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const stop = async () => {
+    if (child.exitCode !== null || child.pid === undefined) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    process.kill(-child.pid, "SIGTERM");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    if (child.exitCode === null) process.kill(-child.pid, "SIGKILL");
+  };
+  const deadline = Date.now() + 90_000;
+  while (!/serving .* on http/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`npm start did not come up in 90 s:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { url: `http://127.0.0.1:${port}`, output: () => output, stop };
+};
+
+/** Runs an npm script to completion, as `npm run NAME` from the repository. */
+export const npmRun = (script: string, env: Record<string, string> = {}) => {
+  const result = spawnSync("npm", ["run", "--silent", script], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr.replace(/^npm warn.*\n/gm, "") };
+};
+
+/** How many connections the broker has open under the given client-provided name. */
+export const brokerConnectionsNamed = (name: string): number => {
+  const listing = spawnSync("rabbitmqctl", ["list_connections", "client_properties", "-q", "--no-table-headers"], { encoding: "utf8" });
+  if (listing.status !== 0) throw new Error(`rabbitmqctl failed: ${listing.stderr}`);
+  return listing.stdout.split("\n").filter((line) => line.includes(`{"connection_name","${name}"}`)).length;
+};
+
+/** Polls `condition` every 100 ms until it holds, failing after `timeoutMs`. */
+export const waitFor = async (condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+};

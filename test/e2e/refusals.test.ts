@@ -1,0 +1,89 @@
+/**
+ * Bad configuration is refused before anything is served or deployed: `npm run check`,
+ * `npm start` and `npm run deploy` all answer with one line per problem and exit 1.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { npmRun, npmStart, routesFile } from "./npm-start";
+
+const INVALID = `routes:
+  - id: enqueue
+    path: api/jobs
+    methods: [POST]
+    amqp:
+      enabled: true
+      url: "http://127.0.0.1:5672/"
+      producer: { exchange: "", routing_key: jobs }
+  - id: enqueue
+    path: /api/jobs
+    amqp:
+      enabled: true
+      consumer: { queue: jobs, auto_ak: true }
+`;
+const EXPECTED_PROBLEMS = [
+  /^.*routes\.yaml:3: route "enqueue": path: path must start with \/$/,
+  /^.*routes\.yaml:7: route "enqueue": amqp\.url: scheme "http" is not supported \(use amqp, amqps, ws or wss\)$/,
+  /^.*routes\.yaml:13: route "enqueue": amqp\.consumer\.auto_ak: unknown key "auto_ak" \(did you mean "auto_ack"\?\)$/,
+  /^.*routes\.yaml:9: route "enqueue": id: duplicate id "enqueue"$/,
+];
+
+const expectRefusal = (status: number | null, stderr: string) => {
+  expect(status).toBe(1);
+  const lines = stderr.trim().split("\n");
+  expect(lines).toHaveLength(EXPECTED_PROBLEMS.length);
+  EXPECTED_PROBLEMS.forEach((pattern, i) => expect(lines[i]).toMatch(pattern));
+  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+};
+
+describe("an invalid routes file", () => {
+  it("fails npm run check with one line per problem", () => {
+    const { status, stderr } = npmRun("check", { ROUTES: routesFile(INVALID) });
+    expectRefusal(status, stderr);
+  });
+
+  it("is refused by npm start before anything listens", async () => {
+    await expect(npmStart(INVALID)).rejects.toThrow(/exited with 1/);
+    const result = spawnSync("npm", ["start", "--silent"], { env: { ...process.env, ROUTES: routesFile(INVALID), PORT: "1" }, encoding: "utf8" });
+    expectRefusal(result.status, result.stderr.replace(/^npm warn.*\n/gm, ""));
+  });
+
+  it("is refused by npm run deploy before wrangler uploads anything", () => {
+    const { status, stderr, stdout } = npmRun("deploy", { ROUTES: routesFile(INVALID) });
+    expectRefusal(status, stderr);
+    expect(stdout).not.toMatch(/wrangler/i);
+  });
+
+  it("stops a bare wrangler deploy in its build step", () => {
+    const outdir = mkdtempSync(join(tmpdir(), "gw-deploy-"));
+    const result = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], {
+      cwd: new URL("../..", import.meta.url).pathname,
+      env: { ...process.env, ROUTES: routesFile(INVALID), WRANGLER_SEND_METRICS: "false" },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    expect(result.status).not.toBe(0);
+    expect(`${result.stdout}${result.stderr}`).toMatch(/route "enqueue": amqp\.url: scheme "http" is not supported/);
+    expect(existsSync(join(outdir, "index.js"))).toBe(false);
+  });
+});
+
+describe("a valid routes file", () => {
+  it("passes npm run check, listing what it reads from the environment", () => {
+    const { status, stdout } = npmRun("check", {
+      ROUTES: routesFile(`routes:\n  - { id: a, path: /a, amqp: { enabled: true, url: "\${AMQP_URL}", producer: {} } }\n`),
+    });
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/1 route\(s\), valid/);
+    expect(stdout).toMatch(/reads from the environment: AMQP_URL/);
+  });
+
+  it("is refused by npm start when a ${NAME} it uses is not set", () => {
+    const yaml = `routes:\n  - { id: a, path: /a, amqp: { enabled: true, url: "\${GATEWAY_E2E_UNSET}", producer: {} } }\n`;
+    const result = spawnSync("npm", ["start", "--silent"], { env: { ...process.env, ROUTES: routesFile(yaml), PORT: "1" }, encoding: "utf8" });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/\$\{GATEWAY_E2E_UNSET\} is used in the routes but is not set in the environment/);
+  });
+});

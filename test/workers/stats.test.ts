@@ -1,0 +1,60 @@
+import { runInDurableObject, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { declareQueue, deleteQueue, uniqueName } from "../helpers/broker";
+import { gatewayFor, uniqueRouteId } from "./gateway";
+
+const routes = (publisher: string, consumer: string, queue: string) => `
+routes:
+  - { id: ${publisher}, path: /in, amqp: { enabled: true, url: "amqp://guest:guest@127.0.0.1:5672/", producer: { routing_key: ${queue} } } }
+  - { id: ${consumer}, path: /out, amqp: { enabled: true, url: "amqp://guest:guest@127.0.0.1:5672/", consumer: { queue: ${queue}, auto_ack: true } } }
+`;
+
+describe("GET /amqp", () => {
+  it("counts requests, errors, published and consumed per route, with the password hidden", async () => {
+    const queue = uniqueName("stats");
+    await declareQueue(queue);
+    try {
+      const [publisher, consumer] = [uniqueRouteId("pub"), uniqueRouteId("sub")];
+      const gateway = gatewayFor(routes(publisher, consumer, queue));
+      for (let i = 0; i < 3; i++) expect((await gateway("POST", "/in", { body: "{}" })).status).toBe(202);
+      expect((await gateway("GET", "/out")).status).toBe(200);
+      expect((await gateway("GET", "/out")).status).toBe(200);
+      expect((await gateway("GET", "/out")).status).toBe(200);
+      expect((await gateway("GET", "/out")).status).toBe(204);
+      await deleteQueue(queue);
+      expect((await gateway("GET", "/out")).status).toBe(404);
+
+      const stats = await (await gateway("GET", "/amqp")).json();
+      expect(stats).toEqual({
+        [publisher]: { url: "amqp://guest:***@127.0.0.1:5672/", total_requests: 3, total_errors: 0, published: 3, consumed: 0, connected: true },
+        [consumer]: { url: "amqp://guest:***@127.0.0.1:5672/", total_requests: 5, total_errors: 1, published: 0, consumed: 3, connected: true },
+      });
+    } finally {
+      await deleteQueue(queue);
+    }
+  });
+
+  it("keeps the counters in the object's storage, so they outlive the object", async () => {
+    const queue = uniqueName("persist");
+    await declareQueue(queue);
+    try {
+      const [publisher, consumer] = [uniqueRouteId("pub"), uniqueRouteId("sub")];
+      expect((await gatewayFor(routes(publisher, consumer, queue))("POST", "/in", { body: "{}" })).status).toBe(202);
+      const stub = env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(publisher));
+      const stored = await runInDurableObject(stub, (_, state) => state.storage.kv.get("counters"));
+      expect(stored).toEqual({ total_requests: 1, total_errors: 0, published: 1, consumed: 0 });
+    } finally {
+      await deleteQueue(queue);
+    }
+  });
+
+  it("requires the bearer token when ADMIN_TOKEN is set", async () => {
+    const gateway = gatewayFor(routes(uniqueRouteId("pub"), uniqueRouteId("sub"), "unused"), { ADMIN_TOKEN: "s3cret-token" });
+    const missing = await gateway("GET", "/amqp");
+    expect(missing.status).toBe(401);
+    expect(await missing.json()).toEqual({ error: "this endpoint requires Authorization: Bearer <ADMIN_TOKEN>", route: null });
+    expect((await gateway("GET", "/amqp", { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+    expect((await gateway("GET", "/amqp", { headers: { authorization: "Basic abc" } })).status).toBe(401);
+    expect((await gateway("GET", "/amqp", { headers: { authorization: "Bearer s3cret-token" } })).status).toBe(200);
+  });
+});
