@@ -1,5 +1,6 @@
 import { AMQPSession } from "@cloudamqp/amqp-client";
 import { brokerEndpoint } from "./broker-url";
+import "./socket-timer-fix";
 import { RouteFailureError } from "./route-failure";
 import { withTimeout } from "./with-timeout";
 
