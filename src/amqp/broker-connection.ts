@@ -16,10 +16,7 @@ export interface ConnectionSettings {
   name: string;
 }
 
-type State =
-  | { status: "zero" }
-  | { status: "starting"; ready: Promise<AMQPSession> }
-  | { status: "started"; session: AMQPSession };
+type State = { status: "zero" } | { status: "starting"; ready: Promise<AMQPSession> } | { status: "started"; session: AMQPSession };
 
 /**
  * One AMQP connection, opened on first use. The states follow partyserver's Server:
@@ -77,7 +74,8 @@ export class BrokerConnection {
     this.#closed = true;
     const state = this.#state;
     this.#state = { status: "zero" };
-    const session = state.status === "started" ? state.session : state.status === "starting" ? await state.ready.catch(() => undefined) : undefined;
+    const session =
+      state.status === "started" ? state.session : state.status === "starting" ? await state.ready.catch(() => undefined) : undefined;
     await session?.stop().catch(() => undefined);
   }
 
@@ -95,7 +93,12 @@ export class BrokerConnection {
       maxReconnectInterval: 5000,
     });
     try {
-      const session = await withTimeout(attempt, connectTimeoutMs, "unavailable", `could not connect to the broker within ${connectTimeoutMs} ms`);
+      const session = await withTimeout(
+        attempt,
+        connectTimeoutMs,
+        "unavailable",
+        `could not connect to the broker within ${connectTimeoutMs} ms`,
+      );
       if (this.#closed) {
         await session.stop().catch(() => undefined);
         throw new RouteFailureError("unavailable", "the connection was closed");
@@ -105,7 +108,10 @@ export class BrokerConnection {
       // A connect that completes after its timeout must not leave a connection open behind us.
       attempt.then((late) => late.stop()).catch(() => undefined);
       if (error instanceof RouteFailureError) throw error;
-      throw new RouteFailureError("unavailable", `could not connect to the broker: ${error instanceof Error ? error.message : String(error)}`);
+      throw new RouteFailureError(
+        "unavailable",
+        `could not connect to the broker: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
 }

@@ -45,7 +45,12 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
     await handle.publish(new Uint8Array(body), options as unknown as ExchangePublishOptions<never>);
   })();
   try {
-    await withTimeout(work, timeoutMs, "no_answer", `the broker did not confirm the message within ${timeoutMs} ms; it may or may not have been enqueued`);
+    await withTimeout(
+      work,
+      timeoutMs,
+      "no_answer",
+      `the broker did not confirm the message within ${timeoutMs} ms; it may or may not have been enqueued`,
+    );
   } catch (error) {
     if (error instanceof RouteFailureError) throw error;
     // The exchange may have been deleted: check it again next time.

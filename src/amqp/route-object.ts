@@ -46,16 +46,20 @@ export class AmqpRouteObject extends DurableObject<Env> {
   /** Takes one message from the route's queue, or answers with `message: null` when it is empty. */
   async consume(route: RouteTarget): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
-    return this.#count("consumed", async () => {
-      if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
-      const session = await this.#connection("consume", route).session();
-      const message = await getMessage(session, {
-        queue: consumer.queue,
-        autoAck: consumer.auto_ack,
-        timeoutMs: route.amqp.operation_timeout_ms,
-      });
-      return { ok: true, message } as const;
-    }, (outcome) => outcome.message !== null);
+    return this.#count(
+      "consumed",
+      async () => {
+        if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
+        const session = await this.#connection("consume", route).session();
+        const message = await getMessage(session, {
+          queue: consumer.queue,
+          autoAck: consumer.auto_ack,
+          timeoutMs: route.amqp.operation_timeout_ms,
+        });
+        return { ok: true, message } as const;
+      },
+      (outcome) => outcome.message !== null,
+    );
   }
 
   /** The counters behind `GET /amqp`, and whether a connection is open. */

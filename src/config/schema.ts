@@ -96,7 +96,11 @@ const AmqpSchema = strictObject({
   consumer: v.optional(ConsumerSchema),
   /** AMQP heartbeat interval in seconds; 0 turns heartbeats off (default 30). */
   heartbeat_s: v.optional(
-    v.pipe(v.number("heartbeat_s must be a number"), v.integer("heartbeat_s must be a whole number"), v.minValue(0, "heartbeat_s must not be negative")),
+    v.pipe(
+      v.number("heartbeat_s must be a number"),
+      v.integer("heartbeat_s must be a whole number"),
+      v.minValue(0, "heartbeat_s must not be negative"),
+    ),
     30,
   ),
   /** Longest wait in milliseconds for a connection to the broker (default 5000). */
@@ -115,9 +119,10 @@ const MethodSchema = v.pipe(
   v.picklist(ROUTE_METHODS, (issue) => `unknown method ${String(issue.input)} (use ${ROUTE_METHODS.join(", ")})`),
 );
 
-const foreignHandlerEntries = Object.fromEntries(
-  FOREIGN_HANDLERS.map((name) => [name, v.optional(v.unknown())]),
-) as Record<(typeof FOREIGN_HANDLERS)[number], v.OptionalSchema<v.UnknownSchema, undefined>>;
+const foreignHandlerEntries = Object.fromEntries(FOREIGN_HANDLERS.map((name) => [name, v.optional(v.unknown())])) as Record<
+  (typeof FOREIGN_HANDLERS)[number],
+  v.OptionalSchema<v.UnknownSchema, undefined>
+>;
 
 const RouteSchema = v.pipe(
   strictObject({
@@ -159,7 +164,8 @@ const RouteSchema = v.pipe(
         }
       }
     } else if (foreign.length > 0) {
-      for (const name of foreign) addIssue({ message: `${name} is not supported by this gateway (only amqp routes are)`, path: [...at(name)] });
+      for (const name of foreign)
+        addIssue({ message: `${name} is not supported by this gateway (only amqp routes are)`, path: [...at(name)] });
     } else {
       addIssue({ message: "the route has no handler: set amqp.enabled: true with a url" });
     }
@@ -185,7 +191,10 @@ export const GatewayConfigSchema = v.pipe(
         { type: "array", origin: "value", input: routes, key: index, value: route },
       ] as const;
       if (typeof route?.id === "string" && seenIds.has(route.id)) {
-        addIssue({ message: `duplicate id "${route.id}"`, path: [...path, { type: "object", origin: "value", input: route, key: "id", value: route.id }] });
+        addIssue({
+          message: `duplicate id "${route.id}"`,
+          path: [...path, { type: "object", origin: "value", input: route, key: "id", value: route.id }],
+        });
       }
       seenIds.add(route?.id);
       if (!dataset.typed) return;

@@ -15,8 +15,7 @@ export const unknownKeyMessage =
     return `unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`;
   };
 
-const describe = (input: unknown): string =>
-  input === null ? "null" : Array.isArray(input) ? "a list" : typeof input;
+const describe = (input: unknown): string => (input === null ? "null" : Array.isArray(input) ? "a list" : typeof input);
 
 /** The known key within two edits of `key`, if any. */
 const closest = (key: string, candidates: readonly string[]): string | undefined => {

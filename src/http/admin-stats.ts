@@ -23,7 +23,9 @@ export const adminStats = (config: GatewayConfig) => {
     verifyToken: (token, c) => timingSafeEqual(c.env.ADMIN_TOKEN ?? "", token),
     noAuthenticationHeader: unauthorized("this endpoint requires Authorization: Bearer <ADMIN_TOKEN>"),
     // Malformed headers get 401 too: to a client, any unusable credential is the same failure.
-    invalidAuthenticationHeader: { message: (c) => c.json({ error: "malformed Authorization header; expected Bearer <ADMIN_TOKEN>", route: null }, 401) },
+    invalidAuthenticationHeader: {
+      message: (c) => c.json({ error: "malformed Authorization header; expected Bearer <ADMIN_TOKEN>", route: null }, 401),
+    },
     invalidToken: unauthorized("invalid token"),
   });
   app.use("/amqp", (c, next) => (c.env.ADMIN_TOKEN ? requireToken(c, next) : next()));

@@ -45,6 +45,8 @@ const callRouteObject = async <T>(routeId: string, call: () => Promise<T>): Prom
     return await call();
   } catch (error) {
     console.error(`route ${routeId}: durable object call failed`, error);
-    throw new GatewayError(503, "the route's connection holder is restarting; retry", routeId, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+    throw new GatewayError(503, "the route's connection holder is restarting; retry", routeId, {
+      "Retry-After": String(RETRY_AFTER_SECONDS),
+    });
   }
 };

@@ -34,7 +34,8 @@ export const createApp = (config: GatewayConfig) => {
     if (method === "OPTIONS") return c.body(null, 204, { Allow: allow });
     const route = routeForMethod(group, method);
     if (!route) {
-      const reason = method === "HEAD" ? "HEAD is not served: it would take a message and throw its body away; use GET" : `${method} is not served here`;
+      const reason =
+        method === "HEAD" ? "HEAD is not served: it would take a message and throw its body away; use GET" : `${method} is not served here`;
       throw new GatewayError(405, reason, ids, { Allow: allow });
     }
     const target = routeTarget(config, c.env, route);

@@ -64,7 +64,12 @@ export const npmStart = async (yaml: string, env: Record<string, string> = {}): 
 
 /** Runs an npm script to completion, as `npm run NAME` from the repository. */
 export const npmRun = (script: string, env: Record<string, string> = {}) => {
-  const result = spawnSync("npm", ["run", "--silent", script], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+  const result = spawnSync("npm", ["run", "--silent", script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    timeout: 120_000,
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.replace(/^npm warn.*\n/gm, "") };
 };
 

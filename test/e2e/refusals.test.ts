@@ -46,7 +46,10 @@ describe("an invalid routes file", () => {
 
   it("is refused by npm start before anything listens", async () => {
     await expect(npmStart(INVALID)).rejects.toThrow(/exited with 1/);
-    const result = spawnSync("npm", ["start", "--silent"], { env: { ...process.env, ROUTES: routesFile(INVALID), PORT: "1" }, encoding: "utf8" });
+    const result = spawnSync("npm", ["start", "--silent"], {
+      env: { ...process.env, ROUTES: routesFile(INVALID), PORT: "1" },
+      encoding: "utf8",
+    });
     expectRefusal(result.status, result.stderr.replace(/^npm warn.*\n/gm, ""));
   });
 
@@ -82,7 +85,10 @@ describe("a valid routes file", () => {
 
   it("is refused by npm start when a ${NAME} it uses is not set", () => {
     const yaml = `routes:\n  - { id: a, path: /a, amqp: { enabled: true, url: "\${GATEWAY_E2E_UNSET}", producer: {} } }\n`;
-    const result = spawnSync("npm", ["start", "--silent"], { env: { ...process.env, ROUTES: routesFile(yaml), PORT: "1" }, encoding: "utf8" });
+    const result = spawnSync("npm", ["start", "--silent"], {
+      env: { ...process.env, ROUTES: routesFile(yaml), PORT: "1" },
+      encoding: "utf8",
+    });
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/\$\{GATEWAY_E2E_UNSET\} is used in the routes but is not set in the environment/);
   });

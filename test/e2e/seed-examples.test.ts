@@ -69,7 +69,11 @@ describe("the seed's publisher and consumer example", () => {
 
   it("publishes a POST and a PUT to the exchange with 202 and the seed's body", async () => {
     for (const method of ["POST", "PUT"]) {
-      const response = await fetch(`${gateway.url}/publish`, { method, body: JSON.stringify({ user: method }), headers: { "content-type": "application/json" } });
+      const response = await fetch(`${gateway.url}/publish`, {
+        method,
+        body: JSON.stringify({ user: method }),
+        headers: { "content-type": "application/json" },
+      });
       expect(response.status).toBe(202);
       expect(await response.json()).toEqual({ status: "published", exchange: "events", routing_key: "user.created" });
     }
@@ -116,7 +120,11 @@ describe.each([
     // The route's first requests: without a single-flight connect, each would open its own connection.
     const answers = await Promise.all(
       Array.from({ length: 64 }, (_, i) =>
-        fetch(`${gateway.url}/api/jobs`, { method: "POST", body: JSON.stringify({ i }), headers: { "content-type": "application/json" } }).then((r) => r.status),
+        fetch(`${gateway.url}/api/jobs`, {
+          method: "POST",
+          body: JSON.stringify({ i }),
+          headers: { "content-type": "application/json" },
+        }).then((r) => r.status),
       ),
     );
     expect(answers).toEqual(Array(64).fill(202));
@@ -126,7 +134,11 @@ describe.each([
   });
 
   it("enqueues with POST and dequeues with GET", async () => {
-    const posted = await fetch(`${gateway.url}/api/jobs`, { method: "POST", body: '{"task":"resize"}', headers: { "content-type": "application/json" } });
+    const posted = await fetch(`${gateway.url}/api/jobs`, {
+      method: "POST",
+      body: '{"task":"resize"}',
+      headers: { "content-type": "application/json" },
+    });
     expect(posted.status).toBe(202);
     expect(await posted.json()).toEqual({ status: "published", exchange: "", routing_key: "jobs" });
     const taken = await fetch(`${gateway.url}/api/jobs`);
@@ -143,10 +155,12 @@ describe.each([
 
   it("carries a binary body byte for byte", async () => {
     const bytes = new Uint8Array(4096).map((_, i) => (i * 31 + 7) % 256);
-    expect((await fetch(`${gateway.url}/api/jobs`, { method: "POST", body: bytes, headers: { "content-type": "application/octet-stream" } })).status).toBe(202);
+    expect(
+      (await fetch(`${gateway.url}/api/jobs`, { method: "POST", body: bytes, headers: { "content-type": "application/octet-stream" } }))
+        .status,
+    ).toBe(202);
     const [message] = await drain("jobs");
     expect(message?.body).toEqual(bytes);
     expect(message?.properties.contentType).toBe("application/octet-stream");
   });
-
 });

@@ -15,7 +15,9 @@ export const DEAD_URL = "amqp://guest:guest@127.0.0.1:1/";
 export const uniqueName = (prefix: string): string => `gw-test-${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 
 /** Runs `work` with a channel on a fresh connection, closing it afterwards. */
-export const withChannel = async <T>(work: (channel: Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>) => Promise<T>): Promise<T> => {
+export const withChannel = async <T>(
+  work: (channel: Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>) => Promise<T>,
+): Promise<T> => {
   const connection = await new AMQPClient(BROKER_URL).connect();
   try {
     return await work(await connection.channel());

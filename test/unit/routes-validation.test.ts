@@ -41,7 +41,9 @@ describe("a valid routes file", () => {
 
 describe("a routes file is refused, naming the route and the field, when", () => {
   it("amqp is enabled without a url", () => {
-    expect(problemsOf(amqp(`      producer: {}\n`))).toEqual(['routes.yaml:4: route "r1": amqp: url is required when amqp.enabled is true']);
+    expect(problemsOf(amqp(`      producer: {}\n`))).toEqual([
+      'routes.yaml:4: route "r1": amqp: url is required when amqp.enabled is true',
+    ]);
   });
 
   it("a route has no handler at all", () => {
@@ -77,7 +79,9 @@ describe("a routes file is refused, naming the route and the field, when", () =>
   });
 
   it("a method is unknown, or is HEAD", () => {
-    const problems = problemsOf(route(`    methods: [GET, FETCH, HEAD]\n    amqp: { enabled: true, url: "amqp://h", consumer: { queue: q } }\n`));
+    const problems = problemsOf(
+      route(`    methods: [GET, FETCH, HEAD]\n    amqp: { enabled: true, url: "amqp://h", consumer: { queue: q } }\n`),
+    );
     expect(problems).toEqual([
       'routes.yaml:4: route "r1": methods[1]: unknown method FETCH (use GET, POST, PUT, DELETE, PATCH)',
       'routes.yaml:4: route "r1": methods[2]: HEAD cannot be routed: HEAD would discard a message and OPTIONS is answered by the gateway',

@@ -50,7 +50,10 @@ describe.each([
     const queue = uniqueName("put");
     await declareQueue(queue);
     try {
-      const response = await gatewayFor(bridge(url, queue))("PUT", "/jobs", { body: "plain words", headers: { "content-type": "text/plain" } });
+      const response = await gatewayFor(bridge(url, queue))("PUT", "/jobs", {
+        body: "plain words",
+        headers: { "content-type": "text/plain" },
+      });
       expect(response.status).toBe(202);
       const [message] = await drain(queue);
       expect(message?.bodyString()).toBe("plain words");

@@ -26,8 +26,22 @@ describe("GET /amqp", () => {
 
       const stats = await (await gateway("GET", "/amqp")).json();
       expect(stats).toEqual({
-        [publisher]: { url: "amqp://guest:***@127.0.0.1:5672/", total_requests: 3, total_errors: 0, published: 3, consumed: 0, connected: true },
-        [consumer]: { url: "amqp://guest:***@127.0.0.1:5672/", total_requests: 5, total_errors: 1, published: 0, consumed: 3, connected: true },
+        [publisher]: {
+          url: "amqp://guest:***@127.0.0.1:5672/",
+          total_requests: 3,
+          total_errors: 0,
+          published: 3,
+          consumed: 0,
+          connected: true,
+        },
+        [consumer]: {
+          url: "amqp://guest:***@127.0.0.1:5672/",
+          total_requests: 5,
+          total_errors: 1,
+          published: 0,
+          consumed: 3,
+          connected: true,
+        },
       });
     } finally {
       await deleteQueue(queue);
