@@ -1,5 +1,6 @@
 import { AMQPSession } from "@cloudamqp/amqp-client";
 import { brokerEndpoint } from "./broker-url";
+import { ReturnedMessages } from "./returned-messages";
 import "./socket-timer-fix";
 import { RouteFailureError } from "./route-failure";
 import { withTimeout } from "./with-timeout";
@@ -30,6 +31,8 @@ type State = { status: "zero" } | { status: "starting"; ready: Promise<AMQPSessi
 export class BrokerConnection {
   #state: State = { status: "zero" };
   #closed = false;
+  /** Mandatory publishes in flight on this connection, matched against the broker's returns. */
+  readonly returns = new ReturnedMessages();
 
   constructor(readonly settings: ConnectionSettings) {}
 
@@ -88,6 +91,7 @@ export class BrokerConnection {
       heartbeat: heartbeatSeconds,
       name,
       logger: null,
+      onreturn: this.returns.onReturn,
       // A gateway wants its route back soon after the broker is: start at 0.5 s, never wait more than 5 s.
       reconnectInterval: 500,
       maxReconnectInterval: 5000,

@@ -27,6 +27,9 @@ export const getMessage = async (session: AMQPSession, request: GetMessage): Pro
       const consumed: ConsumedMessage = {
         body: body.slice().buffer,
         contentType: message.properties.contentType,
+        messageId: message.properties.messageId,
+        correlationId: message.properties.correlationId,
+        headers: message.properties.headers,
         exchange: message.exchange,
         routingKey: message.routingKey,
         redelivered: message.redelivered,

@@ -1,23 +1,24 @@
-import type { AMQPExchange, AMQPSession, ExchangePublishOptions } from "@cloudamqp/amqp-client";
+import type { AMQPSession } from "@cloudamqp/amqp-client";
+import { confirmChannel } from "./confirm-channel";
+import type { ReturnedMessages } from "./returned-messages";
 import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
 import type { PublishProperties } from "./route-messages";
 import { withTimeout } from "./with-timeout";
 
-const exchangeHandles = new WeakMap<AMQPSession, Map<string, AMQPExchange>>();
+const checkedExchanges = new WeakMap<AMQPSession, Set<string>>();
 
 /**
- * A handle for `name` on this session. A named exchange is declared passively once (it must
- * exist; the gateway never creates topology), so a missing exchange fails with the broker's own
- * reason before anything is published.
+ * Makes sure a named exchange exists, with a passive declare once per session (the gateway never
+ * creates topology), so a missing exchange fails with the broker's own reason before anything is
+ * published. The default exchange `""` always exists.
  */
-const exchangeHandle = async (session: AMQPSession, name: string): Promise<AMQPExchange> => {
-  let handles = exchangeHandles.get(session);
-  if (!handles) exchangeHandles.set(session, (handles = new Map()));
-  const known = handles.get(name);
-  if (known) return known;
-  const handle = name === "" ? await session.directExchange("") : await session.exchange(name, "direct", { passive: true });
-  handles.set(name, handle);
-  return handle;
+const checkExchange = async (session: AMQPSession, name: string): Promise<void> => {
+  if (name === "") return;
+  let checked = checkedExchanges.get(session);
+  if (!checked) checkedExchanges.set(session, (checked = new Set()));
+  if (checked.has(name)) return;
+  await session.exchange(name, "direct", { passive: true });
+  checked.add(name);
 };
 
 export interface PublishMessage {
@@ -25,55 +26,80 @@ export interface PublishMessage {
   routingKey: string;
   body: ArrayBuffer;
   properties: PublishProperties;
-  timeoutMs: number;
+  persistent: boolean;
+  /** When set, an unroutable message is returned by the broker and this publish fails as "unroutable". */
+  mandatory: ReturnedMessages | undefined;
+  confirmTimeoutMs: number;
 }
 
 /**
- * Publishes on the session's confirm channel and resolves only once the broker has confirmed
- * the message (`basic.ack`). A negative confirm or a channel error rejects with "broker_error";
- * no answer within `timeoutMs` rejects with "timeout" (the message may or may not be enqueued).
+ * Publishes on the session's confirm channel and resolves only once the broker has confirmed the
+ * message (`basic.ack`). Failures, as {@link RouteFailureError}s:
+ * - "unavailable": nothing was sent (no connection, or the broker has blocked it);
+ * - "broker_error": the broker refused it (channel error, `basic.nack`);
+ * - "unroutable": a mandatory message no queue took (returned, then confirmed);
+ * - "no_answer": sent, but no confirm within `confirmTimeoutMs` or before the connection dropped,
+ *   so the message may or may not be enqueued.
  */
 export const publishMessage = async (session: AMQPSession, message: PublishMessage): Promise<void> => {
-  const { exchange, routingKey, body, properties, timeoutMs } = message;
+  const { exchange, routingKey, properties, persistent, mandatory, confirmTimeoutMs } = message;
+  const body = new Uint8Array(message.body);
+  const watch = mandatory?.watch(exchange, routingKey, body);
   let sent = false;
   const work = (async () => {
-    const handle = await exchangeHandle(session, exchange);
+    await checkExchange(session, exchange);
+    const channel = await confirmChannel(session);
     sent = true;
-    // amqp-client types contentType by its codec registry, which the gateway does not use: the
-    // body is published as the raw bytes it arrived as, under the client's own content type.
-    const options = { routingKey, confirm: true, deliveryMode: 2, contentType: properties.contentType };
-    await handle.publish(new Uint8Array(body), options as unknown as ExchangePublishOptions<never>);
+    // Resolves on the broker's basic.ack, rejects on basic.nack or when the channel closes.
+    await channel.basicPublish(exchange, routingKey, body, { ...properties, deliveryMode: persistent ? 2 : 1 }, mandatory !== undefined);
   })();
   try {
     await withTimeout(
       work,
-      timeoutMs,
+      confirmTimeoutMs,
       "no_answer",
-      `the broker did not confirm the message within ${timeoutMs} ms; it may or may not have been enqueued`,
+      `the broker did not confirm the message within ${confirmTimeoutMs} ms; it may or may not have been enqueued`,
     );
-  } catch (error) {
-    if (error instanceof RouteFailureError) throw error;
-    // The exchange may have been deleted: check it again next time.
-    if (replyCodeOf(error) === 404) exchangeHandles.get(session)?.delete(exchange);
-    if (isChannelError(error) || isNegativeConfirm(error)) {
-      throw new RouteFailureError("broker_error", `the broker refused the message: ${brokerReason(error)}`);
-    }
-    if (sent) {
+    if (watch?.wasReturned()) {
       throw new RouteFailureError(
-        "no_answer",
-        `the connection to the broker was lost before it confirmed the message (${brokerReason(error)}); it may or may not have been enqueued`,
+        "unroutable",
+        `no queue is bound to exchange "${exchange}" with routing key "${routingKey}"; nothing was enqueued`,
       );
     }
-    throw new RouteFailureError("unavailable", `the connection to the broker was lost: ${brokerReason(error)}`);
+  } catch (error) {
+    throw classifyPublishError(error, { session, exchange, sent });
+  } finally {
+    watch?.stop();
   }
 };
 
-/** amqp-client's rejection for a `basic.nack`. */
-const isNegativeConfirm = (error: unknown): boolean => error instanceof Error && error.message === "Message rejected";
+const classifyPublishError = (error: unknown, context: { session: AMQPSession; exchange: string; sent: boolean }): RouteFailureError => {
+  if (error instanceof RouteFailureError) return error;
+  const reason = brokerReason(error);
+  // The exchange may have been deleted: check it again next time.
+  if (replyCodeOf(error) === 404) checkedExchanges.get(context.session)?.delete(context.exchange);
+  if (/^Connection blocked by server/.test(reason)) {
+    return new RouteFailureError(
+      "unavailable",
+      `the broker is not accepting messages right now (${reason.replace(/^Connection blocked by server: ?/, "")})`,
+    );
+  }
+  if (isChannelError(error) || reason === NEGATIVE_CONFIRM)
+    return new RouteFailureError("broker_error", `the broker refused the message: ${reason}`);
+  if (context.sent) {
+    return new RouteFailureError(
+      "no_answer",
+      `the connection to the broker was lost before it confirmed the message (${reason}); it may or may not have been enqueued`,
+    );
+  }
+  return new RouteFailureError("unavailable", `the connection to the broker was lost: ${reason}`);
+};
+
+const NEGATIVE_CONFIRM = "negative confirm (basic.nack)";
 
 /** The broker's reply text without amqp-client's "channel 1 closed:" prefix. */
 export const brokerReason = (error: unknown): string => {
   const text = error instanceof Error ? error.message : String(error);
-  if (text === "Message rejected") return "negative confirm (basic.nack)";
+  if (text === "Message rejected") return NEGATIVE_CONFIRM;
   return text.replace(/^(channel \d+|connection) closed: /, "");
 };

@@ -1,6 +1,7 @@
-import type { RouteCounters } from "./route-messages";
+import type { LastError, RouteCounters } from "./route-messages";
 
 const STORAGE_KEY = "counters";
+const LAST_ERROR_KEY = "last_error";
 
 /**
  * The route's counters, kept in the Durable Object's SQLite storage so they survive eviction
@@ -10,10 +11,12 @@ const STORAGE_KEY = "counters";
 export class RouteCountersStore {
   readonly #storage: DurableObjectStorage;
   readonly #counters: RouteCounters;
+  #lastError: LastError | null;
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#counters = { total_requests: 0, total_errors: 0, published: 0, consumed: 0, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
+    this.#lastError = storage.kv.get<LastError>(LAST_ERROR_KEY) ?? null;
   }
 
   /** Adds one to each named counter and persists them. */
@@ -22,7 +25,14 @@ export class RouteCountersStore {
     this.#storage.kv.put(STORAGE_KEY, this.#counters);
   }
 
-  snapshot(): RouteCounters {
-    return { ...this.#counters };
+  /** Counts a failed request and remembers why. */
+  recordError(message: string): void {
+    this.#lastError = { message, at: new Date().toISOString() };
+    this.#storage.kv.put(LAST_ERROR_KEY, this.#lastError);
+    this.increment("total_errors");
+  }
+
+  snapshot(): RouteCounters & { last_error: LastError | null } {
+    return { ...this.#counters, last_error: this.#lastError };
   }
 }

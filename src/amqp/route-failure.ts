@@ -10,6 +10,8 @@ export type FailureKind =
   | "queue_not_found"
   /** The broker refused the operation (channel error, negative confirm). */
   | "broker_error"
+  /** A mandatory message that no queue took; nothing was enqueued. */
+  | "unroutable"
   /** No answer from the broker (in time, or before the connection dropped); for a publish the outcome is unknown. */
   | "no_answer"
   /** The gateway itself failed; the message was not published or consumed. */

@@ -12,9 +12,19 @@ export interface RouteTarget {
   amqp: AmqpConfig & { url: string };
 }
 
-/** AMQP properties the gateway sets from the request. */
+/** AMQP properties the gateway sets from the request's headers (see `src/http/message-properties.ts`). */
 export interface PublishProperties {
   contentType: string;
+  contentEncoding?: string;
+  messageId?: string;
+  correlationId?: string;
+  replyTo?: string;
+  /** 0 to 9. */
+  priority?: number;
+  /** Time to live in milliseconds, as AMQP wants it: a decimal string. */
+  expiration?: string;
+  type?: string;
+  headers?: Record<string, string>;
 }
 
 export interface PublishRequest {
@@ -29,6 +39,10 @@ export type PublishOutcome = { ok: true } | RouteFailure;
 export interface ConsumedMessage {
   body: ArrayBuffer;
   contentType: string | undefined;
+  messageId: string | undefined;
+  correlationId: string | undefined;
+  /** The message's headers table. */
+  headers: Record<string, unknown> | undefined;
   exchange: string;
   routingKey: string;
   redelivered: boolean;
@@ -45,7 +59,16 @@ export interface RouteCounters {
   consumed: number;
 }
 
+/** The route's most recent failure. */
+export interface LastError {
+  message: string;
+  /** When it happened, as an ISO 8601 timestamp. */
+  at: string;
+}
+
 export interface RouteStats extends RouteCounters {
   /** Whether a connection to the broker is open right now. */
   connected: boolean;
+  /** The most recent failure, or null if there has been none. */
+  last_error: LastError | null;
 }

@@ -31,13 +31,16 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const producer = route.amqp.producer;
     return this.#count("published", async () => {
       if (!producer) throw new RouteFailureError("internal", "the route has no producer");
-      const session = await this.#connection("publish", route).session();
+      const connection = this.#connection("publish", route);
+      const session = await connection.session();
       await publishMessage(session, {
         exchange: producer.exchange,
         routingKey: producer.routing_key,
         body,
         properties,
-        timeoutMs: route.amqp.operation_timeout_ms,
+        persistent: producer.persistent,
+        mandatory: producer.mandatory ? connection.returns : undefined,
+        confirmTimeoutMs: producer.confirm_timeout_ms,
       });
       return { ok: true } as const;
     });
@@ -84,10 +87,13 @@ export class AmqpRouteObject extends DurableObject<Env> {
       if (counts(outcome)) this.#counters.increment(success);
       return outcome;
     } catch (error) {
-      this.#counters.increment("total_errors");
-      if (error instanceof RouteFailureError) return error.toFailure();
-      console.error("amqp route object: unexpected error", error);
-      return { ok: false, kind: "internal", message: "internal error in the gateway; the operation was not carried out" };
+      const failure: RouteFailure =
+        error instanceof RouteFailureError
+          ? error.toFailure()
+          : { ok: false, kind: "internal", message: "internal error in the gateway; the operation was not carried out" };
+      if (!(error instanceof RouteFailureError)) console.error("amqp route object: unexpected error", error);
+      this.#counters.recordError(failure.message);
+      return failure;
     }
   }
 

@@ -59,11 +59,31 @@ const strictObject = <const TEntries extends v.ObjectEntries>(entries: TEntries)
 const positiveInteger = (what: string) =>
   v.pipe(v.number(`${what} must be a number`), v.integer(`${what} must be a whole number`), v.minValue(1, `${what} must be at least 1`));
 
+/** RabbitMQ's default `max_message_size`; a larger message would close the publishing channel. */
+export const BROKER_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 const ProducerSchema = strictObject({
   /** Exchange to publish to; `""` (the default) is the broker's default exchange. */
   exchange: v.optional(v.string(), ""),
   /** Routing key of every published message (default `""`). */
   routing_key: v.optional(v.string(), ""),
+  /** Publish with delivery mode 2, so the message outlives a broker restart in a durable queue (default true). */
+  persistent: v.optional(v.boolean("persistent must be true or false"), true),
+  /** Ask the broker to return a message no queue takes; the gateway then answers 422 (default false). */
+  mandatory: v.optional(v.boolean("mandatory must be true or false"), false),
+  /** Longest wait in milliseconds for the broker's confirm; then 504, outcome unknown (default 5000). */
+  confirm_timeout_ms: v.optional(positiveInteger("confirm_timeout_ms"), 5000),
+  /** Largest request body in bytes; a larger one is refused with 413 before it reaches the broker (default 1048576). */
+  max_body_bytes: v.optional(
+    v.pipe(
+      positiveInteger("max_body_bytes"),
+      v.maxValue(
+        BROKER_MAX_MESSAGE_BYTES,
+        `max_body_bytes must be at most ${BROKER_MAX_MESSAGE_BYTES} (the broker's default max_message_size)`,
+      ),
+    ),
+    1024 * 1024,
+  ),
 });
 
 const ConsumerSchema = strictObject({
@@ -105,7 +125,7 @@ const AmqpSchema = strictObject({
   ),
   /** Longest wait in milliseconds for a connection to the broker (default 5000). */
   connect_timeout_ms: v.optional(positiveInteger("connect_timeout_ms"), 5000),
-  /** Longest wait in milliseconds for one broker operation, confirms included (default 5000). */
+  /** Longest wait in milliseconds for one broker operation other than a publish confirm (default 5000). */
   operation_timeout_ms: v.optional(positiveInteger("operation_timeout_ms"), 5000),
 });
 

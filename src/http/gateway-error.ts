@@ -29,6 +29,7 @@ const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
   unavailable: 503,
   queue_not_found: 404,
   broker_error: 502,
+  unroutable: 422,
   no_answer: 504,
   internal: 500,
 };

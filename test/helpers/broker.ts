@@ -45,3 +45,10 @@ export const drain = (queue: string) =>
 
 export const publishDirect = (queue: string, body: string | Uint8Array, contentType?: string) =>
   withChannel((channel) => channel.basicPublish("", queue, body, contentType ? { contentType } : {}));
+
+/** Index of the first byte where `a` and `b` differ, or -1 when they are equal (cheaper than a deep equal on a MiB). */
+export const firstDifference = (a: Uint8Array, b: Uint8Array): number => {
+  const length = Math.max(a.byteLength, b.byteLength);
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+};

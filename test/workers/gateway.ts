@@ -12,7 +12,7 @@ export const gatewayFor = (yaml: string, overrides: Partial<Env> = {}) => {
   if (!result.ok) throw new Error(`test routes are invalid:\n${result.problems.join("\n")}`);
   const app = createApp(result.config);
   const bindings = { ...env, ...overrides } as Env;
-  return (method: string, path: string, init: RequestInit = {}) =>
+  return async (method: string, path: string, init: RequestInit = {}): Promise<Response> =>
     app.fetch(new Request(`http://gateway.test${path}`, { method, ...init }), bindings);
 };
 

@@ -33,6 +33,7 @@ describe("GET /amqp", () => {
           published: 3,
           consumed: 0,
           connected: true,
+          last_error: null,
         },
         [consumer]: {
           url: "amqp://guest:***@127.0.0.1:5672/",
@@ -41,6 +42,7 @@ describe("GET /amqp", () => {
           published: 0,
           consumed: 3,
           connected: true,
+          last_error: { message: `queue "${queue}" does not exist`, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
         },
       });
     } finally {
