@@ -17,7 +17,15 @@ describe("a valid routes file", () => {
     if (!result.ok) return;
     const { amqp: config, path_prefix } = result.config.routes[0]!;
     expect(path_prefix).toBe(false);
-    expect(config?.producer).toEqual({ exchange: "", routing_key: "" });
+    expect(config?.producer).toEqual({
+      exchange: "",
+      routing_key: "",
+      persistent: true,
+      mandatory: false,
+      confirm_timeout_ms: 5000,
+      max_body_bytes: 1048576,
+    });
+    expect(config).toMatchObject({ heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000 });
     expect(config?.consumer).toEqual({ queue: "q", auto_ack: false });
   });
 
@@ -128,6 +136,12 @@ describe("a routes file is refused, naming the route and the field, when", () =>
 
   it("the YAML is broken, giving its line", () => {
     expect(problemsOf("routes:\n  - id: a\n   path: /x\n")).toEqual(["routes.yaml:3: invalid YAML: Sequence item without - indicator"]);
+  });
+
+  it("max_body_bytes is over the broker's default max_message_size", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h"\n      producer: { max_body_bytes: 20000000 }\n`))).toEqual([
+      'routes.yaml:7: route "r1": amqp.producer.max_body_bytes: max_body_bytes must be at most 16777216 (the broker\'s default max_message_size)',
+    ]);
   });
 
   it("there are no routes", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName, withChannel } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 const producerOnly = (id: string, queue: string) => `
@@ -118,27 +118,32 @@ describe("errors", () => {
     expect(await response.json()).toEqual({ error: `queue "${queue}" does not exist`, route: id });
   });
 
-  it("a missing exchange is a JSON 502 with the broker's reason, and the route keeps working", async () => {
+  it("a missing exchange is a JSON 502 with the broker's reason; then the same route and another publish with 202", async () => {
     const queue = uniqueName("after-404");
+    const exchange = uniqueName("late-exchange");
     await declareQueue(queue);
     try {
-      const exchange = uniqueName("no-such-exchange");
-      const id = uniqueRouteId("producer");
-      const broken = gatewayFor(`
+      const [id, other] = [uniqueRouteId("producer"), uniqueRouteId("other")];
+      const gateway = gatewayFor(`
 routes:
   - { id: ${id}, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", producer: { exchange: ${exchange}, routing_key: k } } }
+  - { id: ${other}, path: /other, amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue} } } }
 `);
-      const refused = await broken("POST", "/in", { body: "{}" });
+      const refused = await gateway("POST", "/in", { body: "{}" });
       expect(refused.status).toBe(502);
       const body = (await refused.json()) as { error: string; route: string };
-      expect(body.route).toBe(id);
-      expect(body.error).toContain(`no exchange '${exchange}'`);
-      // Same route id, now pointing at the default exchange: the object's channel recovered.
-      const fixed = gatewayFor(producerOnly(id, queue));
-      expect((await fixed("POST", "/in", { body: "{}" })).status).toBe(202);
-      expect(await messageCount(queue)).toBe(1);
+      expect(body).toEqual({ error: expect.stringContaining(`no exchange '${exchange}'`), route: id });
+      // Once the exchange exists, the same route publishes again: its channel was reopened.
+      await withChannel(async (channel) => {
+        await channel.exchangeDeclare(exchange, "direct", { durable: false, autoDelete: false });
+        await channel.queueBind(queue, exchange, "k");
+      });
+      expect((await gateway("POST", "/in", { body: "{}" })).status).toBe(202);
+      expect((await gateway("POST", "/other", { body: "{}" })).status).toBe(202);
+      expect(await messageCount(queue)).toBe(2);
     } finally {
       await deleteQueue(queue);
+      await withChannel((channel) => channel.exchangeDelete(exchange)).catch(() => undefined);
     }
   });
 

@@ -1,0 +1,205 @@
+/**
+ * Faults of the real broker, its connections and the Web-AMQP relay, with the gateway as
+ * `npm start` runs it. Every request must get an answer, within the configured timeouts, and
+ * the routes must come back by themselves.
+ */
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startRelay } from "../../scripts/lib/web-amqp-relay";
+import { declareQueue, deleteQueue, drain, messageCount, uniqueName } from "../helpers/broker";
+import { npmStart, waitFor, type RunningGateway } from "./npm-start";
+import { closeConnectionsNamed, rabbitmqctl, restoreBroker } from "./rabbitmq";
+
+const RELAY = "127.0.0.1:15681";
+const queue = uniqueName("faults");
+const prefix = `fault-${queue.slice(-8)}`;
+
+const ROUTES = `
+routes:
+  - id: ${prefix}-tcp
+    path: /tcp
+    amqp:
+      enabled: true
+      url: "amqp://guest:guest@127.0.0.1:5672/"
+      connect_timeout_ms: 2000
+      producer: { routing_key: ${queue}, confirm_timeout_ms: 2000 }
+      consumer: { queue: ${queue} }
+  - id: ${prefix}-ws
+    path: /ws
+    amqp:
+      enabled: true
+      url: "ws://guest:guest@${RELAY}/?vhost=/"
+      connect_timeout_ms: 2000
+      producer: { routing_key: ${queue}, confirm_timeout_ms: 2000 }
+`;
+
+let gateway: RunningGateway;
+let relay: ChildProcess | undefined;
+
+const post = async (path: string, body = "{}") => {
+  const started = Date.now();
+  const response = await fetch(`${gateway.url}${path}`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json" },
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: response.status, body: await response.text(), headers: response.headers, ms: Date.now() - started };
+};
+
+/** Polls `path` with publishes until one is accepted; returns how long that took. */
+const recoveryTime = async (path: string, timeoutMs = 20_000): Promise<number> => {
+  const started = Date.now();
+  await waitFor(async () => (await post(path)).status === 202, timeoutMs);
+  return Date.now() - started;
+};
+
+/** Sends SIGSTOP or SIGCONT to a process and its children. */
+const signalTree = (process: ChildProcess | undefined, signal: "STOP" | "CONT") => {
+  if (process?.pid === undefined) return;
+  spawnSync("pkill", [`-${signal}`, "-P", String(process.pid)]);
+  spawnSync("kill", [`-${signal}`, String(process.pid)]);
+};
+
+beforeAll(async () => {
+  await declareQueue(queue);
+  relay = await startRelay(RELAY);
+  gateway = await npmStart(ROUTES);
+});
+afterEach(() => restoreBroker());
+afterAll(async () => {
+  await gateway?.stop();
+  relay?.kill();
+  await deleteQueue(queue);
+});
+
+describe("the broker closes the gateway's connections", () => {
+  it("the routes recover within seconds, on both transports", async () => {
+    for (const path of ["/tcp", "/ws"]) expect((await post(path)).status).toBe(202);
+    expect(await closeConnectionsNamed(`amqp-edge-gateway ${prefix}`)).toBeGreaterThanOrEqual(2);
+    const answer = await post("/tcp");
+    expect([202, 503]).toContain(answer.status);
+    for (const path of ["/tcp", "/ws"]) expect(await recoveryTime(path)).toBeLessThan(10_000);
+    await drain(queue);
+  });
+});
+
+describe("the broker stops and starts", () => {
+  it("answers 503 with Retry-After while it is down, never hangs, and recovers after", async () => {
+    expect((await post("/tcp")).status).toBe(202);
+    await rabbitmqctl("stop_app");
+    try {
+      for (let i = 0; i < 3; i++) {
+        const answer = await post("/tcp");
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get("retry-after")).toBe("1");
+        expect(answer.ms).toBeLessThan(5_000);
+      }
+      const consume = await fetch(`${gateway.url}/tcp`, { signal: AbortSignal.timeout(20_000) });
+      expect(consume.status).toBe(503);
+    } finally {
+      await restoreBroker();
+    }
+    expect(await recoveryTime("/tcp")).toBeLessThan(15_000);
+    const stats = (await (await fetch(`${gateway.url}/amqp`)).json()) as Record<
+      string,
+      { connected: boolean; last_error: { message: string } | null }
+    >;
+    expect(stats[`${prefix}-tcp`]?.connected).toBe(true);
+    expect(stats[`${prefix}-tcp`]?.last_error?.message).toMatch(/broker/);
+    await drain(queue);
+  });
+});
+
+describe("the Web-AMQP relay dies and comes back", () => {
+  it("ws:// publishes get 503 while it is gone and 202 once it is back", async () => {
+    expect((await post("/ws")).status).toBe(202);
+    relay?.kill();
+    await waitFor(() => relay?.exitCode !== null || relay?.signalCode !== null);
+    const refused = await post("/ws");
+    expect(refused.status).toBe(503);
+    expect(refused.ms).toBeLessThan(5_000);
+    relay = await startRelay(RELAY);
+    expect(await recoveryTime("/ws")).toBeLessThan(15_000);
+    await drain(queue);
+  });
+
+  it("a relay that stops answering (a dead peer) gets a 504 within the confirm timeout, not a hang", async () => {
+    expect((await post("/ws")).status).toBe(202);
+    // websockify serves each connection from a forked child: freeze them all.
+    signalTree(relay, "STOP");
+    try {
+      const answer = await post("/ws");
+      expect(answer.status).toBe(504);
+      expect(JSON.parse(answer.body).error).toMatch(/may or may not have been enqueued/);
+      expect(answer.ms).toBeLessThan(5_000);
+    } finally {
+      signalTree(relay, "CONT");
+    }
+    expect(await recoveryTime("/ws")).toBeLessThan(15_000);
+    await drain(queue);
+  });
+});
+
+describe("the broker blocks publishers (memory alarm)", () => {
+  it("publishes get 503 with Retry-After instead of hanging, consumers keep working, and publishing resumes", async () => {
+    expect((await post("/tcp", '"before"')).status).toBe(202);
+    await rabbitmqctl("set_vm_memory_high_watermark", "0.000001");
+    try {
+      // The broker tells the connection it is blocked; the first publish may be held (and answered 504).
+      await waitFor(async () => (await post("/tcp")).status === 503, 15_000);
+      const refused = await post("/tcp");
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(JSON.parse(refused.body).error).toMatch(/not accepting messages/);
+      const consumed = await fetch(`${gateway.url}/tcp`, { signal: AbortSignal.timeout(10_000) });
+      expect([200, 204]).toContain(consumed.status);
+    } finally {
+      await rabbitmqctl("set_vm_memory_high_watermark", "0.4");
+    }
+    expect(await recoveryTime("/tcp")).toBeLessThan(15_000);
+    await drain(queue);
+  });
+});
+
+describe("under load, with the connection cut in the middle", () => {
+  it("every 202 is a message in the durable queue, and nothing is duplicated", async () => {
+    await drain(queue);
+    const answers = new Map<number, number | string>();
+    let next = 0;
+    const deadline = Date.now() + 15_000;
+    const worker = async () => {
+      while (Date.now() < deadline) {
+        const id = next++;
+        try {
+          answers.set(id, (await post("/tcp", JSON.stringify({ id }))).status);
+        } catch (error) {
+          answers.set(id, String(error));
+        }
+      }
+    };
+    // The cut lands halfway, while all 64 publishers keep going.
+    const cut = new Promise((resolve) => setTimeout(resolve, 7_500)).then(() =>
+      closeConnectionsNamed(`amqp-edge-gateway ${prefix}-tcp publish`),
+    );
+    await Promise.all([cut, ...Array.from({ length: 64 }, worker)]);
+
+    const queued = (await drain(queue)).map((message) => (JSON.parse(message.bodyString() ?? "{}") as { id: number }).id);
+    const accepted = [...answers].filter(([, status]) => status === 202).map(([id]) => id);
+    const refused = [...answers].filter(([, status]) => status === 503).map(([id]) => id);
+    const tally: Record<string, number> = {};
+    for (const status of answers.values()) tally[String(status)] = (tally[String(status)] ?? 0) + 1;
+    console.log("answers:", tally, "queued:", queued.length);
+
+    expect(await cut).toBe(1);
+    expect(accepted.length).toBeGreaterThan(500);
+    expect(new Set(queued).size).toBe(queued.length); // no duplicates
+    const queuedSet = new Set(queued);
+    expect(accepted.filter((id) => !queuedSet.has(id))).toEqual([]); // every 202 is queued
+    expect(refused.filter((id) => queuedSet.has(id))).toEqual([]); // a 503 was never published
+    // Anything else queued was answered 504 (outcome unknown) or lost its answer on the way.
+    const unknown = queued.filter((id) => answers.get(id) !== 202);
+    expect(unknown.every((id) => answers.get(id) === 504 || typeof answers.get(id) === "string")).toBe(true);
+    expect(await messageCount(queue)).toBe(0);
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "../../src/http/gateway-error";
+import { callRouteObject } from "../../src/http/route-object-call";
+
+/** A stand-in for a Durable Object call that fails like workerd's do, then succeeds. */
+const failing = (flags: { retryable?: boolean; overloaded?: boolean }, failures = 1) => {
+  let calls = 0;
+  const call = async () => {
+    calls++;
+    if (calls <= failures) throw Object.assign(new Error("Durable Object reset"), flags);
+    return "answer";
+  };
+  return { call, calls: () => calls };
+};
+
+const statusOf = async (promise: Promise<unknown>) => {
+  try {
+    await promise;
+    return "resolved";
+  } catch (error) {
+    return error instanceof GatewayError ? [error.status, error.headers["Retry-After"]] : error;
+  }
+};
+
+describe("a failed call to the route's Durable Object", () => {
+  it("is retried once for a consume when workerd says it may work", async () => {
+    const object = failing({ retryable: true });
+    await expect(callRouteObject("r", "consume", object.call)).resolves.toBe("answer");
+    expect(object.calls()).toBe(2);
+  });
+
+  it("is not retried a second time for a consume: 503 with Retry-After", async () => {
+    const object = failing({ retryable: true }, 2);
+    expect(await statusOf(callRouteObject("r", "consume", object.call))).toEqual([503, "1"]);
+    expect(object.calls()).toBe(2);
+  });
+
+  it("is never retried for a publish, whose outcome is unknown: 504", async () => {
+    const object = failing({ retryable: true });
+    expect(await statusOf(callRouteObject("r", "publish", object.call))).toEqual([504, undefined]);
+    expect(object.calls()).toBe(1);
+  });
+
+  it("answers 503 with Retry-After when the object is overloaded (the request never reached it)", async () => {
+    for (const operation of ["publish", "consume"] as const) {
+      const object = failing({ retryable: true, overloaded: true });
+      expect(await statusOf(callRouteObject("r", operation, object.call))).toEqual([503, "1"]);
+      expect(object.calls()).toBe(1);
+    }
+  });
+});
