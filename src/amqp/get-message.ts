@@ -1,4 +1,4 @@
-import type { AMQPSession } from "@cloudamqp/amqp-client";
+import type { AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { brokerReason } from "./publish-message";
 import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
@@ -10,41 +10,41 @@ export interface GetMessage {
   timeoutMs: number;
 }
 
+/** A message taken from the queue: what the Worker needs, and the delivery to acknowledge. */
+export interface TakenMessage {
+  consumed: ConsumedMessage;
+  delivery: AMQPMessage;
+}
+
 /**
  * Takes one message with `basic.get`, or resolves null when the queue is empty. Without
- * auto-ack the message is acknowledged here, after its body has been copied out and before it is
- * handed back, and rejected with requeue if anything fails on the way, so a delivery is never
- * left unacknowledged on the broker.
+ * auto-ack, the caller owns the delivery and must acknowledge or reject it; a delivery that
+ * arrives after the timeout has already been answered is rejected back to the queue here.
  */
-export const getMessage = async (session: AMQPSession, request: GetMessage): Promise<ConsumedMessage | null> => {
+export const getMessage = async (session: AMQPSession, request: GetMessage): Promise<TakenMessage | null> => {
   const { queue, autoAck, timeoutMs } = request;
-  const work = (async () => {
+  const work = (async (): Promise<TakenMessage | null> => {
     const handle = await session.queue(queue, { passive: true });
-    const message = await handle.get({ noAck: autoAck });
-    if (!message) return null;
-    try {
-      const body = message.body ?? new Uint8Array(0);
-      const consumed: ConsumedMessage = {
-        body: body.slice().buffer,
-        contentType: message.properties.contentType,
-        messageId: message.properties.messageId,
-        correlationId: message.properties.correlationId,
-        headers: message.properties.headers,
-        exchange: message.exchange,
-        routingKey: message.routingKey,
-        redelivered: message.redelivered,
-        messageCount: message.messageCount,
-      };
-      if (!autoAck) await message.ack();
-      return consumed;
-    } catch (error) {
-      if (!autoAck) await message.nack(true).catch(() => undefined);
-      throw error;
-    }
+    const delivery = await handle.get({ noAck: autoAck });
+    if (!delivery) return null;
+    const body = delivery.body ?? new Uint8Array(0);
+    const consumed: ConsumedMessage = {
+      body: body.slice().buffer,
+      contentType: delivery.properties.contentType,
+      messageId: delivery.properties.messageId,
+      correlationId: delivery.properties.correlationId,
+      headers: delivery.properties.headers,
+      exchange: delivery.exchange,
+      routingKey: delivery.routingKey,
+      redelivered: delivery.redelivered,
+      messageCount: delivery.messageCount,
+    };
+    return { consumed, delivery };
   })();
   try {
     return await withTimeout(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
+    if (!autoAck) work.then((late) => late?.delivery.nack(true)).catch(() => undefined);
     if (error instanceof RouteFailureError) throw error;
     if (replyCodeOf(error) === 404) throw new RouteFailureError("queue_not_found", `queue "${queue}" does not exist`);
     if (isChannelError(error)) throw new RouteFailureError("broker_error", `the broker refused the request: ${brokerReason(error)}`);

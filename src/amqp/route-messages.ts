@@ -49,7 +49,13 @@ export interface ConsumedMessage {
   messageCount: number | undefined;
 }
 
-export type ConsumeOutcome = { ok: true; message: ConsumedMessage | null } | RouteFailure;
+/**
+ * `settle` is set when the route does not auto-ack: the Worker must call the object's `settle`
+ * with it, "ack" once its response is ready, "requeue" if anything failed.
+ */
+export type ConsumeOutcome = { ok: true; message: ConsumedMessage | null; settle?: number } | RouteFailure;
+
+export type SettleOutcome = { ok: true } | RouteFailure;
 
 /** The per-route figures behind `GET /amqp`. */
 export interface RouteCounters {

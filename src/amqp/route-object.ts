@@ -5,7 +5,8 @@ import { getMessage } from "./get-message";
 import { publishMessage } from "./publish-message";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
-import type { ConsumeOutcome, PublishOutcome, PublishRequest, RouteStats, RouteTarget } from "./route-messages";
+import { PendingDeliveries } from "./pending-deliveries";
+import type { ConsumeOutcome, PublishOutcome, PublishRequest, RouteStats, RouteTarget, SettleOutcome } from "./route-messages";
 
 type Role = "publish" | "consume";
 
@@ -19,6 +20,7 @@ type Role = "publish" | "consume";
 export class AmqpRouteObject extends DurableObject<Env> {
   readonly #counters: RouteCountersStore;
   readonly #connections = new Map<Role, BrokerConnection>();
+  readonly #pending = new PendingDeliveries();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -46,7 +48,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
     });
   }
 
-  /** Takes one message from the route's queue, or answers with `message: null` when it is empty. */
+  /**
+   * Takes one message from the route's queue, or answers with `message: null` when it is empty.
+   * Without auto-ack the message stays unacknowledged until the Worker calls {@link settle}.
+   */
   async consume(route: RouteTarget): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     return this.#count(
@@ -54,15 +59,33 @@ export class AmqpRouteObject extends DurableObject<Env> {
       async () => {
         if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
         const session = await this.#connection("consume", route).session();
-        const message = await getMessage(session, {
+        const taken = await getMessage(session, {
           queue: consumer.queue,
           autoAck: consumer.auto_ack,
           timeoutMs: route.amqp.operation_timeout_ms,
         });
-        return { ok: true, message } as const;
+        if (!taken) return { ok: true, message: null } as const;
+        if (consumer.auto_ack) return { ok: true, message: taken.consumed } as const;
+        const settle = this.#pending.hold(taken.delivery, route.amqp.operation_timeout_ms);
+        return { ok: true, message: taken.consumed, settle } as const;
       },
-      (outcome) => outcome.message !== null,
+      // A message taken without auto-ack counts as consumed once it is acknowledged.
+      (outcome) => outcome.message !== null && outcome.settle === undefined,
     );
+  }
+
+  /** Acknowledges (the Worker's response is ready) or requeues a message taken without auto-ack. */
+  async settle(token: number, outcome: "ack" | "requeue"): Promise<SettleOutcome> {
+    try {
+      await this.#pending.settle(token, outcome);
+      if (outcome === "ack") this.#counters.increment("consumed");
+      return { ok: true };
+    } catch (error) {
+      const failure =
+        error instanceof RouteFailureError ? error.toFailure() : ({ ok: false, kind: "internal", message: String(error) } as const);
+      this.#counters.recordError(failure.message);
+      return failure;
+    }
   }
 
   /** The counters behind `GET /amqp`, and whether a connection is open. */

@@ -1,8 +1,8 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { ConsumeOutcome, PublishOutcome, RouteTarget } from "../amqp/route-messages";
+import type { ConsumeOutcome, PublishOutcome, RouteTarget, SettleOutcome } from "../amqp/route-messages";
 import type { GatewayEnv } from "../env";
-import { failureError, GatewayError } from "./gateway-error";
+import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
 import { messageHeaders } from "./message-headers";
 import { publishProperties } from "./message-properties";
 import { callRouteObject } from "./route-object-call";
@@ -26,16 +26,39 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
 
 /**
  * GET and the other consuming methods: one message with its properties as headers (200), or 204
- * when the queue is empty.
+ * when the queue is empty. Without auto-ack, the message is acknowledged once the response is
+ * built, and given back to the queue if building it failed; a message whose acknowledgement
+ * fails is not sent (the broker will deliver it again), so it is not delivered twice.
  */
 export const consume = async (c: Context<GatewayEnv>, target: RouteTarget): Promise<Response> => {
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
     routeObject(c.env, target.id).consume(target),
   );
   if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id);
-  const message = outcome.message;
+  const { message, settle } = outcome;
   if (!message) return c.body(null, 204);
-  return new Response(message.body, { status: 200, headers: messageHeaders(message) });
+  let response: Response;
+  try {
+    response = new Response(message.body, { status: 200, headers: messageHeaders(message) });
+  } catch (error) {
+    if (settle !== undefined) await settleDelivery(c, target.id, settle, "requeue").catch(() => undefined);
+    throw error;
+  }
+  if (settle !== undefined) await settleDelivery(c, target.id, settle, "ack");
+  return response;
+};
+
+const settleDelivery = async (c: Context<GatewayEnv>, routeId: string, token: number, outcome: "ack" | "requeue"): Promise<void> => {
+  let settled: SettleOutcome;
+  try {
+    settled = await routeObject(c.env, routeId).settle(token, outcome);
+  } catch {
+    // The object was reset: its connection went with it, and the broker requeues the message.
+    throw new GatewayError(503, "the message could not be acknowledged; it stays in the queue", routeId, {
+      "Retry-After": String(RETRY_AFTER_SECONDS),
+    });
+  }
+  if (!settled.ok) throw failureError(settled.kind, settled.message, routeId);
 };
 
 /**

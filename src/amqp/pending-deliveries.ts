@@ -1,0 +1,46 @@
+import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { RouteFailureError } from "./route-failure";
+
+interface Pending {
+  delivery: AMQPMessage;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Deliveries taken without auto-ack, waiting for the Worker to say its response is ready. The
+ * Worker settles each one by token: "ack" once the response is built, "requeue" if building it
+ * failed. One that is not settled within the hold time (the Worker went away) is requeued, so a
+ * delivery is never left unacknowledged on the broker.
+ */
+export class PendingDeliveries {
+  readonly #pending = new Map<number, Pending>();
+  #nextToken = 1;
+
+  /** Holds `delivery` until settled; requeues it after `holdMs`. Returns its token. */
+  hold(delivery: AMQPMessage, holdMs: number): number {
+    const token = this.#nextToken++;
+    const timer = setTimeout(() => void this.settle(token, "requeue").catch(() => undefined), holdMs);
+    this.#pending.set(token, { delivery, timer });
+    return token;
+  }
+
+  /**
+   * Acknowledges the delivery, or rejects it back to the queue. Rejects with "unavailable" when
+   * the broker can no longer take the acknowledgement (its channel or connection closed; the
+   * broker then delivers the message again), and with "internal" for an unknown token.
+   */
+  async settle(token: number, outcome: "ack" | "requeue"): Promise<void> {
+    const pending = this.#pending.get(token);
+    if (!pending) throw new RouteFailureError("internal", "the message was already given back to the queue");
+    this.#pending.delete(token);
+    clearTimeout(pending.timer);
+    try {
+      await (outcome === "ack" ? pending.delivery.ack() : pending.delivery.nack(true));
+    } catch {
+      throw new RouteFailureError(
+        "unavailable",
+        "the connection to the broker was lost before the message was acknowledged; it stays in the queue",
+      );
+    }
+  }
+}
