@@ -27,7 +27,7 @@ describe("a message taken without auto-ack", () => {
     try {
       await publishDirect(queue, "hold me");
       const target = consumerTarget(queue, 5_000);
-      const taken: ConsumeOutcome = await objectFor(target).consume(target);
+      const taken = (await objectFor(target).consume(target)) as ConsumeOutcome;
       expect(taken.ok && taken.settle).toBeGreaterThan(0);
       if (!taken.ok || taken.settle === undefined) return;
       expect(await objectFor(target).settle(taken.settle, "ack")).toEqual({ ok: true });
@@ -44,12 +44,12 @@ describe("a message taken without auto-ack", () => {
     try {
       await publishDirect(queue, "give me back");
       const target = consumerTarget(queue, 300);
-      const first: ConsumeOutcome = await objectFor(target).consume(target);
+      const first = (await objectFor(target).consume(target)) as ConsumeOutcome;
       if (!first.ok || first.settle === undefined) throw new Error("expected a held message");
       expect(await objectFor(target).settle(first.settle, "requeue")).toEqual({ ok: true });
       expect(await messageCount(queue)).toBe(1);
 
-      const second: ConsumeOutcome = await objectFor(target).consume(target);
+      const second = (await objectFor(target).consume(target)) as ConsumeOutcome;
       expect(second.ok && second.message?.redelivered).toBe(true);
       // Not settled: after the hold time (operation_timeout_ms) the object requeues it itself.
       await new Promise((resolve) => setTimeout(resolve, 800));
