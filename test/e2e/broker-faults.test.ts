@@ -85,8 +85,9 @@ describe("the broker closes the gateway's connections", () => {
 });
 
 describe("the broker stops and starts", () => {
-  it("answers 503 with Retry-After while it is down, never hangs, and recovers after", async () => {
-    expect((await post("/tcp")).status).toBe(202);
+  it("answers 503 with Retry-After while it is down, never hangs, recovers after, and keeps what it confirmed", async () => {
+    await drain(queue);
+    expect((await post("/tcp", '"confirmed before the restart"')).status).toBe(202);
     await rabbitmqctl("stop_app");
     try {
       for (let i = 0; i < 3; i++) {
@@ -107,7 +108,9 @@ describe("the broker stops and starts", () => {
     >;
     expect(stats[`${prefix}-tcp`]?.connected).toBe(true);
     expect(stats[`${prefix}-tcp`]?.last_error?.message).toMatch(/broker/);
-    await drain(queue);
+    // Persistent, in a durable queue, confirmed: it outlived the broker's restart.
+    const bodies = (await drain(queue)).map((message) => message.bodyString());
+    expect(bodies[0]).toBe('"confirmed before the restart"');
   });
 });
 
