@@ -25,6 +25,12 @@ export class RouteCountersStore {
     this.#storage.kv.put(STORAGE_KEY, this.#counters);
   }
 
+  /** Adds `amount` to one counter and persists them. */
+  add(name: keyof RouteCounters, amount: number): void {
+    this.#counters[name] += amount;
+    this.#storage.kv.put(STORAGE_KEY, this.#counters);
+  }
+
   /** Counts a failed request and remembers why. */
   recordError(message: string): void {
     this.#lastError = { message, at: new Date().toISOString() };

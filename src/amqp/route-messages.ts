@@ -35,6 +35,17 @@ export interface PublishRequest {
 
 export type PublishOutcome = { ok: true } | RouteFailure;
 
+/** Several messages from one request (`producer.batch`), each published and confirmed. */
+export interface PublishBatchRequest {
+  route: RouteTarget;
+  bodies: ArrayBuffer[];
+  /** The properties of every message; `messageId`, when given, gets `-<index>` appended. */
+  properties: PublishProperties;
+}
+
+/** Which messages of a batch were not confirmed, and why (empty when all were). */
+export type PublishBatchOutcome = { ok: true; failures: Array<RouteFailure & { index: number }> } | RouteFailure;
+
 /** A message taken from the queue, as the Worker needs it to answer. */
 export interface ConsumedMessage {
   body: ArrayBuffer;

@@ -6,7 +6,16 @@ import { publishMessage } from "./publish-message";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
-import type { ConsumeOutcome, PublishOutcome, PublishRequest, RouteStats, RouteTarget, SettleOutcome } from "./route-messages";
+import type {
+  ConsumeOutcome,
+  PublishBatchOutcome,
+  PublishBatchRequest,
+  PublishOutcome,
+  PublishRequest,
+  RouteStats,
+  RouteTarget,
+  SettleOutcome,
+} from "./route-messages";
 
 type Role = "publish" | "consume";
 
@@ -46,6 +55,47 @@ export class AmqpRouteObject extends DurableObject<Env> {
       });
       return { ok: true } as const;
     });
+  }
+
+  /**
+   * Publishes every message of a batch at once, pipelined on the confirm channel, and answers
+   * when each has been confirmed or has failed.
+   */
+  async publishBatch(request: PublishBatchRequest): Promise<PublishBatchOutcome> {
+    const { route, bodies, properties } = request;
+    const producer = route.amqp.producer;
+    let confirmed = 0;
+    const outcome = await this.#count(
+      "published",
+      async () => {
+        if (!producer) throw new RouteFailureError("internal", "the route has no producer");
+        const connection = this.#connection("publish", route);
+        const session = await connection.session();
+        const results = await Promise.allSettled(
+          bodies.map((body, index) =>
+            publishMessage(session, {
+              exchange: producer.exchange,
+              routingKey: producer.routing_key,
+              body,
+              properties:
+                properties.messageId === undefined ? properties : { ...properties, messageId: `${properties.messageId}-${index}` },
+              persistent: producer.persistent,
+              mandatory: producer.mandatory ? connection.returns : undefined,
+              confirmTimeoutMs: producer.confirm_timeout_ms,
+            }),
+          ),
+        );
+        const failures = results.flatMap((result, index) =>
+          result.status === "fulfilled" ? [] : [{ index, ...asFailure(result.reason) }],
+        );
+        confirmed = results.length - failures.length;
+        if (failures[0]) this.#counters.recordError(`${failures.length} of ${results.length} messages failed: ${failures[0].message}`);
+        return { ok: true, failures } as const;
+      },
+      () => false,
+    );
+    if (confirmed > 0) this.#counters.add("published", confirmed);
+    return outcome;
   }
 
   /**
@@ -136,3 +186,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
     return next;
   }
 }
+
+const asFailure = (error: unknown): RouteFailure =>
+  error instanceof RouteFailureError
+    ? error.toFailure()
+    : { ok: false, kind: "internal", message: "internal error in the gateway; the message was not published" };

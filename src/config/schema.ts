@@ -11,6 +11,9 @@ import { unknownKeyMessage } from "./unknown-key-message";
 export const ROUTE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
 export type RouteMethod = (typeof ROUTE_METHODS)[number];
 
+/** Durable Object location hints Cloudflare accepts. */
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+
 /** URL schemes the gateway can connect with (TCP or Web-AMQP over WebSocket). */
 export const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
 
@@ -73,6 +76,13 @@ const ProducerSchema = strictObject({
   mandatory: v.optional(v.boolean("mandatory must be true or false"), false),
   /** Longest wait in milliseconds for the broker's confirm; then 504, outcome unknown (default 5000). */
   confirm_timeout_ms: v.optional(positiveInteger("confirm_timeout_ms"), 5000),
+  /**
+   * Publish each line of an `application/x-ndjson` body, or each element of a JSON array body, as
+   * its own message, all confirmed before one 202 (default false: any body is one message).
+   */
+  batch: v.optional(v.boolean("batch must be true or false"), false),
+  /** Most messages one batch request may carry; more is refused with 413 (default 1000). */
+  max_batch: v.optional(v.pipe(positiveInteger("max_batch"), v.maxValue(10_000, "max_batch must be at most 10000")), 1000),
   /** Largest request body in bytes; a larger one is refused with 413 before it reaches the broker (default 1048576). */
   max_body_bytes: v.optional(
     v.pipe(
@@ -125,6 +135,15 @@ const AmqpSchema = strictObject({
   ),
   /** Longest wait in milliseconds for a connection to the broker (default 5000). */
   connect_timeout_ms: v.optional(positiveInteger("connect_timeout_ms"), 5000),
+  /**
+   * How many Durable Objects (each with its own connections) share the route's traffic; one
+   * object is single-threaded, so this is how a busy route scales out (default 1).
+   */
+  shards: v.optional(v.pipe(positiveInteger("shards"), v.maxValue(64, "shards must be at most 64")), 1),
+  /** Where Cloudflare should place the route's objects, near the broker (e.g. `weur`); default: near the first request. */
+  location_hint: v.optional(
+    v.picklist(LOCATION_HINTS, (issue) => `location_hint ${String(issue.input)} is not one of ${LOCATION_HINTS.join(", ")}`),
+  ),
   /** Longest wait in milliseconds for one broker operation other than a publish confirm (default 5000). */
   operation_timeout_ms: v.optional(positiveInteger("operation_timeout_ms"), 5000),
 });

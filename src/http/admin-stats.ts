@@ -4,17 +4,20 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import { redactUrl } from "../amqp/broker-url";
 import type { RouteStats } from "../amqp/route-messages";
 import type { GatewayConfig } from "../config/schema";
-import type { GatewayEnv } from "../env";
+import type { Env, GatewayEnv } from "../env";
 import { resolvedRoutes } from "./resolved-config";
-import { routeObject } from "./route-target";
+import { routeObject, routeTarget } from "./route-target";
 
-/** One entry of `GET /amqp`: the seed's fields, the password in `url` shown as `***`. */
-export type RouteStatsEntry = RouteStats & { url: string };
+/**
+ * One entry of `GET /amqp`: the seed's fields (the password in `url` shown as `***`), summed over
+ * the route's shards, and for a sharded route each shard's own figures.
+ */
+export type RouteStatsEntry = RouteStats & { url: string; shards?: Array<RouteStats & { shard: number }> };
 
 const unauthorized = (message: string) => ({ message: { error: message, route: null } });
 
 /**
- * `GET /amqp`: per-route counters, read from each route's Durable Object. When `ADMIN_TOKEN` is
+ * `GET /amqp`: per-route counters, read from each route's Durable Objects. When `ADMIN_TOKEN` is
  * set it requires `Authorization: Bearer <ADMIN_TOKEN>`.
  */
 export const adminStats = (config: GatewayConfig) => {
@@ -31,13 +34,29 @@ export const adminStats = (config: GatewayConfig) => {
   app.use("/amqp", (c, next) => (c.env.ADMIN_TOKEN ? requireToken(c, next) : next()));
   app.get("/amqp", async (c) => {
     const routes = [...resolvedRoutes(config, c.env).values()].filter((route) => route.amqp?.enabled);
-    const entries = await Promise.all(
-      routes.map(async (route): Promise<[string, RouteStatsEntry]> => {
-        const stats = await routeObject(c.env, route.id).stats();
-        return [route.id, { url: redactUrl(route.amqp?.url ?? ""), ...stats }];
-      }),
-    );
+    const entries = await Promise.all(routes.map(async (route) => [route.id, await routeStats(c.env, config, route.id)] as const));
     return c.json(Object.fromEntries(entries));
   });
   return app;
+};
+
+const routeStats = async (env: Env, config: GatewayConfig, routeId: string): Promise<RouteStatsEntry> => {
+  const route = resolvedRoutes(config, env).get(routeId);
+  if (!route) throw new Error(`unknown route ${routeId}`);
+  const target = routeTarget(config, env, route);
+  const shards = await Promise.all(
+    Array.from({ length: target.amqp.shards }, async (_, shard) => ({ shard, ...(await routeObject(env, target, shard).stats()) })),
+  );
+  const total = shards.reduce<RouteStats>(
+    (sum, one) => ({
+      total_requests: sum.total_requests + one.total_requests,
+      total_errors: sum.total_errors + one.total_errors,
+      published: sum.published + one.published,
+      consumed: sum.consumed + one.consumed,
+      connected: sum.connected || one.connected,
+      last_error: !sum.last_error || (one.last_error && one.last_error.at > sum.last_error.at) ? one.last_error : sum.last_error,
+    }),
+    { total_requests: 0, total_errors: 0, published: 0, consumed: 0, connected: false, last_error: null },
+  );
+  return { url: redactUrl(target.amqp.url), ...total, ...(shards.length > 1 ? { shards } : {}) };
 };

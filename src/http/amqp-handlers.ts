@@ -1,12 +1,20 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { ConsumeOutcome, PublishOutcome, RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type {
+  ConsumeOutcome,
+  PublishBatchOutcome,
+  PublishOutcome,
+  PublishProperties,
+  RouteTarget,
+  SettleOutcome,
+} from "../amqp/route-messages";
+import { splitBatch } from "./batch-body";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
 import { messageHeaders } from "./message-headers";
-import { publishProperties } from "./message-properties";
+import { DEFAULT_CONTENT_TYPE, publishProperties } from "./message-properties";
 import { callRouteObject } from "./route-object-call";
-import { routeObject } from "./route-target";
+import { pickShard, routeObject } from "./route-target";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
@@ -17,11 +25,40 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
   if (!producer) throw new GatewayError(500, "the route has no producer", target.id);
   const properties = publishProperties(c.req.raw.headers, target.id);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
+  const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
+  if (batch) return publishBatch(c, target, batch, { ...properties, contentType: DEFAULT_CONTENT_TYPE });
+  const shard = pickShard(target);
   const outcome = await callRouteObject(target.id, "publish", async (): Promise<PublishOutcome> =>
-    routeObject(c.env, target.id).publish({ route: target, body, properties }),
+    routeObject(c.env, target, shard).publish({ route: target, body, properties }),
   );
   if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id);
   return c.json({ status: "published", exchange: producer.exchange, routing_key: producer.routing_key }, 202);
+};
+
+/**
+ * A batch: every message published and confirmed before one 202 with the count. If some were
+ * not confirmed, the answer has the status of the first failure and lists each failed index.
+ */
+const publishBatch = async (c: Context<GatewayEnv>, target: RouteTarget, bodies: ArrayBuffer[], properties: PublishProperties) => {
+  const producer = target.amqp.producer;
+  const shard = pickShard(target);
+  const outcome = await callRouteObject(target.id, "publish", async (): Promise<PublishBatchOutcome> =>
+    routeObject(c.env, target, shard).publishBatch({ route: target, bodies, properties }),
+  );
+  if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id, { count: 0 });
+  const [first] = outcome.failures;
+  if (first) {
+    throw failureError(
+      first.kind,
+      `${outcome.failures.length} of ${bodies.length} messages were not confirmed: ${first.message}`,
+      target.id,
+      {
+        count: bodies.length - outcome.failures.length,
+        failed: outcome.failures.map(({ index, message }) => ({ index, error: message })),
+      },
+    );
+  }
+  return c.json({ status: "published", count: bodies.length, exchange: producer?.exchange, routing_key: producer?.routing_key }, 202);
 };
 
 /**
@@ -31,8 +68,9 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
  * fails is not sent (the broker will deliver it again), so it is not delivered twice.
  */
 export const consume = async (c: Context<GatewayEnv>, target: RouteTarget): Promise<Response> => {
+  const shard = pickShard(target);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    routeObject(c.env, target.id).consume(target),
+    routeObject(c.env, target, shard).consume(target),
   );
   if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id);
   const { message, settle } = outcome;
@@ -41,17 +79,25 @@ export const consume = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
   try {
     response = new Response(message.body, { status: 200, headers: messageHeaders(message) });
   } catch (error) {
-    if (settle !== undefined) await settleDelivery(c, target.id, settle, "requeue").catch(() => undefined);
+    if (settle !== undefined) await settleDelivery(c, target, shard, settle, "requeue").catch(() => undefined);
     throw error;
   }
-  if (settle !== undefined) await settleDelivery(c, target.id, settle, "ack");
+  if (settle !== undefined) await settleDelivery(c, target, shard, settle, "ack");
   return response;
 };
 
-const settleDelivery = async (c: Context<GatewayEnv>, routeId: string, token: number, outcome: "ack" | "requeue"): Promise<void> => {
+/** Settles a delivery with the shard that holds it. */
+const settleDelivery = async (
+  c: Context<GatewayEnv>,
+  target: RouteTarget,
+  shard: number,
+  token: number,
+  outcome: "ack" | "requeue",
+): Promise<void> => {
+  const routeId = target.id;
   let settled: SettleOutcome;
   try {
-    settled = await routeObject(c.env, routeId).settle(token, outcome);
+    settled = await routeObject(c.env, target, shard).settle(token, outcome);
   } catch {
     // The object was reset: its connection went with it, and the broker requeues the message.
     throw new GatewayError(503, "the message could not be acknowledged; it stays in the queue", routeId, {

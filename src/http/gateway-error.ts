@@ -13,12 +13,14 @@ export class GatewayError extends HTTPException {
     message: string,
     readonly route: string | null,
     readonly headers: Record<string, string> = {},
+    /** More fields for the JSON body, such as which messages of a batch failed. */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(status, { message });
   }
 
   override getResponse(): Response {
-    return Response.json({ error: this.message, route: this.route }, { status: this.status, headers: this.headers });
+    return Response.json({ error: this.message, route: this.route, ...this.details }, { status: this.status, headers: this.headers });
   }
 }
 
@@ -35,5 +37,5 @@ const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
 };
 
 /** The answer to a failed broker operation on `route`. */
-export const failureError = (kind: FailureKind, message: string, route: string): GatewayError =>
-  new GatewayError(STATUS_OF[kind], message, route, kind === "unavailable" ? { "Retry-After": String(RETRY_AFTER_SECONDS) } : {});
+export const failureError = (kind: FailureKind, message: string, route: string, details: Record<string, unknown> = {}): GatewayError =>
+  new GatewayError(STATUS_OF[kind], message, route, kind === "unavailable" ? { "Retry-After": String(RETRY_AFTER_SECONDS) } : {}, details);

@@ -24,8 +24,11 @@ describe("a valid routes file", () => {
       mandatory: false,
       confirm_timeout_ms: 5000,
       max_body_bytes: 1048576,
+      batch: false,
+      max_batch: 1000,
     });
-    expect(config).toMatchObject({ heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000 });
+    expect(config).toMatchObject({ heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000, shards: 1 });
+    expect(config?.location_hint).toBeUndefined();
     expect(config?.consumer).toEqual({ queue: "q", auto_ack: false });
   });
 
@@ -141,6 +144,13 @@ describe("a routes file is refused, naming the route and the field, when", () =>
   it("max_body_bytes is over the broker's default max_message_size", () => {
     expect(problemsOf(amqp(`      url: "amqp://h"\n      producer: { max_body_bytes: 20000000 }\n`))).toEqual([
       'routes.yaml:7: route "r1": amqp.producer.max_body_bytes: max_body_bytes must be at most 16777216 (the broker\'s default max_message_size)',
+    ]);
+  });
+
+  it("a location hint or a shard count is out of range", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h"\n      shards: 0\n      location_hint: mars\n      producer: {}\n`))).toEqual([
+      'routes.yaml:7: route "r1": amqp.shards: shards must be at least 1',
+      'routes.yaml:8: route "r1": amqp.location_hint: location_hint mars is not one of wnam, enam, sam, weur, eeur, apac, oc, afr, me',
     ]);
   });
 
