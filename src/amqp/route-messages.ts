@@ -27,24 +27,29 @@ export interface PublishProperties {
   headers?: Record<string, string>;
 }
 
-export interface PublishRequest {
-  route: RouteTarget;
+/** One message to publish. */
+export interface OutgoingMessage {
   body: ArrayBuffer;
   properties: PublishProperties;
+  /**
+   * Which HTTP request, among those travelling in the same call, the message came from: the
+   * object counts requests (and failed requests), not messages. The Worker sends one request's
+   * messages per call today, all with request 0.
+   */
+  request: number;
 }
 
-export type PublishOutcome = { ok: true } | RouteFailure;
-
-/** Several messages from one request (`producer.batch`), each published and confirmed. */
-export interface PublishBatchRequest {
+/** Messages for the route's object to publish: one message, or the messages of one batch request. */
+export interface PublishManyRequest {
   route: RouteTarget;
-  bodies: ArrayBuffer[];
-  /** The properties of every message; `messageId`, when given, gets `-<index>` appended. */
-  properties: PublishProperties;
+  messages: OutgoingMessage[];
 }
 
-/** Which messages of a batch were not confirmed, and why (empty when all were). */
-export type PublishBatchOutcome = { ok: true; failures: Array<RouteFailure & { index: number }> } | RouteFailure;
+/** Whether each message was confirmed, in the order they were sent. */
+export type PublishOutcome = { ok: true } | RouteFailure;
+export interface PublishManyOutcome {
+  outcomes: PublishOutcome[];
+}
 
 /** A message taken from the queue, as the Worker needs it to answer. */
 export interface ConsumedMessage {

@@ -8,10 +8,10 @@ import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
 import type {
   ConsumeOutcome,
-  PublishBatchOutcome,
-  PublishBatchRequest,
+  OutgoingMessage,
+  PublishManyOutcome,
+  PublishManyRequest,
   PublishOutcome,
-  PublishRequest,
   RouteStats,
   RouteTarget,
   SettleOutcome,
@@ -36,66 +36,39 @@ export class AmqpRouteObject extends DurableObject<Env> {
     this.#counters = new RouteCountersStore(ctx.storage);
   }
 
-  /** Publishes one message and answers once the broker has confirmed it. */
-  async publish(request: PublishRequest): Promise<PublishOutcome> {
-    const { route, body, properties } = request;
-    const producer = route.amqp.producer;
-    return this.#count("published", async () => {
-      if (!producer) throw new RouteFailureError("internal", "the route has no producer");
-      const connection = this.#connection("publish", route);
-      const session = await connection.session();
-      await publishMessage(session, {
-        exchange: producer.exchange,
-        routingKey: producer.routing_key,
-        body,
-        properties,
-        persistent: producer.persistent,
-        mandatory: producer.mandatory ? connection.returns : undefined,
-        confirmTimeoutMs: producer.confirm_timeout_ms,
-      });
-      return { ok: true } as const;
+  /**
+   * Publishes messages, pipelined on the confirm channel, and answers once each has been
+   * confirmed or has failed. Never throws: every failure is an outcome.
+   */
+  async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
+    const { route, messages } = request;
+    const outcomes = await Promise.all(messages.map((message) => this.#publishOne(route, message).then(ok, asFailure)));
+    const requests = new Map<number, RouteFailure | null>();
+    messages.forEach((message, index) => {
+      const outcome = outcomes[index];
+      if (!requests.has(message.request)) requests.set(message.request, null);
+      if (outcome && !outcome.ok && !requests.get(message.request)) requests.set(message.request, outcome);
     });
+    this.#counters.add("total_requests", requests.size);
+    this.#counters.add("published", outcomes.filter((outcome) => outcome.ok).length);
+    for (const failure of requests.values()) if (failure) this.#counters.recordError(failure.message);
+    return { outcomes };
   }
 
-  /**
-   * Publishes every message of a batch at once, pipelined on the confirm channel, and answers
-   * when each has been confirmed or has failed.
-   */
-  async publishBatch(request: PublishBatchRequest): Promise<PublishBatchOutcome> {
-    const { route, bodies, properties } = request;
+  async #publishOne(route: RouteTarget, message: OutgoingMessage): Promise<void> {
     const producer = route.amqp.producer;
-    let confirmed = 0;
-    const outcome = await this.#count(
-      "published",
-      async () => {
-        if (!producer) throw new RouteFailureError("internal", "the route has no producer");
-        const connection = this.#connection("publish", route);
-        const session = await connection.session();
-        const results = await Promise.allSettled(
-          bodies.map((body, index) =>
-            publishMessage(session, {
-              exchange: producer.exchange,
-              routingKey: producer.routing_key,
-              body,
-              properties:
-                properties.messageId === undefined ? properties : { ...properties, messageId: `${properties.messageId}-${index}` },
-              persistent: producer.persistent,
-              mandatory: producer.mandatory ? connection.returns : undefined,
-              confirmTimeoutMs: producer.confirm_timeout_ms,
-            }),
-          ),
-        );
-        const failures = results.flatMap((result, index) =>
-          result.status === "fulfilled" ? [] : [{ index, ...asFailure(result.reason) }],
-        );
-        confirmed = results.length - failures.length;
-        if (failures[0]) this.#counters.recordError(`${failures.length} of ${results.length} messages failed: ${failures[0].message}`);
-        return { ok: true, failures } as const;
-      },
-      () => false,
-    );
-    if (confirmed > 0) this.#counters.add("published", confirmed);
-    return outcome;
+    if (!producer) throw new RouteFailureError("internal", "the route has no producer");
+    const connection = this.#connection("publish", route);
+    const session = await connection.session();
+    await publishMessage(session, {
+      exchange: producer.exchange,
+      routingKey: producer.routing_key,
+      body: message.body,
+      properties: message.properties,
+      persistent: producer.persistent,
+      mandatory: producer.mandatory ? connection.returns : undefined,
+      confirmTimeoutMs: producer.confirm_timeout_ms,
+    });
   }
 
   /**
@@ -104,24 +77,26 @@ export class AmqpRouteObject extends DurableObject<Env> {
    */
   async consume(route: RouteTarget): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
-    return this.#count(
-      "consumed",
-      async () => {
-        if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
-        const session = await this.#connection("consume", route).session();
-        const taken = await getMessage(session, {
-          queue: consumer.queue,
-          autoAck: consumer.auto_ack,
-          timeoutMs: route.amqp.operation_timeout_ms,
-        });
-        if (!taken) return { ok: true, message: null } as const;
-        if (consumer.auto_ack) return { ok: true, message: taken.consumed } as const;
-        const settle = this.#pending.hold(taken.delivery, route.amqp.operation_timeout_ms);
-        return { ok: true, message: taken.consumed, settle } as const;
-      },
-      // A message taken without auto-ack counts as consumed once it is acknowledged.
-      (outcome) => outcome.message !== null && outcome.settle === undefined,
-    );
+    this.#counters.increment("total_requests");
+    try {
+      if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
+      const session = await this.#connection("consume", route).session();
+      const taken = await getMessage(session, {
+        queue: consumer.queue,
+        autoAck: consumer.auto_ack,
+        timeoutMs: route.amqp.operation_timeout_ms,
+      });
+      if (!taken) return { ok: true, message: null };
+      // A message taken without auto-ack counts as consumed once it is acknowledged, in settle.
+      if (consumer.auto_ack) {
+        this.#counters.increment("consumed");
+        return { ok: true, message: taken.consumed };
+      }
+      const settle = this.#pending.hold(taken.delivery, route.amqp.operation_timeout_ms);
+      return { ok: true, message: taken.consumed, settle };
+    } catch (error) {
+      return this.#failed(error);
+    }
   }
 
   /** Acknowledges (the Worker's response is ready) or requeues a message taken without auto-ack. */
@@ -131,10 +106,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
       if (outcome === "ack") this.#counters.increment("consumed");
       return { ok: true };
     } catch (error) {
-      const failure =
-        error instanceof RouteFailureError ? error.toFailure() : ({ ok: false, kind: "internal", message: String(error) } as const);
-      this.#counters.recordError(failure.message);
-      return failure;
+      return this.#failed(error);
     }
   }
 
@@ -144,30 +116,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
     return { ...this.#counters.snapshot(), connected };
   }
 
-  /**
-   * Runs one operation, counting the request and its outcome, and turns every failure into a
-   * {@link RouteFailure}: errors thrown across RPC lose their fields, and a stack trace must never
-   * reach a client.
-   */
-  async #count<T extends { ok: true }>(
-    success: "published" | "consumed",
-    operation: () => Promise<T>,
-    counts: (outcome: T) => boolean = () => true,
-  ): Promise<T | RouteFailure> {
-    this.#counters.increment("total_requests");
-    try {
-      const outcome = await operation();
-      if (counts(outcome)) this.#counters.increment(success);
-      return outcome;
-    } catch (error) {
-      const failure: RouteFailure =
-        error instanceof RouteFailureError
-          ? error.toFailure()
-          : { ok: false, kind: "internal", message: "internal error in the gateway; the operation was not carried out" };
-      if (!(error instanceof RouteFailureError)) console.error("amqp route object: unexpected error", error);
-      this.#counters.recordError(failure.message);
-      return failure;
-    }
+  /** Counts a failed request and turns its error into a {@link RouteFailure}. */
+  #failed(error: unknown): RouteFailure {
+    const failure = asFailure(error);
+    this.#counters.recordError(failure.message);
+    return failure;
   }
 
   /** The connection for `role`, replaced when the route's configuration has changed. */
@@ -187,7 +140,14 @@ export class AmqpRouteObject extends DurableObject<Env> {
   }
 }
 
-const asFailure = (error: unknown): RouteFailure =>
-  error instanceof RouteFailureError
-    ? error.toFailure()
-    : { ok: false, kind: "internal", message: "internal error in the gateway; the message was not published" };
+const ok = (): PublishOutcome => ({ ok: true });
+
+/**
+ * Every failure as a {@link RouteFailure}: errors thrown across RPC lose their fields, and a
+ * stack trace must never reach a client.
+ */
+const asFailure = (error: unknown): RouteFailure => {
+  if (error instanceof RouteFailureError) return error.toFailure();
+  console.error("amqp route object: unexpected error", error);
+  return { ok: false, kind: "internal", message: "internal error in the gateway; the operation was not carried out" };
+};

@@ -1,13 +1,6 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type {
-  ConsumeOutcome,
-  PublishBatchOutcome,
-  PublishOutcome,
-  PublishProperties,
-  RouteTarget,
-  SettleOutcome,
-} from "../amqp/route-messages";
+import type { ConsumeOutcome, PublishManyOutcome, PublishProperties, RouteTarget, SettleOutcome } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
@@ -18,7 +11,10 @@ import { pickShard, routeObject } from "./route-target";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
- * The headers are checked and the body's size limited before the route's object is called.
+ * On a route with `producer.batch`, an NDJSON or JSON-array body is several messages, all
+ * confirmed before one 202 with their count; if some were not, the answer has the status of the
+ * first failure and lists each failed index. Headers are checked and the body's size limited
+ * before the route's object is called.
  */
 export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Promise<Response> => {
   const producer = target.amqp.producer;
@@ -26,40 +22,36 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
   const properties = publishProperties(c.req.raw.headers, target.id);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
-  if (batch) return publishBatch(c, target, batch, { ...properties, contentType: DEFAULT_CONTENT_TYPE });
+  const messages = batch
+    ? batch.map((element, index) => ({ body: element, properties: batchProperties(properties, index) }))
+    : [{ body, properties }];
+
+  // One call per request. Coalescing several requests' messages into one call would spare calls,
+  // but a Worker request may not wait on I/O that another request started: workerd cancels it
+  // as hung (tried: BENCHMARKS.md).
   const shard = pickShard(target);
-  const outcome = await callRouteObject(target.id, "publish", async (): Promise<PublishOutcome> =>
-    routeObject(c.env, target, shard).publish({ route: target, body, properties }),
+  const { outcomes } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
+    routeObject(c.env, target, shard).publishMany({ route: target, messages: messages.map((message) => ({ ...message, request: 0 })) }),
   );
-  if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id);
-  return c.json({ status: "published", exchange: producer.exchange, routing_key: producer.routing_key }, 202);
+  const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
+  const [first] = failures;
+  if (first && !batch) throw failureError(first.kind, first.message, target.id);
+  if (first) {
+    throw failureError(first.kind, `${failures.length} of ${messages.length} messages were not confirmed: ${first.message}`, target.id, {
+      count: messages.length - failures.length,
+      failed: failures.map(({ index, message }) => ({ index, error: message })),
+    });
+  }
+  const count = batch ? { count: messages.length } : {};
+  return c.json({ status: "published", ...count, exchange: producer.exchange, routing_key: producer.routing_key }, 202);
 };
 
-/**
- * A batch: every message published and confirmed before one 202 with the count. If some were
- * not confirmed, the answer has the status of the first failure and lists each failed index.
- */
-const publishBatch = async (c: Context<GatewayEnv>, target: RouteTarget, bodies: ArrayBuffer[], properties: PublishProperties) => {
-  const producer = target.amqp.producer;
-  const shard = pickShard(target);
-  const outcome = await callRouteObject(target.id, "publish", async (): Promise<PublishBatchOutcome> =>
-    routeObject(c.env, target, shard).publishBatch({ route: target, bodies, properties }),
-  );
-  if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id, { count: 0 });
-  const [first] = outcome.failures;
-  if (first) {
-    throw failureError(
-      first.kind,
-      `${outcome.failures.length} of ${bodies.length} messages were not confirmed: ${first.message}`,
-      target.id,
-      {
-        count: bodies.length - outcome.failures.length,
-        failed: outcome.failures.map(({ index, message }) => ({ index, error: message })),
-      },
-    );
-  }
-  return c.json({ status: "published", count: bodies.length, exchange: producer?.exchange, routing_key: producer?.routing_key }, 202);
-};
+/** A batch element is JSON; an Idempotency-Key becomes `<key>-<index>`, one id per message. */
+const batchProperties = (properties: PublishProperties, index: number): PublishProperties => ({
+  ...properties,
+  contentType: DEFAULT_CONTENT_TYPE,
+  ...(properties.messageId === undefined ? {} : { messageId: `${properties.messageId}-${index}` }),
+});
 
 /**
  * GET and the other consuming methods: one message with its properties as headers (200), or 204

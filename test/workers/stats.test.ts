@@ -1,5 +1,6 @@
 import { runInDurableObject, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { FLUSH_DELAY_MS } from "../../src/amqp/route-counters";
 import { declareQueue, deleteQueue, uniqueName } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
@@ -57,6 +58,8 @@ describe("GET /amqp", () => {
       const [publisher, consumer] = [uniqueRouteId("pub"), uniqueRouteId("sub")];
       expect((await gatewayFor(routes(publisher, consumer, queue))("POST", "/in", { body: "{}" })).status).toBe(202);
       const stub = env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(publisher));
+      // Writes are coalesced: they reach storage within FLUSH_DELAY_MS.
+      await new Promise((resolve) => setTimeout(resolve, FLUSH_DELAY_MS + 200));
       const stored = await runInDurableObject(stub, (_, state) => state.storage.kv.get("counters"));
       expect(stored).toEqual({ total_requests: 1, total_errors: 0, published: 1, consumed: 0 });
     } finally {
