@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
@@ -13,6 +13,8 @@ const ROOT = resolve(import.meta.dirname, "../..");
 
 export interface LocalGateway {
   url: string;
+  /** The workerd process serving it, for the benchmark's memory figures. */
+  runtimePid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -23,7 +25,13 @@ export interface LocalGateway {
  * (Miniflare directly rather than `wrangler dev`: the same runtime without the dev proxy in
  * front of it, which costs more than half the throughput here.)
  */
-export const startLocalGateway = async (options: { host: string; port: number; persistTo?: string }): Promise<LocalGateway> => {
+export const startLocalGateway = async (options: {
+  host: string;
+  port: number;
+  persistTo?: string;
+  /** Another entry point than wrangler.toml's `main` (the benchmark's, which adds a baseline route). */
+  main?: string;
+}): Promise<LocalGateway> => {
   const path = routesPath();
   const config = loadRoutesOrExit(path);
   const resolved = resolveConfig(config, process.env);
@@ -32,7 +40,8 @@ export const startLocalGateway = async (options: { host: string; port: number; p
 
   mkdirSync(join(ROOT, ".wrangler"), { recursive: true });
   const outdir = mkdtempSync(join(ROOT, ".wrangler", "bundle-"));
-  const build = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir, "--config", join(ROOT, "wrangler.toml")], {
+  const entry = options.main ? [resolve(options.main)] : [];
+  const build = spawnSync("npx", ["wrangler", "deploy", ...entry, "--dry-run", "--outdir", outdir, "--config", join(ROOT, "wrangler.toml")], {
     cwd: ROOT,
     encoding: "utf8",
     env: { ...process.env, ROUTES: path, WRANGLER_SEND_METRICS: "false" },
@@ -50,7 +59,8 @@ export const startLocalGateway = async (options: { host: string; port: number; p
     ...workerOptions,
     name: "amqp-edge-gateway",
     modules: true,
-    scriptPath: join(outdir, "index.js"),
+    // wrangler names the bundle after the entry point (index.js for src/index.ts).
+    scriptPath: join(outdir, readdirSync(outdir).find((file) => file.endsWith(".js")) ?? "index.js"),
     modulesRoot: outdir,
     bindings: { ...(workerOptions.bindings ?? {}), ...bindings },
     // The Worker gets its own socket, so requests reach it without passing through Miniflare's
@@ -65,10 +75,18 @@ export const startLocalGateway = async (options: { host: string; port: number; p
   const url = (await miniflare.unsafeGetDirectURL("amqp-edge-gateway")).toString().replace(/\/$/, "");
   return {
     url,
+    runtimePid: workerdChildPid(),
     async stop() {
       await miniflare.dispose();
       rmSync(outdir, { recursive: true, force: true });
       for (const relay of relays) relay.kill();
     },
   };
+};
+
+/** The workerd process this Node process started (Miniflare runs it as a direct child). */
+const workerdChildPid = (): number | undefined => {
+  const listing = spawnSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  const line = listing.stdout.split("\n").find((row) => row.trim().endsWith("workerd"));
+  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
 };

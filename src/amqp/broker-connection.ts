@@ -89,6 +89,8 @@ export class BrokerConnection {
     const attempt = AMQPSession.connect(endpoint.connectUrl, {
       ...(endpoint.vhost === undefined ? {} : { vhost: endpoint.vhost }),
       heartbeat: heartbeatSeconds,
+      // RabbitMQ's own maximum: amqp-client's default of 8 KiB splits a 16 KiB body into three frames.
+      frameMax: 131_072,
       name,
       logger: null,
       onreturn: this.returns.onReturn,

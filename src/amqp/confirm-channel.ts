@@ -2,25 +2,37 @@ import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 
 interface SessionInternals {
   getConfirmChannel?: () => Promise<AMQPChannel>;
+  getOpsChannel?: () => Promise<AMQPChannel>;
 }
 
 /**
- * The session's shared confirm channel (publisher confirms on; reopened by the session after a
- * channel error or a reconnect).
+ * Two channels of an AMQPSession that the gateway uses directly. Both are public methods of
+ * AMQPSession that its docs mark internal, so amqp-client is pinned to an exact version in
+ * package.json, and these fail loudly (a test covers them) if an upgrade removes them. The
+ * session reopens either after a channel error or a reconnect.
+ */
+const internals = (session: AMQPSession, method: keyof SessionInternals): (() => Promise<AMQPChannel>) => {
+  const fn = (session as unknown as SessionInternals)[method];
+  if (typeof fn !== "function") throw new Error(`amqp-client's AMQPSession no longer has ${method}(); see src/amqp/confirm-channel.ts`);
+  return fn.bind(session);
+};
+
+/**
+ * The session's shared confirm channel (publisher confirms on).
  *
  * Why not `AMQPExchange.publish`, the session's public way to publish: it runs the body through
  * amqp-client's codec registry, which refuses any `content-encoding` it has no coder for, while
  * the gateway must publish the bytes it was given under whatever encoding the client declared.
  * And with a registry configured, the session hands returned messages over only after an async
- * decode, so a `basic.return` could be seen after its message's confirm. Publishing on this
- * channel keeps both exact. `getConfirmChannel` is a public method of AMQPSession that its docs
- * mark internal, so amqp-client is pinned to an exact version in package.json, and this fails
- * loudly (a test covers it) if an upgrade removes it.
+ * decode, so a `basic.return` could be seen after its message's confirm.
  */
-export const confirmChannel = (session: AMQPSession): Promise<AMQPChannel> => {
-  const internals = session as unknown as SessionInternals;
-  if (typeof internals.getConfirmChannel !== "function") {
-    throw new Error("amqp-client's AMQPSession no longer has getConfirmChannel(); see src/amqp/confirm-channel.ts");
-  }
-  return internals.getConfirmChannel();
-};
+export const confirmChannel = (session: AMQPSession): Promise<AMQPChannel> => internals(session, "getConfirmChannel")();
+
+/**
+ * The session's ops channel, for `basic.get`. Why not `AMQPQueue.get`: it takes the session's
+ * ops lock, so one get waits for the previous one's answer (about a thousand a second, whatever
+ * the load). AMQP lets a client send gets without waiting; the broker answers them in order,
+ * and amqp-client matches answers to requests in order. The consuming connection does nothing
+ * else, so nothing else on this channel can be disturbed.
+ */
+export const opsChannel = (session: AMQPSession): Promise<AMQPChannel> => internals(session, "getOpsChannel")();

@@ -1,4 +1,5 @@
 import type { AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
+import { opsChannel } from "./confirm-channel";
 import { brokerReason } from "./publish-message";
 import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
@@ -24,8 +25,9 @@ export interface TakenMessage {
 export const getMessage = async (session: AMQPSession, request: GetMessage): Promise<TakenMessage | null> => {
   const { queue, autoAck, timeoutMs } = request;
   const work = (async (): Promise<TakenMessage | null> => {
-    const handle = await session.queue(queue, { passive: true });
-    const delivery = await handle.get({ noAck: autoAck });
+    // The passive declare (once per session: the handle is cached) names a missing queue clearly.
+    await session.queue(queue, { passive: true });
+    const delivery = await (await opsChannel(session)).basicGet(queue, { noAck: autoAck });
     if (!delivery) return null;
     const body = delivery.body ?? new Uint8Array(0);
     const consumed: ConsumedMessage = {

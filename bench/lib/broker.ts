@@ -1,0 +1,123 @@
+/** The broker side of the benchmark: queues, the management API, and the direct-client floor. */
+import { spawnSync } from "node:child_process";
+import { AMQPClient } from "@cloudamqp/amqp-client";
+
+export const AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/";
+export const MANAGEMENT_URL = "http://127.0.0.1:15672";
+export const MANAGEMENT_AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
+
+type Channel = Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>;
+
+export const withChannel = async <T>(work: (channel: Channel) => Promise<T>): Promise<T> => {
+  const connection = await new AMQPClient(AMQP_URL).connect();
+  try {
+    return await work(await connection.channel());
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+};
+
+/** Declares each queue (durable) and empties it. */
+export const freshQueues = (...names: string[]) =>
+  withChannel(async (channel) => {
+    for (const name of names) {
+      await channel.queueDeclare(name, { durable: true });
+      await channel.queuePurge(name);
+    }
+  });
+
+export const deleteQueues = (...names: string[]) =>
+  withChannel(async (channel) => {
+    for (const name of names) await channel.queueDelete(name).catch(() => undefined);
+  });
+
+export const queueDepth = (name: string) =>
+  withChannel(async (channel) => (await channel.queueDeclare(name, { passive: true })).messageCount);
+
+/** Fills `queue` with `count` persistent copies of `body`, 256 in flight with confirms. */
+export const prefill = (queue: string, count: number, body: string) =>
+  withChannel(async (channel) => {
+    await channel.confirmSelect();
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 256 }, async () => {
+        while (sent < count) {
+          sent++;
+          await channel.basicPublish("", queue, body, { deliveryMode: 2, contentType: "application/json" });
+        }
+      }),
+    );
+  });
+
+/**
+ * The floor of the broker: amqp-client publishing straight over TCP with confirms, `inFlight`
+ * publishes outstanding, for `seconds`. Messages per second.
+ */
+export const directPublishRate = (queue: string, inFlight: number, seconds: number, body: string) =>
+  withChannel(async (channel) => {
+    await channel.confirmSelect();
+    let confirmed = 0;
+    const deadline = Date.now() + seconds * 1000;
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (Date.now() < deadline) {
+          await channel.basicPublish("", queue, body, { deliveryMode: 2, contentType: "application/json" });
+          confirmed++;
+        }
+      }),
+    );
+    return { rate: confirmed / ((Date.now() - started) / 1000), confirmed };
+  });
+
+/** Enables the management plugin if needed and waits for its HTTP API. */
+export const ensureManagementApi = async (): Promise<void> => {
+  if (await managementAnswers()) return;
+  const enabled = spawnSync("rabbitmq-plugins", ["enable", "rabbitmq_management"], { encoding: "utf8" });
+  if (enabled.status !== 0) throw new Error(`rabbitmq-plugins enable rabbitmq_management failed: ${enabled.stderr}`);
+  const deadline = Date.now() + 60_000;
+  while (!(await managementAnswers())) {
+    if (Date.now() > deadline) throw new Error("the management API did not come up on 15672 within 60 s");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+};
+
+const managementAnswers = async () => {
+  try {
+    return (await fetch(`${MANAGEMENT_URL}/api/overview`, { headers: { authorization: MANAGEMENT_AUTH } })).ok;
+  } catch {
+    return false;
+  }
+};
+
+/** The management API's publish request for `payload` to `queue` through the default exchange. */
+export const managementPublish = (queue: string, payload: string) => ({
+  url: `${MANAGEMENT_URL}/api/exchanges/%2F/amq.default/publish`,
+  method: "POST" as const,
+  headers: { authorization: MANAGEMENT_AUTH, "content-type": "application/json" },
+  body: JSON.stringify({
+    properties: { delivery_mode: 2, content_type: "application/json" },
+    routing_key: queue,
+    payload,
+    payload_encoding: "string",
+  }),
+});
+
+/** The management API's get of one message, acknowledged (removed) as it is fetched. */
+export const managementGet = (queue: string) => ({
+  url: `${MANAGEMENT_URL}/api/queues/%2F/${encodeURIComponent(queue)}/get`,
+  method: "POST" as const,
+  headers: { authorization: MANAGEMENT_AUTH, "content-type": "application/json" },
+  body: JSON.stringify({ count: 1, ackmode: "ack_requeue_false", encoding: "auto" }),
+});
+
+export const rabbitmqVersion = async (): Promise<string> => {
+  try {
+    const overview = (await (await fetch(`${MANAGEMENT_URL}/api/overview`, { headers: { authorization: MANAGEMENT_AUTH } })).json()) as {
+      rabbitmq_version?: string;
+    };
+    return overview.rabbitmq_version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+};

@@ -1,0 +1,195 @@
+import { cpus, totalmem } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** One compared figure: the mean over its rounds. */
+export interface Measurement {
+  section: "publish" | "floor" | "consume" | "shards" | "batch";
+  variant: string;
+  payload: string;
+  /** HTTP connections, or publishes in flight for the direct client. */
+  connections: number;
+  rps: number;
+  /** Messages per second (differs from rps for batches). */
+  msgs: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** 2xx answers whose message is not in the queue. Must be 0. */
+  lost: number;
+  /**
+   * Messages in the queue beyond the 2xx answers, up to one per connection: requests still in
+   * flight when the load generator stopped at its deadline, which the gateway completed but
+   * nobody waited for. Not a fault.
+   */
+  unanswered: number;
+  /** Messages beyond even that bound: duplicates. Must be 0. */
+  duplicated: number;
+  rounds: number;
+}
+
+export interface Report {
+  date: string;
+  seconds: number;
+  rounds: number;
+  rabbitmq: string;
+  measurements: Measurement[];
+  memory: { publishes: number; beforeMb: number; afterMb: number; lost: number; duplicated: number; errors: number };
+}
+
+export interface Verdict {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const RESULTS = `${ROOT}bench/results`;
+
+const find = (report: Report, section: Measurement["section"], variant: string, payload: string, connections: number) =>
+  report.measurements.find((m) => m.section === section && m.variant === variant && m.payload === payload && m.connections === connections);
+
+/** The issue's targets, each checked against this run's figures. */
+export const verdicts = (report: Report): Verdict[] => {
+  const out: Verdict[] = [];
+  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? a / b : Number.NaN);
+  for (const payload of ["250 B", "16 KiB"]) {
+    const gateway = find(report, "publish", "gateway amqp://", payload, 64);
+    const management = find(report, "publish", "management API", payload, 64);
+    const ceiling = find(report, "publish", "ceiling (no AMQP)", payload, 64);
+    const vsManagement = ratio(gateway?.rps, management?.rps);
+    out.push({
+      target: `publish ≥ 3× management API (64 connections, ${payload})`,
+      measured: `${vsManagement.toFixed(2)}×`,
+      met: vsManagement >= 3,
+    });
+    const vsCeiling = ratio(gateway?.rps, ceiling?.rps);
+    out.push({
+      target: `publish ≥ 0.8× no-AMQP ceiling (64 connections, ${payload})`,
+      measured: `${vsCeiling.toFixed(2)}×`,
+      met: vsCeiling >= 0.8,
+    });
+    const p99 = ratio(gateway?.p99, ceiling?.p99);
+    out.push({
+      target: `publish p99 ≤ 2× ceiling p99 (64 connections, ${payload})`,
+      measured: `${gateway?.p99.toFixed(0)} ms vs ${ceiling?.p99.toFixed(0)} ms (${p99.toFixed(2)}×)`,
+      met: p99 <= 2,
+    });
+  }
+  const consume = ratio(
+    find(report, "consume", "gateway GET", "250 B", 64)?.rps,
+    find(report, "consume", "management API get", "250 B", 64)?.rps,
+  );
+  out.push({ target: "consume ≥ 3× management API (64 connections)", measured: `${consume.toFixed(2)}×`, met: consume >= 3 });
+  const lost = report.measurements.reduce((sum, m) => sum + m.lost, 0) + report.memory.lost;
+  const duplicated = report.measurements.reduce((sum, m) => sum + m.duplicated, 0) + report.memory.duplicated;
+  out.push({
+    target: "zero lost or duplicated messages",
+    measured: `${lost} lost, ${duplicated} duplicated`,
+    met: lost === 0 && duplicated === 0,
+  });
+  const growth = report.memory.afterMb - report.memory.beforeMb;
+  out.push({
+    target: `workerd RSS grows < 30 MB over ${report.memory.publishes} publishes`,
+    measured: `${growth.toFixed(1)} MB (${report.memory.beforeMb.toFixed(0)} → ${report.memory.afterMb.toFixed(0)} MB)`,
+    met: growth < 30,
+  });
+  const batches = report.measurements.filter((m) => m.section === "batch");
+  const batch = batches.reduce((sum, m) => sum + m.msgs, 0) / Math.max(1, batches.length);
+  const floor = find(report, "floor", "amqp-client direct", "250 B", 64)?.msgs;
+  const vsFloor = ratio(batch, floor);
+  out.push({
+    target: "batch publish ≥ 0.5× amqp-client direct (msg/s)",
+    measured: `${vsFloor.toFixed(2)}× (${batch.toFixed(0)} vs ${floor?.toFixed(0)} msg/s)`,
+    met: vsFloor >= 0.5,
+  });
+  return out;
+};
+
+const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+
+export const markdownTable = (report: Report): string => {
+  const rows = report.measurements.map(
+    (m) =>
+      `| ${m.section} | ${m.variant} | ${m.payload} | ${m.connections} | ${fmt(m.rps)} | ${fmt(m.msgs)} | ${fmt(m.p50)} | ${fmt(m.p99)} | ${m.errors} | ${m.lost} / ${m.duplicated} | ${m.unanswered} |`,
+  );
+  return [
+    "| section | variant | payload | connections | req/s | msg/s | p50 ms | p99 ms | errors | lost / dup | unanswered |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+};
+
+const verdictTable = (list: Verdict[]) =>
+  [
+    "| target | measured | met |",
+    "| --- | --- | --- |",
+    ...list.map((v) => `| ${v.target} | ${v.measured} | ${v.met ? "yes" : "**no**"} |`),
+  ].join("\n");
+
+/** A horizontal bar chart of throughput (msg/s) per measurement, as SVG. */
+export const throughputSvg = (report: Report): string => {
+  const rows = report.measurements;
+  const max = Math.max(...rows.map((m) => m.msgs).filter(Number.isFinite), 1);
+  const rowHeight = 18;
+  const labelWidth = 330;
+  const barWidth = 420;
+  const height = rows.length * rowHeight + 40;
+  const colors: Record<Measurement["section"], string> = {
+    publish: "#2f6fdf",
+    floor: "#7a7a7a",
+    consume: "#2f9e5a",
+    shards: "#b86a1e",
+    batch: "#8a3fbf",
+  };
+  const bars = rows
+    .map((m, i) => {
+      const y = 30 + i * rowHeight;
+      const width = Number.isFinite(m.msgs) ? (m.msgs / max) * barWidth : 0;
+      const label = `${m.section}: ${m.variant}, ${m.payload}, c=${m.connections}`;
+      return [
+        `<text x="${labelWidth - 6}" y="${y + 12}" text-anchor="end">${escapeXml(label)}</text>`,
+        `<rect x="${labelWidth}" y="${y + 2}" width="${width.toFixed(1)}" height="${rowHeight - 5}" fill="${colors[m.section]}"/>`,
+        `<text x="${labelWidth + width + 4}" y="${y + 12}">${fmt(m.msgs)}</text>`,
+      ].join("");
+    })
+    .join("\n");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${labelWidth + barWidth + 90}" height="${height}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="18" font-size="13" font-weight="bold">Throughput, messages per second (${escapeXml(report.date.slice(0, 10))}, ${report.seconds} s × ${report.rounds} rounds)</text>
+${bars}
+</svg>
+`;
+};
+
+const escapeXml = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+export const machineLine = (report: Report): string =>
+  `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime (Miniflare, direct socket); ${report.seconds} s per run, ${report.rounds} alternating rounds, load from autocannon on the same machine`;
+
+/**
+ * Prints the table and the verdicts, writes bench/results/latest.json and throughput.svg, and
+ * replaces the generated part of BENCHMARKS.md. Returns the verdicts.
+ */
+export const writeReport = (report: Report): Verdict[] => {
+  const list = verdicts(report);
+  const table = markdownTable(report);
+  const targets = verdictTable(list);
+  process.stdout.write(`\n${table}\n\n${targets}\n`);
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(`${RESULTS}/latest.json`, `${JSON.stringify({ ...report, verdicts: list }, null, 2)}\n`);
+  writeFileSync(`${RESULTS}/throughput.svg`, throughputSvg(report));
+  const path = `${ROOT}BENCHMARKS.md`;
+  const current = readFileSync(path, "utf8");
+  const start = "<!-- bench:start -->";
+  const end = "<!-- bench:end -->";
+  const generated = `${start}\n_Generated by \`npm run bench\`: ${machineLine(report)}._\n\n![throughput](bench/results/throughput.svg)\n\n${table}\n\nMemory: workerd's resident set went from ${report.memory.beforeMb.toFixed(1)} MB to ${report.memory.afterMb.toFixed(1)} MB over ${report.memory.publishes} publishes (${report.memory.errors} errors).\n\n### Targets\n\n${targets}\n${end}`;
+  const from = current.indexOf(start);
+  const to = current.indexOf(end);
+  writeFileSync(
+    path,
+    from >= 0 && to > from ? current.slice(0, from) + generated + current.slice(to + end.length) : `${current}\n${generated}\n`,
+  );
+  process.stdout.write(`\nwrote bench/results/latest.json, bench/results/throughput.svg and BENCHMARKS.md\n`);
+  return list;
+};
