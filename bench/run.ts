@@ -100,24 +100,31 @@ const compare = async (section: Measurement["section"], variants: Variant[], pay
       );
     }
   }
-  for (const [name, results] of runs) {
-    measurements.push({
-      section,
-      variant: name,
-      payload: payloadName,
-      connections,
-      rps: mean(results.map((r) => r.rps)),
-      msgs: mean(results.map((r) => r.rps)),
-      p50: mean(results.map((r) => r.p50)),
-      p99: mean(results.map((r) => r.p99)),
-      errors: sum(results.map((r) => r.errors)),
-      lost: sum(results.map((r) => r.lost)),
-      unanswered: sum(results.map((r) => r.unanswered)),
-      duplicated: sum(results.map((r) => r.duplicated)),
-      rounds: results.length,
-    });
-  }
+  for (const [name, results] of runs) measurements.push(summarize(section, name, payloadName, connections, results));
 };
+
+/** One measurement from a variant's rounds: means of the rates and latencies, sums of the counts. */
+const summarize = (
+  section: Measurement["section"],
+  variant: string,
+  payload: string,
+  connections: number,
+  results: Array<LoadResult & ReturnType<typeof account>>,
+): Measurement => ({
+  section,
+  variant,
+  payload,
+  connections,
+  rps: mean(results.map((r) => r.rps)),
+  msgs: mean(results.map((r) => r.rps)),
+  p50: mean(results.map((r) => r.p50)),
+  p99: mean(results.map((r) => r.p99)),
+  errors: sum(results.map((r) => r.errors)),
+  lost: sum(results.map((r) => r.lost)),
+  unanswered: sum(results.map((r) => r.unanswered)),
+  duplicated: sum(results.map((r) => r.duplicated)),
+  rounds: results.length,
+});
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
@@ -214,23 +221,7 @@ const main = async () => {
           );
         }
       }
-      for (const [name, results] of runs) {
-        measurements.push({
-          section: "consume",
-          variant: name,
-          payload: "250 B",
-          connections,
-          rps: mean(results.map((r) => r.rps)),
-          msgs: mean(results.map((r) => r.rps)),
-          p50: mean(results.map((r) => r.p50)),
-          p99: mean(results.map((r) => r.p99)),
-          errors: sum(results.map((r) => r.errors)),
-          lost: sum(results.map((r) => r.lost)),
-          unanswered: sum(results.map((r) => r.unanswered)),
-          duplicated: sum(results.map((r) => r.duplicated)),
-          rounds: results.length,
-        });
-      }
+      for (const [name, results] of runs) measurements.push(summarize("consume", name, "250 B", connections, results));
     }
 
     log("shards (64 connections, 250 B)");

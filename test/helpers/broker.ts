@@ -52,3 +52,18 @@ export const firstDifference = (a: Uint8Array, b: Uint8Array): number => {
   for (let i = 0; i < length; i++) if (a[i] !== b[i]) return i;
   return -1;
 };
+
+/** Runs `test` with a fresh durable queue (`args` are its arguments), deleting it afterwards. */
+export const withQueue = async (
+  prefix: string,
+  test: (queue: string) => Promise<void>,
+  args: Record<string, unknown> = {},
+): Promise<void> => {
+  const queue = uniqueName(prefix);
+  await declareQueue(queue, args);
+  try {
+    await test(queue);
+  } finally {
+    await deleteQueue(queue);
+  }
+};

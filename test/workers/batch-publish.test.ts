@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName } from "../helpers/broker";
+import { BROKER_URL, drain, messageCount, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 const producer = (id: string, queue: string, extra = ", batch: true") => `
@@ -7,19 +7,9 @@ routes:
   - { id: ${id}, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue} ${extra} } } }
 `;
 
-const withQueue = async (test: (queue: string) => Promise<void>, args: Record<string, unknown> = {}) => {
-  const queue = uniqueName("batch");
-  await declareQueue(queue, args);
-  try {
-    await test(queue);
-  } finally {
-    await deleteQueue(queue);
-  }
-};
-
 describe("with producer.batch", () => {
   it("each NDJSON line is a message, all confirmed before one 202 with the count", () =>
-    withQueue(async (queue) => {
+    withQueue("batch", async (queue) => {
       const id = uniqueRouteId("ndjson");
       const response = await gatewayFor(producer(id, queue))("POST", "/in", {
         body: '{"n":1}\n{"n":2}\r\n\n{"n":3}\n',
@@ -38,7 +28,7 @@ describe("with producer.batch", () => {
     }));
 
   it("each element of a JSON array is a message; Idempotency-Key gives each its own id", () =>
-    withQueue(async (queue) => {
+    withQueue("batch", async (queue) => {
       const response = await gatewayFor(producer(uniqueRouteId("array"), queue))("POST", "/in", {
         body: JSON.stringify([{ a: 1 }, "two", [3]]),
         headers: { "content-type": "application/json", "idempotency-key": "k" },
@@ -50,7 +40,7 @@ describe("with producer.batch", () => {
     }));
 
   it("a JSON object is one message", () =>
-    withQueue(async (queue) => {
+    withQueue("batch", async (queue) => {
       const response = await gatewayFor(producer(uniqueRouteId("object"), queue))("POST", "/in", {
         body: '{"not":"a batch"}',
         headers: { "content-type": "application/json" },
@@ -60,7 +50,7 @@ describe("with producer.batch", () => {
     }));
 
   it("more than max_batch messages is a 413 and publishes nothing", () =>
-    withQueue(async (queue) => {
+    withQueue("batch", async (queue) => {
       const response = await gatewayFor(producer(uniqueRouteId("max"), queue, ", batch: true, max_batch: 2"))("POST", "/in", {
         body: "[1,2,3]",
         headers: { "content-type": "application/json" },
@@ -71,6 +61,7 @@ describe("with producer.batch", () => {
 
   it("a partial failure says which messages were not confirmed", () =>
     withQueue(
+      "batch",
       async (queue) => {
         const id = uniqueRouteId("partial");
         const response = await gatewayFor(producer(id, queue))("POST", "/in", {
@@ -95,7 +86,7 @@ describe("with producer.batch", () => {
 
 describe("without producer.batch", () => {
   it("an NDJSON body is one message, as sent", () =>
-    withQueue(async (queue) => {
+    withQueue("batch", async (queue) => {
       const body = '{"n":1}\n{"n":2}\n';
       expect(
         (

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
+import { BROKER_URL, drain, messageCount, withChannel, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 const bridge = (queue: string) => `
@@ -7,16 +7,6 @@ routes:
   - { id: ${uniqueRouteId("in")}, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue} } } }
   - { id: ${uniqueRouteId("out")}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue} } } }
 `;
-
-const withQueue = async (prefix: string, test: (queue: string) => Promise<void>) => {
-  const queue = uniqueName(prefix);
-  await declareQueue(queue);
-  try {
-    await test(queue);
-  } finally {
-    await deleteQueue(queue);
-  }
-};
 
 describe("request headers become message properties", () => {
   it("each supported header sets its property", () =>
