@@ -3,7 +3,7 @@ import { brokerEndpoint } from "./broker-url";
 import { ReturnedMessages } from "./returned-messages";
 import "./socket-timer-fix";
 import { RouteFailureError } from "./route-failure";
-import { withTimeout } from "./with-timeout";
+import type { Deadlines } from "./deadlines";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
 export interface ConnectionSettings {
@@ -34,7 +34,15 @@ export class BrokerConnection {
   /** Mandatory publishes in flight on this connection, matched against the broker's returns. */
   readonly returns = new ReturnedMessages();
 
-  constructor(readonly settings: ConnectionSettings) {}
+  readonly #deadlines: Deadlines;
+
+  /** @param deadlines - the owning route object's deadlines, which bound the connect */
+  constructor(
+    readonly settings: ConnectionSettings,
+    deadlines: Deadlines,
+  ) {
+    this.#deadlines = deadlines;
+  }
 
   /** True when settings that would open a different connection are asked for. */
   differsFrom(settings: ConnectionSettings): boolean {
@@ -99,7 +107,7 @@ export class BrokerConnection {
       maxReconnectInterval: 5000,
     });
     try {
-      const session = await withTimeout(
+      const session = await this.#deadlines.within(
         attempt,
         connectTimeoutMs,
         "unavailable",

@@ -3,12 +3,14 @@ import { opsChannel } from "./confirm-channel";
 import { brokerReason } from "./publish-message";
 import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
-import { withTimeout } from "./with-timeout";
+import type { Deadlines } from "./deadlines";
 
 export interface GetMessage {
   queue: string;
   autoAck: boolean;
   timeoutMs: number;
+  /** The route object's deadlines, which bound the wait for the answer. */
+  deadlines: Deadlines;
 }
 
 /** A message taken from the queue: what the Worker needs, and the delivery to acknowledge. */
@@ -23,7 +25,7 @@ export interface TakenMessage {
  * arrives after the timeout has already been answered is rejected back to the queue here.
  */
 export const getMessage = async (session: AMQPSession, request: GetMessage): Promise<TakenMessage | null> => {
-  const { queue, autoAck, timeoutMs } = request;
+  const { queue, autoAck, timeoutMs, deadlines } = request;
   const work = (async (): Promise<TakenMessage | null> => {
     // The passive declare (once per session: the handle is cached) names a missing queue clearly.
     await session.queue(queue, { passive: true });
@@ -44,7 +46,7 @@ export const getMessage = async (session: AMQPSession, request: GetMessage): Pro
     return { consumed, delivery };
   })();
   try {
-    return await withTimeout(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
+    return await deadlines.within(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
     if (!autoAck) work.then((late) => late?.delivery.nack(true)).catch(() => undefined);
     if (error instanceof RouteFailureError) throw error;

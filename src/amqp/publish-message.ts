@@ -3,7 +3,7 @@ import { confirmChannel } from "./confirm-channel";
 import type { ReturnedMessages } from "./returned-messages";
 import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
 import type { PublishProperties } from "./route-messages";
-import { withTimeout } from "./with-timeout";
+import type { Deadlines } from "./deadlines";
 
 const checkedExchanges = new WeakMap<AMQPSession, Set<string>>();
 
@@ -30,6 +30,8 @@ export interface PublishMessage {
   /** When set, an unroutable message is returned by the broker and this publish fails as "unroutable". */
   mandatory: ReturnedMessages | undefined;
   confirmTimeoutMs: number;
+  /** The route object's deadlines, which bound the wait for the confirm. */
+  deadlines: Deadlines;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface PublishMessage {
  *   so the message may or may not be enqueued.
  */
 export const publishMessage = async (session: AMQPSession, message: PublishMessage): Promise<void> => {
-  const { exchange, routingKey, properties, persistent, mandatory, confirmTimeoutMs } = message;
+  const { exchange, routingKey, properties, persistent, mandatory, confirmTimeoutMs, deadlines } = message;
   const body = new Uint8Array(message.body);
   const watch = mandatory?.watch(exchange, routingKey, body);
   let sent = false;
@@ -54,7 +56,7 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
     await channel.basicPublish(exchange, routingKey, body, { ...properties, deliveryMode: persistent ? 2 : 1 }, mandatory !== undefined);
   })();
   try {
-    await withTimeout(
+    await deadlines.within(
       work,
       confirmTimeoutMs,
       "no_answer",

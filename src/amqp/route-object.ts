@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
+import { Deadlines } from "./deadlines";
 import { getMessage } from "./get-message";
 import { publishMessage } from "./publish-message";
 import { RouteCountersStore } from "./route-counters";
@@ -30,6 +31,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #counters: RouteCountersStore;
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
+  readonly #deadlines = new Deadlines();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -68,6 +70,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
       persistent: producer.persistent,
       mandatory: producer.mandatory ? connection.returns : undefined,
       confirmTimeoutMs: producer.confirm_timeout_ms,
+      deadlines: this.#deadlines,
     });
   }
 
@@ -85,6 +88,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
         queue: consumer.queue,
         autoAck: consumer.auto_ack,
         timeoutMs: route.amqp.operation_timeout_ms,
+        deadlines: this.#deadlines,
       });
       if (!taken) return { ok: true, message: null };
       // A message taken without auto-ack counts as consumed once it is acknowledged, in settle.
@@ -134,7 +138,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;
     void current?.close();
-    const next = new BrokerConnection(settings);
+    const next = new BrokerConnection(settings, this.#deadlines);
     this.#connections.set(role, next);
     return next;
   }

@@ -1,31 +1,51 @@
 /**
- * Works around a listener leak in workerd's `node:net` (seen in workerd 2026-03 and 2026-04).
+ * Replaces how workerd's `node:net` keeps a socket's idle timer (seen in workerd 2026-03 and
+ * 2026-04), which amqp-client arms with the heartbeat interval to notice a dead peer.
  *
- * Its `Socket.prototype._unrefTimer`, which runs on every read and write to re-arm the idle
- * timer, calls `this.setTimeout(s.timeout, s._onTimeout.bind(s))`. Given a callback, `setTimeout`
- * also registers it with `once("timeout", …)`, so each I/O adds a listener that is only removed if
- * the socket ever times out. amqp-client arms that timer (for heartbeats), and every publish then
- * leaked about three listeners: hundreds of thousands over a long-lived connection.
+ * workerd's `Socket.prototype._unrefTimer` runs on every read and write and re-arms the timer
+ * with `this.setTimeout(s.timeout, s._onTimeout.bind(s))`. Given a callback, `setTimeout` also
+ * registers it with `once("timeout", …)`, so each I/O added a listener that stayed until the socket
+ * timed out: about three per publish, hundreds of thousands over a long-lived connection. And even
+ * without the listener, a new timer per I/O left memory behind at thousands of publishes a second.
  *
- * The replacement re-arms the timer the way Node's does, through `setTimeout(ms)` alone, which
- * clears the previous timer and schedules `_onTimeout` (which emits "timeout") without adding a
- * listener. It is the intended behaviour on any runtime, so it is installed unconditionally.
- * Tested by test/workers/socket-timer-fix.test.ts.
+ * Here the timer is lazy, as in Node's own sockets: I/O only records when it happened; the one
+ * timer armed by `setTimeout(ms)` fires as scheduled, and `_onTimeout` then re-arms it for the
+ * time remaining if there was I/O meanwhile, or emits "timeout" if the socket really was idle
+ * that long. Installed unconditionally: it is the intended behaviour on any runtime. Tested by
+ * test/workers/socket-timer-fix.test.ts.
  */
 import { Socket } from "node:net";
+
+const LAST_IO = Symbol("lastIo");
 
 interface TimedSocket {
   timeout?: number;
   _parentWrap?: TimedSocket | null;
+  [LAST_IO]?: number;
   setTimeout(ms: number): unknown;
+  emit(event: "timeout"): boolean;
 }
 
-const prototype = Socket.prototype as unknown as { _unrefTimer?: (this: TimedSocket) => void };
+const prototype = Socket.prototype as unknown as {
+  _unrefTimer?: (this: TimedSocket) => void;
+  _onTimeout?: (this: TimedSocket) => void;
+};
 
-if (typeof prototype._unrefTimer === "function") {
+if (typeof prototype._unrefTimer === "function" && typeof prototype._onTimeout === "function") {
   prototype._unrefTimer = function unrefTimer(this: TimedSocket): void {
-    for (let socket: TimedSocket | null | undefined = this; socket; socket = socket._parentWrap) {
-      if (socket.timeout) socket.setTimeout(socket.timeout);
+    const now = Date.now();
+    for (let socket: TimedSocket | null | undefined = this; socket; socket = socket._parentWrap) socket[LAST_IO] = now;
+  };
+
+  prototype._onTimeout = function onTimeout(this: TimedSocket): void {
+    const configured = this.timeout ?? 0;
+    const idle = Date.now() - (this[LAST_IO] ?? 0);
+    if (configured > 0 && idle < configured) {
+      // setTimeout(ms) also stores ms as the socket's timeout: put the configured one back.
+      this.setTimeout(configured - idle);
+      this.timeout = configured;
+      return;
     }
+    this.emit("timeout");
   };
 }
