@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, messageCount, uniqueName } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 interface Stats {
@@ -27,6 +27,27 @@ routes:
       expect(stats?.shards?.map((shard) => shard.shard)).toEqual([0, 1, 2, 3]);
       expect(stats?.shards?.reduce((sum, shard) => sum + shard.published, 0)).toBe(40);
       expect(stats?.shards?.filter((shard) => shard.published > 0).length).toBeGreaterThan(1);
+    } finally {
+      await deleteQueue(queue);
+    }
+  });
+
+  it("a sharded consumer without auto-ack settles each message with the shard that took it", async () => {
+    const queue = uniqueName("shard-ack");
+    await declareQueue(queue);
+    try {
+      for (let i = 0; i < 20; i++) await publishDirect(queue, `m${i}`);
+      const gateway = gatewayFor(`
+routes:
+  - { id: ${uniqueRouteId("sharded-ack")}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", shards: 4, consumer: { queue: ${queue}, auto_ack: false } } }
+`);
+      const answers = await Promise.all(Array.from({ length: 20 }, () => gateway("GET", "/out").then((r) => r.status)));
+      expect(answers).toEqual(Array(20).fill(200));
+      // A settle sent to the wrong shard would leave its message unacknowledged, to be requeued
+      // after the hold time (operation_timeout_ms, 5 s by default): nothing may come back.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await messageCount(queue)).toBe(0);
+      expect((await gateway("GET", "/out")).status).toBe(204);
     } finally {
       await deleteQueue(queue);
     }
