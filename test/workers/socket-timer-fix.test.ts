@@ -38,11 +38,11 @@ describe("TCP sockets in workerd (src/amqp/socket-timer-fix.ts)", () => {
     }
   });
 
-  it("a connection with traffic (heartbeats every half second) outlives its one-second timeout", async () => {
-    const client = new AMQPClient("amqp://guest:guest@127.0.0.1:5672/?heartbeat=1");
+  it("a connection with traffic (broker heartbeats every second) outlives its two-second timeout", async () => {
+    const client = new AMQPClient("amqp://guest:guest@127.0.0.1:5672/?heartbeat=2");
     await client.connect();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
       expect(client.closed).toBe(false);
     } finally {
       await client.close().catch(() => undefined);

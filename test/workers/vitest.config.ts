@@ -9,6 +9,8 @@ export default defineWorkersProject({
     include: ["test/workers/**/*.test.ts"],
     globalSetup: ["test/workers/web-amqp-relay.setup.ts"],
     testTimeout: 30_000,
+    // Before the black-box project, whose fault tests stop and restart the broker.
+    sequence: { groupOrder: 1 },
     poolOptions: {
       workers: {
         // The Durable Objects hold live broker sockets across tests, which per-test storage
