@@ -41,11 +41,15 @@ export const startLocalGateway = async (options: {
   mkdirSync(join(ROOT, ".wrangler"), { recursive: true });
   const outdir = mkdtempSync(join(ROOT, ".wrangler", "bundle-"));
   const entry = options.main ? [resolve(options.main)] : [];
-  const build = spawnSync("npx", ["wrangler", "deploy", ...entry, "--dry-run", "--outdir", outdir, "--config", join(ROOT, "wrangler.toml")], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, ROUTES: path, WRANGLER_SEND_METRICS: "false" },
-  });
+  const build = spawnSync(
+    "npx",
+    ["wrangler", "deploy", ...entry, "--dry-run", "--outdir", outdir, "--config", join(ROOT, "wrangler.toml")],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, ROUTES: path, WRANGLER_SEND_METRICS: "false" },
+    },
+  );
   if (build.status !== 0) fail([`bundling the Worker failed:\n${build.stdout}${build.stderr}`]);
 
   const relays = await ensureWebAmqpRelays(resolved.config);
