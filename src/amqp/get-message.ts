@@ -1,7 +1,6 @@
 import type { AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
-import { opsChannel } from "./confirm-channel";
-import { brokerReason } from "./publish-message";
-import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
+import { opsChannel } from "./session-channels";
+import { RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 import type { Deadlines } from "./deadlines";
 

@@ -1,7 +1,7 @@
 import type { AMQPSession } from "@cloudamqp/amqp-client";
-import { confirmChannel } from "./confirm-channel";
+import { confirmChannel } from "./session-channels";
 import type { ReturnedMessages } from "./returned-messages";
-import { RouteFailureError, isChannelError, replyCodeOf } from "./route-failure";
+import { NEGATIVE_CONFIRM, RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
 import type { PublishProperties } from "./route-messages";
 import type { Deadlines } from "./deadlines";
 
@@ -95,13 +95,4 @@ const classifyPublishError = (error: unknown, context: { session: AMQPSession; e
     );
   }
   return new RouteFailureError("unavailable", `the connection to the broker was lost: ${reason}`);
-};
-
-const NEGATIVE_CONFIRM = "negative confirm (basic.nack)";
-
-/** The broker's reply text without amqp-client's "channel 1 closed:" prefix. */
-export const brokerReason = (error: unknown): string => {
-  const text = error instanceof Error ? error.message : String(error);
-  if (text === "Message rejected") return NEGATIVE_CONFIRM;
-  return text.replace(/^(channel \d+|connection) closed: /, "");
 };

@@ -51,3 +51,13 @@ export const replyCodeOf = (error: unknown): number | undefined => {
  */
 export const isChannelError = (error: unknown): boolean =>
   error instanceof Error && /^channel \d+ closed: .*\(\d{3}\)$/.test(error.message);
+
+/** How {@link brokerReason} names amqp-client's rejection for a `basic.nack`. */
+export const NEGATIVE_CONFIRM = "negative confirm (basic.nack)";
+
+/** The broker's reply text without amqp-client's "channel 1 closed:" prefix. */
+export const brokerReason = (error: unknown): string => {
+  const text = error instanceof Error ? error.message : String(error);
+  if (text === "Message rejected") return NEGATIVE_CONFIRM;
+  return text.replace(/^(channel \d+|connection) closed: /, "");
+};

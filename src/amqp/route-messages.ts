@@ -31,15 +31,9 @@ export interface PublishProperties {
 export interface OutgoingMessage {
   body: ArrayBuffer;
   properties: PublishProperties;
-  /**
-   * Which HTTP request, among those travelling in the same call, the message came from: the
-   * object counts requests (and failed requests), not messages. The Worker sends one request's
-   * messages per call today, all with request 0.
-   */
-  request: number;
 }
 
-/** Messages for the route's object to publish: one message, or the messages of one batch request. */
+/** One HTTP request's messages for the route's object to publish: one message, or a batch. */
 export interface PublishManyRequest {
   route: RouteTarget;
   messages: OutgoingMessage[];

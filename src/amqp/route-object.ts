@@ -1,3 +1,4 @@
+import type { AMQPSession } from "@cloudamqp/amqp-client";
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
@@ -44,34 +45,41 @@ export class AmqpRouteObject extends DurableObject<Env> {
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
     const { route, messages } = request;
-    const outcomes = await Promise.all(messages.map((message) => this.#publishOne(route, message).then(ok, asFailure)));
-    const requests = new Map<number, RouteFailure | null>();
-    messages.forEach((message, index) => {
-      const outcome = outcomes[index];
-      if (!requests.has(message.request)) requests.set(message.request, null);
-      if (outcome && !outcome.ok && !requests.get(message.request)) requests.set(message.request, outcome);
-    });
-    this.#counters.add("total_requests", requests.size);
+    const outcomes = await this.#publishAll(route, messages);
+    // One call is one HTTP request, however many messages it carries.
+    this.#counters.increment("total_requests");
     this.#counters.add("published", outcomes.filter((outcome) => outcome.ok).length);
-    for (const failure of requests.values()) if (failure) this.#counters.recordError(failure.message);
+    const failure = outcomes.find((outcome): outcome is RouteFailure => !outcome.ok);
+    if (failure) this.#counters.recordError(failure.message);
     return { outcomes };
   }
 
-  async #publishOne(route: RouteTarget, message: OutgoingMessage): Promise<void> {
+  /** The connection and its session once per call, then every message pipelined on it. */
+  async #publishAll(route: RouteTarget, messages: OutgoingMessage[]): Promise<PublishOutcome[]> {
     const producer = route.amqp.producer;
-    if (!producer) throw new RouteFailureError("internal", "the route has no producer");
+    let session: AMQPSession;
     const connection = this.#connection("publish", route);
-    const session = await connection.session();
-    await publishMessage(session, {
-      exchange: producer.exchange,
-      routingKey: producer.routing_key,
-      body: message.body,
-      properties: message.properties,
-      persistent: producer.persistent,
-      mandatory: producer.mandatory ? connection.returns : undefined,
-      confirmTimeoutMs: producer.confirm_timeout_ms,
-      deadlines: this.#deadlines,
-    });
+    try {
+      if (!producer) throw new RouteFailureError("internal", "the route has no producer");
+      session = await connection.session();
+    } catch (error) {
+      const failure = asFailure(error);
+      return messages.map(() => failure);
+    }
+    return Promise.all(
+      messages.map((message) =>
+        publishMessage(session, {
+          exchange: producer.exchange,
+          routingKey: producer.routing_key,
+          body: message.body,
+          properties: message.properties,
+          persistent: producer.persistent,
+          mandatory: producer.mandatory ? connection.returns : undefined,
+          confirmTimeoutMs: producer.confirm_timeout_ms,
+          deadlines: this.#deadlines,
+        }).then(ok, asFailure),
+      ),
+    );
   }
 
   /**

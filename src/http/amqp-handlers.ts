@@ -31,7 +31,7 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
   // as hung (tried: BENCHMARKS.md).
   const shard = pickShard(target);
   const { outcomes } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
-    routeObject(c.env, target, shard).publishMany({ route: target, messages: messages.map((message) => ({ ...message, request: 0 })) }),
+    routeObject(c.env, target, shard).publishMany({ route: target, messages }),
   );
   const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
   const [first] = failures;

@@ -13,7 +13,7 @@ interface SessionInternals {
  */
 const internals = (session: AMQPSession, method: keyof SessionInternals): (() => Promise<AMQPChannel>) => {
   const fn = (session as unknown as SessionInternals)[method];
-  if (typeof fn !== "function") throw new Error(`amqp-client's AMQPSession no longer has ${method}(); see src/amqp/confirm-channel.ts`);
+  if (typeof fn !== "function") throw new Error(`amqp-client's AMQPSession no longer has ${method}(); see src/amqp/session-channels.ts`);
   return fn.bind(session);
 };
 

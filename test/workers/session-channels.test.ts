@@ -1,6 +1,6 @@
 import { AMQPSession } from "@cloudamqp/amqp-client";
 import { expect, it } from "vitest";
-import { confirmChannel, opsChannel } from "../../src/amqp/confirm-channel";
+import { confirmChannel, opsChannel } from "../../src/amqp/session-channels";
 import { BROKER_URL } from "../helpers/broker";
 
 it("amqp-client's session still hands out its confirm channel (confirms on) and its ops channel", async () => {
