@@ -1,22 +1,43 @@
 /**
- * The gateway as deployed, plus one baseline route for the benchmark: `POST /__ceiling` reads the
- * body, makes one call to a Durable Object and answers 202, without any AMQP work. It is what the
- * HTTP runtime and the Worker → object hop alone can do on this machine, the ceiling for the
- * gateway's publish route. (The body must be read: a route that leaves it unread breaks
- * keep-alive connections in workerd under load.)
+ * The gateway as deployed, plus one baseline route for the benchmark: `POST /__ceiling/<route id>`
+ * reads the body, calls the route's Durable Object with the message, exactly as a publish does,
+ * and answers 202; the object answers "confirmed" without any AMQP work. It is what the HTTP
+ * runtime and the Worker → object hop alone can do on this machine, the ceiling for the route's
+ * publishes. (The body must be read: a route that leaves it unread breaks keep-alive connections
+ * in workerd under load.)
+ *
+ * Requests are told apart before either Hono app sees them, so the gateway's routes and the
+ * ceiling each pay for one router, as the gateway does when deployed.
  */
 import { Hono } from "hono";
-import type { GatewayEnv } from "../src/env";
-import gateway from "../src/index";
+import type { Env, GatewayEnv } from "../src/env";
+import gateway, { AmqpRouteObject as GatewayRouteObject } from "../src/index";
+import { routesConfig } from "../src/generated/routes";
+import type { PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
+import { routeObject, routeTarget } from "../src/http/route-target";
 
-export { AmqpRouteObject } from "../src/index";
+export class AmqpRouteObject extends GatewayRouteObject {
+  /** What `publishMany` receives, answered as if every message were confirmed. */
+  acceptWithoutPublishing(request: PublishManyRequest): PublishManyOutcome {
+    return { outcomes: request.messages.map(() => ({ ok: true })) };
+  }
+}
 
-const bench = new Hono<GatewayEnv>();
-bench.post("/__ceiling", async (c) => {
-  await c.req.arrayBuffer();
-  await c.env.AMQP_ROUTE.get(c.env.AMQP_ROUTE.idFromName("__ceiling")).stats();
+const CEILING_PREFIX = "/__ceiling/";
+
+const ceiling = new Hono<GatewayEnv>();
+ceiling.post(`${CEILING_PREFIX}:route`, async (c) => {
+  const route = routesConfig.routes.find((candidate) => candidate.id === c.req.param("route"));
+  if (!route) return c.json({ error: "no such route" }, 404);
+  const target = routeTarget(routesConfig, c.env, route);
+  const body = await c.req.arrayBuffer();
+  const object = routeObject(c.env, target) as unknown as DurableObjectStub<AmqpRouteObject>;
+  const contentType = c.req.header("content-type") ?? "application/json";
+  await object.acceptWithoutPublishing({ route: target, messages: [{ body, properties: { contentType } }] });
   return c.json({ status: "published" }, 202);
 });
-bench.all("*", (c) => gateway.fetch(c.req.raw, c.env, c.executionCtx));
 
-export default bench;
+export default {
+  fetch: (request: Request, env: Env, ctx: ExecutionContext) =>
+    request.url.includes(CEILING_PREFIX) ? ceiling.fetch(request, env, ctx) : gateway.fetch(request, env, ctx),
+} satisfies ExportedHandler<Env>;

@@ -161,7 +161,7 @@ const main = async () => {
     const management: Variant = { name: "management API", queue: Q.mgmt, request: (body) => managementPublish(Q.mgmt, body) };
     const ceiling: Variant = {
       name: "ceiling (no AMQP)",
-      request: (body) => ({ url: `${base}/__ceiling`, method: "POST", headers: json, body }),
+      request: (body) => ({ url: `${base}/__ceiling/bench-tcp`, method: "POST", headers: json, body }),
     };
 
     // Warm up: connections open, code paths compiled.

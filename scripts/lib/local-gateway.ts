@@ -73,6 +73,7 @@ export const startLocalGateway = async (options: {
     unsafeDirectSockets: [{ host: options.host, port: options.port }],
     host: options.host,
     port: 0,
+    ...(process.env.PROF_INSPECTOR ? { inspectorPort: Number(process.env.PROF_INSPECTOR) } : {}),
     ...(options.persistTo ? { durableObjectsPersist: options.persistTo } : {}),
   });
   await miniflare.ready;

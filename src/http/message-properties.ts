@@ -27,9 +27,23 @@ const SHORT_STRING_BYTES = 255;
  */
 export const publishProperties = (headers: Headers, routeId: string): PublishProperties => {
   const invalid = (header: string, reason: string) => new GatewayError(400, `header ${header}: ${reason}`, routeId);
-  const shortString = (header: string): string | undefined => {
-    const value = headers.get(header) ?? undefined;
-    if (value !== undefined && new TextEncoder().encode(value).byteLength > SHORT_STRING_BYTES) {
+
+  // One pass over the request's headers (names come lowercased), rather than a lookup per
+  // property: this runs on every publish.
+  const found: Partial<Record<PropertyHeader, string>> = {};
+  let table: Record<string, string> | undefined;
+  for (const [name, value] of headers) {
+    if (name.startsWith(AMQP_HEADER_PREFIX)) {
+      const key = name.slice(AMQP_HEADER_PREFIX.length);
+      if (key === "") throw invalid(name, "names no header");
+      (table ??= {})[key] = value;
+    } else if (PROPERTY_HEADERS.has(name)) {
+      found[name as PropertyHeader] = value;
+    }
+  }
+  const shortString = (header: ShortStringHeader): string | undefined => {
+    const value = found[header];
+    if (value !== undefined && overShortString(value)) {
       throw invalid(header, `must be at most ${SHORT_STRING_BYTES} bytes`);
     }
     return value;
@@ -54,24 +68,33 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
   const type = shortString("x-type");
   if (type !== undefined) properties.type = type;
 
-  const priority = headers.get("x-priority");
-  if (priority !== null) {
+  const priority = found["x-priority"];
+  if (priority !== undefined) {
     if (!/^[0-9]$/.test(priority.trim())) throw invalid("X-Priority", `"${priority}" is not a whole number from 0 to 9`);
     properties.priority = Number(priority.trim());
   }
-  const expiration = headers.get("x-expiration");
-  if (expiration !== null) {
+  const expiration = found["x-expiration"];
+  if (expiration !== undefined) {
     if (!/^[0-9]{1,10}$/.test(expiration.trim())) throw invalid("X-Expiration", `"${expiration}" is not a number of milliseconds`);
     properties.expiration = String(Number(expiration.trim()));
   }
-
-  const table: Record<string, string> = {};
-  for (const [name, value] of headers) {
-    if (!name.startsWith(AMQP_HEADER_PREFIX)) continue;
-    const key = name.slice(AMQP_HEADER_PREFIX.length);
-    if (key === "") throw invalid(name, "names no header");
-    table[key] = value;
-  }
-  if (Object.keys(table).length > 0) properties.headers = table;
+  if (table) properties.headers = table;
   return properties;
 };
+
+const SHORT_STRING_HEADERS = [
+  "content-type",
+  "content-encoding",
+  "idempotency-key",
+  "x-message-id",
+  "x-correlation-id",
+  "x-reply-to",
+  "x-type",
+] as const;
+type ShortStringHeader = (typeof SHORT_STRING_HEADERS)[number];
+type PropertyHeader = ShortStringHeader | "x-priority" | "x-expiration";
+const PROPERTY_HEADERS = new Set<string>([...SHORT_STRING_HEADERS, "x-priority", "x-expiration"]);
+
+/** Longer than a short string in UTF-8. At most 85 UTF-16 units fit whatever they are, so most values are never encoded. */
+const overShortString = (value: string): boolean =>
+  value.length * 3 > SHORT_STRING_BYTES && new TextEncoder().encode(value).byteLength > SHORT_STRING_BYTES;
