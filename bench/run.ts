@@ -10,13 +10,10 @@
  * (default 200000), BENCH_PORT (default 8790).
  */
 import { readFileSync } from "node:fs";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { isListening, startRelay } from "../scripts/lib/web-amqp-relay";
+import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import {
-  AMQP_URL,
   deleteQueues,
   directPublishRate,
   ensureManagementApi,
@@ -33,36 +30,11 @@ import { writeReport, type Measurement, type Report } from "./lib/report";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? 200_000);
+const MEMORY_WARM_UP = 20_000;
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
 
-const Q = {
-  tcp: "bench-gateway-tcp",
-  ws: "bench-gateway-ws",
-  mgmt: "bench-management",
-  s2: "bench-shards-2",
-  s4: "bench-shards-4",
-  batch: "bench-batch",
-  direct: "bench-direct",
-  subGateway: "bench-consume-gateway",
-  subManagement: "bench-consume-management",
-};
-
-const payloadOf = (bytes: number): string => {
-  const skeleton = JSON.stringify({ event: "order.created", id: "0000000000", data: "" });
-  return JSON.stringify({ event: "order.created", id: "0000000000", data: "x".repeat(Math.max(0, bytes - skeleton.length)) });
-};
-const PAYLOADS = { "250 B": payloadOf(250), "16 KiB": payloadOf(16 * 1024) };
-
-const ROUTES = `
-routes:
-  - { id: bench-tcp, path: /pub/tcp, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${Q.tcp} } } }
-  - { id: bench-ws, path: /pub/ws, amqp: { enabled: true, url: "ws://guest:guest@127.0.0.1:15670/?vhost=/", producer: { routing_key: ${Q.ws} } } }
-  - { id: bench-s2, path: /pub/s2, amqp: { enabled: true, url: "${AMQP_URL}", shards: 2, producer: { routing_key: ${Q.s2} } } }
-  - { id: bench-s4, path: /pub/s4, amqp: { enabled: true, url: "${AMQP_URL}", shards: 4, producer: { routing_key: ${Q.s4} } } }
-  - { id: bench-batch, path: /batch, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${Q.batch}, batch: true } } }
-  - { id: bench-consume, path: /sub, amqp: { enabled: true, url: "${AMQP_URL}", consumer: { queue: ${Q.subGateway}, auto_ack: true } } }
-`;
+const Q = QUEUES;
 
 interface Variant {
   name: string;
@@ -140,12 +112,10 @@ const main = async () => {
   log(`amqp-edge-gateway benchmark: ${SECONDS} s per run, ${ROUNDS} alternating rounds`);
   await ensureManagementApi();
   const relay = (await isListening("127.0.0.1:15670")) ? undefined : await startRelay("127.0.0.1:15670");
-  const routesFile = join(mkdtempSync(join(tmpdir(), "bench-routes-")), "routes.yaml");
-  writeFileSync(routesFile, ROUTES);
-  process.env.ROUTES = routesFile;
+  useBenchRoutes();
   let gateway: LocalGateway | undefined;
   try {
-    gateway = await startLocalGateway({ host: "127.0.0.1", port: PORT, main: "bench/bench-worker.ts" });
+    gateway = await startLocalGateway({ host: "127.0.0.1", port: PORT, main: BENCH_WORKER });
     const base = gateway.url;
     const json = { "content-type": "application/json" };
     const gatewayTcp: Variant = {
@@ -161,7 +131,7 @@ const main = async () => {
     const management: Variant = { name: "management API", queue: Q.mgmt, request: (body) => managementPublish(Q.mgmt, body) };
     const ceiling: Variant = {
       name: "ceiling (no AMQP)",
-      request: (body) => ({ url: `${base}/__ceiling/bench-tcp`, method: "POST", headers: json, body }),
+      request: (body) => ({ url: `${base}${CEILING_PATH}`, method: "POST", headers: json, body }),
     };
 
     // Warm up: connections open, code paths compiled.
@@ -212,7 +182,8 @@ const main = async () => {
     };
     // Both queues are filled before any consume run, and the broker is given time to write them
     // out: a run that starts right after a large persistent fill competes with that flush.
-    const fill = Math.ceil(2_500 * SECONDS * ROUNDS * 2 * 1.5);
+    // Sized for up to 7,500 msg/s over every run of a variant (both connection counts).
+    const fill = Math.ceil(7_500 * SECONDS * ROUNDS * 2);
     await freshQueues(Q.subGateway, Q.subManagement);
     await prefill(Q.subGateway, fill, PAYLOADS["250 B"]);
     await prefill(Q.subManagement, fill, PAYLOADS["250 B"]);
@@ -283,15 +254,22 @@ const main = async () => {
       });
     }
 
-    log(`memory (${MEMORY_PUBLISHES} publishes)`);
+    log(`memory (${MEMORY_PUBLISHES} publishes, after ${MEMORY_WARM_UP} to warm up)`);
+    // The warm-up lets the heap settle after the earlier sections' garbage; RSS is then read every
+    // quarter of the run, so a leak shows as a steady climb rather than one noisy difference.
+    await load({ ...gatewayTcp.request(PAYLOADS["250 B"]), connections: 64, amount: MEMORY_WARM_UP });
     await freshQueues(Q.tcp);
-    const before = rssMb(gateway.runtimePid);
-    const memoryRun = await load({ ...gatewayTcp.request(PAYLOADS["250 B"]), connections: 64, amount: MEMORY_PUBLISHES });
-    const after = rssMb(gateway.runtimePid);
+    const steps = [rssMb(gateway.runtimePid)];
+    const memoryRuns: LoadResult[] = [];
+    for (let quarter = 0; quarter < 4; quarter++) {
+      memoryRuns.push(await load({ ...gatewayTcp.request(PAYLOADS["250 B"]), connections: 64, amount: MEMORY_PUBLISHES / 4 }));
+      steps.push(rssMb(gateway.runtimePid));
+    }
+    const memoryOk = sum(memoryRuns.map((run) => run.ok));
     // A fixed number of requests: every one is answered, so the queue must match the 2xx exactly.
-    const memoryAccount = account(await queueDepth(Q.tcp), memoryRun.ok, 0);
+    const memoryAccount = account(await queueDepth(Q.tcp), memoryOk, 0);
     log(
-      `  workerd RSS ${before.toFixed(1)} MB -> ${after.toFixed(1)} MB over ${memoryRun.ok} publishes (lost ${memoryAccount.lost} dup ${memoryAccount.duplicated})`,
+      `  workerd RSS ${steps.map((mb) => mb.toFixed(1)).join(" -> ")} MB over ${memoryOk} publishes (lost ${memoryAccount.lost} dup ${memoryAccount.duplicated})`,
     );
 
     const report: Report = {
@@ -301,12 +279,11 @@ const main = async () => {
       rabbitmq: await rabbitmqVersion(),
       measurements,
       memory: {
-        publishes: memoryRun.ok,
-        beforeMb: before,
-        afterMb: after,
+        publishes: memoryOk,
+        stepsMb: steps,
         lost: memoryAccount.lost,
         duplicated: memoryAccount.duplicated,
-        errors: memoryRun.errors,
+        errors: sum(memoryRuns.map((run) => run.errors)),
       },
     };
     const verdicts = writeReport(report);

@@ -31,6 +31,8 @@ export const startLocalGateway = async (options: {
   persistTo?: string;
   /** Another entry point than wrangler.toml's `main` (the benchmark's, which adds a baseline route). */
   main?: string;
+  /** Opens workerd's inspector (Chrome DevTools protocol) on this port: debugging and CPU profiles. */
+  inspectorPort?: number | undefined;
 }): Promise<LocalGateway> => {
   const path = routesPath();
   const config = loadRoutesOrExit(path);
@@ -73,7 +75,7 @@ export const startLocalGateway = async (options: {
     unsafeDirectSockets: [{ host: options.host, port: options.port }],
     host: options.host,
     port: 0,
-    ...(process.env.PROF_INSPECTOR ? { inspectorPort: Number(process.env.PROF_INSPECTOR) } : {}),
+    ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
     ...(options.persistTo ? { durableObjectsPersist: options.persistTo } : {}),
   });
   await miniflare.ready;

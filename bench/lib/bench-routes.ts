@@ -1,0 +1,50 @@
+/**
+ * The benchmark's routes, queues and payloads, shared by `npm run bench` and `npm run profile`.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AMQP_URL } from "./broker";
+
+/** One queue per variant, so each run's messages can be counted on their own. */
+export const QUEUES = {
+  tcp: "bench-gateway-tcp",
+  ws: "bench-gateway-ws",
+  mgmt: "bench-management",
+  s2: "bench-shards-2",
+  s4: "bench-shards-4",
+  batch: "bench-batch",
+  direct: "bench-direct",
+  subGateway: "bench-consume-gateway",
+  subManagement: "bench-consume-management",
+};
+
+/** A JSON event of about `bytes` bytes. */
+const payloadOf = (bytes: number): string => {
+  const skeleton = JSON.stringify({ event: "order.created", id: "0000000000", data: "" });
+  return JSON.stringify({ event: "order.created", id: "0000000000", data: "x".repeat(Math.max(0, bytes - skeleton.length)) });
+};
+export const PAYLOADS = { "250 B": payloadOf(250), "16 KiB": payloadOf(16 * 1024) };
+
+const ROUTES = `
+routes:
+  - { id: bench-tcp, path: /pub/tcp, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${QUEUES.tcp} } } }
+  - { id: bench-ws, path: /pub/ws, amqp: { enabled: true, url: "ws://guest:guest@127.0.0.1:15670/?vhost=/", producer: { routing_key: ${QUEUES.ws} } } }
+  - { id: bench-s2, path: /pub/s2, amqp: { enabled: true, url: "${AMQP_URL}", shards: 2, producer: { routing_key: ${QUEUES.s2} } } }
+  - { id: bench-s4, path: /pub/s4, amqp: { enabled: true, url: "${AMQP_URL}", shards: 4, producer: { routing_key: ${QUEUES.s4} } } }
+  - { id: bench-batch, path: /batch, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${QUEUES.batch}, batch: true } } }
+  - { id: bench-consume, path: /sub, amqp: { enabled: true, url: "${AMQP_URL}", consumer: { queue: ${QUEUES.subGateway}, auto_ack: true } } }
+`;
+
+/** Writes the routes to a temporary file and points $ROUTES at it, for the local gateway to serve. */
+export const useBenchRoutes = (): void => {
+  const routesFile = join(mkdtempSync(join(tmpdir(), "bench-routes-")), "routes.yaml");
+  writeFileSync(routesFile, ROUTES);
+  process.env.ROUTES = routesFile;
+};
+
+/** The Worker the benchmark serves: the gateway plus the no-AMQP ceiling route. */
+export const BENCH_WORKER = "bench/bench-worker.ts";
+
+/** The ceiling route for the bench-tcp route (`bench/bench-worker.ts`). */
+export const CEILING_PATH = "/__ceiling/bench-tcp";

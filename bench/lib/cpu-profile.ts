@@ -1,0 +1,107 @@
+/**
+ * A V8 CPU profile of the gateway's isolate, taken through workerd's inspector (the Chrome
+ * DevTools protocol), and a summary of where the samples fell.
+ */
+import { readFileSync } from "node:fs";
+import WebSocket from "ws";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+/** The `Profiler.stop` result: open the saved file in Chrome DevTools or speedscope. */
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** Starts sampling the isolate whose inspector title contains `worker`; `stop` returns the profile. */
+export const startCpuProfile = async (inspectorPort: number, worker: string): Promise<{ stop(): Promise<CpuProfile> }> => {
+  const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{
+    title: string;
+    webSocketDebuggerUrl: string;
+  }>;
+  const target = targets.find(({ title }) => title.includes(worker));
+  if (!target) throw new Error(`no inspector target for ${worker} (found: ${targets.map(({ title }) => title).join(", ")})`);
+  const socket = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+  let lastId = 0;
+  const waiting = new Map<number, { resolve: (result: unknown) => void; reject: (error: Error) => void }>();
+  socket.on("message", (data) => {
+    const message = JSON.parse(String(data)) as { id?: number; result?: unknown; error?: { message: string } };
+    const call = message.id === undefined ? undefined : waiting.get(message.id);
+    if (!call || message.id === undefined) return;
+    waiting.delete(message.id);
+    if (message.error) call.reject(new Error(`inspector: ${message.error.message}`));
+    else call.resolve(message.result);
+  });
+  const send = <T>(method: string, params: object = {}) =>
+    new Promise<T>((resolve, reject) => {
+      const id = ++lastId;
+      waiting.set(id, { resolve: resolve as (result: unknown) => void, reject });
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: 250 });
+  await send("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = await send<{ profile: CpuProfile }>("Profiler.stop");
+      socket.close();
+      return profile;
+    },
+  };
+};
+
+/** One line of a summary: a function and its share of the samples. */
+export interface ProfileEntry {
+  name: string;
+  percent: number;
+}
+
+/**
+ * The functions with the most samples of their own (self) and under them (inclusive, counting a
+ * function once per sample however deep its recursion). `(idle)` is the isolate waiting for
+ * the runtime: I/O, HTTP parsing and calls between isolates happen outside JavaScript.
+ */
+export const summarizeProfile = (profile: CpuProfile, top = 25): { self: ProfileEntry[]; inclusive: ProfileEntry[] } => {
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
+  const label = ({ callFrame }: ProfileNode) =>
+    `${callFrame.functionName || "(anonymous)"}${callFrame.url ? ` ${callFrame.url.split("/").pop()}:${callFrame.lineNumber + 1}` : ""}`;
+
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  for (const sample of profile.samples) {
+    const leaf = nodes.get(sample);
+    if (!leaf) continue;
+    self.set(label(leaf), (self.get(label(leaf)) ?? 0) + 1);
+    const seen = new Set<string>();
+    for (let id: number | undefined = sample; id !== undefined; id = parents.get(id)) {
+      const node = nodes.get(id);
+      if (!node) break;
+      const name = label(node);
+      if (seen.has(name)) continue;
+      seen.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + 1);
+    }
+  }
+  inclusive.delete("(root)");
+  const ranked = (counts: Map<string, number>) =>
+    [...counts]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, count]) => ({ name, percent: (100 * count) / Math.max(1, profile.samples.length) }));
+  return { self: ranked(self), inclusive: ranked(inclusive) };
+};
+
+/** CPU seconds a process has used so far (user and system), from /proc. */
+export const cpuSeconds = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};

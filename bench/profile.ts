@@ -1,0 +1,112 @@
+/**
+ * `npm run profile -- <variant>`: where a request's time goes. Serves the benchmark's Worker as
+ * `npm run bench` does, loads one variant with autocannon (64 connections), and meanwhile takes a
+ * V8 CPU profile of the gateway's isolate through workerd's inspector. Prints the throughput,
+ * the CPU that workerd and RabbitMQ used, and the functions with the most samples; writes the
+ * profile to .wrangler/profiles/ for Chrome DevTools (Performance → Load profile) or speedscope.
+ *
+ * Variants: publish (250 B, amqp://), publish-16k, publish-ws, consume, ceiling (the no-AMQP
+ * route). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT (default 9230),
+ * BENCH_PORT (default 8790).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
+import { isListening, startRelay } from "../scripts/lib/web-amqp-relay";
+import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
+import { deleteQueues, freshQueues, prefill } from "./lib/broker";
+import { cpuSeconds, startCpuProfile, summarizeProfile } from "./lib/cpu-profile";
+import { load } from "./lib/load";
+
+const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
+const INSPECTOR_PORT = Number(process.env.PROFILE_INSPECTOR_PORT ?? 9230);
+const PORT = Number(process.env.BENCH_PORT ?? 8790);
+const CONNECTIONS = 64;
+
+interface ProfiledVariant {
+  path: string;
+  method: "GET" | "POST";
+  body?: string;
+  /** Emptied before the run (publishes), or filled (a consume). */
+  queue?: string;
+  fill?: boolean;
+}
+
+const VARIANTS: Record<string, ProfiledVariant> = {
+  publish: { path: "/pub/tcp", method: "POST", body: PAYLOADS["250 B"], queue: QUEUES.tcp },
+  "publish-16k": { path: "/pub/tcp", method: "POST", body: PAYLOADS["16 KiB"], queue: QUEUES.tcp },
+  "publish-ws": { path: "/pub/ws", method: "POST", body: PAYLOADS["250 B"], queue: QUEUES.ws },
+  consume: { path: "/sub", method: "GET", queue: QUEUES.subGateway, fill: true },
+  ceiling: { path: CEILING_PATH, method: "POST", body: PAYLOADS["250 B"] },
+};
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+const main = async () => {
+  const name = process.argv[2] ?? "publish";
+  const variant = VARIANTS[name];
+  if (!variant) {
+    process.stderr.write(`npm run profile -- <variant>: one of ${Object.keys(VARIANTS).join(", ")}\n`);
+    process.exit(2);
+  }
+  useBenchRoutes();
+  const relay = variant.path === "/pub/ws" && !(await isListening("127.0.0.1:15670")) ? await startRelay("127.0.0.1:15670") : undefined;
+  let gateway: LocalGateway | undefined;
+  try {
+    gateway = await startLocalGateway({ host: "127.0.0.1", port: PORT, main: BENCH_WORKER, inspectorPort: INSPECTOR_PORT });
+    const request = {
+      url: `${gateway.url}${variant.path}`,
+      method: variant.method,
+      headers: { "content-type": "application/json" },
+      ...(variant.body === undefined ? {} : { body: variant.body }),
+      connections: CONNECTIONS,
+    };
+    if (variant.queue) await freshQueues(variant.queue);
+    // Enough for the warm-up and the run at up to 10,000 messages a second.
+    if (variant.queue && variant.fill) await prefill(variant.queue, 10_000 * (SECONDS + 2), PAYLOADS["250 B"]);
+    await load({ ...request, seconds: 2 });
+
+    const workerd = gateway.runtimePid;
+    const broker = brokerPid();
+    const cpuBefore = { workerd: workerd ? cpuSeconds(workerd) : 0, broker: broker ? cpuSeconds(broker) : 0 };
+    const profiler = await startCpuProfile(INSPECTOR_PORT, "amqp-edge-gateway");
+    const result = await load({ ...request, seconds: SECONDS });
+    const profile = await profiler.stop();
+    const share = (pid: number | undefined, before: number) =>
+      pid ? `${((100 * (cpuSeconds(pid) - before)) / result.seconds).toFixed(0)}% of a core` : "unknown";
+
+    const directory = join(".wrangler", "profiles");
+    mkdirSync(directory, { recursive: true });
+    const file = join(directory, `${name}-${new Date().toISOString().replace(/[:.]/g, "-")}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+
+    log(
+      `${name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.errors} errors, ${CONNECTIONS} connections`,
+    );
+    log(`CPU: workerd ${share(workerd, cpuBefore.workerd)}, RabbitMQ ${share(broker, cpuBefore.broker)}`);
+    const { self, inclusive } = summarizeProfile(profile);
+    const table = (title: string, entries: typeof self) => {
+      log(`\n${title}`);
+      for (const { name: fn, percent } of entries) log(`${percent.toFixed(1).padStart(6)}%  ${fn}`);
+    };
+    table("self time (samples in the function itself)", self);
+    table("inclusive time (samples in the function or anything it called)", inclusive);
+    log(`\nprofile written to ${file}`);
+  } finally {
+    await gateway?.stop();
+    relay?.kill();
+    if (variant.queue) await deleteQueues(variant.queue);
+  }
+};
+
+/** RabbitMQ's Erlang VM, for its share of the CPU. */
+const brokerPid = (): number | undefined => {
+  try {
+    return Number(execFileSync("pgrep", ["-o", "beam.smp"], { encoding: "utf8" }).trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+await main();
