@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { isListening, startRelay } from "../scripts/lib/web-amqp-relay";
+import { account, type Accounting } from "./lib/accounting";
 import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import {
   deleteQueues,
@@ -46,19 +47,9 @@ interface Variant {
 const measurements: Measurement[] = [];
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
-/**
- * Compares the queue with the 2xx answers of a run: fewer messages than 2xx is a loss; more is
- * first the requests in flight at the load generator's deadline (at most `bound`), then duplicates.
- */
-const account = (depth: number, ok: number, bound: number) => ({
-  lost: Math.max(0, ok - depth),
-  unanswered: Math.min(Math.max(0, depth - ok), bound),
-  duplicated: Math.max(0, depth - ok - bound),
-});
-
 /** Runs each variant ROUNDS times, rotating the order each round, and records the means. */
 const compare = async (section: Measurement["section"], variants: Variant[], payloadName: string, payload: string, connections: number) => {
-  const runs = new Map<string, Array<LoadResult & ReturnType<typeof account>>>();
+  const runs = new Map<string, Array<LoadResult & Accounting>>();
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < variants.length; i++) {
       const variant = variants[(i + round) % variants.length];
@@ -81,7 +72,7 @@ const summarize = (
   variant: string,
   payload: string,
   connections: number,
-  results: Array<LoadResult & ReturnType<typeof account>>,
+  results: Array<LoadResult & Accounting>,
 ): Measurement => ({
   section,
   variant,
@@ -189,7 +180,7 @@ const main = async () => {
     await prefill(Q.subManagement, fill, PAYLOADS["250 B"]);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     for (const connections of [16, 64]) {
-      const runs = new Map<string, Array<LoadResult & ReturnType<typeof account>>>();
+      const runs = new Map<string, Array<LoadResult & Accounting>>();
       for (let round = 0; round < ROUNDS; round++) {
         for (const variant of round % 2 ? [consumeManagement, consumeGateway] : [consumeGateway, consumeManagement]) {
           const queue = variant.queue ?? "";

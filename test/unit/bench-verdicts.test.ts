@@ -1,0 +1,147 @@
+/**
+ * The benchmark's judgements, which decide what BENCHMARKS.md claims: how a run's queue is
+ * counted against its 2xx answers, which targets a set of figures meets, and how a CPU profile
+ * is summarised.
+ */
+import { describe, expect, it } from "vitest";
+import { account } from "../../bench/lib/accounting";
+import { summarizeProfile, type CpuProfile } from "../../bench/lib/cpu-profile";
+import { verdicts, type Measurement, type Report } from "../../bench/lib/report";
+
+describe("account: a run's queue against its 2xx answers", () => {
+  it("fewer messages than 2xx answers is a loss", () => {
+    expect(account(98, 100, 16)).toEqual({ lost: 2, unanswered: 0, duplicated: 0 });
+  });
+
+  it("extra messages up to one per connection were unanswered requests, beyond that duplicates", () => {
+    expect(account(110, 100, 16)).toEqual({ lost: 0, unanswered: 10, duplicated: 0 });
+    expect(account(120, 100, 16)).toEqual({ lost: 0, unanswered: 16, duplicated: 4 });
+  });
+
+  it("with no bound (a fixed number of requests), any extra message is a duplicate", () => {
+    expect(account(101, 100, 0)).toEqual({ lost: 0, unanswered: 0, duplicated: 1 });
+  });
+});
+
+const measurement = (section: Measurement["section"], variant: string, payload: string, rps: number, p99 = 50): Measurement => ({
+  section,
+  variant,
+  payload,
+  connections: 64,
+  rps,
+  msgs: rps,
+  p50: p99 / 2,
+  p99,
+  errors: 0,
+  lost: 0,
+  unanswered: 0,
+  duplicated: 0,
+  rounds: 2,
+});
+
+/** A run that meets every target, which each test then spoils in one way. */
+const passingReport = (): Report => ({
+  date: "2026-11-25T00:00:00.000Z",
+  seconds: 5,
+  rounds: 2,
+  rabbitmq: "3.10.8",
+  measurements: ["250 B", "16 KiB"]
+    .flatMap((payload) => [
+      measurement("publish", "gateway amqp://", payload, 3_000, 40),
+      measurement("publish", "management API", payload, 1_000),
+      measurement("publish", "ceiling (no AMQP)", payload, 3_750, 30),
+    ])
+    .concat([
+      measurement("floor", "amqp-client direct", "250 B", 10_000),
+      measurement("consume", "gateway GET", "250 B", 3_000),
+      measurement("consume", "management API get", "250 B", 1_000),
+      { ...measurement("batch", "gateway batch of 100", "250 B", 60), msgs: 6_000, connections: 16 },
+    ]),
+  memory: { publishes: 200_000, stepsMb: [500, 505, 503, 508, 510], lost: 0, duplicated: 0, errors: 0 },
+});
+
+const unmet = (report: Report) =>
+  verdicts(report)
+    .filter((verdict) => !verdict.met)
+    .map((verdict) => verdict.target);
+
+describe("verdicts: the issue's targets", () => {
+  it("a run that meets every target, publish exactly at 3× and at 0.8×, is met", () => {
+    expect(unmet(passingReport())).toEqual([]);
+  });
+
+  it("publish below 3× the management API, or below 0.8× the ceiling, is not met", () => {
+    const report = passingReport();
+    const gateway = report.measurements.find((m) => m.variant === "gateway amqp://" && m.payload === "16 KiB");
+    if (gateway) gateway.rps = 2_900;
+    expect(unmet(report)).toEqual([
+      "publish ≥ 3× management API (64 connections, 16 KiB)",
+      "publish ≥ 0.8× no-AMQP ceiling (64 connections, 16 KiB)",
+    ]);
+  });
+
+  it("a p99 over twice the ceiling's is not met", () => {
+    const report = passingReport();
+    const gateway = report.measurements.find((m) => m.variant === "gateway amqp://" && m.payload === "250 B");
+    if (gateway) gateway.p99 = 61;
+    expect(unmet(report)).toEqual(["publish p99 ≤ 2× ceiling p99 (64 connections, 250 B)"]);
+  });
+
+  it("a missing figure is never counted as met", () => {
+    const report = passingReport();
+    report.measurements = report.measurements.filter((m) => m.variant !== "management API get");
+    expect(unmet(report)).toEqual(["consume ≥ 3× management API (64 connections)"]);
+  });
+
+  it("a lost or duplicated message anywhere fails the run", () => {
+    const report = passingReport();
+    const floor = report.measurements.find((m) => m.section === "floor");
+    if (floor) floor.duplicated = 1;
+    expect(unmet(report)).toEqual(["zero lost or duplicated messages"]);
+  });
+
+  it("memory is judged from the first reading to the last", () => {
+    const report = passingReport();
+    report.memory.stepsMb = [500, 510, 520, 525, 531];
+    expect(unmet(report)).toEqual(["workerd RSS grows < 30 MB over 200000 publishes"]);
+  });
+
+  it("batch publish under half the direct client's rate is not met", () => {
+    const report = passingReport();
+    const batch = report.measurements.find((m) => m.section === "batch");
+    if (batch) batch.msgs = 4_999;
+    expect(unmet(report)).toEqual(["batch publish ≥ 0.5× amqp-client direct (msg/s)"]);
+  });
+});
+
+describe("summarizeProfile", () => {
+  // root → fetch → publish → serialize, and fetch → parse; publish also recurses into itself.
+  const frame = (functionName: string) => ({ functionName, url: "file:///bundle/worker.js", lineNumber: 9 });
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: { functionName: "(root)", url: "", lineNumber: -1 }, children: [2, 6] },
+      { id: 2, callFrame: frame("fetch"), children: [3, 5] },
+      { id: 3, callFrame: frame("publish"), children: [4, 7] },
+      { id: 4, callFrame: frame("serialize") },
+      { id: 5, callFrame: frame("parse") },
+      { id: 6, callFrame: { functionName: "(idle)", url: "", lineNumber: -1 } },
+      { id: 7, callFrame: frame("publish"), children: [8] },
+      { id: 8, callFrame: frame("serialize") },
+    ],
+    samples: [4, 4, 8, 5, 6, 6, 6, 3, 2, 2],
+    startTime: 0,
+    endTime: 1,
+  };
+
+  it("self time is where the sample fell; inclusive counts a recursive function once per sample", () => {
+    const { self, inclusive } = summarizeProfile(profile);
+    const percent = (entries: typeof self, name: string) => entries.find((entry) => entry.name.startsWith(name))?.percent;
+    expect(percent(self, "serialize")).toBe(30);
+    expect(percent(self, "(idle)")).toBe(30);
+    expect(percent(self, "fetch")).toBe(20);
+    expect(percent(inclusive, "fetch")).toBe(70);
+    expect(percent(inclusive, "publish")).toBe(40);
+    expect(self[0]?.name).toMatch(/^(serialize worker\.js:10|\(idle\))$/);
+    expect(inclusive.some((entry) => entry.name === "(root)")).toBe(false);
+  });
+});
