@@ -277,7 +277,7 @@ const main = async () => {
         errors: sum(memoryRuns.map((run) => run.errors)),
       },
     };
-    const verdicts = writeReport(report);
+    const verdicts = await writeReport(report);
     process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;
   } finally {
     await gateway?.stop();
