@@ -13,7 +13,6 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
-import { isListening, startRelay } from "../scripts/lib/web-amqp-relay";
 import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import { deleteQueues, freshQueues, prefill } from "./lib/broker";
 import { cpuSeconds, startCpuProfile, summarizeProfile } from "./lib/cpu-profile";
@@ -51,7 +50,6 @@ const main = async () => {
     process.exit(2);
   }
   useBenchRoutes();
-  const relay = variant.path === "/pub/ws" && !(await isListening("127.0.0.1:15670")) ? await startRelay("127.0.0.1:15670") : undefined;
   let gateway: LocalGateway | undefined;
   try {
     gateway = await startLocalGateway({ host: "127.0.0.1", port: PORT, main: BENCH_WORKER, inspectorPort: INSPECTOR_PORT });
@@ -95,7 +93,6 @@ const main = async () => {
     log(`\nprofile written to ${file}`);
   } finally {
     await gateway?.stop();
-    relay?.kill();
     if (variant.queue) await deleteQueues(variant.queue);
   }
 };

@@ -11,7 +11,6 @@
  */
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
-import { isListening, startRelay } from "../scripts/lib/web-amqp-relay";
 import { account, type Accounting } from "./lib/accounting";
 import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import {
@@ -102,28 +101,22 @@ const rssMb = (pid: number | undefined): number => {
 const main = async () => {
   log(`amqp-edge-gateway benchmark: ${SECONDS} s per run, ${ROUNDS} alternating rounds`);
   await ensureManagementApi();
-  const relay = (await isListening("127.0.0.1:15670")) ? undefined : await startRelay("127.0.0.1:15670");
   useBenchRoutes();
   let gateway: LocalGateway | undefined;
   try {
     gateway = await startLocalGateway({ host: "127.0.0.1", port: PORT, main: BENCH_WORKER });
     const base = gateway.url;
     const json = { "content-type": "application/json" };
-    const gatewayTcp: Variant = {
-      name: "gateway amqp://",
-      queue: Q.tcp,
-      request: (body) => ({ url: `${base}/pub/tcp`, method: "POST", headers: json, body }),
-    };
-    const gatewayWs: Variant = {
-      name: "gateway ws://",
-      queue: Q.ws,
-      request: (body) => ({ url: `${base}/pub/ws`, method: "POST", headers: json, body }),
-    };
+    /** A JSON POST to one of the gateway's routes, counted in `queue` unless it is the ceiling. */
+    const post = (name: string, path: string, queue?: string): Variant => ({
+      name,
+      ...(queue === undefined ? {} : { queue }),
+      request: (body) => ({ url: `${base}${path}`, method: "POST", headers: json, body }),
+    });
+    const gatewayTcp = post("gateway amqp://", "/pub/tcp", Q.tcp);
+    const gatewayWs = post("gateway ws://", "/pub/ws", Q.ws);
     const management: Variant = { name: "management API", queue: Q.mgmt, request: (body) => managementPublish(Q.mgmt, body) };
-    const ceiling: Variant = {
-      name: "ceiling (no AMQP)",
-      request: (body) => ({ url: `${base}${CEILING_PATH}`, method: "POST", headers: json, body }),
-    };
+    const ceiling = post("ceiling (no AMQP)", CEILING_PATH);
 
     // Warm up: connections open, code paths compiled.
     for (const variant of [gatewayTcp, gatewayWs, management, ceiling]) {
@@ -201,16 +194,8 @@ const main = async () => {
     }
 
     log("shards (64 connections, 250 B)");
-    const shard2: Variant = {
-      name: "2 shards",
-      queue: Q.s2,
-      request: (body) => ({ url: `${base}/pub/s2`, method: "POST", headers: json, body }),
-    };
-    const shard4: Variant = {
-      name: "4 shards",
-      queue: Q.s4,
-      request: (body) => ({ url: `${base}/pub/s4`, method: "POST", headers: json, body }),
-    };
+    const shard2 = post("2 shards", "/pub/s2", Q.s2);
+    const shard4 = post("4 shards", "/pub/s4", Q.s4);
     await compare("shards", [{ ...gatewayTcp, name: "1 shard" }, shard2, shard4], "250 B", PAYLOADS["250 B"], 64);
 
     log(`batch publish (${BATCH_SIZE} messages a request, NDJSON)`);
@@ -281,7 +266,6 @@ const main = async () => {
     process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;
   } finally {
     await gateway?.stop();
-    relay?.kill();
     await deleteQueues(...Object.values(Q));
   }
 };
