@@ -5,21 +5,34 @@
  * .wrangler/state/durable-objects), so it survives a restart as it would on Cloudflare. With
  * $INSPECTOR_PORT set, workerd's inspector listens there for Chrome DevTools.
  */
-import { startLocalGateway } from "./lib/local-gateway";
+import { startLocalGateway, type LocalGateway } from "./lib/local-gateway";
 
 const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 8787);
 
+// Stops everything it started (workerd, any relay, the bundle) on what a terminal or a process
+// manager sends, also while it is still starting. `npm start` execs this process (package.json),
+// so the signal reaches it rather than a shell that would not pass it on.
+let starting: Promise<LocalGateway> | undefined;
+let stopping = false;
+const shutdown = () => {
+  // npm passes a signal on, and a process group gets it too: act on the first one only.
+  if (stopping) return;
+  stopping = true;
+  const stopped = starting ? starting.then((gateway) => gateway.stop()) : Promise.resolve();
+  // A start that hangs must not keep the process alive: the next run removes what is left.
+  void Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000))])
+    .catch(() => undefined)
+    .finally(() => process.exit(0));
+};
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, shutdown);
+
 try {
   const inspectorPort = process.env.INSPECTOR_PORT ? Number(process.env.INSPECTOR_PORT) : undefined;
   const persistTo = process.env.STATE_DIR ?? ".wrangler/state/durable-objects";
-  const gateway = await startLocalGateway({ host, port, persistTo, inspectorPort });
+  starting = startLocalGateway({ host, port, persistTo, inspectorPort });
+  const gateway = await starting;
   process.stdout.write(`amqp-edge-gateway serving ${process.env.ROUTES ?? "routes.yaml"} on ${gateway.url}\n`);
-  const shutdown = () => {
-    void gateway.stop().finally(() => process.exit(0));
-  };
-  process.once("SIGINT", shutdown);
-  process.once("SIGTERM", shutdown);
 } catch (error) {
   process.stderr.write(`npm start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);

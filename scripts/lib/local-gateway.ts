@@ -41,7 +41,9 @@ export const startLocalGateway = async (options: {
   compileRoutes(path);
 
   mkdirSync(join(ROOT, ".wrangler"), { recursive: true });
-  const outdir = mkdtempSync(join(ROOT, ".wrangler", "bundle-"));
+  removeOrphanedBundles();
+  // The bundle holds the routes: named after this process, so a later run can tell it is orphaned.
+  const outdir = mkdtempSync(join(ROOT, ".wrangler", `bundle-${process.pid}-`));
   const entry = options.main ? [resolve(options.main)] : [];
   const build = spawnSync(
     "npx",
@@ -80,15 +82,53 @@ export const startLocalGateway = async (options: {
   });
   await miniflare.ready;
   const url = (await miniflare.unsafeGetDirectURL("amqp-edge-gateway")).toString().replace(/\/$/, "");
+  const runtimePid = workerdChildPid();
+  // Miniflare exits the process itself on SIGINT and SIGTERM, before an async stop could finish:
+  // what must not outlive the process (the bundle holds the routes; relays are our children) is
+  // also removed synchronously on exit.
+  const cleanUp = () => {
+    if (runtimePid !== undefined && isAlive(runtimePid)) process.kill(runtimePid, "SIGKILL");
+    for (const relay of relays) relay.kill();
+    rmSync(outdir, { recursive: true, force: true });
+  };
+  process.once("exit", cleanUp);
+  let stopping: Promise<void> | undefined;
   return {
     url,
-    runtimePid: workerdChildPid(),
-    async stop() {
-      await miniflare.dispose();
-      rmSync(outdir, { recursive: true, force: true });
-      for (const relay of relays) relay.kill();
+    runtimePid,
+    stop() {
+      stopping ??= (async () => {
+        // Bounded: a supervisor that asked us to stop must not wait on a runtime that hangs.
+        await Promise.race([miniflare.dispose().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000))]);
+        cleanUp();
+        process.off("exit", cleanUp);
+      })();
+      return stopping;
     },
   };
+};
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Removes the bundles of earlier runs whose process is gone (killed before it could clean up):
+ * `bundle-<pid>-*` of a dead pid, and bundles from before they were named after a pid.
+ */
+const removeOrphanedBundles = (): void => {
+  for (const name of readdirSync(join(ROOT, ".wrangler"))) {
+    const match = /^bundle-(?:(\d+)-)?/.exec(name);
+    if (!match) continue;
+    const pid = match[1] === undefined ? undefined : Number(match[1]);
+    if (pid === undefined || (pid !== process.pid && !isAlive(pid)))
+      rmSync(join(ROOT, ".wrangler", name), { recursive: true, force: true });
+  }
 };
 
 /** The workerd process this Node process started (Miniflare runs it as a direct child). */

@@ -1,8 +1,10 @@
 import { AMQPSession } from "@cloudamqp/amqp-client";
-import { brokerEndpoint } from "./broker-url";
+import { brokerEndpoint, redactSecrets } from "./broker-url";
+import { ConnectBackoff } from "./connect-backoff";
+import { PublishWindow } from "./publish-window";
 import { ReturnedMessages } from "./returned-messages";
 import "./socket-timer-fix";
-import { RouteFailureError } from "./route-failure";
+import { RouteFailureError, brokerReason, replyCodeOf } from "./route-failure";
 import type { Deadlines } from "./deadlines";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
@@ -25,14 +27,19 @@ type State = { status: "zero" } | { status: "starting"; ready: Promise<AMQPSessi
  * awaits: 64 simultaneous first requests open one connection) → "started". A failed connect goes
  * back to "zero" and rethrows, so the next request tries again instead of finding a broken object.
  *
- * Once started, amqp-client's AMQPSession owns reconnection (exponential backoff). While it is
- * reconnecting, callers get an immediate "unavailable" rather than waiting for it.
+ * A failed connect is not retried by every request that follows: {@link ConnectBackoff} spaces the
+ * attempts (exponential, with jitter) and answers with the last failure meanwhile. Once started,
+ * amqp-client's AMQPSession owns reconnection (exponential backoff, with jitter added here). While
+ * it is reconnecting, callers get an immediate "unavailable" rather than waiting for it.
  */
 export class BrokerConnection {
   #state: State = { status: "zero" };
   #closed = false;
   /** Mandatory publishes in flight on this connection, matched against the broker's returns. */
   readonly returns = new ReturnedMessages();
+  /** Bounds the publishes in flight on this connection. */
+  readonly window = new PublishWindow();
+  readonly #backoff = new ConnectBackoff();
 
   readonly #deadlines: Deadlines;
 
@@ -68,14 +75,18 @@ export class BrokerConnection {
       return state.session;
     }
     if (state.status === "starting") return state.ready;
+    const waiting = this.#backoff.waiting();
+    if (waiting) throw waiting;
     const ready = this.#connect();
     this.#state = { status: "starting", ready };
     try {
       const session = await ready;
       this.#state = { status: "started", session };
+      this.#backoff.succeeded();
       return session;
     } catch (error) {
       this.#state = { status: "zero" };
+      if (error instanceof RouteFailureError) this.#backoff.failed(error);
       throw error;
     }
   }
@@ -93,7 +104,13 @@ export class BrokerConnection {
   async #connect(): Promise<AMQPSession> {
     if (this.#closed) throw new RouteFailureError("unavailable", "the connection was closed");
     const { url, heartbeatSeconds, connectTimeoutMs, name } = this.settings;
-    const endpoint = brokerEndpoint(url);
+    let endpoint: ReturnType<typeof brokerEndpoint>;
+    try {
+      endpoint = brokerEndpoint(url);
+    } catch (error) {
+      throw connectFailure(error, url);
+    }
+    let connectedOnce = false;
     const attempt = AMQPSession.connect(endpoint.connectUrl, {
       ...(endpoint.vhost === undefined ? {} : { vhost: endpoint.vhost }),
       heartbeat: heartbeatSeconds,
@@ -105,7 +122,11 @@ export class BrokerConnection {
       // A gateway wants its route back soon after the broker is: start at 0.5 s, never wait more than 5 s.
       reconnectInterval: 500,
       maxReconnectInterval: 5000,
+      // The session's own backoff has no jitter: add up to half a second to each reconnect, so the
+      // routes that lost one broker together do not all knock at once when it is back.
+      beforeConnect: () => (connectedOnce ? new Promise<void>((resolve) => setTimeout(resolve, Math.random() * 500)) : undefined),
     });
+    attempt.then(() => (connectedOnce = true)).catch(() => undefined);
     try {
       const session = await this.#deadlines.within(
         attempt,
@@ -122,10 +143,24 @@ export class BrokerConnection {
       // A connect that completes after its timeout must not leave a connection open behind us.
       attempt.then((late) => late.stop()).catch(() => undefined);
       if (error instanceof RouteFailureError) throw error;
-      throw new RouteFailureError(
-        "unavailable",
-        `could not connect to the broker: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      throw connectFailure(error, url);
     }
   }
 }
+
+/**
+ * A failed connect as the client should see it. The broker refusing the login (403) or the vhost
+ * (530) is the route's configuration, not a passing outage: 502 without Retry-After, since
+ * retrying the same request cannot help. Anything else (refused, unreachable, TLS) may pass.
+ */
+const connectFailure = (error: unknown, url: string): RouteFailureError => {
+  const reason = redactSecrets(brokerReason(error), url);
+  const code = replyCodeOf(error);
+  if (code === 403)
+    return new RouteFailureError(
+      "misconfigured",
+      `the broker refused the route's login (check the user and password in amqp.url): ${reason}`,
+    );
+  if (code === 530) return new RouteFailureError("misconfigured", `the broker refused the route's vhost (check amqp.url): ${reason}`);
+  return new RouteFailureError("unavailable", `could not connect to the broker: ${reason}`);
+};

@@ -21,14 +21,41 @@ export const brokerEndpoint = (url: string): BrokerEndpoint => {
   return { connectUrl: url, vhost: undefined, transport: "tcp" };
 };
 
-/** The URL with its password shown as `***`, for `/amqp` and error messages. */
+/**
+ * The URL with its password shown as `***`, for `/amqp`, logs and error messages. Works on text,
+ * not on a parsed URL: a password with an unencoded `/`, `#`, `?` or `@` is exactly what makes
+ * a URL unparsable, and so exactly when an error quotes it. Everything between `://` and the
+ * last `@` is the userinfo; what follows its first `:` is the password.
+ */
 export const redactUrl = (url: string): string => {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0];
+  if (!scheme) return url;
+  const rest = url.slice(scheme.length);
+  const at = rest.lastIndexOf("@");
+  const colon = rest.indexOf(":");
+  if (at < 0 || colon < 0 || colon > at) return url;
+  return `${scheme}${rest.slice(0, colon)}:***@${rest.slice(at + 1)}`;
+};
+
+/** The password of a broker URL as written and percent-decoded, or none (see {@link redactUrl}). */
+const passwordsOf = (url: string): string[] => {
+  const rest = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, "");
+  const at = rest.lastIndexOf("@");
+  const colon = rest.indexOf(":");
+  if (at < 0 || colon < 0 || colon > at) return [];
+  const raw = rest.slice(colon + 1, at);
+  let decoded = raw;
   try {
-    const parsed = new URL(url);
-    if (!parsed.password) return url;
-    parsed.password = "***";
-    return parsed.toString().replace("%2A%2A%2A", "***");
+    decoded = decodeURIComponent(raw);
   } catch {
-    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+    // not percent-encoded text: the raw form is the only one
   }
+  return [...new Set([raw, decoded])].filter((password) => password.length > 0);
+};
+
+/** `text` with `url` and its password nowhere in it: for messages that quote a library's error. */
+export const redactSecrets = (text: string, url: string): string => {
+  let out = text.split(url).join(redactUrl(url));
+  for (const password of passwordsOf(url)) out = out.split(password).join("***");
+  return out;
 };

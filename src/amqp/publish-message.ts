@@ -4,6 +4,7 @@ import type { ReturnedMessages } from "./returned-messages";
 import { NEGATIVE_CONFIRM, RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
 import type { PublishProperties } from "./route-messages";
 import type { Deadlines } from "./deadlines";
+import type { PublishWindow } from "./publish-window";
 
 const checkedExchanges = new WeakMap<AMQPSession, Set<string>>();
 
@@ -29,35 +30,60 @@ export interface PublishMessage {
   persistent: boolean;
   /** When set, an unroutable message is returned by the broker and this publish fails as "unroutable". */
   mandatory: ReturnedMessages | undefined;
+  /** The connection's window of publishes in flight; this one waits for a place before it is sent. */
+  window: PublishWindow;
+  /** Longest wait in milliseconds to send the message, and then, from its send, for the broker's confirm. */
   confirmTimeoutMs: number;
-  /** The route object's deadlines, which bound the wait for the confirm. */
+  /** The route object's deadlines, which bound both waits. */
   deadlines: Deadlines;
 }
 
 /**
  * Publishes on the session's confirm channel and resolves only once the broker has confirmed the
- * message (`basic.ack`). Failures, as {@link RouteFailureError}s:
- * - "unavailable": nothing was sent (no connection, or the broker has blocked it);
+ * message (`basic.ack`). Two waits, each at most `confirmTimeoutMs`: to send it (the exchange
+ * check, the channel, a place in the window), then from the send for the confirm, so a message
+ * late in a big batch is not timed from the request's start. Failures, as {@link RouteFailureError}s:
+ * - "unavailable": nothing was sent (no connection, blocked by the broker, no place in the window in time);
+ * - "invalid_message": its properties do not fit in a frame; nothing was sent;
  * - "broker_error": the broker refused it (channel error, `basic.nack`);
  * - "unroutable": a mandatory message no queue took (returned, then confirmed);
  * - "no_answer": sent, but no confirm within `confirmTimeoutMs` or before the connection dropped,
  *   so the message may or may not be enqueued.
  */
 export const publishMessage = async (session: AMQPSession, message: PublishMessage): Promise<void> => {
-  const { exchange, routingKey, properties, persistent, mandatory, confirmTimeoutMs, deadlines } = message;
+  const { exchange, routingKey, properties, persistent, mandatory, window, confirmTimeoutMs, deadlines } = message;
   const body = new Uint8Array(message.body);
-  const watch = mandatory?.watch(exchange, routingKey, body);
+  // Entered now, synchronously, so that a batch's messages keep their order in the window's line.
+  const ticket = window.enter();
   let sent = false;
-  const work = (async () => {
-    await checkExchange(session, exchange);
-    const channel = await confirmChannel(session);
-    sent = true;
-    // Resolves on the broker's basic.ack, rejects on basic.nack or when the channel closes.
-    await channel.basicPublish(exchange, routingKey, body, { ...properties, deliveryMode: persistent ? 2 : 1 }, mandatory !== undefined);
-  })();
+  let watch: ReturnType<ReturnedMessages["watch"]> | undefined;
   try {
+    const channel = await deadlines.within(
+      (async () => {
+        await checkExchange(session, exchange);
+        const channel = await confirmChannel(session);
+        await ticket.granted;
+        return channel;
+      })(),
+      confirmTimeoutMs,
+      "unavailable",
+      `the message could not be sent within ${confirmTimeoutMs} ms (${window.size} publishes were awaiting the broker's confirm); nothing was sent`,
+    );
+    if (channel.closed) throw new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
+    watch = mandatory?.watch(exchange, routingKey, body);
+    sent = true;
+    // Resolves on the broker's basic.ack, rejects on basic.nack or when the channel closes. The
+    // place in the window is held until then, even past the deadline: that is what bounds memory.
+    const confirmed = channel.basicPublish(
+      exchange,
+      routingKey,
+      body,
+      { ...properties, deliveryMode: persistent ? 2 : 1 },
+      mandatory !== undefined,
+    );
+    confirmed.then(ticket.release, ticket.release);
     await deadlines.within(
-      work,
+      confirmed,
       confirmTimeoutMs,
       "no_answer",
       `the broker did not confirm the message within ${confirmTimeoutMs} ms; it may or may not have been enqueued`,
@@ -69,6 +95,7 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
       );
     }
   } catch (error) {
+    if (!sent) ticket.release();
     throw classifyPublishError(error, { session, exchange, sent });
   } finally {
     watch?.stop();
@@ -77,6 +104,11 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
 
 const classifyPublishError = (error: unknown, context: { session: AMQPSession; exchange: string; sent: boolean }): RouteFailureError => {
   if (error instanceof RouteFailureError) return error;
+  // Thrown while amqp-client encodes the message, before anything is written (the Worker checks
+  // these limits first; this is for a broker that negotiated a smaller frame).
+  if (error instanceof RangeError || (error instanceof Error && error.message.startsWith("Short string too long"))) {
+    return new RouteFailureError("invalid_message", `the message cannot be published: ${error.message}; nothing was sent`);
+  }
   const reason = brokerReason(error);
   // The exchange may have been deleted: check it again next time.
   if (replyCodeOf(error) === 404) checkedExchanges.get(context.session)?.delete(context.exchange);

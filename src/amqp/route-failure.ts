@@ -4,8 +4,12 @@
  * `src/http/gateway-error.ts`.
  */
 export type FailureKind =
-  /** The broker could not be reached, or the connection is down and reconnecting. */
+  /** The broker could not be reached, or the connection is down and reconnecting; nothing was done, a retry may work. */
   | "unavailable"
+  /** The broker refused the connection because of the route's settings (login refused, no such vhost); a retry will not help. */
+  | "misconfigured"
+  /** The message cannot be published as it is (its properties do not fit in a frame); nothing was sent. */
+  | "invalid_message"
   /** The consumer's queue does not exist. */
   | "queue_not_found"
   /** The broker refused the operation (channel error, negative confirm). */
@@ -22,6 +26,8 @@ export interface RouteFailure {
   kind: FailureKind;
   /** Human-readable reason, safe to show to the client (never a stack trace, never a password). */
   message: string;
+  /** For "unavailable": seconds until the route tries the broker again (the answer's `Retry-After`). */
+  retryAfterS?: number;
 }
 
 /** Thrown inside the Durable Object, caught at its RPC boundary and returned as a {@link RouteFailure}. */
@@ -29,13 +35,16 @@ export class RouteFailureError extends Error {
   constructor(
     readonly kind: FailureKind,
     message: string,
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = "RouteFailureError";
   }
 
   toFailure(): RouteFailure {
-    return { ok: false, kind: this.kind, message: this.message };
+    const failure: RouteFailure = { ok: false, kind: this.kind, message: this.message };
+    if (this.retryAfterS !== undefined) failure.retryAfterS = this.retryAfterS;
+    return failure;
   }
 }
 

@@ -75,6 +75,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
           properties: message.properties,
           persistent: producer.persistent,
           mandatory: producer.mandatory ? connection.returns : undefined,
+          window: connection.window,
           confirmTimeoutMs: producer.confirm_timeout_ms,
           deadlines: this.#deadlines,
         }).then(ok, asFailure),

@@ -5,6 +5,7 @@
  * Every object is strict, so a misspelt key is an error instead of a silently ignored option.
  */
 import * as v from "valibot";
+import { redactUrl } from "../amqp/broker-url";
 import { unknownKeyMessage } from "./unknown-key-message";
 
 /** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
@@ -47,7 +48,9 @@ export const amqpUrlProblem = (url: string): string | undefined => {
   try {
     parsed = new URL(url);
   } catch {
-    return hasEnvReference(url) ? undefined : `"${url}" is not a URL`;
+    return hasEnvReference(url)
+      ? undefined
+      : `"${redactUrl(url)}" is not a URL (percent-encode special characters in the user and password: / as %2F, # as %23, @ as %40)`;
   }
   if (!(AMQP_SCHEMES as readonly string[]).includes(parsed.protocol)) {
     return `scheme "${parsed.protocol.replace(/:$/, "")}" is not supported (use amqp, amqps, ws or wss)`;

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
 import type { ConsumeOutcome, PublishManyOutcome, PublishProperties, RouteTarget, SettleOutcome } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
 import type { GatewayEnv } from "../env";
@@ -22,6 +23,7 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
   const properties = publishProperties(c.req.raw.headers, target.id);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
+  if (batch) checkBatchMessageIds(properties, batch.length, target.id);
   const messages = batch
     ? batch.map((element, index) => ({ body: element, properties: batchProperties(properties, index) }))
     : [{ body, properties }];
@@ -35,15 +37,29 @@ export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Prom
   );
   const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
   const [first] = failures;
-  if (first && !batch) throw failureError(first.kind, first.message, target.id);
+  if (first && !batch) throw failureError(first, target.id);
   if (first) {
-    throw failureError(first.kind, `${failures.length} of ${messages.length} messages were not confirmed: ${first.message}`, target.id, {
+    const details = {
       count: messages.length - failures.length,
       failed: failures.map(({ index, message }) => ({ index, error: message })),
-    });
+    };
+    throw failureError(first, target.id, details, `${failures.length} of ${messages.length} messages were not confirmed: ${first.message}`);
   }
   const count = batch ? { count: messages.length } : {};
   return c.json({ status: "published", ...count, exchange: producer.exchange, routing_key: producer.routing_key }, 202);
+};
+
+/** Each message's id `<key>-<index>` must still be an AMQP short string: 400 before anything is sent. */
+const checkBatchMessageIds = (properties: PublishProperties, count: number, routeId: string): void => {
+  if (properties.messageId === undefined) return;
+  const longest = utf8Length(properties.messageId) + 1 + String(count - 1).length;
+  if (longest > SHORT_STRING_BYTES) {
+    throw new GatewayError(
+      400,
+      `header Idempotency-Key: with the "-${count - 1}" suffix of the batch's last message it would be ${longest} bytes, more than ${SHORT_STRING_BYTES}; nothing was published`,
+      routeId,
+    );
+  }
 };
 
 /** A batch element is JSON; an Idempotency-Key becomes `<key>-<index>`, one id per message. */
@@ -56,24 +72,21 @@ const batchProperties = (properties: PublishProperties, index: number): PublishP
 /**
  * GET and the other consuming methods: one message with its properties as headers (200), or 204
  * when the queue is empty. Without auto-ack, the message is acknowledged once the response is
- * built, and given back to the queue if building it failed; a message whose acknowledgement
- * fails is not sent (the broker will deliver it again), so it is not delivered twice.
+ * built; a message whose acknowledgement fails is not sent (the broker will deliver it again),
+ * so it is not delivered twice. If the Worker never settles it (it went away), the object
+ * requeues it after `operation_timeout_ms`.
  */
 export const consume = async (c: Context<GatewayEnv>, target: RouteTarget): Promise<Response> => {
   const shard = pickShard(target);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
     routeObject(c.env, target, shard).consume(target),
   );
-  if (!outcome.ok) throw failureError(outcome.kind, outcome.message, target.id);
+  if (!outcome.ok) throw failureError(outcome, target.id);
   const { message, settle } = outcome;
   if (!message) return c.body(null, 204);
-  let response: Response;
-  try {
-    response = new Response(message.body, { status: 200, headers: messageHeaders(message) });
-  } catch (error) {
-    if (settle !== undefined) await settleDelivery(c, target, shard, settle, "requeue").catch(() => undefined);
-    throw error;
-  }
+  // messageHeaders never fails, whatever the message's properties hold: nothing here can leave
+  // a message at the head of its queue or lose one taken with auto-ack.
+  const response = new Response(message.body, { status: 200, headers: messageHeaders(message) });
   if (settle !== undefined) await settleDelivery(c, target, shard, settle, "ack");
   return response;
 };
@@ -96,7 +109,7 @@ const settleDelivery = async (
       "Retry-After": String(RETRY_AFTER_SECONDS),
     });
   }
-  if (!settled.ok) throw failureError(settled.kind, settled.message, routeId);
+  if (!settled.ok) throw failureError(settled, routeId);
 };
 
 /**

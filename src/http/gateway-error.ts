@@ -1,6 +1,6 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { FailureKind } from "../amqp/route-failure";
+import type { FailureKind, RouteFailure } from "../amqp/route-failure";
 
 /**
  * The one error type of a request: an HTTP status, a reason the client may read, the route it
@@ -29,6 +29,8 @@ export const RETRY_AFTER_SECONDS = 1;
 
 const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
   unavailable: 503,
+  misconfigured: 502,
+  invalid_message: 400,
   queue_not_found: 404,
   broker_error: 502,
   unroutable: 422,
@@ -36,6 +38,13 @@ const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
   internal: 500,
 };
 
-/** The answer to a failed broker operation on `route`. */
-export const failureError = (kind: FailureKind, message: string, route: string, details: Record<string, unknown> = {}): GatewayError =>
-  new GatewayError(STATUS_OF[kind], message, route, kind === "unavailable" ? { "Retry-After": String(RETRY_AFTER_SECONDS) } : {}, details);
+/** The answer to a failed broker operation on `route`; `message` replaces the failure's own (a batch's summary). */
+export const failureError = (
+  failure: RouteFailure,
+  route: string,
+  details: Record<string, unknown> = {},
+  message = failure.message,
+): GatewayError => {
+  const headers = failure.kind === "unavailable" ? { "Retry-After": String(failure.retryAfterS ?? RETRY_AFTER_SECONDS) } : undefined;
+  return new GatewayError(STATUS_OF[failure.kind], message, route, headers, details);
+};

@@ -1,3 +1,4 @@
+import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES, SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
 import type { PublishProperties } from "../amqp/route-messages";
 import { GatewayError } from "./gateway-error";
 
@@ -6,9 +7,6 @@ export const AMQP_HEADER_PREFIX = "x-amqp-header-";
 
 /** Content type of a message published without one (the seed's default). */
 export const DEFAULT_CONTENT_TYPE = "application/json";
-
-/** AMQP short strings (message id, correlation id, ...) hold at most 255 bytes. */
-const SHORT_STRING_BYTES = 255;
 
 /**
  * The message's properties from the request's headers:
@@ -23,7 +21,11 @@ const SHORT_STRING_BYTES = 255;
  * | `X-Expiration` | expiration, milliseconds |
  * | `X-AMQP-Header-<name>` | headers table entry `<name>` |
  *
- * A value the broker could not take answers 400 naming the header, before anything is published.
+ * A value the broker could not take answers 400 naming the header, before anything is published:
+ * a short string over 255 bytes, a table name over 255 bytes, properties that do not fit in one
+ * frame, and a single-valued header sent twice. (The Fetch API joins a repeated header into one
+ * value with ", ", so a comma is how a repeat shows: these headers may not hold one, apart from
+ * a quoted parameter of Content-Type.)
  */
 export const publishProperties = (headers: Headers, routeId: string): PublishProperties => {
   const invalid = (header: string, reason: string) => new GatewayError(400, `header ${header}: ${reason}`, routeId);
@@ -36,8 +38,11 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
     if (name.startsWith(AMQP_HEADER_PREFIX)) {
       const key = name.slice(AMQP_HEADER_PREFIX.length);
       if (key === "") throw invalid(name, "names no header");
+      if (key.length > SHORT_STRING_BYTES)
+        throw invalid(name, `the name after ${AMQP_HEADER_PREFIX} must be at most ${SHORT_STRING_BYTES} bytes`);
       (table ??= {})[key] = value;
     } else if (PROPERTY_HEADERS.has(name)) {
+      if (repeated(name, value)) throw invalid(name, "was sent more than once (or holds a comma); a message has one");
       found[name as PropertyHeader] = value;
     }
   }
@@ -79,8 +84,22 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
     properties.expiration = String(Number(expiration.trim()));
   }
   if (table) properties.headers = table;
+  const bytes = encodedPropertiesBytes(properties);
+  if (bytes > MAX_PROPERTIES_BYTES) {
+    const largest = Object.entries(table ?? {}).sort(([, a], [, b]) => b.length - a.length)[0];
+    throw new GatewayError(
+      400,
+      `the message's properties would take ${bytes} bytes, more than the ${MAX_PROPERTIES_BYTES} that one AMQP frame leaves for them` +
+        `${largest ? ` (the largest is ${AMQP_HEADER_PREFIX}${largest[0]})` : ""}; nothing was published`,
+      routeId,
+    );
+  }
   return properties;
 };
+
+/** A comma where none belongs: outside a quoted string for Content-Type, anywhere for the others. */
+const repeated = (name: string, value: string): boolean =>
+  name === "content-type" ? value.replace(/"(?:[^"\\]|\\.)*"/g, "").includes(",") : value.includes(",");
 
 const SHORT_STRING_HEADERS = [
   "content-type",
@@ -95,6 +114,5 @@ type ShortStringHeader = (typeof SHORT_STRING_HEADERS)[number];
 type PropertyHeader = ShortStringHeader | "x-priority" | "x-expiration";
 const PROPERTY_HEADERS = new Set<string>([...SHORT_STRING_HEADERS, "x-priority", "x-expiration"]);
 
-/** Longer than a short string in UTF-8. At most 85 UTF-16 units fit whatever they are, so most values are never encoded. */
-const overShortString = (value: string): boolean =>
-  value.length * 3 > SHORT_STRING_BYTES && new TextEncoder().encode(value).byteLength > SHORT_STRING_BYTES;
+/** Longer than a short string in UTF-8. At most 85 UTF-16 units fit whatever they are, so most values are never measured. */
+const overShortString = (value: string): boolean => value.length * 3 > SHORT_STRING_BYTES && utf8Length(value) > SHORT_STRING_BYTES;
