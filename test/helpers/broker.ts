@@ -11,14 +11,18 @@ export const WEB_AMQP_URL = "ws://guest:guest@127.0.0.1:15670/?vhost=/";
 /** A port where nothing listens, for "broker unreachable". */
 export const DEAD_URL = "amqp://guest:guest@127.0.0.1:1/";
 
+const withFrameMax = (url: string): string => `${url}${url.includes("?") ? "&" : "?"}frameMax=131072`;
+
 /** A queue name no other test uses. */
 export const uniqueName = (prefix: string): string => `gw-test-${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 
 /** Runs `work` with a channel on a fresh connection, closing it afterwards. */
 export const withChannel = async <T>(
   work: (channel: Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>) => Promise<T>,
+  url = BROKER_URL,
 ): Promise<T> => {
-  const connection = await new AMQPClient(BROKER_URL).connect();
+  // RabbitMQ's largest frame, as the gateway uses: amqp-client's default (4 KiB) cannot carry big headers.
+  const connection = await new AMQPClient(withFrameMax(url)).connect();
   try {
     return await work(await connection.channel());
   } finally {

@@ -34,3 +34,54 @@ describe("when the broker cannot be reached", () => {
     }
   });
 });
+
+describe("after a failed connect", () => {
+  it("the next requests get the failure at once, with the wait until the next attempt, instead of each trying again", async () => {
+    const gateway = gatewayFor(producer(uniqueRouteId("backoff"), DEAD_URL, "unused"));
+    expect((await gateway("POST", "/in", { body: "{}" })).status).toBe(503);
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => gateway("POST", "/in", { body: "{}" })));
+    expect(Date.now() - started).toBeLessThan(400);
+    for (const answer of answers) {
+      expect(answer.status).toBe(503);
+      expect(Number(answer.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(((await answer.json()) as { error: string }).error).toMatch(/could not connect to the broker: .*\(next attempt in \d+ s\)$/);
+    }
+  });
+});
+
+describe("a broker that refuses the route's login", () => {
+  it("is a 502 naming the login, without Retry-After: retrying cannot help", async () => {
+    const id = uniqueRouteId("login");
+    const gateway = gatewayFor(producer(id, "amqp://guest:not-the-password@127.0.0.1:5672/", "unused"));
+    for (let i = 0; i < 2; i++) {
+      const response = await gateway("POST", "/in", { body: "{}" });
+      expect(response.status).toBe(502);
+      expect(response.headers.get("retry-after")).toBeNull();
+      const { error } = (await response.json()) as { error: string };
+      expect(error).toMatch(/the broker refused the route's login .*ACCESS_REFUSED/);
+      expect(error).not.toContain("not-the-password");
+    }
+  });
+});
+
+describe("a password that breaks the URL", () => {
+  it("never appears in an answer, on the route or on /amqp", async () => {
+    const password = "p/ss#w@rd";
+    const yaml = `
+routes:
+  - { id: ${uniqueRouteId("secret")}, path: /in, amqp: { enabled: true, url: "amqp://guest:\${GW_TEST_PASS}@127.0.0.1:5672/", producer: {} } }
+`;
+    const gateway = gatewayFor(yaml, { GW_TEST_PASS: password });
+    for (const [method, path] of [
+      ["POST", "/in"],
+      ["GET", "/amqp"],
+    ] as const) {
+      const response = await gateway(method, path, { ...(method === "POST" ? { body: "{}" } : {}) });
+      expect(response.status).toBe(500);
+      const text = await response.text();
+      expect(text).toMatch(/amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/\\" is not a URL \(percent-encode/);
+      for (const part of [password, "p/ss", "w@rd", "ss#w"]) expect(text).not.toContain(part);
+    }
+  });
+});

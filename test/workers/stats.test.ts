@@ -76,4 +76,12 @@ describe("GET /amqp", () => {
     expect((await gateway("GET", "/amqp", { headers: { authorization: "Basic abc" } })).status).toBe(401);
     expect((await gateway("GET", "/amqp", { headers: { authorization: "Bearer s3cret-token" } })).status).toBe(200);
   });
+
+  it("accepts an ADMIN_TOKEN with characters a bearer token68 cannot have, compared as sent", async () => {
+    const gateway = gatewayFor(routes(uniqueRouteId("pub"), uniqueRouteId("sub"), "unused"), { ADMIN_TOKEN: "Adm!n:T0ken" });
+    const denied = await gateway("GET", "/amqp", { headers: { authorization: "Bearer Adm!n:T0keN" } });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect((await gateway("GET", "/amqp", { headers: { authorization: "Bearer Adm!n:T0ken" } })).status).toBe(200);
+  });
 });
