@@ -1,0 +1,143 @@
+/**
+ * The gateway's central promise, checked the way it breaks: many publishers with unique bodies and
+ * many consumers on one queue, against a real broker that refuses, cuts and blocks meanwhile, and
+ * afterwards an independent AMQP client that takes what is left in the queue. Every body answered
+ * 202 must have been consumed or be in the queue; every body answered "not published" (4xx, 502,
+ * 503) must be in neither; with auto-ack no body is delivered twice. Used by the test suite at a
+ * size that fits CI and by `npm run bench` at full size.
+ */
+
+/** One consuming route under load. */
+export interface ConsumePath {
+  path: string;
+  /** Whether the route consumes with auto_ack (at most once) or settled (at least once). */
+  autoAck: boolean;
+}
+
+export interface TruthUnderLoadOptions {
+  /** The gateway's base URL, `http://127.0.0.1:PORT`. */
+  gatewayUrl: string;
+  publishPath: string;
+  consume: ConsumePath;
+  publishers: number;
+  consumers: number;
+  /** Shortest run in seconds; it also lasts until `tailMs` after the last fault. */
+  seconds: number;
+  /**
+   * Faults to inject while the load runs, one after the other, each `afterMs` after the previous
+   * one took effect (a fault's `run` resolves once it has). Sequenced rather than timed from the
+   * start, since a broker's command-line tools take seconds to act on a busy machine.
+   */
+  faults?: Array<{ afterMs: number; name: string; run: () => Promise<unknown> }>;
+  /** How long the load goes on after the last fault (default 2000 ms). */
+  tailMs?: number;
+  /** Takes every message left in the queue, with a client of the caller's own; returns the bodies. */
+  drainQueue: () => Promise<string[]>;
+}
+
+export interface TruthUnderLoadReport {
+  /** Answers by status ("error" for a request that got no answer). */
+  answers: Record<string, number>;
+  /** Bodies answered 202. */
+  accepted: number;
+  /** Bodies answered 202 that were neither consumed nor left in the queue: the promise broken. */
+  false202: string[];
+  /** Bodies answered as not published (400, 413, 422, 502, 503) that were consumed or queued all the same. */
+  falseRefusals: string[];
+  /** Bodies consumed more than once: never allowed with auto-ack; at least once allows them otherwise. */
+  duplicates: string[];
+  /** Bodies consumed or queued that no publisher ever sent. */
+  strangers: string[];
+  consumed: number;
+  leftInQueue: number;
+  faults: string[];
+}
+
+/** Statuses that promise nothing was published. */
+const NOT_PUBLISHED = new Set([400, 413, 422, 502, 503]);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the load, injects the faults, drains the queue and reports what each answer promised against what happened. */
+export const truthUnderLoad = async (options: TruthUnderLoadOptions): Promise<TruthUnderLoadReport> => {
+  const run = crypto.randomUUID().slice(0, 8);
+  const statusOf = new Map<string, number | "error">();
+  const deliveries = new Map<string, number>();
+  let deadline = Date.now() + options.seconds * 1000;
+  let faultsDone = false;
+  let publishersDone = false;
+
+  const publisher = async (index: number) => {
+    for (let n = 0; !faultsDone || Date.now() < deadline; n++) {
+      const body = JSON.stringify({ run, publisher: index, n });
+      try {
+        const response = await fetch(`${options.gatewayUrl}${options.publishPath}`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json" },
+          signal: AbortSignal.timeout(30_000),
+        });
+        await response.arrayBuffer();
+        statusOf.set(body, response.status);
+        // The broker refusing or blocking answers at once: do not spin on it.
+        if (response.status >= 500) await sleep(5);
+      } catch {
+        statusOf.set(body, "error");
+      }
+    }
+  };
+
+  const consumer = async () => {
+    while (!publishersDone) {
+      try {
+        const response = await fetch(`${options.gatewayUrl}${options.consume.path}`, { signal: AbortSignal.timeout(30_000) });
+        const text = await response.text();
+        if (response.status === 200) deliveries.set(text, (deliveries.get(text) ?? 0) + 1);
+        else await sleep(response.status === 204 ? 2 : 10);
+      } catch {
+        await sleep(10);
+      }
+    }
+  };
+
+  const started = Date.now();
+  const injected: string[] = [];
+  const faults = (async () => {
+    try {
+      for (const fault of options.faults ?? []) {
+        await sleep(fault.afterMs);
+        await fault.run();
+        injected.push(`${fault.name} at ${Date.now() - started} ms`);
+      }
+    } finally {
+      deadline = Math.max(deadline, Date.now() + (options.tailMs ?? 2000));
+      faultsDone = true;
+    }
+  })();
+  const consumers = Array.from({ length: options.consumers }, consumer);
+  await Promise.all(Array.from({ length: options.publishers }, (_, i) => publisher(i)));
+  publishersDone = true;
+  await Promise.all(consumers);
+  await faults;
+
+  const queued = await options.drainQueue();
+  const queuedSet = new Set(queued);
+  const present = new Set([...deliveries.keys(), ...queued]);
+  const answers: Record<string, number> = {};
+  for (const status of statusOf.values()) answers[String(status)] = (answers[String(status)] ?? 0) + 1;
+  const accepted = [...statusOf].filter(([, status]) => status === 202).map(([body]) => body);
+  return {
+    answers,
+    accepted: accepted.length,
+    false202: accepted.filter((body) => !present.has(body)),
+    falseRefusals: [...statusOf]
+      .filter(([body, status]) => typeof status === "number" && NOT_PUBLISHED.has(status) && present.has(body))
+      .map(([body]) => body),
+    // Consumed twice, or consumed and still queued (so it would be delivered again).
+    duplicates: [...deliveries].filter(([body, count]) => count > 1 || queuedSet.has(body)).map(([body]) => body),
+    strangers: [...present].filter((body) => !statusOf.has(body)),
+    consumed: [...deliveries.values()].reduce((a, b) => a + b, 0),
+    leftInQueue: queued.length,
+    faults: injected,
+  };
+};
