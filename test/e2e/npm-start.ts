@@ -73,13 +73,6 @@ export const npmRun = (script: string, env: Record<string, string> = {}) => {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.replace(/^npm warn.*\n/gm, "") };
 };
 
-/** How many connections the broker has open under the given client-provided name. */
-export const brokerConnectionsNamed = (name: string): number => {
-  const listing = spawnSync("rabbitmqctl", ["list_connections", "client_properties", "-q", "--no-table-headers"], { encoding: "utf8" });
-  if (listing.status !== 0) throw new Error(`rabbitmqctl failed: ${listing.stderr}`);
-  return listing.stdout.split("\n").filter((line) => line.includes(`{"connection_name","${name}"}`)).length;
-};
-
 /** Polls `condition` every 100 ms until it holds, failing after `timeoutMs`. */
 export const waitFor = async (condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
   const deadline = Date.now() + timeoutMs;

@@ -7,8 +7,8 @@ export default defineProject({
     root: new URL("../..", import.meta.url).pathname,
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Last, alone: its fault tests stop the broker and close connections, which would break any
-    // other project's tests running at the same time.
+    // Last, alone: each file starts gateways and disposable RabbitMQ nodes, which on a 2-core
+    // machine would make every other project's timeouts tighter.
     sequence: { groupOrder: 2 },
   },
 });

@@ -30,22 +30,23 @@ export const withChannel = async <T>(
   }
 };
 
-export const declareQueue = (name: string, args: Record<string, unknown> = {}) =>
-  withChannel((channel) => channel.queueDeclare(name, { durable: true }, args));
+export const declareQueue = (name: string, args: Record<string, unknown> = {}, url = BROKER_URL) =>
+  withChannel((channel) => channel.queueDeclare(name, { durable: true }, args), url);
 
-export const deleteQueue = (name: string) => withChannel((channel) => channel.queueDelete(name)).catch(() => undefined);
+export const deleteQueue = (name: string, url = BROKER_URL) =>
+  withChannel((channel) => channel.queueDelete(name), url).catch(() => undefined);
 
 /** Ready messages in `queue` (not counting unacknowledged ones). */
-export const messageCount = (queue: string) =>
-  withChannel(async (channel) => (await channel.queueDeclare(queue, { passive: true })).messageCount);
+export const messageCount = (queue: string, url = BROKER_URL) =>
+  withChannel(async (channel) => (await channel.queueDeclare(queue, { passive: true })).messageCount, url);
 
 /** Takes every ready message from `queue`. */
-export const drain = (queue: string) =>
+export const drain = (queue: string, url = BROKER_URL) =>
   withChannel(async (channel) => {
     const messages: AMQPMessage[] = [];
     for (let message = await channel.basicGet(queue); message; message = await channel.basicGet(queue)) messages.push(message);
     return messages;
-  });
+  }, url);
 
 export const publishDirect = (queue: string, body: string | Uint8Array, contentType?: string) =>
   withChannel((channel) => channel.basicPublish("", queue, body, contentType ? { contentType } : {}));

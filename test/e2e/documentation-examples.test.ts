@@ -1,20 +1,30 @@
 /**
- * The seed's two examples, verbatim apart from the broker address, served by `npm start` and
- * checked with an AMQP client of the test's own.
+ * The two examples of runway's AMQP backend documentation, verbatim apart from the broker address,
+ * served by `npm start` and checked with an AMQP client of the test's own. They use the names the
+ * documentation uses (`events`, `jobs`), so they run on a disposable RabbitMQ node of the test's
+ * own, never on the user's broker, where a queue named `jobs` may hold the user's messages.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { declareQueue, deleteQueue, drain, messageCount, withChannel } from "../helpers/broker";
-import { brokerConnectionsNamed, npmStart, waitFor, type RunningGateway } from "./npm-start";
+import { declareQueue, deleteQueue, drain as drainFrom, messageCount, withChannel } from "../helpers/broker";
+import { startDisposableBroker, type DisposableBroker } from "../helpers/disposable-broker";
+import { npmStart, type RunningGateway } from "./npm-start";
 
-const LOCAL = "amqp://guest:guest@127.0.0.1:5672/";
+let broker: DisposableBroker;
+beforeAll(async () => {
+  broker = await startDisposableBroker();
+}, 120_000);
+afterAll(async () => {
+  await broker?.stop();
+});
+const drain = (queue: string) => drainFrom(queue, broker.url);
 
-const PUBLISHER_AND_CONSUMER = `
+const PUBLISHER_AND_CONSUMER = (url: string) => `
 routes:
   - id: message-publisher
     path: /publish
     amqp:
       enabled: true
-      url: "${LOCAL}"
+      url: "${url}"
       producer:
         exchange: events
         routing_key: user.created
@@ -22,7 +32,7 @@ routes:
     path: /consume
     amqp:
       enabled: true
-      url: "${LOCAL}"
+      url: "${url}"
       consumer:
         queue: events-queue
         auto_ack: true
@@ -50,24 +60,22 @@ routes:
         auto_ack: true
 `;
 
-describe("the seed's publisher and consumer example", () => {
+describe("the publisher and consumer example", () => {
   let gateway: RunningGateway;
   beforeAll(async () => {
     await withChannel(async (channel) => {
       await channel.exchangeDeclare("events", "topic", { durable: true });
       await channel.queueDeclare("events-queue", { durable: true });
-      await channel.queuePurge("events-queue");
       await channel.queueBind("events-queue", "events", "user.created");
-    });
-    gateway = await npmStart(PUBLISHER_AND_CONSUMER);
+    }, broker.url);
+    gateway = await npmStart(PUBLISHER_AND_CONSUMER(broker.url));
   });
   afterAll(async () => {
     await gateway?.stop();
-    await deleteQueue("events-queue");
-    await withChannel((channel) => channel.exchangeDelete("events")).catch(() => undefined);
   });
 
-  it("publishes a POST and a PUT to the exchange with 202 and the seed's body", async () => {
+  // One test, since each step depends on the one before: publish, consume, then the counts.
+  it("publishes a POST and a PUT with 202, consumes them in order (200, then 204), and counts them at /amqp", async () => {
     for (const method of ["POST", "PUT"]) {
       const response = await fetch(`${gateway.url}/publish`, {
         method,
@@ -77,10 +85,8 @@ describe("the seed's publisher and consumer example", () => {
       expect(response.status).toBe(202);
       expect(await response.json()).toEqual({ status: "published", exchange: "events", routing_key: "user.created" });
     }
-    expect(await messageCount("events-queue")).toBe(2);
-  });
+    expect(await messageCount("events-queue", broker.url)).toBe(2);
 
-  it("consumes them with 200 in order, then 204", async () => {
     const first = await fetch(`${gateway.url}/consume`);
     expect(first.status).toBe(200);
     expect(first.headers.get("content-type")).toBe("application/json");
@@ -88,32 +94,29 @@ describe("the seed's publisher and consumer example", () => {
     expect(await (await fetch(`${gateway.url}/consume`)).json()).toEqual({ user: "PUT" });
     const empty = await fetch(`${gateway.url}/consume`);
     expect(empty.status).toBe(204);
-  });
 
-  it("shows the seed's per-route stats at /amqp", async () => {
     const stats = await (await fetch(`${gateway.url}/amqp`)).json();
     expect(stats).toMatchObject({
-      "message-publisher": { url: "amqp://guest:***@127.0.0.1:5672/", total_requests: 2, total_errors: 0, published: 2, consumed: 0 },
-      "message-consumer": { url: "amqp://guest:***@127.0.0.1:5672/", total_requests: 3, total_errors: 0, published: 0, consumed: 2 },
+      "message-publisher": { url: `amqp://guest:***@${broker.address}/`, total_requests: 2, total_errors: 0, published: 2, consumed: 0 },
+      "message-consumer": { url: `amqp://guest:***@${broker.address}/`, total_requests: 3, total_errors: 0, published: 0, consumed: 2 },
     });
   });
 });
 
+// The ws:// relay is one that npm start starts itself, on a port of the test's own, in front of the
+// disposable node (AMQP_TCP_ADDRESS).
 describe.each([
-  ["amqp://", LOCAL],
-  ["ws://", "ws://guest:guest@127.0.0.1:15670/?vhost=/"],
-])("the seed's bidirectional queue bridge over %s", (_, url) => {
+  ["amqp://", (broker: DisposableBroker) => broker.url],
+  ["ws://", () => "ws://guest:guest@127.0.0.1:15683/?vhost=/"],
+])("the bidirectional queue bridge example over %s", (_, urlOf) => {
   let gateway: RunningGateway;
   beforeAll(async () => {
-    await deleteQueue("jobs");
-    await declareQueue("jobs");
-    // A gateway stopped by an earlier test may still be listed for a moment.
-    await waitFor(() => brokerConnectionsNamed("amqp-edge-gateway enqueue publish") === 0);
-    gateway = await npmStart(QUEUE_BRIDGE(url));
+    await declareQueue("jobs", {}, broker.url);
+    gateway = await npmStart(QUEUE_BRIDGE(urlOf(broker)), { AMQP_TCP_ADDRESS: broker.address });
   });
   afterAll(async () => {
     await gateway?.stop();
-    await deleteQueue("jobs");
+    await deleteQueue("jobs", broker.url);
   });
 
   it("turns 64 concurrent first publishes into 64 queued messages over one connection", async () => {
@@ -130,7 +133,7 @@ describe.each([
     expect(answers).toEqual(Array(64).fill(202));
     const bodies = (await drain("jobs")).map((message) => JSON.parse(message.bodyString() ?? "null").i as number);
     expect(bodies.sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i));
-    expect(brokerConnectionsNamed("amqp-edge-gateway enqueue publish")).toBe(1);
+    expect(await broker.connectionsNamed("amqp-edge-gateway enqueue publish")).toBe(1);
   });
 
   it("enqueues with POST and dequeues with GET", async () => {
