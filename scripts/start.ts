@@ -26,6 +26,10 @@ const shutdown = () => {
     .finally(() => process.exit(0));
 };
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, shutdown);
+// npm does not pass every signal on (SIGHUP, SIGKILL): when the process that started us is gone,
+// stop as if we had been asked to, rather than serve on as an orphan.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && shutdown(), 500).unref();
 
 try {
   const inspectorPort = process.env.INSPECTOR_PORT ? Number(process.env.INSPECTOR_PORT) : undefined;

@@ -13,6 +13,8 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 export interface RunningGateway {
   url: string;
   output: () => string;
+  /** Sends `signal` to the `npm start` process alone, as a process manager does, and resolves once it has exited (or after 15 s). */
+  signal(signal: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,12 +45,22 @@ export const npmStart = async (yaml: string, env: Record<string, string> = {}): 
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
   child.stderr.on("data", (chunk) => (output += chunk));
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // the whole group is gone already
+    }
+  };
   const stop = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    process.kill(-child.pid, "SIGTERM");
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    if (child.exitCode === null) process.kill(-child.pid, "SIGKILL");
+    if (child.pid === undefined) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      killGroup("SIGTERM");
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    }
+    // What npm left behind if it died first (the gateway's own processes share its group).
+    killGroup("SIGKILL");
   };
   const deadline = Date.now() + 90_000;
   while (!/serving .* on http/.test(output)) {
@@ -59,7 +71,13 @@ export const npmStart = async (yaml: string, env: Record<string, string> = {}): 
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { url: `http://127.0.0.1:${port}`, output: () => output, stop };
+  const signal = async (name: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(name);
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+  };
+  return { url: `http://127.0.0.1:${port}`, output: () => output, signal, stop };
 };
 
 /** Runs an npm script to completion, as `npm run NAME` from the repository. */
