@@ -6,8 +6,13 @@
  * of a shared, noisy machine lands on all of them alike. Every publish run is checked: the 2xx
  * answers must equal the messages that arrived in its queue (nothing lost, nothing duplicated).
  *
+ * Then the pressure sections (bench/lib/pressure.ts), each on a gateway of its own: truth under
+ * load with faults on a disposable RabbitMQ node (false 202s must be 0), and workerd's RSS after a
+ * max_batch batch, 64 concurrent 1 MiB publishes and 200k publishes.
+ *
  * Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 2), BENCH_MEMORY_PUBLISHES
- * (default 200000), BENCH_PORT (default 8790).
+ * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
+ * (default "throughput,truth,memory"; a subset runs only those, and judges only their targets).
  */
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
@@ -25,6 +30,7 @@ import {
   rabbitmqVersion,
 } from "./lib/broker";
 import { load, type LoadResult } from "./lib/load";
+import { memorySection, truthSection } from "./lib/pressure";
 import { writeReport, type Measurement, type Report } from "./lib/report";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -33,6 +39,8 @@ const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? 200_000);
 const MEMORY_WARM_UP = 20_000;
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
+const TRUTH_SECONDS = Number(process.env.BENCH_TRUTH_SECONDS ?? 30);
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "throughput,truth,memory").split(",").map((name) => name.trim()));
 
 const Q = QUEUES;
 
@@ -99,7 +107,30 @@ const rssMb = (pid: number | undefined): number => {
 };
 
 const main = async () => {
-  log(`amqp-edge-gateway benchmark: ${SECONDS} s per run, ${ROUNDS} alternating rounds`);
+  log(`amqp-edge-gateway benchmark: ${[...SECTIONS].join(", ")}; ${SECONDS} s per run, ${ROUNDS} alternating rounds`);
+  const report: Report = {
+    date: new Date().toISOString(),
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    rabbitmq: await rabbitmqVersion(),
+    measurements,
+    memory: { publishes: 0, stepsMb: [], lost: 0, duplicated: 0, errors: 0 },
+  };
+  if (SECTIONS.has("throughput")) report.memory = await throughput();
+  if (SECTIONS.has("truth")) {
+    log(`truth under load (${TRUTH_SECONDS} s per consume mode, faults on a disposable RabbitMQ node)`);
+    report.truth = await truthSection(PORT, TRUTH_SECONDS, log);
+  }
+  if (SECTIONS.has("memory")) {
+    log("memory under pressure (a fresh gateway)");
+    report.pressureMemory = await memorySection(PORT, MEMORY_PUBLISHES, PAYLOADS["250 B"], log);
+  }
+  const verdicts = await writeReport(report);
+  process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;
+};
+
+/** The compared throughput sections, on the bench routes; returns the memory run's figures. */
+const throughput = async (): Promise<Report["memory"]> => {
   await ensureManagementApi();
   useBenchRoutes();
   let gateway: LocalGateway | undefined;
@@ -248,22 +279,13 @@ const main = async () => {
       `  workerd RSS ${steps.map((mb) => mb.toFixed(1)).join(" -> ")} MB over ${memoryOk} publishes (lost ${memoryAccount.lost} dup ${memoryAccount.duplicated})`,
     );
 
-    const report: Report = {
-      date: new Date().toISOString(),
-      seconds: SECONDS,
-      rounds: ROUNDS,
-      rabbitmq: await rabbitmqVersion(),
-      measurements,
-      memory: {
-        publishes: memoryOk,
-        stepsMb: steps,
-        lost: memoryAccount.lost,
-        duplicated: memoryAccount.duplicated,
-        errors: sum(memoryRuns.map((run) => run.errors)),
-      },
+    return {
+      publishes: memoryOk,
+      stepsMb: steps,
+      lost: memoryAccount.lost,
+      duplicated: memoryAccount.duplicated,
+      errors: sum(memoryRuns.map((run) => run.errors)),
     };
-    const verdicts = await writeReport(report);
-    process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;
   } finally {
     await gateway?.stop();
     await deleteQueues(...Object.values(Q));

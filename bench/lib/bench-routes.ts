@@ -36,12 +36,15 @@ routes:
   - { id: bench-consume, path: /sub, amqp: { enabled: true, url: "${AMQP_URL}", consumer: { queue: ${QUEUES.subGateway}, auto_ack: true } } }
 `;
 
-/** Writes the routes to a temporary file and points $ROUTES at it, for the local gateway to serve. */
-export const useBenchRoutes = (): void => {
+/** Writes `yaml` to a temporary file and points $ROUTES at it, for the next local gateway to serve. */
+export const writeRoutes = (yaml: string): void => {
   const routesFile = join(mkdtempSync(join(tmpdir(), "bench-routes-")), "routes.yaml");
-  writeFileSync(routesFile, ROUTES);
+  writeFileSync(routesFile, yaml);
   process.env.ROUTES = routesFile;
 };
+
+/** Points $ROUTES at the throughput sections' routes. */
+export const useBenchRoutes = (): void => writeRoutes(ROUTES);
 
 /** The Worker the benchmark serves: the gateway plus the no-AMQP ceiling route. */
 export const BENCH_WORKER = "bench/bench-worker.ts";

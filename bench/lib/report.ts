@@ -2,6 +2,7 @@ import { cpus, totalmem } from "node:os";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { format, resolveConfig } from "prettier";
+import type { MemoryFigures, TruthFigures } from "./pressure";
 
 /** One compared figure: the mean over its rounds. */
 export interface Measurement {
@@ -37,7 +38,14 @@ export interface Report {
   measurements: Measurement[];
   /** workerd's RSS before the run and after each quarter of it. */
   memory: { publishes: number; stepsMb: number[]; lost: number; duplicated: number; errors: number };
+  /** Truth under load at full size, per consume mode; absent when the section was skipped. */
+  truth?: TruthFigures[];
+  /** RSS of a fresh gateway idle and after each kind of pressure; absent when skipped. */
+  pressureMemory?: MemoryFigures;
 }
+
+/** How far above its idle figure workerd's RSS may be after any pressure (a Cloudflare isolate has 128 MB). */
+export const MEMORY_HEADROOM_MB = 64;
 
 export interface Verdict {
   target: string;
@@ -51,10 +59,16 @@ const RESULTS = `${ROOT}bench/results`;
 const find = (report: Report, section: Measurement["section"], variant: string, payload: string, connections: number) =>
   report.measurements.find((m) => m.section === section && m.variant === variant && m.payload === payload && m.connections === connections);
 
-/** The issue's targets, each checked against this run's figures. */
+type Ratio = (a: number | undefined, b: number | undefined) => number;
+
+/** The targets, each checked against this run's figures; a section that did not run has none. */
 export const verdicts = (report: Report): Verdict[] => {
+  const ratio: Ratio = (a, b) => (a && b ? a / b : Number.NaN);
+  return [...(report.measurements.length > 0 ? throughputVerdicts(report, ratio) : []), ...pressureVerdicts(report)];
+};
+
+const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
   const out: Verdict[] = [];
-  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? a / b : Number.NaN);
   for (const payload of ["250 B", "16 KiB"]) {
     const gateway = find(report, "publish", "gateway amqp://", payload, 64);
     const management = find(report, "publish", "management API", payload, 64);
@@ -108,6 +122,42 @@ export const verdicts = (report: Report): Verdict[] => {
     measured: `${vsFloor.toFixed(2)}× (${batch.toFixed(0)} vs ${floor?.toFixed(0)} msg/s)`,
     met: vsFloor >= 0.5,
   });
+  return out;
+};
+
+const pressureVerdicts = (report: Report): Verdict[] => {
+  const out: Verdict[] = [];
+  for (const truth of report.truth ?? []) {
+    out.push({
+      target: `no false 202 under load and faults (auto_ack ${truth.autoAck})`,
+      measured: `${truth.false202} false 202s of ${truth.accepted}; ${truth.falseRefusals} false refusals; ${truth.duplicates} duplicates; ${truth.strangers} strangers`,
+      met: truth.false202 === 0 && truth.falseRefusals === 0 && truth.strangers === 0 && (!truth.autoAck || truth.duplicates === 0),
+    });
+  }
+  const memory = report.pressureMemory;
+  if (memory) {
+    // workerd's RSS grows with load whether or not a route touches AMQP (the heap sizes itself,
+    // and memory once taken is rarely given back): what is judged is what the gateway adds to the
+    // runtime's own growth under the same load, on the no-AMQP ceiling route.
+    const batchGrowth = memory.batchMb - memory.idleMb;
+    out.push({
+      target: `RSS after a batch of ${memory.batchSize} < ${MEMORY_HEADROOM_MB} MB above idle`,
+      measured: `+${batchGrowth.toFixed(1)} MB (${memory.idleMb.toFixed(0)} → ${memory.batchMb.toFixed(0)} MB)`,
+      met: batchGrowth < MEMORY_HEADROOM_MB,
+    });
+    for (const [what, mb, ceilingMb] of [
+      [`${memory.publishes} publishes at 64 connections`, memory.manyMb, memory.ceiling.manyMb],
+      ["64 concurrent 1 MiB publishes", memory.largeMb, memory.ceiling.largeMb],
+    ] as const) {
+      const growth = mb - memory.idleMb;
+      const runtime = ceilingMb - memory.ceiling.idleMb;
+      out.push({
+        target: `RSS after ${what}: < ${MEMORY_HEADROOM_MB} MB above idle, beyond the runtime's own growth (ceiling route)`,
+        measured: `+${growth.toFixed(1)} MB; ceiling +${runtime.toFixed(1)} MB; the gateway's own ${(growth - runtime).toFixed(1)} MB`,
+        met: growth - runtime < MEMORY_HEADROOM_MB,
+      });
+    }
+  }
   return out;
 };
 
@@ -172,6 +222,26 @@ const escapeXml = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&
 export const machineLine = (report: Report): string =>
   `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime (Miniflare, direct socket); ${report.seconds} s per run, ${report.rounds} alternating rounds, load from autocannon on the same machine`;
 
+/** The pressure sections' figures as Markdown, when they ran. */
+const pressureLines = (report: Report): string => {
+  const lines: string[] = [];
+  for (const truth of report.truth ?? []) {
+    const answers = Object.entries(truth.answers)
+      .map(([status, count]) => `${count} × ${status}`)
+      .join(", ");
+    lines.push(
+      `Truth under load (auto_ack ${truth.autoAck}, ${truth.seconds.toFixed(0)} s, 48 publishers, 16 consumers; ${truth.faults.join(", ")}): ${answers}; ${truth.consumed} consumed, ${truth.leftInQueue} left in the queue; **${truth.false202} false 202s**, ${truth.falseRefusals} false refusals, ${truth.duplicates} duplicates.`,
+    );
+  }
+  const memory = report.pressureMemory;
+  if (memory) {
+    lines.push(
+      `Memory under pressure (a fresh gateway): idle ${memory.idleMb.toFixed(1)} MB; after a batch of ${memory.batchSize} (answered ${memory.batchStatus}) ${memory.batchMb.toFixed(1)} MB; after ${memory.publishes} publishes at 64 connections ${memory.manyMb.toFixed(1)} MB; after 64 concurrent 1 MiB publishes (${memory.largeAccepted} × 202) ${memory.largeMb.toFixed(1)} MB. The same loads on the no-AMQP ceiling route, on a fresh gateway of its own: idle ${memory.ceiling.idleMb.toFixed(1)} MB, ${memory.ceiling.manyMb.toFixed(1)} MB, ${memory.ceiling.largeMb.toFixed(1)} MB.`,
+    );
+  }
+  return lines.map((line) => `${line}\n\n`).join("");
+};
+
 /** Text as the project's Prettier settings format it, so the written files pass `npm run lint`. */
 const formatted = async (path: string, text: string): Promise<string> => format(text, { ...(await resolveConfig(path)), filepath: path });
 
@@ -191,7 +261,7 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   const current = readFileSync(path, "utf8");
   const start = "<!-- bench:start -->";
   const end = "<!-- bench:end -->";
-  const generated = `${start}\n_Generated by \`npm run bench\`: ${machineLine(report)}._\n\n![throughput](bench/results/throughput.svg)\n\n${table}\n\nMemory: workerd's resident set, before and after each quarter of ${report.memory.publishes} publishes (${report.memory.errors} errors): ${report.memory.stepsMb.map((mb) => `${mb.toFixed(1)}`).join(" → ")} MB.\n\n### Targets\n\n${targets}\n${end}`;
+  const generated = `${start}\n_Generated by \`npm run bench\`: ${machineLine(report)}._\n\n![throughput](bench/results/throughput.svg)\n\n${table}\n\nMemory: workerd's resident set, before and after each quarter of ${report.memory.publishes} publishes (${report.memory.errors} errors): ${report.memory.stepsMb.map((mb) => `${mb.toFixed(1)}`).join(" → ")} MB.\n\n${pressureLines(report)}### Targets\n\n${targets}\n${end}`;
   const from = current.indexOf(start);
   const to = current.indexOf(end);
   const updated =

@@ -145,3 +145,44 @@ describe("summarizeProfile", () => {
     expect(inclusive.some((entry) => entry.name === "(root)")).toBe(false);
   });
 });
+
+describe("the pressure targets", () => {
+  const truth = (false202: number, duplicates: number, autoAck: boolean) => ({
+    autoAck,
+    seconds: 20,
+    answers: { "202": 100 },
+    accepted: 100,
+    consumed: 90,
+    leftInQueue: 10,
+    faults: [],
+    false202,
+    falseRefusals: 0,
+    duplicates,
+    strangers: 0,
+  });
+  const pressureOnly = (extra: Partial<Report>): Report => ({ ...passingReport(), measurements: [], ...extra });
+
+  it("one false 202 fails the truth target; duplicates fail it only with auto_ack", () => {
+    const met = (report: Report) => verdicts(report).map((verdict) => verdict.met);
+    expect(met(pressureOnly({ truth: [truth(0, 0, true), truth(0, 5, false)] }))).toEqual([true, true]);
+    expect(met(pressureOnly({ truth: [truth(1, 0, true)] }))).toEqual([false]);
+    expect(met(pressureOnly({ truth: [truth(0, 1, true)] }))).toEqual([false]);
+  });
+
+  it("memory is judged by what the gateway adds to the runtime's own growth on the ceiling route", () => {
+    const memory = (manyMb: number, ceilingManyMb: number) => ({
+      idleMb: 100,
+      batchMb: 150,
+      batchSize: 10_000,
+      batchStatus: 202,
+      manyMb,
+      publishes: 200_000,
+      largeMb: 200,
+      largeAccepted: 64,
+      ceiling: { idleMb: 90, manyMb: ceilingManyMb, largeMb: 190 },
+    });
+    const manyVerdict = (report: Report) => verdicts(report).find((verdict) => verdict.target.includes("200000 publishes"))?.met;
+    expect(manyVerdict(pressureOnly({ pressureMemory: memory(300, 250) }))).toBe(true); // +200 vs the runtime's +160
+    expect(manyVerdict(pressureOnly({ pressureMemory: memory(300, 120) }))).toBe(false); // +200 vs the runtime's +30
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * The benchmark's pressure sections, each on a gateway of its own so one cannot skew the other:
+ * - truth under load at full size: unique-body publishers and consumers on a refusing queue of a
+ *   disposable RabbitMQ node, while the link to it is cut and a memory alarm blocks publishers;
+ *   the count of false 202s must be 0;
+ * - memory: workerd's RSS after a `max_batch` batch, 200k publishes at 64 connections and 64
+ *   concurrent 1 MiB publishes (in that order: RSS rarely shrinks, so the largest peak goes last),
+ *   each against the figure of the same gateway idle (target: less
+ *   than 64 MB above it; a Cloudflare isolate has 128 MB).
+ */
+import { readFileSync } from "node:fs";
+import { AMQPClient } from "@cloudamqp/amqp-client";
+import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
+import { startCuttableLink, type CuttableLink } from "../../test/helpers/cuttable-link";
+import { startDisposableBroker, type DisposableBroker } from "../../test/helpers/disposable-broker";
+import { truthUnderLoad, type TruthUnderLoadReport } from "../../test/helpers/truth-under-load";
+import { AMQP_URL, deleteQueues, freshQueues } from "./broker";
+import { BENCH_WORKER, writeRoutes } from "./bench-routes";
+import { load } from "./load";
+
+export interface TruthFigures extends Omit<TruthUnderLoadReport, "false202" | "falseRefusals" | "duplicates" | "strangers"> {
+  autoAck: boolean;
+  seconds: number;
+  false202: number;
+  falseRefusals: number;
+  duplicates: number;
+  strangers: number;
+}
+
+export interface MemoryFigures {
+  idleMb: number;
+  /** RSS after one batch of `batchSize` messages. */
+  batchMb: number;
+  batchSize: number;
+  batchStatus: number;
+  /** RSS after 64 concurrent 1 MiB publishes. */
+  largeMb: number;
+  largeAccepted: number;
+  /** RSS after `publishes` publishes at 64 connections. */
+  manyMb: number;
+  publishes: number;
+  /**
+   * The same loads on the no-AMQP ceiling route of a fresh gateway of its own (the body carried to
+   * the route's object, no broker): how much of the growth is the runtime's own, HTTP and heap.
+   */
+  ceiling: { idleMb: number; manyMb: number; largeMb: number };
+}
+
+const rssMb = (pid: number | undefined): number => {
+  if (!pid) return Number.NaN;
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
+  return kb / 1024;
+};
+
+const drainFrom = (url: string, queue: string) => async (): Promise<string[]> => {
+  const connection = await new AMQPClient(url).connect();
+  try {
+    const channel = await connection.channel();
+    const bodies: string[] = [];
+    for (let message = await channel.basicGet(queue); message; message = await channel.basicGet(queue))
+      bodies.push(message.bodyString() ?? "");
+    return bodies;
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+};
+
+/** Truth under load at full size, both consume modes, each on its own queue. */
+export const truthSection = async (port: number, seconds: number, log: (line: string) => void): Promise<TruthFigures[]> => {
+  let broker: DisposableBroker | undefined;
+  let link: CuttableLink | undefined;
+  let gateway: LocalGateway | undefined;
+  try {
+    broker = await startDisposableBroker();
+    const [host = "", brokerPort = ""] = broker.address.split(":");
+    link = await startCuttableLink({ host, port: Number(brokerPort) });
+    const url = `amqp://guest:guest@${link.address}/`;
+    const connection = await new AMQPClient(broker.url).connect();
+    const channel = await connection.channel();
+    for (const queue of ["truth-auto", "truth-settled"]) {
+      await channel.queueDeclare(queue, { durable: false }, { "x-max-length": 50, "x-overflow": "reject-publish" });
+    }
+    await connection.close();
+    writeRoutes(`
+routes:
+  - { id: truth-in, path: /auto, methods: [POST], amqp: { enabled: true, url: "${url}", producer: { routing_key: truth-auto, persistent: false } } }
+  - { id: truth-out, path: /auto, methods: [GET], amqp: { enabled: true, url: "${url}", consumer: { queue: truth-auto, auto_ack: true } } }
+  - { id: truth-settled-in, path: /settled, methods: [POST], amqp: { enabled: true, url: "${url}", producer: { routing_key: truth-settled, persistent: false } } }
+  - { id: truth-settled-out, path: /settled, methods: [GET], amqp: { enabled: true, url: "${url}", consumer: { queue: truth-settled } } }
+`);
+    gateway = await startLocalGateway({ host: "127.0.0.1", port });
+    const figures: TruthFigures[] = [];
+    for (const [path, queue, autoAck] of [
+      ["/auto", "truth-auto", true],
+      ["/settled", "truth-settled", false],
+    ] as const) {
+      const started = Date.now();
+      const third = (seconds * 1000) / 3;
+      const report = await truthUnderLoad({
+        gatewayUrl: gateway.url,
+        publishPath: path,
+        consume: { path, autoAck },
+        publishers: 48,
+        consumers: 16,
+        seconds,
+        faults: [
+          { afterMs: third / 2, name: "link cut", run: async () => link?.cut() },
+          { afterMs: third / 2, name: "memory alarm on", run: () => broker?.setMemoryAlarm(true) ?? Promise.resolve() },
+          { afterMs: third, name: "memory alarm off", run: () => broker?.setMemoryAlarm(false) ?? Promise.resolve() },
+        ],
+        tailMs: third,
+        drainQueue: drainFrom(broker.url, queue),
+      });
+      const one: TruthFigures = {
+        ...report,
+        autoAck,
+        seconds: (Date.now() - started) / 1000,
+        false202: report.false202.length,
+        falseRefusals: report.falseRefusals.length,
+        duplicates: report.duplicates.length,
+        strangers: report.strangers.length,
+      };
+      log(
+        `  truth | auto_ack ${autoAck} | ${JSON.stringify(one.answers)} | false 202s ${one.false202}, false refusals ${one.falseRefusals}, duplicates ${one.duplicates}, strangers ${one.strangers} | ${one.faults.join(", ")}`,
+      );
+      figures.push(one);
+    }
+    return figures;
+  } finally {
+    await gateway?.stop();
+    await link?.close();
+    await broker?.stop();
+  }
+};
+
+const MEMORY_QUEUE = "bench-memory";
+const MAX_BATCH = 10_000;
+
+/** RSS of a fresh gateway idle, then after each kind of pressure; then the same for the ceiling route. */
+export const memorySection = async (
+  port: number,
+  publishes: number,
+  payload: string,
+  log: (line: string) => void,
+): Promise<MemoryFigures> => {
+  writeRoutes(`
+routes:
+  - { id: memory-one, path: /one, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${MEMORY_QUEUE}, max_body_bytes: 2097152 } } }
+  - { id: memory-batch, path: /batch, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${MEMORY_QUEUE}, batch: true, max_batch: ${MAX_BATCH}, max_body_bytes: 16777216 } } }
+`);
+  const gatewayFigures = await pressureRun(port, "/one", publishes, payload, true);
+  const ceilingFigures = await pressureRun(port, "/__ceiling/memory-one", publishes, payload, false);
+  const figures: MemoryFigures = { ...gatewayFigures, ceiling: ceilingFigures };
+  log(
+    `  memory | idle ${figures.idleMb.toFixed(1)} MB | batch of ${MAX_BATCH} (${figures.batchStatus}) ${figures.batchMb.toFixed(1)} MB | ${figures.publishes} publishes ${figures.manyMb.toFixed(1)} MB | 64 × 1 MiB (${figures.largeAccepted} × 202) ${figures.largeMb.toFixed(1)} MB`,
+  );
+  log(
+    `  memory | ceiling: idle ${ceilingFigures.idleMb.toFixed(1)} MB | ${publishes} requests ${ceilingFigures.manyMb.toFixed(1)} MB | 64 × 1 MiB ${ceilingFigures.largeMb.toFixed(1)} MB`,
+  );
+  return figures;
+};
+
+/** One fresh gateway (the bench Worker, which has the ceiling route): idle, [a batch,] many small publishes, 64 large ones. */
+const pressureRun = async (port: number, path: string, publishes: number, payload: string, withBatch: boolean) => {
+  await freshQueues(MEMORY_QUEUE);
+  const gateway = await startLocalGateway({ host: "127.0.0.1", port, main: BENCH_WORKER });
+  try {
+    const one = `${gateway.url}${path}`;
+    const json = { "content-type": "application/json" };
+    // Idle: connections open and code compiled, as a gateway is once it has served a little.
+    await load({ url: one, method: "POST", headers: json, body: payload, connections: 16, amount: 2_000 });
+    await settle();
+    const idleMb = rssMb(gateway.runtimePid);
+
+    let batchMb = Number.NaN;
+    let batchStatus = 0;
+    if (withBatch) {
+      const batch = `[${Array.from({ length: MAX_BATCH }, () => payload).join(",")}]`;
+      const batchAnswer = await fetch(`${gateway.url}/batch`, { method: "POST", body: batch, headers: json });
+      await batchAnswer.arrayBuffer();
+      batchStatus = batchAnswer.status;
+      await settle();
+      batchMb = rssMb(gateway.runtimePid);
+    }
+
+    let done = 0;
+    for (let quarter = 0; quarter < 4; quarter++) {
+      done += (await load({ url: one, method: "POST", headers: json, body: payload, connections: 64, amount: publishes / 4 })).ok;
+      await freshQueues(MEMORY_QUEUE);
+    }
+    await settle();
+    const manyMb = rssMb(gateway.runtimePid);
+
+    const mebibyte = "x".repeat(1024 * 1024);
+    const large = await Promise.all(
+      Array.from({ length: 64 }, () =>
+        fetch(one, { method: "POST", body: mebibyte, headers: { "content-type": "text/plain" } }).then((r) => r.status),
+      ),
+    );
+    await settle();
+    const largeMb = rssMb(gateway.runtimePid);
+    return {
+      idleMb,
+      batchMb,
+      batchSize: MAX_BATCH,
+      batchStatus,
+      manyMb,
+      publishes: done,
+      largeMb,
+      largeAccepted: large.filter((status) => status === 202).length,
+    };
+  } finally {
+    await gateway.stop();
+    await deleteQueues(MEMORY_QUEUE);
+  }
+};
+
+/** Lets timers and the garbage collector catch up before RSS is read. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 2_000));
