@@ -19,7 +19,7 @@ export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "o
 export const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
 
 /**
- * The seed gateway's other innermost handlers. They are known keys so that a route using one
+ * The other innermost handlers of runway's configuration format. They are known keys so that a route using one
  * gets a precise refusal instead of "unknown key".
  */
 export const FOREIGN_HANDLERS = [

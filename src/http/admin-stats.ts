@@ -8,7 +8,7 @@ import { resolvedRoutes } from "./resolved-config";
 import { routeObject, routeTarget } from "./route-target";
 
 /**
- * One entry of `GET /amqp`: the seed's fields (the password in `url` shown as `***`), summed over
+ * One entry of `GET /amqp`: runway's fields (the password in `url` shown as `***`), summed over
  * the route's shards, and for a sharded route each shard's own figures.
  */
 export type RouteStatsEntry = RouteStats & { url: string; shards?: Array<RouteStats & { shard: number }> };

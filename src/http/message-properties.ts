@@ -5,7 +5,7 @@ import { GatewayError } from "./gateway-error";
 /** Prefix of request headers that become entries of the message's headers table, and back. */
 export const AMQP_HEADER_PREFIX = "x-amqp-header-";
 
-/** Content type of a message published without one (the seed's default). */
+/** Content type of a message published without one (runway's default). */
 export const DEFAULT_CONTENT_TYPE = "application/json";
 
 /**

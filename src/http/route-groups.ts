@@ -1,7 +1,7 @@
 import { servedMethods, type RouteConfig, type RouteMethod } from "../config/schema";
 
 /**
- * Routes that share a path (the seed's `/api/jobs` has a POST route and a GET route). A request
+ * Routes that share a path (the documentation's `/api/jobs` example has a POST route and a GET route). A request
  * matches the path first and picks a route by method, so a path that exists but does not serve
  * the method answers 405 with `Allow`, not 404.
  */

@@ -11,7 +11,7 @@ const route = (body: string) => `routes:\n  - id: r1\n    path: /r1\n${body}`;
 const amqp = (body: string) => route(`    amqp:\n      enabled: true\n${body}`);
 
 describe("a valid routes file", () => {
-  it("gets the seed's defaults filled in", () => {
+  it("gets runway's defaults filled in", () => {
     const result = parseRoutes(amqp(`      url: "amqp://guest:guest@127.0.0.1:5672/"\n      producer: {}\n      consumer: { queue: q }\n`));
     expect(result.ok).toBe(true);
     if (!result.ok) return;

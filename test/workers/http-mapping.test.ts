@@ -40,7 +40,7 @@ describe("methods", () => {
     }
   });
 
-  it("DELETE consumes like GET, as the seed says of the other methods", async () => {
+  it("DELETE consumes like GET, as runway's documentation says of the other methods", async () => {
     const queue = uniqueName("delete");
     await declareQueue(queue);
     try {

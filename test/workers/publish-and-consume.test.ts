@@ -28,7 +28,7 @@ describe.each([
   ["amqp://", BROKER_URL],
   ["ws://", WEB_AMQP_URL],
 ])("over %s", (_, url) => {
-  it("a POST is published and answered 202 with the seed's body", async () => {
+  it("a POST is published and answered 202 with runway's body", async () => {
     const queue = uniqueName("post");
     await declareQueue(queue);
     try {

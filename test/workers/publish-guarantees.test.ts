@@ -55,7 +55,7 @@ describe("a 202 means the broker has the message", () => {
     }
   });
 
-  it("without mandatory, an unroutable message is confirmed and dropped, as the seed does: 202", async () => {
+  it("without mandatory, an unroutable message is confirmed and dropped, as runway does: 202", async () => {
     const response = await gatewayFor(producer(uniqueRouteId("plain"), uniqueName("unbound")))("POST", "/in", { body: "{}" });
     expect(response.status).toBe(202);
   });
