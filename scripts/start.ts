@@ -1,14 +1,18 @@
 /**
- * `npm start`: serves `$ROUTES` (default routes.yaml) on http://127.0.0.1:$PORT (default 8787),
- * starting a Web-AMQP relay for `ws://` URLs on this machine if none is listening. The route
- * objects' storage (the `/amqp` counters) is kept in `$STATE_DIR` (default
- * .wrangler/state/durable-objects), so it survives a restart as it would on Cloudflare. With
- * $INSPECTOR_PORT set, workerd's inspector listens there for Chrome DevTools.
+ * `npm start [-- FILE | --routes FILE]`: serves the routes file (the argument, else `$ROUTES`,
+ * else routes.yaml) on http://127.0.0.1:$PORT (default 8787), starting a Web-AMQP relay for
+ * `ws://` URLs on this machine if none is listening. The route objects' storage (the `/amqp`
+ * counters) is kept in `$STATE_DIR` (default .wrangler/state/durable-objects), so it survives a
+ * restart as it would on Cloudflare. With $INSPECTOR_PORT set, workerd's inspector listens there
+ * for Chrome DevTools.
  */
+import { createServer } from "node:net";
+import { redactUrl } from "../src/amqp/broker-url";
+import { servedMethods, type GatewayConfig } from "../src/config/schema";
 import { startLocalGateway, type LocalGateway } from "./lib/local-gateway";
+import { displayPath, loadRoutesOrExit, routesPath } from "./lib/routes-file";
 
 const host = process.env.HOST ?? "127.0.0.1";
-const port = Number(process.env.PORT ?? 8787);
 
 // Stops everything it started (workerd, any relay, the bundle) on what a terminal or a process
 // manager sends, also while it is still starting. `npm start` execs this process (package.json),
@@ -31,13 +35,58 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal
 const parent = process.ppid;
 setInterval(() => process.ppid !== parent && shutdown(), 500).unref();
 
+const refuse = (line: string): never => {
+  process.stderr.write(`npm start: ${line}\n`);
+  process.exit(1);
+};
+
+/** `$PORT` as a port number, or one clear line and exit 1. */
+const portFromEnvironment = (): number => {
+  const text = process.env.PORT ?? "8787";
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535) refuse(`PORT must be a port number from 1 to 65535, not "${text}"`);
+  return port;
+};
+
+/** Whether `host:port` can be listened on now (nothing else holds it). */
+const portIsFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
+  });
+
+/** One line per route: what it serves and where it goes, the password hidden. */
+const describeRoutes = (config: GatewayConfig): string[] =>
+  config.routes.map((route) => {
+    const amqp = route.amqp;
+    const roles = [
+      amqp?.producer ? `publishes to exchange "${amqp.producer.exchange}" with routing key "${amqp.producer.routing_key}"` : undefined,
+      amqp?.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
+    ].filter(Boolean);
+    const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
+    return `  ${route.id}: ${servedMethods(route).join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp?.url ?? "")}`;
+  });
+
+const port = portFromEnvironment();
+const path = routesPath();
+const config = loadRoutesOrExit(path);
+if (!(await portIsFree(port))) refuse(`${host}:${port} is already in use by another process; set PORT to a free port`);
+
 try {
   const inspectorPort = process.env.INSPECTOR_PORT ? Number(process.env.INSPECTOR_PORT) : undefined;
   const persistTo = process.env.STATE_DIR ?? ".wrangler/state/durable-objects";
   starting = startLocalGateway({ host, port, persistTo, inspectorPort });
   const gateway = await starting;
-  process.stdout.write(`amqp-edge-gateway serving ${process.env.ROUTES ?? "routes.yaml"} on ${gateway.url}\n`);
+  const lines = [`amqp-edge-gateway serving ${displayPath(path)} on ${gateway.url}`, ...describeRoutes(config)];
+  for (const relay of gateway.relays) {
+    lines.push(
+      relay.process
+        ? `  Web-AMQP relay: started websockify on ${relay.address}, forwarding to ${relay.target} (stopped with the gateway)`
+        : `  Web-AMQP relay: found one listening on ${relay.address}; using it`,
+    );
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
 } catch (error) {
-  process.stderr.write(`npm start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  refuse(error instanceof Error ? error.message : String(error));
 }

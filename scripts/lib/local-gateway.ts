@@ -7,12 +7,14 @@ import { envReferences } from "../../src/config/env-references";
 import { resolveConfig } from "../../src/config/resolve-config";
 import { compileRoutes } from "../compile-routes";
 import { fail, loadRoutesOrExit, routesPath } from "./routes-file";
-import { ensureWebAmqpRelays } from "./web-amqp-relay";
+import { ensureWebAmqpRelays, type LocalRelay } from "./web-amqp-relay";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
 export interface LocalGateway {
   url: string;
+  /** The Web-AMQP relays the routes use on this machine, started or found. */
+  relays: LocalRelay[];
   /** The workerd process serving it, for the benchmark's memory figures. */
   runtimePid: number | undefined;
   stop(): Promise<void>;
@@ -88,13 +90,14 @@ export const startLocalGateway = async (options: {
   // also removed synchronously on exit.
   const cleanUp = () => {
     if (runtimePid !== undefined && isAlive(runtimePid)) process.kill(runtimePid, "SIGKILL");
-    for (const relay of relays) relay.kill();
+    for (const relay of relays) relay.process?.kill();
     rmSync(outdir, { recursive: true, force: true });
   };
   process.once("exit", cleanUp);
   let stopping: Promise<void> | undefined;
   return {
     url,
+    relays,
     runtimePid,
     stop() {
       stopping ??= (async () => {

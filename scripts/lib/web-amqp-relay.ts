@@ -38,19 +38,27 @@ const splitAddress = (address: string) => {
   return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
 };
 
+/** A local Web-AMQP relay the routes need: one this process started, or one found listening. */
+export interface LocalRelay {
+  address: string;
+  /** The relay this process started (to stop with it); undefined when one was already listening. */
+  process: ChildProcess | undefined;
+  /** Where a started relay forwards to. */
+  target: string;
+}
+
 /**
  * Starts a Web-AMQP relay (Debian's websockify) on each local `ws://` address that nothing
  * listens on yet, forwarding to the broker's TCP port. RabbitMQ does not speak Web-AMQP itself;
- * CloudAMQP and LavinMQ do, and there no relay is needed. Returns the relays it started, for the
- * caller to stop.
+ * CloudAMQP and LavinMQ do, and there no relay is needed. Returns each relay, started or found.
  */
-export const ensureWebAmqpRelays = async (config: GatewayConfig): Promise<ChildProcess[]> => {
-  const started: ChildProcess[] = [];
+export const ensureWebAmqpRelays = async (config: GatewayConfig): Promise<LocalRelay[]> => {
+  const relays: LocalRelay[] = [];
   for (const address of localRelayAddresses(config)) {
-    if (await isListening(address)) continue;
-    started.push(await startRelay(address));
+    const target = brokerAddress();
+    relays.push({ address, target, process: (await isListening(address)) ? undefined : await startRelay(address, target) });
   }
-  return started;
+  return relays;
 };
 
 export const startRelay = async (address: string, target = brokerAddress()): Promise<ChildProcess> => {

@@ -3,6 +3,7 @@
  * alone, not its group): workerd, the Web-AMQP relay and the bundle holding the routes. And no
  * command ever prints a password, whatever the URL's shape.
  */
+import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -19,7 +20,15 @@ describe.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("npm start, sent %s", (s
       `routes:\n  - { id: lifecycle, path: /in, amqp: { enabled: true, url: "ws://guest:guest@${relay}/", producer: { routing_key: unused } } }\n`,
     );
     try {
-      const mine = [...bundles()];
+      // npm execs the gateway's node process (package.json), which names its bundle after its pid.
+      const node = spawnSync("ps", ["-o", "pid=", "--ppid", String(gateway.pid)], { encoding: "utf8" }).stdout.trim();
+      const mine = [...bundles()].filter((name) => name.startsWith(`bundle-${node}-`));
+      expect(mine).toHaveLength(1);
+      // What it says at start: each route, and the relay it started.
+      expect(gateway.output()).toMatch(
+        / {2}lifecycle: POST, PUT \/in: publishes to exchange "" with routing key "unused", via ws:\/\/guest:\*\*\*@/,
+      );
+      expect(gateway.output()).toContain(`Web-AMQP relay: started websockify on ${relay}`);
       expect(await isListening(relay)).toBe(true);
       expect(await isListening(gateway.url.replace("http://", ""))).toBe(true);
       await gateway.signal(signal);

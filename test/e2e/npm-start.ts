@@ -12,6 +12,8 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 
 export interface RunningGateway {
   url: string;
+  /** The `npm start` process. */
+  pid: number;
   output: () => string;
   /** Sends `signal` to the `npm start` process alone, as a process manager does, and resolves once it has exited (or after 15 s). */
   signal(signal: NodeJS.Signals): Promise<void>;
@@ -77,7 +79,7 @@ export const npmStart = async (yaml: string, env: Record<string, string> = {}): 
     child.kill(name);
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
   };
-  return { url: `http://127.0.0.1:${port}`, output: () => output, signal, stop };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, output: () => output, signal, stop };
 };
 
 /** Runs an npm script to completion, as `npm run NAME` from the repository. */

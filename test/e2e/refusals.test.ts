@@ -3,11 +3,14 @@
  * `npm start` and `npm run deploy` all answer with one line per problem and exit 1.
  */
 import { spawnSync } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { npmRun, npmStart, routesFile } from "./npm-start";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 const INVALID = `routes:
   - id: enqueue
@@ -91,5 +94,43 @@ describe("a valid routes file", () => {
     });
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/\$\{GATEWAY_E2E_UNSET\} is used in the routes but is not set in the environment/);
+  });
+});
+
+describe("the routes file named on the command line", () => {
+  it("is the one npm run check checks, as an argument or with --routes", () => {
+    const invalid = routesFile(INVALID);
+    for (const args of [[invalid], ["--routes", invalid]]) {
+      const result = spawnSync("npm", ["run", "--silent", "check", "--", ...args], {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...process.env, ROUTES: "" },
+      });
+      expectRefusal(result.status, result.stderr.replace(/^npm warn.*\n/gm, ""));
+    }
+  });
+});
+
+describe("npm start refuses, with one clear line", () => {
+  const start = (env: Record<string, string>) =>
+    spawnSync("npm", ["start", "--silent"], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
+
+  it("a PORT that is not a port number", () => {
+    const result = start({ PORT: "abc" });
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toBe('npm start: PORT must be a port number from 1 to 65535, not "abc"');
+  });
+
+  it("a port another process holds", async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const result = start({ PORT: String(port) });
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim()).toBe(`npm start: 127.0.0.1:${port} is already in use by another process; set PORT to a free port`);
+    } finally {
+      server.close();
+    }
   });
 });
