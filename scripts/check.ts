@@ -4,10 +4,14 @@
  * and exits 1; prints a summary and exits 0 when it is valid.
  */
 import { envReferences } from "../src/config/env-references";
-import { displayPath, loadRoutesOrExit, routesPath } from "./lib/routes-file";
+import { resolveConfig } from "../src/config/resolve-config";
+import { displayPath, fail, loadRoutesOrExit, routesPath } from "./lib/routes-file";
 
 const path = routesPath();
 const config = loadRoutesOrExit(path);
 const names = envReferences(config);
+// What `npm start` would refuse, check refuses too: the ${NAME}s that are set here, filled in.
+const resolved = resolveConfig(config, Object.fromEntries(names.map((name) => [name, process.env[name] ?? `\${${name}}`])));
+if (!resolved.ok) fail(resolved.problems.map((problem) => `${displayPath(path)}: ${problem}`));
 process.stdout.write(`${displayPath(path)}: ${config.routes.length} route(s), valid\n`);
 if (names.length > 0) process.stdout.write(`reads from the environment: ${names.join(", ")}\n`);

@@ -18,11 +18,14 @@ const host = process.env.HOST ?? "127.0.0.1";
 // manager sends, also while it is still starting. `npm start` execs this process (package.json),
 // so the signal reaches it rather than a shell that would not pass it on.
 let starting: Promise<LocalGateway> | undefined;
+const startup = new AbortController();
 let stopping = false;
 const shutdown = () => {
   // npm passes a signal on, and a process group gets it too: act on the first one only.
   if (stopping) return;
   stopping = true;
+  // A start in progress stops at its next step and removes what it had started.
+  startup.abort();
   const stopped = starting ? starting.then((gateway) => gateway.stop()) : Promise.resolve();
   // A start that hangs must not keep the process alive: the next run removes what is left.
   void Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000))])
@@ -76,7 +79,7 @@ if (!(await portIsFree(port))) refuse(`${host}:${port} is already in use by anot
 try {
   const inspectorPort = process.env.INSPECTOR_PORT ? Number(process.env.INSPECTOR_PORT) : undefined;
   const persistTo = process.env.STATE_DIR ?? ".wrangler/state/durable-objects";
-  starting = startLocalGateway({ host, port, persistTo, inspectorPort });
+  starting = startLocalGateway({ host, port, persistTo, inspectorPort, signal: startup.signal });
   const gateway = await starting;
   const lines = [`amqp-edge-gateway serving ${displayPath(path)} on ${gateway.url}`, ...describeRoutes(config)];
   for (const relay of gateway.relays) {
@@ -88,5 +91,6 @@ try {
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 } catch (error) {
-  refuse(error instanceof Error ? error.message : String(error));
+  // Stopped while starting: shutdown() exits once the start has cleaned up.
+  if (!startup.signal.aborted) refuse(error instanceof Error ? error.message : String(error));
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Miniflare } from "miniflare";
@@ -35,6 +35,8 @@ export const startLocalGateway = async (options: {
   main?: string;
   /** Opens workerd's inspector (Chrome DevTools protocol) on this port: debugging and CPU profiles. */
   inspectorPort?: number | undefined;
+  /** Aborted when the caller wants to stop while it is still starting: what was started is removed. */
+  signal?: AbortSignal;
 }): Promise<LocalGateway> => {
   const path = routesPath();
   const config = loadRoutesOrExit(path);
@@ -46,19 +48,40 @@ export const startLocalGateway = async (options: {
   removeOrphanedBundles();
   // The bundle holds the routes: named after this process, so a later run can tell it is orphaned.
   const outdir = mkdtempSync(join(ROOT, ".wrangler", `bundle-${process.pid}-`));
+  // What this start owns, removed on any exit from here on, even one in the middle of starting.
+  // Miniflare exits the process itself on SIGINT and SIGTERM, before an async stop could finish,
+  // so this runs synchronously on "exit".
+  const relays: LocalRelay[] = [];
+  let runtimePid: number | undefined;
+  const cleanUp = () => {
+    if (runtimePid !== undefined && isAlive(runtimePid)) process.kill(runtimePid, "SIGKILL");
+    for (const relay of relays) relay.process?.kill();
+    rmSync(outdir, { recursive: true, force: true });
+  };
+  process.once("exit", cleanUp);
+  const stopIfAborted = () => {
+    if (!options.signal?.aborted) return;
+    cleanUp();
+    process.off("exit", cleanUp);
+    throw new Error("stopped while starting");
+  };
+
   const entry = options.main ? [resolve(options.main)] : [];
-  const build = spawnSync(
+  // Asynchronously, so that a signal during the build is handled at once.
+  const build = await run(
     "npx",
     ["wrangler", "deploy", ...entry, "--dry-run", "--outdir", outdir, "--config", join(ROOT, "wrangler.toml")],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: { ...process.env, ROUTES: path, WRANGLER_SEND_METRICS: "false" },
-    },
+    { ...process.env, ROUTES: path, WRANGLER_SEND_METRICS: "false" },
+    options.signal,
   );
-  if (build.status !== 0) fail([`bundling the Worker failed:\n${build.stdout}${build.stderr}`]);
+  stopIfAborted();
+  if (build.status !== 0) {
+    cleanUp();
+    fail([`bundling the Worker failed:\n${build.output}`]);
+  }
 
-  const relays = await ensureWebAmqpRelays(resolved.config);
+  await ensureWebAmqpRelays(resolved.config, (relay) => relays.push(relay));
+  stopIfAborted();
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
   const bindings: Record<string, string> = {};
   for (const name of [...envReferences(config), "ADMIN_TOKEN"]) {
@@ -83,17 +106,10 @@ export const startLocalGateway = async (options: {
     ...(options.persistTo ? { durableObjectsPersist: options.persistTo } : {}),
   });
   await miniflare.ready;
+  runtimePid = workerdChildPid();
+  if (options.signal?.aborted) await miniflare.dispose().catch(() => undefined);
+  stopIfAborted();
   const url = (await miniflare.unsafeGetDirectURL("amqp-edge-gateway")).toString().replace(/\/$/, "");
-  const runtimePid = workerdChildPid();
-  // Miniflare exits the process itself on SIGINT and SIGTERM, before an async stop could finish:
-  // what must not outlive the process (the bundle holds the routes; relays are our children) is
-  // also removed synchronously on exit.
-  const cleanUp = () => {
-    if (runtimePid !== undefined && isAlive(runtimePid)) process.kill(runtimePid, "SIGKILL");
-    for (const relay of relays) relay.process?.kill();
-    rmSync(outdir, { recursive: true, force: true });
-  };
-  process.once("exit", cleanUp);
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -110,6 +126,37 @@ export const startLocalGateway = async (options: {
     },
   };
 };
+
+/** Runs a command to completion without blocking the event loop; its output is kept for errors. */
+const run = (
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+): Promise<{ status: number | null; output: string }> =>
+  new Promise((resolveRun) => {
+    // Its own process group: npx runs wrangler in a grandchild, which must not go on writing the
+    // bundle after we stopped; on abort the whole group is killed at once.
+    const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const kill = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    };
+    signal?.addEventListener("abort", kill, { once: true });
+    process.once("exit", kill);
+    child.once("close", () => {
+      signal?.removeEventListener("abort", kill);
+      process.off("exit", kill);
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.once("error", (error) => resolveRun({ status: null, output: String(error) }));
+    child.once("close", (status) => resolveRun({ status, output }));
+  });
 
 const isAlive = (pid: number): boolean => {
   try {

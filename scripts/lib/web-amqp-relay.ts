@@ -52,20 +52,55 @@ export interface LocalRelay {
  * listens on yet, forwarding to the broker's TCP port. RabbitMQ does not speak Web-AMQP itself;
  * CloudAMQP and LavinMQ do, and there no relay is needed. Returns each relay, started or found.
  */
-export const ensureWebAmqpRelays = async (config: GatewayConfig): Promise<LocalRelay[]> => {
+export const ensureWebAmqpRelays = async (
+  config: GatewayConfig,
+  track: (relay: LocalRelay) => void = () => undefined,
+): Promise<LocalRelay[]> => {
   const relays: LocalRelay[] = [];
   for (const address of localRelayAddresses(config)) {
     const target = brokerAddress();
-    relays.push({ address, target, process: (await isListening(address)) ? undefined : await startRelay(address, target) });
+    const relay = { address, target, process: (await isListening(address)) ? undefined : await startRelay(address, target) };
+    track(relay);
+    relays.push(relay);
   }
   return relays;
 };
+
+let setprivFound: boolean | undefined;
+const hasSetpriv = (): boolean => (setprivFound ??= !spawnSync("setpriv", ["--version"], { stdio: "ignore" }).error);
+
+/** Every relay this process started: none outlives it, however it exits (a relay left behind would keep forwarding to an old target). */
+const started = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const relay of started) relay.kill();
+});
 
 export const startRelay = async (address: string, target = brokerAddress()): Promise<ChildProcess> => {
   if (spawnSync("websockify", ["--help"], { stdio: "ignore" }).error) {
     throw new Error(`a Web-AMQP relay is needed on ${address} but websockify is not installed (apt-get install websockify)`);
   }
-  const relay = spawn("websockify", [address, target], { stdio: "ignore" });
+  // websockify serves each connection from a forked child, which keeps the listening socket open:
+  // the relay gets a process group of its own, and kill() ends the whole group, or the port would
+  // stay open (and forwarding) after the relay was stopped.
+  // And it dies with this process however this one ends (even killed outright, when no exit
+  // handler runs): setpriv (util-linux) asks the kernel to kill it when its parent is gone.
+  // SIGKILL, here and in kill(): websockify catches SIGTERM and, seen here, does not always exit
+  // on it; a relay has nothing to shut down gracefully (the gateway's connections end either way).
+  const relay = hasSetpriv()
+    ? spawn("setpriv", ["--pdeathsig", "KILL", "--", "websockify", address, target], { stdio: "ignore", detached: true })
+    : spawn("websockify", [address, target], { stdio: "ignore", detached: true });
+  const killRelayOnly = relay.kill.bind(relay);
+  relay.kill = (signal: NodeJS.Signals | number = "SIGKILL") => {
+    try {
+      if (relay.pid === undefined) return false;
+      process.kill(-relay.pid, signal);
+      return true;
+    } catch {
+      return killRelayOnly(signal);
+    }
+  };
+  started.add(relay);
+  relay.once("exit", () => started.delete(relay));
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (relay.exitCode !== null) throw new Error(`websockify ${address} ${target} exited with code ${relay.exitCode}`);

@@ -22,28 +22,35 @@ export const brokerEndpoint = (url: string): BrokerEndpoint => {
 };
 
 /**
- * The URL with its password shown as `***`, for `/amqp`, logs and error messages. Works on text,
- * not on a parsed URL: a password with an unencoded `/`, `#`, `?` or `@` is exactly what makes
- * a URL unparsable, and so exactly when an error quotes it. Everything between `://` and the
- * last `@` is the userinfo; what follows its first `:` is the password.
+ * The URL with its password shown as `***`, for `/amqp`, logs and error messages. A URL that does
+ * not parse (a password with an unencoded `/`, `#` or `@` is the usual reason, and exactly when an
+ * error quotes it) cannot be split safely into its parts, so all of it after the scheme is hidden.
  */
 export const redactUrl = (url: string): string => {
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0];
-  if (!scheme) return url;
-  const rest = url.slice(scheme.length);
-  const at = rest.lastIndexOf("@");
-  const colon = rest.indexOf(":");
-  if (at < 0 || colon < 0 || colon > at) return url;
-  return `${scheme}${rest.slice(0, colon)}:***@${rest.slice(at + 1)}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    const scheme = /^\s*([A-Za-z][A-Za-z0-9+.-]*:\/\/)/.exec(url)?.[1];
+    return scheme ? `${scheme}***` : "***";
+  }
+  if (!parsed.password) return url;
+  parsed.password = "***";
+  return parsed.toString().replace("%2A%2A%2A", "***");
 };
 
-/** The password of a broker URL as written and percent-decoded, or none (see {@link redactUrl}). */
+/** The password of a broker URL as written and percent-decoded, or none. */
 const passwordsOf = (url: string): string[] => {
-  const rest = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, "");
-  const at = rest.lastIndexOf("@");
-  const colon = rest.indexOf(":");
-  if (at < 0 || colon < 0 || colon > at) return [];
-  const raw = rest.slice(colon + 1, at);
+  let raw: string;
+  try {
+    raw = new URL(url).password;
+  } catch {
+    // Unparsable: guess as a reader would, between the first ":" after the scheme and the last "@".
+    const rest = url.replace(/^\s*[A-Za-z][A-Za-z0-9+.-]*:\/\//, "");
+    const at = rest.lastIndexOf("@");
+    const colon = rest.indexOf(":");
+    raw = at > 0 && colon >= 0 && colon < at ? rest.slice(colon + 1, at) : "";
+  }
   let decoded = raw;
   try {
     decoded = decodeURIComponent(raw);

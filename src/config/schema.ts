@@ -44,13 +44,14 @@ export const hasEnvReference = (text: string): boolean => /\$\{[^}]*\}/.test(tex
  */
 export const amqpUrlProblem = (url: string): string | undefined => {
   if (/^\$\{/.test(url)) return undefined;
+  if (url.trim() !== url) return "must not start or end with spaces";
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     return hasEnvReference(url)
       ? undefined
-      : `"${redactUrl(url)}" is not a URL (percent-encode special characters in the user and password: / as %2F, # as %23, @ as %40)`;
+      : `"${redactUrl(url)}" is not a URL (percent-encode special characters in the user and password: / as %2F, # as %23, @ as %40, ? as %3F, : as %3A, % as %25)`;
   }
   if (!(AMQP_SCHEMES as readonly string[]).includes(parsed.protocol)) {
     return `scheme "${parsed.protocol.replace(/:$/, "")}" is not supported (use amqp, amqps, ws or wss)`;
@@ -84,7 +85,7 @@ const ProducerSchema = strictObject({
    * its own message, all confirmed before one 202 (default false: any body is one message).
    */
   batch: v.optional(v.boolean("batch must be true or false"), false),
-  /** Most messages one batch request may carry; more is refused with 413 (default 1000). */
+  /** Most messages one batch request may carry, at most 10000; more is refused with 413 (default 1000). */
   max_batch: v.optional(v.pipe(positiveInteger("max_batch"), v.maxValue(10_000, "max_batch must be at most 10000")), 1000),
   /** Largest request body in bytes; a larger one is refused with 413 before it reaches the broker (default 1048576). */
   max_body_bytes: v.optional(

@@ -43,7 +43,8 @@ const bearerFailure = async (header: string | undefined, token: string): Promise
   if (header === undefined) return "this endpoint requires Authorization: Bearer <ADMIN_TOKEN>";
   const match = /^Bearer +(.*)$/i.exec(header);
   if (!match) return "malformed Authorization header; expected Bearer <ADMIN_TOKEN>";
-  return (await timingSafeEqual(token, match[1] ?? "")) ? undefined : "invalid token";
+  // HTTP drops a header value's outer spaces, so a token's own could never arrive: compare without them.
+  return (await timingSafeEqual(token.trim(), match[1] ?? "")) ? undefined : "invalid token";
 };
 
 const routeStats = async (env: Env, config: GatewayConfig, routeId: string): Promise<RouteStatsEntry> => {

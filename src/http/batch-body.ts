@@ -21,7 +21,12 @@ export const splitBatch = (body: ArrayBuffer, contentType: string, maxBatch: num
   if (mediaType === "application/x-ndjson") {
     messages = ndjsonLines(body, maxBatch, routeId);
   } else if (mediaType === "application/json") {
-    const open = arrayStart(new Uint8Array(body));
+    const bytes = new Uint8Array(body);
+    // A byte order mark before "[" would make the batch one message that is not JSON; NDJSON refuses it too.
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf && arrayStart(bytes.subarray(3)) !== -1) {
+      throw invalid("the body starts with a byte order mark, which JSON does not allow; send it without one", routeId);
+    }
+    const open = arrayStart(bytes);
     if (open === -1) return null;
     messages = arrayElements(body, open, maxBatch, routeId);
   } else {

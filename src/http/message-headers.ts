@@ -7,11 +7,16 @@ export const ENCODED_HEADER = "X-AMQP-Encoded";
 export const OMITTED_HEADER = "X-AMQP-Omitted";
 
 /**
- * Most bytes the headers-table entries may add to an answer (default 8192). Proxies and clients
- * cap response headers (Node's fetch at 16 KiB, many proxies at 8 KiB): past this the entries
- * are left out, and named in {@link OMITTED_HEADER}, rather than make the answer unreadable.
+ * Most bytes of headers an answer may carry for a message's properties, names and values of every
+ * header above included (default 8192). Proxies and clients cap response headers (Node's fetch at
+ * 16 KiB, many proxies at 8 KiB): past this the headers-table entries that do not fit are left
+ * out, and named in {@link OMITTED_HEADER}, rather than make the answer unreadable. The fixed
+ * properties take at most about 4 KiB even percent-encoded (each is at most 255 bytes).
  */
-export const TABLE_HEADERS_BUDGET_BYTES = 8192;
+export const HEADERS_BUDGET_BYTES = 8192;
+
+/** Kept free for {@link OMITTED_HEADER} itself, which is cut to about this length. */
+const OMITTED_RESERVE_BYTES = 1100;
 
 /**
  * The response headers for a consumed message: its content type (default `application/json`),
@@ -24,40 +29,46 @@ export const TABLE_HEADERS_BUDGET_BYTES = 8192;
  * non-ASCII text, surrounding spaces) is sent percent-encoded (UTF-8, as `encodeURIComponent`
  * does), and so is a table name that is not an HTTP token; each such header is named in
  * {@link ENCODED_HEADER}, so a client knows to decode it (`decodeURIComponent`). No value can
- * inject a header.
+ * inject a header, and all of them together stay within {@link HEADERS_BUDGET_BYTES}.
  */
 export const messageHeaders = (message: ConsumedMessage): Headers => {
   const headers = new Headers();
   const encoded: string[] = [];
+  // Bytes used so far: each header's name, value and ": \r\n", and the encoded list's growth.
+  let used = 0;
+  const encodedValue = (value: string) => (isPlainValue(value) ? undefined : percentEncode(value, VALUE_SAFE));
   const put = (name: string, value: string) => {
-    if (isPlainValue(value)) headers.set(name, value);
-    else {
-      headers.set(name, percentEncode(value, VALUE_SAFE));
-      encoded.push(name.toLowerCase());
-    }
+    const encodedText = encodedValue(value);
+    headers.set(name, encodedText ?? value);
+    used += name.length + (encodedText ?? value).length + 4;
+    if (encodedText !== undefined) markEncoded(name);
+  };
+  const markEncoded = (name: string) => {
+    encoded.push(name.toLowerCase());
+    used += name.length + 2;
   };
   put("Content-Type", message.contentType ?? DEFAULT_CONTENT_TYPE);
   put("X-Exchange", message.exchange);
   put("X-Routing-Key", message.routingKey);
-  headers.set("X-Redelivered", String(message.redelivered));
+  put("X-Redelivered", String(message.redelivered));
   if (message.messageId !== undefined) put("X-Message-Id", message.messageId);
   if (message.correlationId !== undefined) put("X-Correlation-Id", message.correlationId);
-  if (message.messageCount !== undefined) headers.set("X-Message-Count", String(message.messageCount));
+  if (message.messageCount !== undefined) put("X-Message-Count", String(message.messageCount));
 
-  let budget = TABLE_HEADERS_BUDGET_BYTES;
+  const budget = HEADERS_BUDGET_BYTES - OMITTED_RESERVE_BYTES - ENCODED_HEADER.length - 4;
   const omitted: string[] = [];
   for (const [key, value] of Object.entries(message.headers ?? {})) {
     const text = headerText(value);
     if (text === undefined) continue;
     const token = isToken(key);
     const name = `${AMQP_HEADER_PREFIX}${token ? key : percentEncode(key, TOKEN_SAFE)}`;
-    const size = name.length + text.length * 3;
-    if (size > budget) {
+    const valueText = encodedValue(text) ?? text;
+    const cost = name.length + valueText.length + 4 + (token && valueText === text ? 0 : name.length + 2);
+    if (used + cost > budget) {
       omitted.push(key);
       continue;
     }
-    budget -= size;
-    if (!token) encoded.push(name.toLowerCase());
+    if (!token) markEncoded(name);
     put(name, text);
   }
   if (encoded.length > 0) headers.set(ENCODED_HEADER, [...new Set(encoded)].join(", "));

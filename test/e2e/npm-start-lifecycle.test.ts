@@ -32,7 +32,15 @@ describe.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("npm start, sent %s", (s
       expect(await isListening(relay)).toBe(true);
       expect(await isListening(gateway.url.replace("http://", ""))).toBe(true);
       await gateway.signal(signal);
-      await waitFor(async () => !(await isListening(relay)) && !(await isListening(gateway.url.replace("http://", ""))), 10_000);
+      const stillListening = async () =>
+        (
+          await Promise.all(
+            [relay, gateway.url.replace("http://", "")].map(async (address) => ((await isListening(address)) ? [address] : [])),
+          )
+        ).flat();
+      await waitFor(async () => (await stillListening()).length === 0, 10_000).catch(async () => {
+        throw new Error(`still listening after ${signal}: ${(await stillListening()).join(", ")}\n${gateway.output()}`);
+      });
       const left = bundles();
       expect(mine.filter((name) => left.has(name))).toEqual([]);
     } finally {
@@ -52,7 +60,7 @@ describe("a password that breaks its URL (an unencoded / or #)", () => {
       ),
     });
     expect(status).toBe(1);
-    expect(stderr).toMatch(/amqp\.url: "amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/" is not a URL \(percent-encode/);
+    expect(stderr).toMatch(/amqp\.url: "amqp:\/\/\*\*\*" is not a URL \(percent-encode/);
     for (const piece of pieces) expect(`${stdout}${stderr}`).not.toContain(piece);
   });
 
@@ -66,7 +74,7 @@ describe("a password that breaks its URL (an unencoded / or #)", () => {
       (failure: Error) => failure.message,
     );
     expect(error).toMatch(/exited with 1/);
-    expect(error).toMatch(/amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/" is not a URL/);
+    expect(error).toMatch(/"amqp:\/\/\*\*\*" is not a URL/);
     for (const piece of pieces) expect(error).not.toContain(piece);
   });
 });

@@ -206,3 +206,11 @@ describe("an NDJSON body", () => {
     });
   });
 });
+
+describe("a byte order mark", () => {
+  it("before a JSON array is a 400, as it is before NDJSON, rather than one message that is not JSON", () => {
+    const body = new Uint8Array([0xef, 0xbb, 0xbf, ...bytesOf("[1,2]")]);
+    expect(refusal(body)).toMatchObject({ status: 400, message: expect.stringMatching(/byte order mark/) });
+    expect(refusal(body, ndjson)).toMatchObject({ status: 400 });
+  });
+});

@@ -80,7 +80,7 @@ routes:
       const response = await gateway(method, path, { ...(method === "POST" ? { body: "{}" } : {}) });
       expect(response.status).toBe(500);
       const text = await response.text();
-      expect(text).toMatch(/amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\/\\" is not a URL \(percent-encode/);
+      expect(text).toMatch(/\\"amqp:\/\/\*\*\*\\" is not a URL \(percent-encode/);
       for (const part of [password, "p/ss", "w@rd", "ss#w"]) expect(text).not.toContain(part);
     }
   });

@@ -63,3 +63,34 @@ describe.each([true, false])("a consumer route (auto_ack: %s)", (autoAck) => {
       expect(stats[id]).toMatchObject({ total_errors: 0, consumed: HOSTILE.length });
     }));
 });
+
+describe("a message whose properties would make huge headers", () => {
+  it("is answered with at most 8 KiB of headers, the rest named in X-AMQP-Omitted", () =>
+    withQueue("huge-headers", async (queue) => {
+      const id = uniqueRouteId("huge");
+      const gateway = gatewayFor(consumer(id, queue, false));
+      const long = "€".repeat(85);
+      const headers = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}${"é".repeat(126)}`, "é".repeat(200)]));
+      await withChannel(async (channel) => {
+        await channel.confirmSelect();
+        await channel.basicPublish("", queue, "the body", {
+          contentType: long,
+          messageId: long,
+          correlationId: long,
+          type: long,
+          replyTo: long,
+          headers,
+        });
+      });
+      const response = await gateway("GET", "/out");
+      expect(response.status).toBe(200);
+      expect(new TextDecoder().decode(await response.arrayBuffer())).toBe("the body");
+      let bytes = 0;
+      for (const [name, value] of response.headers) bytes += name.length + value.length + 4;
+      expect(bytes).toBeLessThanOrEqual(8192);
+      const omitted = response.headers.get("x-amqp-omitted") ?? "";
+      // The list itself is cut to about a kilobyte, with the count.
+      expect(Number(/\((\d+) in all\)$/.exec(omitted)?.[1])).toBeGreaterThan(30);
+      expect(decodeURIComponent(response.headers.get("x-message-id") ?? "")).toBe(long);
+    }));
+});

@@ -3,6 +3,7 @@
  * published, and the route's connection (with the publishes in flight on it) is not disturbed.
  */
 import { describe, expect, it } from "vitest";
+import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES } from "../../src/amqp/frame-limits";
 import { BROKER_URL, drain, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
@@ -50,6 +51,27 @@ describe("a request the broker could never take", () => {
       expect(bodies).not.toContain("bad");
     }),
   );
+
+  it("properties that take exactly what a frame leaves are published; one byte more is a 400", () =>
+    withQueue("limits", async (queue) => {
+      const gateway = gatewayFor(producer(uniqueRouteId("limits"), queue));
+      const room = MAX_PROPERTIES_BYTES - encodedPropertiesBytes({ contentType: "application/json", headers: { big: "" } });
+      const fits = await gateway("POST", "/in", {
+        body: "fits",
+        headers: { "content-type": "application/json", "x-amqp-header-big": "v".repeat(room) },
+      });
+      expect(fits.status, await fits.clone().text()).toBe(202);
+      const over = await gateway("POST", "/in", {
+        body: "over",
+        headers: { "content-type": "application/json", "x-amqp-header-big": "v".repeat(room + 1) },
+      });
+      expect(over.status).toBe(400);
+      expect(((await over.json()) as { error: string }).error).toMatch(/x-amqp-header-big/);
+      const [message, ...rest] = await drain(queue);
+      expect(rest).toEqual([]);
+      expect(message?.bodyString()).toBe("fits");
+      expect((message?.properties.headers?.["big"] as string).length).toBe(room);
+    }));
 
   it("an 80 KB header value, which fits in a frame, is published", () =>
     withQueue("limits", async (queue) => {
