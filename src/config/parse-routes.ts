@@ -20,19 +20,34 @@ export const parseRoutes = (text: string, fileName = "routes.yaml"): ParseResult
   if (doc.errors.length > 0) {
     return {
       ok: false,
-      problems: doc.errors.map((error) => `${fileName}:${lineOf(error.pos[0]) ?? 1}: invalid YAML: ${firstLine(error.message)}`),
+      problems: doc.errors.map((error) => `${fileName}:${lineOf(error.pos[0]) ?? 1}: invalid YAML: ${plainYamlMessage(error.message)}`),
     };
   }
   const result = v.safeParse(GatewayConfigSchema, doc.toJS() ?? {});
   if (result.success) return { ok: true, config: result.output };
 
   const raw = doc.toJS() as { routes?: Array<{ id?: unknown }> } | null;
-  const problems = result.issues.map((issue) => {
-    const keys = (issue.path ?? []).map((item) => item.key as string | number);
-    const line = lineOf(offsetOf(doc, keys));
-    return `${fileName}${line ? `:${line}` : ""}: ${describeLocation(keys, raw)}${issue.message}`;
-  });
-  return { ok: false, problems: [...new Set(problems)] };
+  const located = result.issues.map((issue) => ({
+    keys: (issue.path ?? []).map((item) => item.key as string | number),
+    message: issue.message,
+  }));
+  // A misspelt required key is one mistake: "unknown key paht (did you mean path?)" says it all,
+  // so the "path is required" it causes in the same mapping is left out.
+  const suggested = new Set(
+    located.flatMap(({ keys, message }) => {
+      const meant = /\(did you mean "([^"]+)"\?\)$/.exec(message)?.[1];
+      return meant ? [JSON.stringify([...keys.slice(0, -1), meant])] : [];
+    }),
+  );
+  const problems = located
+    .filter(({ keys, message }) => !(message === "is required" && suggested.has(JSON.stringify(keys))))
+    .map(({ keys, message }) => {
+      const line = lineOf(offsetOf(doc, keys));
+      return { line: line ?? 0, text: `${fileName}${line ? `:${line}` : ""}: ${describeLocation(keys, raw)}${message}` };
+    })
+    // In the order a reader meets them in the file.
+    .sort((a, b) => a.line - b.line);
+  return { ok: false, problems: [...new Set(problems.map((problem) => problem.text))] };
 };
 
 /** `route "enqueue": amqp.url: ` for a route field, `routes: ` for the list itself. */
@@ -48,7 +63,8 @@ const describeLocation = (keys: Array<string | number>, raw: { routes?: Array<{ 
 const formatField = (keys: Array<string | number>): string =>
   keys.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${key}` : key), "");
 
-const firstLine = (message: string): string => message.split("\n")[0] ?? message;
+/** The parser's first line without its own " at line L, column C:" (the line leads the problem already). */
+const plainYamlMessage = (message: string): string => (message.split("\n")[0] ?? message).replace(/ at line \d+, column \d+:?$/, "");
 
 /** Where the field at `keys` starts: the line of its key for a mapping entry, of its item in a list. */
 const offsetOf = (doc: Document, keys: Array<string | number>): number | undefined => {

@@ -29,8 +29,8 @@ const INVALID = `routes:
 const EXPECTED_PROBLEMS = [
   /^.*routes\.yaml:3: route "enqueue": path: path must start with \/$/,
   /^.*routes\.yaml:7: route "enqueue": amqp\.url: scheme "http" is not supported \(use amqp, amqps, ws or wss\)$/,
-  /^.*routes\.yaml:13: route "enqueue": amqp\.consumer\.auto_ak: unknown key "auto_ak" \(did you mean "auto_ack"\?\)$/,
   /^.*routes\.yaml:9: route "enqueue": id: duplicate id "enqueue"$/,
+  /^.*routes\.yaml:13: route "enqueue": amqp\.consumer\.auto_ak: unknown key "auto_ak" \(did you mean "auto_ack"\?\)$/,
 ];
 
 const expectRefusal = (status: number | null, stderr: string) => {

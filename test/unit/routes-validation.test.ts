@@ -158,3 +158,23 @@ describe("a routes file is refused, naming the route and the field, when", () =>
     expect(problemsOf("routes: []\n")).toEqual(["routes.yaml:1: routes: routes must list at least one route"]);
   });
 });
+
+describe("how problems are reported", () => {
+  it("a misspelt required key once, as the unknown key with its suggestion, not also as missing", () => {
+    const problems = problemsOf(`routes:\n  - id: a\n    paht: /x\n    amqp: { enabled: true, url: "amqp://h/", producer: {} }\n`);
+    expect(problems).toEqual(['routes.yaml:3: route "a": paht: unknown key "paht" (did you mean "path"?)']);
+  });
+
+  it("in the order of their lines", () => {
+    const problems = problemsOf(
+      `routes:\n  - id: a\n    path: /a\n    amqp: { enabled: true, url: "http://h/", producer: {} }\n  - id: a\n    path: b\n    amqp: { enabled: true, url: "amqp://h/", producer: {} }\n`,
+    );
+    const lines = problems.map((problem) => Number(/^routes\.yaml:(\d+):/.exec(problem)?.[1]));
+    expect(lines).toEqual([...lines].sort((x, y) => x - y));
+    expect(problems).toHaveLength(3);
+  });
+
+  it("a YAML syntax error as one plain line at its place", () => {
+    expect(problemsOf(`routes:\n  - id: a\n    path: /x\n    bad: [\n`)[0]).toMatch(/^routes\.yaml:\d: invalid YAML: [^\n]+[^:]$/);
+  });
+});
