@@ -5,6 +5,20 @@
  */
 const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
+/** True when `text` refers to the environment (`${NAME}`) and can only be checked once resolved. */
+export const hasEnvReference = (text: string): boolean => new RegExp(REFERENCE.source).test(text);
+
+/**
+ * What is wrong with the `${...}` in `text` that are not references (`${AMQP-URL}`, `${}`, an
+ * unclosed `${`), or undefined. The one definition of a reference is {@link REFERENCE}: anything
+ * else would pass validation and reach the broker unresolved.
+ */
+export const badReferenceProblem = (text: string): string | undefined => {
+  const bad = text.replace(REFERENCE, "").match(/\$\{[^}]*\}?/);
+  if (!bad) return undefined;
+  return `${bad[0]} is not a reference to the environment: write \${NAME}, where NAME is letters, digits and _ and does not start with a digit`;
+};
+
 /** Every `${NAME}` in `value` (any depth), each name once. */
 export const envReferences = (value: unknown): string[] => {
   const names = new Set<string>();

@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import { redactUrl } from "../amqp/broker-url";
+import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { unknownKeyMessage } from "./unknown-key-message";
 
 /** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
@@ -34,9 +35,6 @@ export const FOREIGN_HANDLERS = [
   "lambda",
   "pubsub",
 ] as const;
-
-/** True when `text` refers to the environment (`${NAME}`) and can only be checked once resolved. */
-export const hasEnvReference = (text: string): boolean => /\$\{[^}]*\}/.test(text);
 
 /**
  * Scheme check for `amqp.url`. A URL whose scheme comes from `${NAME}` is checked again once the
@@ -222,6 +220,22 @@ export const GatewayConfigSchema = v.pipe(
   strictObject({
     /** The routes, matched in order. */
     routes: v.pipe(v.array(RouteSchema, "routes must be a list"), v.minLength(1, "routes must list at least one route")),
+  }),
+  // Every string of the file: a `${...}` that is not a reference would reach the broker as written.
+  v.rawCheck(({ dataset, addIssue }) => {
+    const visit = (value: unknown, path: v.IssuePathItem[]): void => {
+      if (typeof value === "string") {
+        const problem = badReferenceProblem(value);
+        if (problem) addIssue({ message: problem, path: path as [v.IssuePathItem, ...v.IssuePathItem[]] });
+      } else if (Array.isArray(value)) {
+        value.forEach((item, key) => visit(item, [...path, { type: "array", origin: "value", input: value, key, value: item }]));
+      } else if (value !== null && typeof value === "object") {
+        for (const [key, item] of Object.entries(value)) {
+          visit(item, [...path, { type: "object", origin: "value", input: value as Record<string, unknown>, key, value: item }]);
+        }
+      }
+    };
+    visit(dataset.value, []);
   }),
   // Runs even when a route has problems of its own, so that a duplicate id is reported with them.
   v.rawCheck(({ dataset, addIssue }) => {

@@ -178,3 +178,17 @@ describe("how problems are reported", () => {
     expect(problemsOf(`routes:\n  - id: a\n    path: /x\n    bad: [\n`)[0]).toMatch(/^routes\.yaml:\d: invalid YAML: [^\n]+[^:]$/);
   });
 });
+
+describe("a ${...} that is not a reference to the environment", () => {
+  it.each(["${AMQP-URL}", "amqp://u:${}@h/", "amqp://u:${PASS@h/", "${1ST}"])("%s is refused, with what a reference is", (url) => {
+    expect(problemsOf(amqp(`      url: "${url}"\n      producer: {}\n`)).join("\n")).toMatch(
+      /amqp\.url: \$\{[^ ]* is not a reference to the environment: write \$\{NAME\}/,
+    );
+  });
+
+  it("is refused in any string, not only in url", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h/"\n      producer: { routing_key: "\${ROUTING-KEY}" }\n`))).toEqual([
+      'routes.yaml:7: route "r1": amqp.producer.routing_key: ${ROUTING-KEY} is not a reference to the environment: write ${NAME}, where NAME is letters, digits and _ and does not start with a digit',
+    ]);
+  });
+});
