@@ -13,4 +13,10 @@ export interface Env {
 /** Hono's environment type for this gateway. */
 export interface GatewayEnv {
   Bindings: Env;
+  Variables: {
+    /** Methods that routes matching the path serve, gathered as a request passes routes that do not serve its method. */
+    allowed?: Set<string>;
+    /** Those routes' ids, for the 405's `route`. */
+    routeIds?: string[];
+  };
 }

@@ -1,4 +1,4 @@
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type Next } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { isPublishMethod, type GatewayConfig } from "../config/schema";
 import type { GatewayEnv } from "../env";
@@ -15,10 +15,25 @@ import { routeTarget } from "./route-target";
 export const createApp = (config: GatewayConfig) => {
   const app = new Hono<GatewayEnv>();
   app.route("/", adminStats(config));
+  // A path may be matched by several groups (an exact route and a prefix route on the same base):
+  // each group that does not serve the method passes the request on, and the last handler answers
+  // 405 (or OPTIONS) with every method that some matching route serves.
   for (const group of groupRoutes(config.routes)) {
-    for (const pattern of group.patterns) app.all(pattern, (c) => serve(c, group));
+    for (const pattern of group.patterns) app.all(pattern, (c, next) => serve(c, group, next));
   }
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, route: null }, 404));
+  app.all("*", (c) => {
+    const allowed = c.get("allowed");
+    const path = new URL(c.req.url).pathname;
+    if (!allowed) return c.json({ error: `no route for ${c.req.method} ${path}`, route: null }, 404);
+    const allow = [...allowed, "OPTIONS"].join(", ");
+    // OPTIONS never touches the broker; it says what the path accepts (and is where CORS will answer).
+    if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
+    const reason =
+      c.req.method === "HEAD"
+        ? "HEAD is not served: it would take a message and throw its body away; use GET"
+        : `${c.req.method} is not served here`;
+    throw new GatewayError(405, reason, (c.get("routeIds") ?? []).join(","), { Allow: allow });
+  });
   app.onError((error, c) => {
     if (error instanceof HTTPException) return error.getResponse();
     console.error("unhandled error", error);
@@ -26,17 +41,13 @@ export const createApp = (config: GatewayConfig) => {
   });
   return app;
 
-  function serve(c: Context<GatewayEnv>, group: RouteGroup) {
+  function serve(c: Context<GatewayEnv>, group: RouteGroup, next: Next) {
     const method = c.req.method;
-    const allow = [...group.allowed, "OPTIONS"].join(", ");
-    const ids = group.routes.map((route) => route.id).join(",");
-    // OPTIONS never touches the broker; it says what the path accepts (and is where CORS will answer).
-    if (method === "OPTIONS") return c.body(null, 204, { Allow: allow });
-    const route = routeForMethod(group, method);
+    const route = method === "OPTIONS" ? undefined : routeForMethod(group, method);
     if (!route) {
-      const reason =
-        method === "HEAD" ? "HEAD is not served: it would take a message and throw its body away; use GET" : `${method} is not served here`;
-      throw new GatewayError(405, reason, ids, { Allow: allow });
+      c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
+      c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
+      return next();
     }
     const target = routeTarget(config, c.env, route);
     return isPublishMethod(method) ? publish(c, target) : consume(c, target);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName, withChannel } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName, withChannel, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 const producerOnly = (id: string, queue: string) => `
@@ -17,6 +17,28 @@ routes:
 `;
 
 describe("methods", () => {
+  it("an exact route and a prefix route on one path each serve their methods there", () =>
+    withQueue("overlap", async (queue) => {
+      const [exact, prefix] = [uniqueRouteId("exact"), uniqueRouteId("prefix")];
+      const gateway = gatewayFor(`
+routes:
+  - { id: ${exact}, path: /jobs, methods: [POST], amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue} } } }
+  - { id: ${prefix}, path: /jobs, path_prefix: true, methods: [GET], amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: true } } }
+`);
+      expect((await gateway("POST", "/jobs", { body: "one" })).status).toBe(202);
+      const taken = await gateway("GET", "/jobs");
+      expect(taken.status).toBe(200);
+      expect(await taken.text()).toBe("one");
+      expect((await gateway("GET", "/jobs/anything")).status).toBe(204);
+      const options = await gateway("OPTIONS", "/jobs");
+      expect(options.headers.get("allow")).toBe("POST, GET, OPTIONS");
+      const refused = await gateway("PUT", "/jobs");
+      expect(refused.status).toBe(405);
+      expect(refused.headers.get("allow")).toBe("POST, GET, OPTIONS");
+      expect((await gateway("POST", "/jobs/anything", { body: "two" })).status).toBe(405);
+      expect(await messageCount(queue)).toBe(0);
+    }));
+
   it("a producer-only route answers GET with 405 and Allow, without touching the queue", async () => {
     const id = uniqueRouteId("producer");
     const response = await gatewayFor(producerOnly(id, "unused"))("GET", "/in");
