@@ -56,8 +56,11 @@ describe("a 202 means the broker has the message", () => {
   });
 
   it("without mandatory, an unroutable message is confirmed and dropped, as runway does: 202", async () => {
-    const response = await gatewayFor(producer(uniqueRouteId("plain"), uniqueName("unbound")))("POST", "/in", { body: "{}" });
+    const unbound = uniqueName("unbound");
+    const response = await gatewayFor(producer(uniqueRouteId("plain"), unbound))("POST", "/in", { body: "{}" });
     expect(response.status).toBe(202);
+    // Dropped: no queue of that name took it (the default exchange routes by queue name).
+    await expect(messageCount(unbound)).rejects.toThrow(/NOT_FOUND/);
   });
 });
 

@@ -39,13 +39,13 @@ routes:
       for (let i = 0; i < 20; i++) await publishDirect(queue, `m${i}`);
       const gateway = gatewayFor(`
 routes:
-  - { id: ${uniqueRouteId("sharded-ack")}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", shards: 4, consumer: { queue: ${queue}, auto_ack: false } } }
+  - { id: ${uniqueRouteId("sharded-ack")}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", shards: 4, operation_timeout_ms: 1000, consumer: { queue: ${queue}, auto_ack: false } } }
 `);
       const answers = await Promise.all(Array.from({ length: 20 }, () => gateway("GET", "/out").then((r) => r.status)));
       expect(answers).toEqual(Array(20).fill(200));
       // A settle sent to the wrong shard would leave its message unacknowledged, to be requeued
-      // after the hold time (operation_timeout_ms, 5 s by default): nothing may come back.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // after the hold time (operation_timeout_ms, 1 s here): wait past it; nothing may come back.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
       expect(await messageCount(queue)).toBe(0);
       expect((await gateway("GET", "/out")).status).toBe(204);
     } finally {

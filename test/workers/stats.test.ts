@@ -1,6 +1,6 @@
 import { runInDurableObject, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { FLUSH_DELAY_MS } from "../../src/amqp/route-counters";
+import { FLUSH_DELAY_MS, RouteCountersStore } from "../../src/amqp/route-counters";
 import { declareQueue, deleteQueue, uniqueName } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
@@ -60,8 +60,10 @@ describe("GET /amqp", () => {
       const stub = env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(publisher));
       // Writes are coalesced: they reach storage within FLUSH_DELAY_MS.
       await new Promise((resolve) => setTimeout(resolve, FLUSH_DELAY_MS + 200));
-      const stored = await runInDurableObject(stub, (_, state) => state.storage.kv.get("counters"));
-      expect(stored).toEqual({ total_requests: 1, total_errors: 0, published: 1, consumed: 0 });
+      // What a new instance of the object (after eviction or a restart) would start from: counters
+      // built afresh from its storage alone.
+      const restored = await runInDurableObject(stub, (_, state) => new RouteCountersStore(state.storage).snapshot());
+      expect(restored).toEqual({ total_requests: 1, total_errors: 0, published: 1, consumed: 0, last_error: null });
     } finally {
       await deleteQueue(queue);
     }
