@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from "vitest";
 import { GatewayError } from "../../src/http/gateway-error";
 import { callRouteObject } from "../../src/http/route-object-call";
 
@@ -23,6 +23,19 @@ const statusOf = async (promise: Promise<unknown>) => {
 };
 
 describe("a failed call to the route's Durable Object", () => {
+  // The gateway logs each failed call; here the log is checked rather than printed.
+  let logged: MockInstance<typeof console.error>;
+  beforeEach(() => {
+    logged = vi.spyOn(console, "error").mockImplementation(() => undefined);
+  });
+  afterEach(() => {
+    logged.mockRestore();
+  });
+  it("logs the failure with its route", async () => {
+    await statusOf(callRouteObject("r", "publish", failing({}).call));
+    expect(logged).toHaveBeenCalledWith("route r: Durable Object call failed", expect.any(Error));
+  });
+
   it("is retried once for a consume when workerd says it may work", async () => {
     const object = failing({ retryable: true });
     await expect(callRouteObject("r", "consume", object.call)).resolves.toBe("answer");
