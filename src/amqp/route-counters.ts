@@ -1,7 +1,11 @@
+import { redactUrl } from "./broker-url";
 import type { LastError, RouteCounters } from "./route-messages";
+
+const ZERO: RouteCounters = { total_requests: 0, total_errors: 0, published: 0, consumed: 0 };
 
 const STORAGE_KEY = "counters";
 const LAST_ERROR_KEY = "last_error";
+const URL_KEY = "url";
 
 /** How long a change may wait before it is written: one write per second at most, however busy the route. */
 export const FLUSH_DELAY_MS = 1000;
@@ -13,17 +17,37 @@ export const FLUSH_DELAY_MS = 1000;
  * gate holds each response until its write is done, which halved the route's throughput here.
  * The price: a crash of the object (not an eviction, which waits for idle) can lose up to a
  * second of counts. Counts are figures for `/amqp`, not part of any message's fate.
+ *
+ * The counts belong to the broker URL they were made against (`/amqp` shows them under it): when a
+ * route's URL changes (another routes file, or a deploy that moves the route), they start again
+ * from zero rather than show one broker's totals under another's URL.
  */
 export class RouteCountersStore {
   readonly #storage: DurableObjectStorage;
   readonly #counters: RouteCounters;
   #lastError: LastError | null;
+  #url: string | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
-    this.#counters = { total_requests: 0, total_errors: 0, published: 0, consumed: 0, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
+    this.#counters = { ...ZERO, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
     this.#lastError = storage.kv.get<LastError>(LAST_ERROR_KEY) ?? null;
+    this.#url = storage.kv.get<string>(URL_KEY);
+  }
+
+  /** The counts are for `url` (stored redacted): a different URL than theirs starts them again from zero. */
+  countFor(url: string): void {
+    const key = redactUrl(url);
+    if (this.#url === key) return;
+    if (this.#url !== undefined) {
+      Object.assign(this.#counters, ZERO);
+      this.#lastError = null;
+      this.#storage.kv.delete(LAST_ERROR_KEY);
+    }
+    this.#url = key;
+    this.#storage.kv.put(URL_KEY, key);
+    this.#scheduleFlush();
   }
 
   /** Adds one to each named counter. */

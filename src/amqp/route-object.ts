@@ -45,6 +45,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
     const { route, messages } = request;
+    this.#counters.countFor(route.amqp.url);
     const outcomes = await this.#publishAll(route, messages);
     // One call is one HTTP request, however many messages it carries.
     this.#counters.increment("total_requests");
@@ -89,6 +90,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    */
   async consume(route: RouteTarget): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
+    this.#counters.countFor(route.amqp.url);
     this.#counters.increment("total_requests");
     try {
       if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
@@ -123,8 +125,9 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** The counters behind `GET /amqp`, and whether a connection is open. */
-  stats(): RouteStats {
+  /** The counters behind `GET /amqp` for the route's current URL, and whether a connection is open. */
+  stats(url: string): RouteStats {
+    this.#counters.countFor(url);
     const connected = [...this.#connections.values()].some((connection) => connection.connected);
     return { ...this.#counters.snapshot(), connected };
   }

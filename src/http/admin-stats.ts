@@ -52,7 +52,10 @@ const routeStats = async (env: Env, config: GatewayConfig, routeId: string): Pro
   if (!route) throw new Error(`unknown route ${routeId}`);
   const target = routeTarget(config, env, route);
   const shards = await Promise.all(
-    Array.from({ length: target.amqp.shards }, async (_, shard) => ({ shard, ...(await routeObject(env, target, shard).stats()) })),
+    Array.from({ length: target.amqp.shards }, async (_, shard) => ({
+      shard,
+      ...(await routeObject(env, target, shard).stats(target.amqp.url)),
+    })),
   );
   const total = shards.reduce<RouteStats>(
     (sum, one) => ({

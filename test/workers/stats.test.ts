@@ -90,3 +90,24 @@ describe("GET /amqp", () => {
     expect((await padded("GET", "/amqp", { headers: { authorization: "Bearer padded-token" } })).status).toBe(200);
   });
 });
+
+describe("the counters of a route whose URL changes", () => {
+  it("start again from zero, rather than show one broker's totals under another's URL", async () => {
+    const queue = uniqueName("moved");
+    await declareQueue(queue);
+    try {
+      const id = uniqueRouteId("moved");
+      const at = (url: string) =>
+        gatewayFor(`routes:\n  - { id: ${id}, path: /in, amqp: { enabled: true, url: "${url}", producer: { routing_key: ${queue} } } }\n`);
+      const before = at("amqp://guest:guest@127.0.0.1:5672/");
+      for (let i = 0; i < 2; i++) expect((await before("POST", "/in", { body: "{}" })).status).toBe(202);
+      const after = at("amqp://guest:guest@localhost:5672/");
+      const stats = async () => ((await (await after("GET", "/amqp")).json()) as Record<string, { url: string; published: number }>)[id];
+      expect(await stats()).toMatchObject({ url: "amqp://guest:***@localhost:5672/", published: 0 });
+      expect((await after("POST", "/in", { body: "{}" })).status).toBe(202);
+      expect(await stats()).toMatchObject({ published: 1 });
+    } finally {
+      await deleteQueue(queue);
+    }
+  });
+});
