@@ -31,7 +31,11 @@ export const startCpuProfile = async (inspectorPort: number, worker: string): Pr
   let lastId = 0;
   const waiting = new Map<number, { resolve: (result: unknown) => void; reject: (error: Error) => void }>();
   socket.on("message", (data) => {
-    const message = JSON.parse(String(data)) as { id?: number; result?: unknown; error?: { message: string } };
+    const message = JSON.parse((Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)).toString()) as {
+      id?: number;
+      result?: unknown;
+      error?: { message: string };
+    };
     const call = message.id === undefined ? undefined : waiting.get(message.id);
     if (!call || message.id === undefined) return;
     waiting.delete(message.id);

@@ -41,7 +41,7 @@ export const load = async (options: LoadOptions): Promise<LoadResult> => {
         ...(options.body === undefined ? {} : { body: options.body }),
         timeout: 30,
       },
-      (error, finished) => (error ? reject(error) : resolve(finished)),
+      (error, finished) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(finished)),
     );
     instance.on("response", (_client, statusCode) => {
       if (statusCode === 200) status200++;

@@ -104,7 +104,7 @@ routes:
         consumers: 16,
         seconds,
         faults: [
-          { afterMs: third / 2, name: "link cut", run: async () => link?.cut() },
+          { afterMs: third / 2, name: "link cut", run: () => Promise.resolve(link?.cut()) },
           { afterMs: third / 2, name: "memory alarm on", run: () => broker?.setMemoryAlarm(true) ?? Promise.resolve() },
           { afterMs: third, name: "memory alarm off", run: () => broker?.setMemoryAlarm(false) ?? Promise.resolve() },
         ],

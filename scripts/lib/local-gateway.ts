@@ -52,7 +52,7 @@ export const startLocalGateway = async (options: {
   // Miniflare exits the process itself on SIGINT and SIGTERM, before an async stop could finish,
   // so this runs synchronously on "exit".
   const relays: LocalRelay[] = [];
-  let runtimePid: number | undefined;
+  let runtimePid: number | undefined = undefined;
   const cleanUp = () => {
     if (runtimePid !== undefined && isAlive(runtimePid)) process.kill(runtimePid, "SIGKILL");
     for (const relay of relays) relay.process?.kill();
@@ -95,7 +95,7 @@ export const startLocalGateway = async (options: {
     // wrangler names the bundle after the entry point (index.js for src/index.ts).
     scriptPath: join(outdir, readdirSync(outdir).find((file) => file.endsWith(".js")) ?? "index.js"),
     modulesRoot: outdir,
-    bindings: { ...(workerOptions.bindings ?? {}), ...bindings },
+    bindings: { ...((workerOptions.bindings ?? {}) as Record<string, unknown>), ...bindings },
     // The Worker gets its own socket, so requests reach it without passing through Miniflare's
     // entry worker first (measured: ~1.6x the requests per second). Miniflare's entry socket, with
     // its dev conveniences, is moved to a free port of its own.

@@ -36,6 +36,8 @@ export class Deadlines {
         },
         (error: unknown) => {
           this.#pending.delete(entry);
+          // Passed on as the work rejected, whatever it was: callers sort amqp-client's errors.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           reject(error);
         },
       );

@@ -81,7 +81,10 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
       { ...properties, deliveryMode: persistent ? 2 : 1 },
       mandatory !== undefined,
     );
-    confirmed.then(ticket.release, ticket.release);
+    confirmed.then(
+      () => ticket.release(),
+      () => ticket.release(),
+    );
     await deadlines.within(
       confirmed,
       confirmTimeoutMs,

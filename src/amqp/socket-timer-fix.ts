@@ -34,6 +34,8 @@ const prototype = Socket.prototype as unknown as {
 if (typeof prototype._unrefTimer === "function" && typeof prototype._onTimeout === "function") {
   prototype._unrefTimer = function unrefTimer(this: TimedSocket): void {
     const now = Date.now();
+    // A TLS socket wraps the TCP one: both record the I/O.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     for (let socket: TimedSocket | null | undefined = this; socket; socket = socket._parentWrap) socket[LAST_IO] = now;
   };
 

@@ -239,8 +239,9 @@ export const GatewayConfigSchema = v.pipe(
   }),
   // Runs even when a route has problems of its own, so that a duplicate id is reported with them.
   v.rawCheck(({ dataset, addIssue }) => {
-    const routes = (dataset.value as { routes?: unknown } | undefined)?.routes;
-    if (!Array.isArray(routes)) return;
+    const list = (dataset.value as { routes?: unknown } | undefined)?.routes;
+    if (!Array.isArray(list)) return;
+    const routes = list as RouteConfig[];
     const seenIds = new Set<unknown>();
     routes.forEach((route: RouteConfig, index) => {
       const path = [

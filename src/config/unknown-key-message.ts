@@ -10,7 +10,8 @@ export const unknownKeyMessage =
     if (issue.expected !== "never") {
       return issue.input === undefined && issue.path ? "is required" : `must be a mapping, got ${describe(issue.input)}`;
     }
-    const key = String(issue.path?.at(-1)?.key ?? "");
+    const last: unknown = issue.path?.at(-1)?.key;
+    const key = typeof last === "string" || typeof last === "number" ? String(last) : "";
     const suggestion = closest(key, knownKeys);
     return `unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`;
   };

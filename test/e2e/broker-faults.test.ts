@@ -142,7 +142,7 @@ describe("the Web-AMQP relay dies and comes back", () => {
     try {
       const answer = await post("/ws");
       expect(answer.status).toBe(504);
-      expect(JSON.parse(answer.body).error).toMatch(/may or may not have been enqueued/);
+      expect((JSON.parse(answer.body) as { error: string }).error).toMatch(/may or may not have been enqueued/);
       expect(answer.ms).toBeLessThan(5_000);
     } finally {
       signalTree(relay, "CONT");
@@ -162,7 +162,7 @@ describe("the broker blocks publishers (memory alarm)", () => {
       const refused = await post("/tcp");
       expect(refused.status).toBe(503);
       expect(refused.headers.get("retry-after")).toBe("1");
-      expect(JSON.parse(refused.body).error).toMatch(/not accepting messages/);
+      expect((JSON.parse(refused.body) as { error: string }).error).toMatch(/not accepting messages/);
       const consumed = await fetch(`${gateway.url}/tcp`, { signal: AbortSignal.timeout(10_000) });
       expect([200, 204]).toContain(consumed.status);
     } finally {

@@ -131,7 +131,7 @@ describe.each([
       ),
     );
     expect(answers).toEqual(Array(64).fill(202));
-    const bodies = (await drain("jobs")).map((message) => JSON.parse(message.bodyString() ?? "null").i as number);
+    const bodies = (await drain("jobs")).map((message) => (JSON.parse(message.bodyString() ?? "null") as { i: number }).i);
     expect(bodies.sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i));
     expect(await broker.connectionsNamed("amqp-edge-gateway enqueue publish")).toBe(1);
   });

@@ -9,7 +9,12 @@ import { FOREIGN_HANDLERS, GatewayConfigSchema } from "../../src/config/schema";
 
 const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 
-type AnySchema = v.GenericSchema & { entries?: Record<string, AnySchema>; wrapped?: AnySchema; pipe?: readonly AnySchema[]; item?: AnySchema };
+type AnySchema = v.GenericSchema & {
+  entries?: Record<string, AnySchema>;
+  wrapped?: AnySchema;
+  pipe?: readonly AnySchema[];
+  item?: AnySchema;
+};
 
 /** The object schema inside optional and pipe wrappers, if there is one. */
 const objectOf = (schema: AnySchema): Record<string, AnySchema> | undefined => {

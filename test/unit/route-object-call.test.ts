@@ -5,10 +5,10 @@ import { callRouteObject } from "../../src/http/route-object-call";
 /** A stand-in for a Durable Object call that fails like workerd's do, then succeeds. */
 const failing = (flags: { retryable?: boolean; overloaded?: boolean }, failures = 1) => {
   let calls = 0;
-  const call = async () => {
+  const call = () => {
     calls++;
-    if (calls <= failures) throw Object.assign(new Error("Durable Object reset"), flags);
-    return "answer";
+    if (calls <= failures) return Promise.reject(Object.assign(new Error("Durable Object reset"), flags));
+    return Promise.resolve("answer");
   };
   return { call, calls: () => calls };
 };

@@ -8,6 +8,6 @@ export async function setup() {
   if (!(await isListening("127.0.0.1:15670"))) relay = await startRelay("127.0.0.1:15670");
 }
 
-export async function teardown() {
+export function teardown() {
   relay?.kill();
 }
