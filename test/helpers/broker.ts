@@ -4,10 +4,28 @@
  */
 import { AMQPClient, type AMQPMessage } from "@cloudamqp/amqp-client";
 
-/** The broker the tests use: `$AMQP_URL`, default the local RabbitMQ. */
-export const BROKER_URL = (typeof process !== "undefined" && process.env?.AMQP_URL) || "amqp://guest:guest@127.0.0.1:5672/";
-/** The same broker through the local Web-AMQP relay (websockify on 15670). */
-export const WEB_AMQP_URL = "ws://guest:guest@127.0.0.1:15670/?vhost=/";
+/**
+ * The broker the non-destructive tests use: `$AMQP_TEST_URL`, default the local RabbitMQ. They only
+ * declare, use and delete queues named `gw-test-*` there. (Inside workerd, process.env holds the
+ * bindings, which test/workers/vitest.config.ts fills from the environment.)
+ */
+export const BROKER_URL = (typeof process !== "undefined" && process.env?.AMQP_TEST_URL) || "amqp://guest:guest@127.0.0.1:5672/";
+
+/** Where the tests' own Web-AMQP relay listens (started by test/workers/web-amqp-relay.setup.ts). */
+export const TEST_RELAY_ADDRESS = "127.0.0.1:15679";
+
+/** The broker's AMQP `host:port`, which the tests' relay forwards to. */
+export const brokerAddress = (url = BROKER_URL): string => {
+  const parsed = new URL(url);
+  return `${parsed.hostname}:${parsed.port || (parsed.protocol === "amqps:" ? "5671" : "5672")}`;
+};
+
+/** The same broker through the tests' own Web-AMQP relay, with the same credentials and vhost. */
+export const WEB_AMQP_URL = (() => {
+  const parsed = new URL(BROKER_URL);
+  const vhost = decodeURIComponent(parsed.pathname.slice(1)) || "/";
+  return `ws://${parsed.username}:${parsed.password}@${TEST_RELAY_ADDRESS}/?vhost=${encodeURIComponent(vhost)}`;
+})();
 /** A port where nothing listens, for "broker unreachable". */
 export const DEAD_URL = "amqp://guest:guest@127.0.0.1:1/";
 

@@ -18,6 +18,8 @@ export default defineWorkersProject({
         singleWorker: true,
         isolatedStorage: false,
         wrangler: { configPath: `${root}/wrangler.toml` },
+        // The tests' broker, when the user points them elsewhere (process.env inside workerd).
+        miniflare: { bindings: process.env.AMQP_TEST_URL ? { AMQP_TEST_URL: process.env.AMQP_TEST_URL } : {} },
       },
     },
   },

@@ -1,11 +1,18 @@
-/** Starts the local Web-AMQP relay (websockify on 15670) for the ws:// tests, if none is running. */
+/**
+ * Starts the tests' own Web-AMQP relay (websockify) in front of the test broker, for the ws://
+ * tests: on a port of its own, never one a user's relay may hold with another target.
+ */
 import type { ChildProcess } from "node:child_process";
 import { isListening, startRelay } from "../../scripts/lib/web-amqp-relay";
+import { brokerAddress, TEST_RELAY_ADDRESS } from "../helpers/broker";
 
 let relay: ChildProcess | undefined;
 
 export async function setup() {
-  if (!(await isListening("127.0.0.1:15670"))) relay = await startRelay("127.0.0.1:15670");
+  if (await isListening(TEST_RELAY_ADDRESS)) {
+    throw new Error(`${TEST_RELAY_ADDRESS} is taken; the ws:// tests need it for their own Web-AMQP relay`);
+  }
+  relay = await startRelay(TEST_RELAY_ADDRESS, brokerAddress());
 }
 
 export function teardown() {
