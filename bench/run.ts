@@ -27,6 +27,7 @@ import {
   managementPublish,
   prefill,
   queueDepth,
+  settledDepth,
   rabbitmqVersion,
 } from "./lib/broker";
 import { load, type LoadResult } from "./lib/load";
@@ -63,7 +64,7 @@ const compare = async (section: Measurement["section"], variants: Variant[], pay
       if (!variant) continue;
       if (variant.queue) await freshQueues(variant.queue);
       const result = await load({ ...variant.request(payload), connections, seconds: SECONDS });
-      const accounted = variant.queue ? account(await queueDepth(variant.queue), result.ok, connections) : account(0, 0, 0);
+      const accounted = variant.queue ? account(await settledDepth(variant.queue), result.ok, connections) : account(0, 0, 0);
       runs.set(variant.name, [...(runs.get(variant.name) ?? []), { ...result, ...accounted }]);
       log(
         `  ${section} | ${variant.name} | ${payloadName} | c=${connections} | ${result.rps.toFixed(0)} req/s p99 ${result.p99} ms errors ${result.errors} lost ${accounted.lost} dup ${accounted.duplicated}`,
@@ -241,7 +242,7 @@ const throughput = async (): Promise<Report["memory"]> => {
         connections: 16,
         seconds: SECONDS,
       });
-      const accounted = account(await queueDepth(Q.batch), result.ok * BATCH_SIZE, 16 * BATCH_SIZE);
+      const accounted = account(await settledDepth(Q.batch), result.ok * BATCH_SIZE, 16 * BATCH_SIZE);
       const msgs = (result.ok * BATCH_SIZE) / result.seconds;
       log(
         `  batch | c=16 | ${result.rps.toFixed(0)} req/s = ${msgs.toFixed(0)} msg/s p99 ${result.p99} ms lost ${accounted.lost} dup ${accounted.duplicated}`,
@@ -274,7 +275,7 @@ const throughput = async (): Promise<Report["memory"]> => {
     }
     const memoryOk = sum(memoryRuns.map((run) => run.ok));
     // A fixed number of requests: every one is answered, so the queue must match the 2xx exactly.
-    const memoryAccount = account(await queueDepth(Q.tcp), memoryOk, 0);
+    const memoryAccount = account(await settledDepth(Q.tcp), memoryOk, 0);
     log(
       `  workerd RSS ${steps.map((mb) => mb.toFixed(1)).join(" -> ")} MB over ${memoryOk} publishes (lost ${memoryAccount.lost} dup ${memoryAccount.duplicated})`,
     );

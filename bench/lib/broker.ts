@@ -34,6 +34,22 @@ export const deleteQueues = (...names: string[]) =>
 export const queueDepth = (name: string) =>
   withChannel(async (channel) => (await channel.queueDeclare(name, { passive: true })).messageCount);
 
+/**
+ * The queue's depth once nothing more arrives: the same count twice, half a second apart. When
+ * autocannon stops at its deadline, the requests it abandons are still being published (a batch's
+ * messages wait their turn in the publish window); counted too early they would land in the next
+ * run's queue, after its purge, and look like duplicates there.
+ */
+export const settledDepth = async (name: string): Promise<number> => {
+  let previous = await queueDepth(name);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const depth = await queueDepth(name);
+    if (depth === previous) return depth;
+    previous = depth;
+  }
+};
+
 /** Fills `queue` with `count` persistent copies of `body`, 256 in flight with confirms. */
 export const prefill = (queue: string, count: number, body: string) =>
   withChannel(async (channel) => {
