@@ -6,6 +6,7 @@ import type { GatewayConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
 import { resolvedRoutes } from "./resolved-config";
 import { routeObject, routeTarget } from "./route-target";
+import { statusPage } from "./status-page";
 
 /**
  * One entry of `GET /amqp`: runway's fields (the password in `url` shown as `***`), summed over
@@ -14,20 +15,26 @@ import { routeObject, routeTarget } from "./route-target";
 export type RouteStatsEntry = RouteStats & { url: string; shards?: Array<RouteStats & { shard: number }> };
 
 /**
- * `GET /amqp`: per-route counters, read from each route's Durable Objects. When `ADMIN_TOKEN` is
- * set it requires `Authorization: Bearer <ADMIN_TOKEN>`.
+ * `GET /amqp`: per-route counters, read from each route's Durable Objects, as JSON; or, for a
+ * browser (`Accept: text/html`), a status page that shows them live. When `ADMIN_TOKEN` is set it
+ * requires `Authorization: Bearer <ADMIN_TOKEN>`, or HTTP basic auth with the token as the
+ * password (any user name): a browser cannot add a bearer header when it navigates, but it asks
+ * for basic credentials when told to.
  */
 export const adminStats = (config: GatewayConfig) => {
   const app = new Hono<GatewayEnv>();
   app.use("/amqp", async (c, next) => {
     const token = c.env.ADMIN_TOKEN;
     if (!token) return next();
-    const failure = await bearerFailure(c.req.header("authorization"), token);
-    if (failure) return c.json({ error: failure, route: null }, 401, { "WWW-Authenticate": 'Bearer realm="amqp"' });
-    return next();
+    const header = c.req.header("authorization");
+    const failure = /^Basic /i.test(header ?? "") ? await basicFailure(header ?? "", token) : await bearerFailure(header, token);
+    if (!failure) return next();
+    const challenge = wantsPage(c.req.header("accept")) ? 'Basic realm="amqp", charset="UTF-8"' : 'Bearer realm="amqp"';
+    return c.json({ error: failure, route: null }, 401, { "WWW-Authenticate": challenge });
   });
   app.get("/amqp", async (c) => {
     const routes = [...resolvedRoutes(config, c.env).values()].filter((route) => route.amqp?.enabled);
+    if (wantsPage(c.req.header("accept"))) return c.html(statusPage(routes));
     const entries = await Promise.all(routes.map(async (route) => [route.id, await routeStats(c.env, config, route.id)] as const));
     return c.json(Object.fromEntries(entries));
   });
@@ -45,6 +52,22 @@ const bearerFailure = async (header: string | undefined, token: string): Promise
   if (!match) return "malformed Authorization header; expected Bearer <ADMIN_TOKEN>";
   // HTTP drops a header value's outer spaces, so a token's own could never arrive: compare without them.
   return (await timingSafeEqual(token.trim(), match[1] ?? "")) ? undefined : "invalid token";
+};
+
+/** A browser navigating (it asks for HTML); JSON clients, curl's `*\/*` included, keep getting JSON. */
+const wantsPage = (accept: string | undefined): boolean => accept?.includes("text/html") ?? false;
+
+/** Why a basic `header` does not carry the token as its password, or undefined when it does. */
+const basicFailure = async (header: string, token: string): Promise<string | undefined> => {
+  let decoded: string;
+  try {
+    const bytes = Uint8Array.from(atob(header.replace(/^Basic +/i, "")), (char) => char.charCodeAt(0));
+    decoded = new TextDecoder().decode(bytes);
+  } catch {
+    return "malformed Authorization header; expected Basic credentials with ADMIN_TOKEN as the password";
+  }
+  const password = decoded.slice(decoded.indexOf(":") + 1);
+  return (await timingSafeEqual(token.trim(), password)) ? undefined : "invalid token";
 };
 
 const routeStats = async (env: Env, config: GatewayConfig, routeId: string): Promise<RouteStatsEntry> => {
