@@ -68,13 +68,19 @@ const drainFrom = (url: string, queue: string) => async (): Promise<string[]> =>
 /** Truth under load at full size, both consume modes, each on its own queue. */
 export const truthSection = async (port: number, seconds: number, log: (line: string) => void): Promise<TruthFigures[]> => {
   let broker: DisposableBroker | undefined;
-  let link: CuttableLink | undefined;
+  let publishLink: CuttableLink | undefined;
+  let consumeLink: CuttableLink | undefined;
   let gateway: LocalGateway | undefined;
   try {
     broker = await startDisposableBroker();
     const [host = "", brokerPort = ""] = broker.address.split(":");
-    link = await startCuttableLink({ host, port: Number(brokerPort) });
-    const url = `amqp://guest:guest@${link.address}/`;
+    // One link for the publishing routes, one for the consuming ones: with auto-ack (at most once)
+    // a message on the wire when its consuming connection is cut is lost by design, so that run
+    // cuts the publishing link only (test/e2e/truth-under-load.test.ts does the same).
+    publishLink = await startCuttableLink({ host, port: Number(brokerPort) });
+    consumeLink = await startCuttableLink({ host, port: Number(brokerPort) });
+    const url = `amqp://guest:guest@${publishLink.address}/`;
+    const consumeUrl = `amqp://guest:guest@${consumeLink.address}/`;
     const connection = await new AMQPClient(broker.url).connect();
     const channel = await connection.channel();
     for (const queue of ["truth-auto", "truth-settled"]) {
@@ -84,9 +90,9 @@ export const truthSection = async (port: number, seconds: number, log: (line: st
     writeRoutes(`
 routes:
   - { id: truth-in, path: /auto, methods: [POST], amqp: { enabled: true, url: "${url}", producer: { routing_key: truth-auto, persistent: false } } }
-  - { id: truth-out, path: /auto, methods: [GET], amqp: { enabled: true, url: "${url}", consumer: { queue: truth-auto, auto_ack: true } } }
+  - { id: truth-out, path: /auto, methods: [GET], amqp: { enabled: true, url: "${consumeUrl}", consumer: { queue: truth-auto, auto_ack: true } } }
   - { id: truth-settled-in, path: /settled, methods: [POST], amqp: { enabled: true, url: "${url}", producer: { routing_key: truth-settled, persistent: false } } }
-  - { id: truth-settled-out, path: /settled, methods: [GET], amqp: { enabled: true, url: "${url}", consumer: { queue: truth-settled } } }
+  - { id: truth-settled-out, path: /settled, methods: [GET], amqp: { enabled: true, url: "${consumeUrl}", consumer: { queue: truth-settled } } }
 `);
     gateway = await startLocalGateway({ host: "127.0.0.1", port });
     const figures: TruthFigures[] = [];
@@ -104,7 +110,11 @@ routes:
         consumers: 16,
         seconds,
         faults: [
-          { afterMs: third / 2, name: "link cut", run: () => Promise.resolve(link?.cut()) },
+          {
+            afterMs: third / 2,
+            name: autoAck ? "publishing link cut" : "both links cut",
+            run: () => Promise.resolve((publishLink?.cut() ?? 0) + (autoAck ? 0 : (consumeLink?.cut() ?? 0))),
+          },
           { afterMs: third / 2, name: "memory alarm on", run: () => broker?.setMemoryAlarm(true) ?? Promise.resolve() },
           { afterMs: third, name: "memory alarm off", run: () => broker?.setMemoryAlarm(false) ?? Promise.resolve() },
         ],
@@ -128,7 +138,8 @@ routes:
     return figures;
   } finally {
     await gateway?.stop();
-    await link?.close();
+    await publishLink?.close();
+    await consumeLink?.close();
     await broker?.stop();
   }
 };

@@ -143,10 +143,48 @@ export class BrokerConnection {
       // A connect that completes after its timeout must not leave a connection open behind us.
       attempt.then((late) => late.stop()).catch(() => undefined);
       if (error instanceof RouteFailureError) throw error;
-      throw connectFailure(error, url);
+      const failure = connectFailure(error, url);
+      throw endpoint.tls && failure.kind === "unavailable" ? await tlsFailure(failure, url) : failure;
     }
   }
 }
+
+/**
+ * workerd reports a refused TCP connection and a failed TLS handshake (an untrusted or mismatched
+ * certificate, a port that does not speak TLS) with the same words, "proxy request failed, cannot
+ * connect to the specified address", which sends a user looking at the network. When plain TCP
+ * does reach the host and port, the TLS handshake is what failed: say so, and what to do about it.
+ */
+const tlsFailure = async (failure: RouteFailureError, url: string): Promise<RouteFailureError> => {
+  const { hostname, port } = new URL(url);
+  const reachable = await tcpReachable(hostname, Number(port) || (url.startsWith("wss:") ? 443 : 5671));
+  if (!reachable) return failure;
+  return new RouteFailureError(
+    "unavailable",
+    `could not connect to the broker: ${hostname}:${port} is reachable, but the TLS handshake failed (the port may not speak TLS, ` +
+      "or the broker's certificate is not trusted: it must chain to a public CA when deployed; locally, pass a private CA with NODE_EXTRA_CA_CERTS)",
+  );
+};
+
+/** Whether a plain TCP connection to `hostname:port` opens within two seconds (and is closed again). */
+const tcpReachable = async (hostname: string, port: number): Promise<boolean> => {
+  try {
+    const { connect } = await import("cloudflare:sockets");
+    const socket = connect({ hostname: hostname.replace(/^\[|\]$/g, ""), port });
+    socket.closed.catch(() => undefined);
+    const opened = await Promise.race([
+      socket.opened.then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+    ]);
+    await socket.close().catch(() => undefined);
+    return opened;
+  } catch {
+    return false;
+  }
+};
 
 /**
  * A failed connect as the client should see it. The broker refusing the login (403) or the vhost

@@ -9,6 +9,8 @@ export interface BrokerEndpoint {
   /** The vhost for WebSocket URLs; TCP URLs carry theirs in the path. */
   vhost: string | undefined;
   transport: "tcp" | "websocket";
+  /** Whether the connection is encrypted (`amqps://`, `wss://`). */
+  tls: boolean;
 }
 
 export const brokerEndpoint = (url: string): BrokerEndpoint => {
@@ -16,9 +18,9 @@ export const brokerEndpoint = (url: string): BrokerEndpoint => {
   if (parsed.protocol === "ws:" || parsed.protocol === "wss:") {
     const vhost = parsed.searchParams.get("vhost") ?? "/";
     parsed.searchParams.delete("vhost");
-    return { connectUrl: parsed.toString(), vhost, transport: "websocket" };
+    return { connectUrl: parsed.toString(), vhost, transport: "websocket", tls: parsed.protocol === "wss:" };
   }
-  return { connectUrl: url, vhost: undefined, transport: "tcp" };
+  return { connectUrl: url, vhost: undefined, transport: "tcp", tls: parsed.protocol === "amqps:" };
 };
 
 /**

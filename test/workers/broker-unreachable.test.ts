@@ -85,3 +85,19 @@ routes:
     }
   });
 });
+
+describe("an amqps:// route whose TLS handshake fails", () => {
+  it("says the TLS handshake failed, and what to do, when the port is reachable; not when it is not", async () => {
+    const answerFor = async (url: string) => {
+      const gateway = gatewayFor(producer(uniqueRouteId("tls"), url, "unused"));
+      const response = await gateway("POST", "/in", { body: "{}" });
+      expect(response.status).toBe(503);
+      return ((await response.json()) as { error: string }).error;
+    };
+    // RabbitMQ's plain AMQP port: reachable, but it does not speak TLS.
+    expect(await answerFor("amqps://guest:guest@127.0.0.1:5672/")).toMatch(
+      /127\.0\.0\.1:5672 is reachable, but the TLS handshake failed .*NODE_EXTRA_CA_CERTS/,
+    );
+    expect(await answerFor("amqps://guest:guest@127.0.0.1:1/")).not.toMatch(/TLS/);
+  });
+});
