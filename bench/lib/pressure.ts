@@ -9,11 +9,8 @@
  *   than 64 MB above it; a Cloudflare isolate has 128 MB).
  */
 import { readFileSync } from "node:fs";
-import { AMQPClient } from "@cloudamqp/amqp-client";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
-import { startCuttableLink, type CuttableLink } from "../../test/helpers/cuttable-link";
-import { startDisposableBroker, type DisposableBroker } from "../../test/helpers/disposable-broker";
-import { truthUnderLoad, type TruthUnderLoadReport } from "../../test/helpers/truth-under-load";
+import { startTruthRig, TRUTH_MODES, truthUnderLoad, type TruthRig, type TruthUnderLoadReport } from "../../test/helpers/truth-under-load";
 import { AMQP_URL, deleteQueues, freshQueues } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
 import { load } from "./load";
@@ -52,54 +49,16 @@ const rssMb = (pid: number | undefined): number => {
   return kb / 1024;
 };
 
-const drainFrom = (url: string, queue: string) => async (): Promise<string[]> => {
-  const connection = await new AMQPClient(url).connect();
-  try {
-    const channel = await connection.channel();
-    const bodies: string[] = [];
-    for (let message = await channel.basicGet(queue); message; message = await channel.basicGet(queue))
-      bodies.push(message.bodyString() ?? "");
-    return bodies;
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-};
-
-/** Truth under load at full size, both consume modes, each on its own queue. */
+/** Truth under load at full size, both consume modes, each on its own queue (the test suite's rig). */
 export const truthSection = async (port: number, seconds: number, log: (line: string) => void): Promise<TruthFigures[]> => {
-  let broker: DisposableBroker | undefined;
-  let publishLink: CuttableLink | undefined;
-  let consumeLink: CuttableLink | undefined;
+  let rig: TruthRig | undefined;
   let gateway: LocalGateway | undefined;
   try {
-    broker = await startDisposableBroker();
-    const [host = "", brokerPort = ""] = broker.address.split(":");
-    // One link for the publishing routes, one for the consuming ones: with auto-ack (at most once)
-    // a message on the wire when its consuming connection is cut is lost by design, so that run
-    // cuts the publishing link only (test/e2e/truth-under-load.test.ts does the same).
-    publishLink = await startCuttableLink({ host, port: Number(brokerPort) });
-    consumeLink = await startCuttableLink({ host, port: Number(brokerPort) });
-    const url = `amqp://guest:guest@${publishLink.address}/`;
-    const consumeUrl = `amqp://guest:guest@${consumeLink.address}/`;
-    const connection = await new AMQPClient(broker.url).connect();
-    const channel = await connection.channel();
-    for (const queue of ["truth-auto", "truth-settled"]) {
-      await channel.queueDeclare(queue, { durable: false }, { "x-max-length": 50, "x-overflow": "reject-publish" });
-    }
-    await connection.close();
-    writeRoutes(`
-routes:
-  - { id: truth-in, path: /auto, methods: [POST], amqp: { enabled: true, url: "${url}", producer: { routing_key: truth-auto, persistent: false } } }
-  - { id: truth-out, path: /auto, methods: [GET], amqp: { enabled: true, url: "${consumeUrl}", consumer: { queue: truth-auto, auto_ack: true } } }
-  - { id: truth-settled-in, path: /settled, methods: [POST], amqp: { enabled: true, url: "${url}", producer: { routing_key: truth-settled, persistent: false } } }
-  - { id: truth-settled-out, path: /settled, methods: [GET], amqp: { enabled: true, url: "${consumeUrl}", consumer: { queue: truth-settled } } }
-`);
+    rig = await startTruthRig();
+    writeRoutes(rig.routes);
     gateway = await startLocalGateway({ host: "127.0.0.1", port });
     const figures: TruthFigures[] = [];
-    for (const [path, queue, autoAck] of [
-      ["/auto", "truth-auto", true],
-      ["/settled", "truth-settled", false],
-    ] as const) {
+    for (const { path, queue, autoAck } of TRUTH_MODES) {
       const started = Date.now();
       const third = (seconds * 1000) / 3;
       const report = await truthUnderLoad({
@@ -109,17 +68,9 @@ routes:
         publishers: 48,
         consumers: 16,
         seconds,
-        faults: [
-          {
-            afterMs: third / 2,
-            name: autoAck ? "publishing link cut" : "both links cut",
-            run: () => Promise.resolve((publishLink?.cut() ?? 0) + (autoAck ? 0 : (consumeLink?.cut() ?? 0))),
-          },
-          { afterMs: third / 2, name: "memory alarm on", run: () => broker?.setMemoryAlarm(true) ?? Promise.resolve() },
-          { afterMs: third, name: "memory alarm off", run: () => broker?.setMemoryAlarm(false) ?? Promise.resolve() },
-        ],
+        faults: rig.faults(autoAck, third / 2, third),
         tailMs: third,
-        drainQueue: drainFrom(broker.url, queue),
+        drainQueue: rig.drainQueue(queue),
       });
       const one: TruthFigures = {
         ...report,
@@ -138,9 +89,7 @@ routes:
     return figures;
   } finally {
     await gateway?.stop();
-    await publishLink?.close();
-    await consumeLink?.close();
-    await broker?.stop();
+    await rig?.stop();
   }
 };
 

@@ -29,11 +29,6 @@ export class PublishWindow {
 
   constructor(readonly size = PUBLISH_WINDOW) {}
 
-  /** Publishes in flight now. */
-  get inFlight(): number {
-    return this.#inFlight;
-  }
-
   /** Asks for a place; await `granted`, and always `release` it. */
   enter(): WindowTicket {
     let state: "waiting" | "granted" | "released" = "waiting";

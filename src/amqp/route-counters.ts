@@ -27,6 +27,7 @@ export class RouteCountersStore {
   readonly #counters: RouteCounters;
   #lastError: LastError | null;
   #url: string | undefined;
+  #lastUrl: string | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(storage: DurableObjectStorage) {
@@ -38,6 +39,9 @@ export class RouteCountersStore {
 
   /** The counts are for `url` (stored redacted): a different URL than theirs starts them again from zero. */
   countFor(url: string): void {
+    // Called on every request: the same URL as last time is the whole check (no parse, no redaction).
+    if (url === this.#lastUrl) return;
+    this.#lastUrl = url;
     const key = redactUrl(url);
     if (this.#url === key) return;
     if (this.#url !== undefined) {

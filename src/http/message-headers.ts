@@ -34,26 +34,25 @@ const OMITTED_RESERVE_BYTES = 1100;
 export const messageHeaders = (message: ConsumedMessage): Headers => {
   const headers = new Headers();
   const encoded: string[] = [];
-  // Bytes used so far: each header's name, value and ": \r\n", and the encoded list's growth.
+  // Bytes used so far: each header's name, value and ": \r\n", and its place in the encoded list.
   let used = 0;
-  const encodedValue = (value: string) => (isPlainValue(value) ? undefined : percentEncode(value, VALUE_SAFE));
-  const put = (name: string, value: string) => {
-    const encodedText = encodedValue(value);
-    headers.set(name, encodedText ?? value);
-    used += name.length + (encodedText ?? value).length + 4;
-    if (encodedText !== undefined) markEncoded(name);
+  const costOf = (name: string, shown: string, listed: boolean) => name.length + shown.length + 4 + (listed ? name.length + 2 : 0);
+  const put = (name: string, shown: string, listed: boolean) => {
+    headers.set(name, shown);
+    used += costOf(name, shown, listed);
+    if (listed) encoded.push(name.toLowerCase());
   };
-  const markEncoded = (name: string) => {
-    encoded.push(name.toLowerCase());
-    used += name.length + 2;
+  const putProperty = (name: string, value: string) => {
+    const shown = shownValue(value);
+    put(name, shown, shown !== value);
   };
-  put("Content-Type", message.contentType ?? DEFAULT_CONTENT_TYPE);
-  put("X-Exchange", message.exchange);
-  put("X-Routing-Key", message.routingKey);
-  put("X-Redelivered", String(message.redelivered));
-  if (message.messageId !== undefined) put("X-Message-Id", message.messageId);
-  if (message.correlationId !== undefined) put("X-Correlation-Id", message.correlationId);
-  if (message.messageCount !== undefined) put("X-Message-Count", String(message.messageCount));
+  putProperty("Content-Type", message.contentType ?? DEFAULT_CONTENT_TYPE);
+  putProperty("X-Exchange", message.exchange);
+  putProperty("X-Routing-Key", message.routingKey);
+  putProperty("X-Redelivered", String(message.redelivered));
+  if (message.messageId !== undefined) putProperty("X-Message-Id", message.messageId);
+  if (message.correlationId !== undefined) putProperty("X-Correlation-Id", message.correlationId);
+  if (message.messageCount !== undefined) putProperty("X-Message-Count", String(message.messageCount));
 
   const budget = HEADERS_BUDGET_BYTES - OMITTED_RESERVE_BYTES - ENCODED_HEADER.length - 4;
   const omitted: string[] = [];
@@ -62,19 +61,21 @@ export const messageHeaders = (message: ConsumedMessage): Headers => {
     if (text === undefined) continue;
     const token = isToken(key);
     const name = `${AMQP_HEADER_PREFIX}${token ? key : percentEncode(key, TOKEN_SAFE)}`;
-    const valueText = encodedValue(text) ?? text;
-    const cost = name.length + valueText.length + 4 + (token && valueText === text ? 0 : name.length + 2);
-    if (used + cost > budget) {
+    const shown = shownValue(text);
+    const listed = !token || shown !== text;
+    if (used + costOf(name, shown, listed) > budget) {
       omitted.push(key);
       continue;
     }
-    if (!token) markEncoded(name);
-    put(name, text);
+    put(name, shown, listed);
   }
-  if (encoded.length > 0) headers.set(ENCODED_HEADER, [...new Set(encoded)].join(", "));
+  if (encoded.length > 0) headers.set(ENCODED_HEADER, encoded.join(", "));
   if (omitted.length > 0) headers.set(OMITTED_HEADER, omittedList(omitted));
   return headers;
 };
+
+/** The value as it can be sent: as it is when plain, else percent-encoded. */
+const shownValue = (value: string): string => (isPlainValue(value) ? value : percentEncode(value, VALUE_SAFE));
 
 /** Visible ASCII and inner spaces or tabs: what every HTTP client reads back unchanged. */
 // eslint-disable-next-line no-control-regex -- the tab is the point: it may appear inside a value.

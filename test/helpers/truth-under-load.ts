@@ -6,6 +6,9 @@
  * 503) must be in neither; with auto-ack no body is delivered twice. Used by the test suite at a
  * size that fits CI and by `npm run bench` at full size.
  */
+import { AMQPClient } from "@cloudamqp/amqp-client";
+import { startCuttableLink } from "./cuttable-link";
+import { startDisposableBroker } from "./disposable-broker";
 
 /** One consuming route under load. */
 export interface ConsumePath {
@@ -139,5 +142,96 @@ export const truthUnderLoad = async (options: TruthUnderLoadOptions): Promise<Tr
     consumed: [...deliveries.values()].reduce((a, b) => a + b, 0),
     leftInQueue: queued.length,
     faults: injected,
+  };
+};
+
+/** One consume mode of the rig: its path (POST publishes, GET consumes) and queue. */
+export interface TruthMode {
+  path: string;
+  queue: string;
+  autoAck: boolean;
+}
+
+/** The rig's two modes: at most once (auto-ack) and at least once (settled). */
+export const TRUTH_MODES: readonly TruthMode[] = [
+  { path: "/at-most-once", queue: "truth-auto", autoAck: true },
+  { path: "/at-least-once", queue: "truth-settled", autoAck: false },
+];
+
+/**
+ * What truth under load runs against, for the test suite and the bench alike: a disposable
+ * RabbitMQ node of its own, two links to it that can be cut (one for the publishing routes, one
+ * for the consuming ones), a refusing queue per mode (`x-max-length` 50, `reject-publish`), the
+ * routes to serve, and the faults.
+ */
+export interface TruthRig {
+  /** The routes.yaml for the gateway under test. */
+  routes: string;
+  /**
+   * Cut, then a memory alarm on after `spacingMs` each, then off after `alarmMs`. With auto-ack (at most once) a
+   * message the broker has put on the wire is lost when its consuming connection is cut, by
+   * design: that mode cuts the publishing link only; the settled mode cuts both.
+   */
+  faults(autoAck: boolean, spacingMs: number, alarmMs?: number): NonNullable<TruthUnderLoadOptions["faults"]>;
+  /** Takes every message left in `queue` with an AMQP client of the rig's own. */
+  drainQueue(queue: string): () => Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+export const startTruthRig = async (): Promise<TruthRig> => {
+  const broker = await startDisposableBroker();
+  const [host = "", port = ""] = broker.address.split(":");
+  const publishLink = await startCuttableLink({ host, port: Number(port) });
+  const consumeLink = await startCuttableLink({ host, port: Number(port) });
+  const withChannel = async <T>(
+    work: (channel: Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>) => Promise<T>,
+  ) => {
+    const connection = await new AMQPClient(broker.url).connect();
+    try {
+      return await work(await connection.channel());
+    } finally {
+      await connection.close().catch(() => undefined);
+    }
+  };
+  await withChannel(async (channel) => {
+    for (const { queue } of TRUTH_MODES) {
+      // Not durable, and the routes publish transient messages: the promise is about confirms, and
+      // this keeps the disk out of the way, so the load is high enough to make RabbitMQ nack in batches.
+      await channel.queueDeclare(queue, { durable: false }, { "x-max-length": 50, "x-overflow": "reject-publish" });
+    }
+  });
+  const publishUrl = `amqp://guest:guest@${publishLink.address}/`;
+  const consumeUrl = `amqp://guest:guest@${consumeLink.address}/`;
+  const routes = `routes:\n${TRUTH_MODES.map(
+    ({ path, queue, autoAck }) =>
+      `  - { id: ${queue}-in, path: ${path}, methods: [POST], amqp: { enabled: true, url: "${publishUrl}", producer: { routing_key: ${queue}, persistent: false } } }\n` +
+      `  - { id: ${queue}-out, path: ${path}, methods: [GET], amqp: { enabled: true, url: "${consumeUrl}", consumer: { queue: ${queue}, auto_ack: ${autoAck} } } }\n`,
+  ).join("")}`;
+  return {
+    routes,
+    faults: (autoAck, spacingMs, alarmMs = spacingMs) => [
+      {
+        afterMs: spacingMs,
+        name: autoAck ? "publishing link cut" : "both links cut",
+        run: () => {
+          const cut = publishLink.cut() + (autoAck ? 0 : consumeLink.cut());
+          return cut > 0 ? Promise.resolve() : Promise.reject(new Error("the link had no connection to cut"));
+        },
+      },
+      { afterMs: spacingMs, name: "memory alarm on", run: () => broker.setMemoryAlarm(true) },
+      { afterMs: alarmMs, name: "memory alarm off", run: () => broker.setMemoryAlarm(false) },
+    ],
+    drainQueue: (queue) => () =>
+      withChannel(async (channel) => {
+        const bodies: string[] = [];
+        for (let message = await channel.basicGet(queue); message; message = await channel.basicGet(queue))
+          bodies.push(message.bodyString() ?? "");
+        return bodies;
+      }),
+    async stop() {
+      await publishLink.close();
+      await consumeLink.close();
+      await broker.stop();
+    },
   };
 };
