@@ -14,7 +14,8 @@ import type { Env, GatewayEnv } from "../src/env";
 import gateway, { AmqpRouteObject as GatewayRouteObject } from "../src/index";
 import { routesConfig } from "../src/generated/routes";
 import type { PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
-import { routeObject, routeTarget } from "../src/http/route-target";
+import { routeObject } from "../src/http/route-target";
+import { resolveConfig } from "../src/config/resolve-config";
 
 export class AmqpRouteObject extends GatewayRouteObject {
   /** What `publishMany` receives, answered as if every message were confirmed. */
@@ -27,13 +28,16 @@ const CEILING_PREFIX = "/__ceiling/";
 
 const ceiling = new Hono<GatewayEnv>();
 ceiling.post(`${CEILING_PREFIX}:route`, async (c) => {
-  const route = routesConfig.routes.find((candidate) => candidate.id === c.req.param("route"));
-  if (!route) return c.json({ error: "no such route" }, 404);
-  const target = routeTarget(routesConfig, c.env, route);
+  const resolved = resolveConfig(routesConfig, c.env);
+  const target = resolved.ok ? resolved.config.routes.find((candidate) => candidate.id === c.req.param("route")) : undefined;
+  if (!target?.amqp.producer) return c.json({ error: "no such route" }, 404);
   const body = await c.req.arrayBuffer();
   const object = routeObject(c.env, target) as unknown as DurableObjectStub<AmqpRouteObject>;
   const contentType = c.req.header("content-type") ?? "application/json";
-  await object.acceptWithoutPublishing({ route: target, messages: [{ body, properties: { contentType } }] });
+  await object.acceptWithoutPublishing({
+    route: { ...target, amqp: { ...target.amqp, producer: target.amqp.producer } },
+    messages: [{ body, properties: { contentType } }],
+  });
   return c.json({ status: "published" }, 202);
 });
 

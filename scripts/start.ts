@@ -8,7 +8,7 @@
  */
 import { createServer } from "node:net";
 import { redactUrl } from "../src/amqp/broker-url";
-import { servedMethods, type GatewayConfig } from "../src/config/schema";
+import type { GatewayConfig } from "../src/config/schema";
 import { startLocalGateway, type LocalGateway } from "./lib/local-gateway";
 import { displayPath, loadRoutesOrExit, routesPath } from "./lib/routes-file";
 
@@ -64,11 +64,11 @@ const describeRoutes = (config: GatewayConfig): string[] =>
   config.routes.map((route) => {
     const amqp = route.amqp;
     const roles = [
-      amqp?.producer ? `publishes to exchange "${amqp.producer.exchange}" with routing key "${amqp.producer.routing_key}"` : undefined,
-      amqp?.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
+      amqp.producer ? `publishes to exchange "${amqp.producer.exchange}" with routing key "${amqp.producer.routing_key}"` : undefined,
+      amqp.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
     ].filter(Boolean);
     const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
-    return `  ${route.id}: ${servedMethods(route).join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp?.url ?? "")}`;
+    return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)}`;
   });
 
 const port = portFromEnvironment();

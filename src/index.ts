@@ -3,8 +3,8 @@
  * served by Hono, and the Durable Object class that holds each route's broker connection.
  */
 import { routesConfig } from "./generated/routes";
-import { createApp } from "./http/app";
+import { createGateway } from "./http/gateway";
 
 export { AmqpRouteObject } from "./amqp/route-object";
 
-export default createApp(routesConfig);
+export default createGateway(routesConfig);

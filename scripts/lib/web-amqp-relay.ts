@@ -11,8 +11,8 @@ const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 export const localRelayAddresses = (config: GatewayConfig): string[] => {
   const addresses = new Set<string>();
   for (const route of config.routes) {
-    const url = route.amqp?.enabled ? route.amqp.url : undefined;
-    if (!url?.startsWith("ws://")) continue;
+    const url = route.amqp.url;
+    if (!url.startsWith("ws://")) continue;
     const parsed = new URL(url);
     if (LOCAL_HOSTS.has(parsed.hostname)) addresses.add(`${parsed.hostname === "[::1]" ? "::1" : parsed.hostname}:${parsed.port || "80"}`);
   }

@@ -15,7 +15,7 @@ export const SHORT_STRING_BYTES = 255;
  * negotiates a smaller one is caught in the route's object instead (amqp-client as patched refuses
  * a header frame over the negotiated size before sending it).
  */
-export const FRAME_MAX_BYTES = 131_072;
+const FRAME_MAX_BYTES = 131_072;
 
 /** A content header frame without properties: frame header (7), class, weight, body size (12), flags (2), frame end (1). */
 const HEADER_FRAME_OVERHEAD = 22;

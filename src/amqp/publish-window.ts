@@ -1,5 +1,5 @@
 /** Most publishes one connection has sent and not yet had confirmed (default 256). */
-export const PUBLISH_WINDOW = 256;
+const PUBLISH_WINDOW = 256;
 
 interface Waiter {
   grant: () => void;

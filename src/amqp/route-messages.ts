@@ -3,14 +3,15 @@
  * objects only: the route's resolved settings travel with every call, so the object always acts
  * on the configuration that is deployed now.
  */
-import type { AmqpConfig } from "../config/schema";
+import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
 import type { RouteFailure } from "./route-failure";
 
 /** The parts of a route the object needs, with `${NAME}` resolved. */
-export interface RouteTarget {
-  id: string;
-  amqp: AmqpConfig & { url: string };
-}
+export type RouteTarget = Pick<RouteConfig, "id" | "amqp">;
+/** A route to publish with. */
+export type PublishingTarget = PublishingRoute<RouteTarget>;
+/** A route to consume from. */
+export type ConsumingTarget = ConsumingRoute<RouteTarget>;
 
 /** AMQP properties the gateway sets from the request's headers (see `src/http/message-properties.ts`). */
 export interface PublishProperties {
@@ -35,7 +36,7 @@ export interface OutgoingMessage {
 
 /** One HTTP request's messages for the route's object to publish: one message, or a batch. */
 export interface PublishManyRequest {
-  route: RouteTarget;
+  route: PublishingTarget;
   messages: OutgoingMessage[];
 }
 

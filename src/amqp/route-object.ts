@@ -10,10 +10,12 @@ import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
 import type {
   ConsumeOutcome,
+  ConsumingTarget,
   OutgoingMessage,
   PublishManyOutcome,
   PublishManyRequest,
   PublishOutcome,
+  PublishingTarget,
   RouteStats,
   RouteTarget,
   SettleOutcome,
@@ -56,12 +58,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
   }
 
   /** The connection and its session once per call, then every message pipelined on it. */
-  async #publishAll(route: RouteTarget, messages: OutgoingMessage[]): Promise<PublishOutcome[]> {
+  async #publishAll(route: PublishingTarget, messages: OutgoingMessage[]): Promise<PublishOutcome[]> {
     const producer = route.amqp.producer;
     let session: AMQPSession;
     const connection = this.#connection("publish", route);
     try {
-      if (!producer) throw new RouteFailureError("internal", "the route has no producer");
       session = await connection.session();
     } catch (error) {
       const failure = asFailure(error);
@@ -88,12 +89,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * Takes one message from the route's queue, or answers with `message: null` when it is empty.
    * Without auto-ack the message stays unacknowledged until the Worker calls {@link settle}.
    */
-  async consume(route: RouteTarget): Promise<ConsumeOutcome> {
+  async consume(route: ConsumingTarget): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
     this.#counters.increment("total_requests");
     try {
-      if (!consumer) throw new RouteFailureError("internal", "the route has no consumer");
       const session = await this.#connection("consume", route).session();
       const taken = await getMessage(session, {
         queue: consumer.queue,

@@ -11,8 +11,7 @@ export const resolveConfig = (config: GatewayConfig, env: Record<string, unknown
   const { value, missing } = resolveEnvReferences(config, env);
   const problems = missing.map((name) => `\${${name}} is used in the routes but is not set in the environment`);
   for (const route of value.routes) {
-    const url = route.amqp?.enabled ? route.amqp.url : undefined;
-    const problem = url === undefined || missing.length > 0 ? undefined : amqpUrlProblem(url);
+    const problem = missing.length > 0 ? undefined : amqpUrlProblem(route.amqp.url);
     if (problem) problems.push(`route "${route.id}": amqp.url: ${problem}`);
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: value };

@@ -14,10 +14,10 @@ export const ROUTE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
 export type RouteMethod = (typeof ROUTE_METHODS)[number];
 
 /** Durable Object location hints Cloudflare accepts. */
-export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
 
 /** URL schemes the gateway can connect with (TCP or Web-AMQP over WebSocket). */
-export const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
+const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
 
 /**
  * The other innermost handlers of runway's configuration format. They are known keys so that a route using one
@@ -165,51 +165,89 @@ const foreignHandlerEntries = Object.fromEntries(FOREIGN_HANDLERS.map((name) => 
   v.OptionalSchema<v.UnknownSchema, undefined>
 >;
 
+const RouteFields = strictObject({
+  /** Unique name of the route; it keys the route's Durable Object and its `/amqp` stats. */
+  id: v.pipe(v.string("id must be a string"), v.regex(/^[A-Za-z0-9._~-]+$/, "id must be letters, digits, '.', '_', '~' or '-'")),
+  /** Request path; must start with `/`. Hono patterns such as `:name` are allowed. */
+  path: v.pipe(
+    v.string("path must be a string"),
+    v.startsWith("/", "path must start with /"),
+    v.check((path) => path.replace(/\/+$/, "") !== "/amqp", "/amqp is reserved for the gateway's stats"),
+  ),
+  /** Also match every path below `path` (default false). */
+  path_prefix: v.optional(v.boolean("path_prefix must be true or false"), false),
+  /** Methods this route answers; by default every method its producer or consumer serves. */
+  methods: v.optional(v.pipe(v.array(MethodSchema, "methods must be a list"), v.minLength(1, "methods must not be empty"))),
+  /** The AMQP backend of the route. */
+  amqp: v.optional(AmqpSchema),
+  ...foreignHandlerEntries,
+});
+
+type AmqpSettings = Pick<
+  v.InferOutput<typeof AmqpSchema>,
+  "heartbeat_s" | "connect_timeout_ms" | "shards" | "location_hint" | "operation_timeout_ms"
+>;
+export type ProducerConfig = v.InferOutput<typeof ProducerSchema>;
+export type ConsumerConfig = v.InferOutput<typeof ConsumerSchema>;
+
+/**
+ * The AMQP backend of a route the gateway serves: enabled, with a URL, and with a producer, a
+ * consumer or both. The rules between fields live here, in the type, so nothing downstream
+ * checks them again.
+ */
+export type AmqpBackend = AmqpSettings & { url: string } & (
+    { producer: ProducerConfig; consumer?: ConsumerConfig } | { producer?: ProducerConfig; consumer: ConsumerConfig }
+  );
+
+/** A validated route: its `methods` are resolved (every method it answers), and its backend is an {@link AmqpBackend}. */
+export interface RouteConfig {
+  id: string;
+  path: string;
+  path_prefix: boolean;
+  /** Each method once; every one of them is served by the producer (POST, PUT) or the consumer (the others). */
+  methods: RouteMethod[];
+  amqp: AmqpBackend;
+}
+
+/**
+ * The rules that relate a route's fields (enabled ⇒ url; a producer or a consumer; each method
+ * served by one; no other innermost handler), checked together so that every broken rule is
+ * reported, and the route turned into a {@link RouteConfig} that carries them.
+ */
 const RouteSchema = v.pipe(
-  strictObject({
-    /** Unique name of the route; it keys the route's Durable Object and its `/amqp` stats. */
-    id: v.pipe(v.string("id must be a string"), v.regex(/^[A-Za-z0-9._~-]+$/, "id must be letters, digits, '.', '_', '~' or '-'")),
-    /** Request path; must start with `/`. Hono patterns such as `:name` are allowed. */
-    path: v.pipe(
-      v.string("path must be a string"),
-      v.startsWith("/", "path must start with /"),
-      v.check((path) => path.replace(/\/+$/, "") !== "/amqp", "/amqp is reserved for the gateway's stats"),
-    ),
-    /** Also match every path below `path` (default false). */
-    path_prefix: v.optional(v.boolean("path_prefix must be true or false"), false),
-    /** Methods this route answers; by default every method its producer or consumer serves. */
-    methods: v.optional(v.pipe(v.array(MethodSchema, "methods must be a list"), v.minLength(1, "methods must not be empty"))),
-    /** The AMQP backend of the route. */
-    amqp: v.optional(AmqpSchema),
-    ...foreignHandlerEntries,
-  }),
-  v.rawCheck(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
+  RouteFields,
+  v.rawTransform(({ dataset, addIssue, NEVER }): RouteConfig => {
     const route = dataset.value;
+    let broken = false;
+    const problem = (message: string, key?: keyof typeof route) => {
+      broken = true;
+      const path = key === undefined ? undefined : ([{ type: "object", origin: "value", input: route, key, value: route[key] }] as const);
+      addIssue(path ? { message, path: [...path] } : { message });
+    };
     const foreign = FOREIGN_HANDLERS.filter((name) => route[name] !== undefined);
-    const amqp = route.amqp;
-    const at = (key: string) => [{ type: "object", origin: "value", input: route, key, value: route[key as keyof typeof route] }] as const;
-    if (amqp?.enabled) {
-      for (const name of foreign) {
-        addIssue({ message: `${name} cannot be combined with amqp: both are innermost handlers`, path: [...at(name)] });
-      }
-      if (amqp.url === undefined) addIssue({ message: "url is required when amqp.enabled is true", path: [...at("amqp")] });
-      if (!amqp.producer && !amqp.consumer) {
-        addIssue({ message: "an enabled amqp route needs a producer, a consumer or both", path: [...at("amqp")] });
-      }
-      for (const method of route.methods ?? []) {
-        if (isPublishMethod(method) && !amqp.producer) {
-          addIssue({ message: `${method} publishes, but the route has no producer`, path: [...at("methods")] });
-        } else if (!isPublishMethod(method) && !amqp.consumer) {
-          addIssue({ message: `${method} consumes, but the route has no consumer`, path: [...at("methods")] });
-        }
-      }
-    } else if (foreign.length > 0) {
-      for (const name of foreign)
-        addIssue({ message: `${name} is not supported by this gateway (only amqp routes are)`, path: [...at(name)] });
-    } else {
-      addIssue({ message: "the route has no handler: set amqp.enabled: true with a url" });
+    if (!route.amqp?.enabled) {
+      for (const name of foreign) problem(`${name} is not supported by this gateway (only amqp routes are)`, name);
+      if (foreign.length === 0) problem("the route has no handler: set amqp.enabled: true with a url");
+      return NEVER;
     }
+    const { enabled, url, producer, consumer, ...settings } = route.amqp;
+    for (const name of foreign) problem(`${name} cannot be combined with amqp: both are innermost handlers`, name);
+    if (url === undefined) problem("url is required when amqp.enabled is true", "amqp");
+    const roles = producer ? { producer, ...(consumer ? { consumer } : {}) } : consumer ? { consumer } : undefined;
+    if (!roles) problem("an enabled amqp route needs a producer, a consumer or both", "amqp");
+    for (const method of route.methods ?? []) {
+      if (isPublishMethod(method) && !producer) problem(`${method} publishes, but the route has no producer`, "methods");
+      if (!isPublishMethod(method) && !consumer) problem(`${method} consumes, but the route has no consumer`, "methods");
+    }
+    if (broken || url === undefined || !roles) return NEVER;
+    const methods = route.methods ?? ROUTE_METHODS.filter((method) => (isPublishMethod(method) ? producer : consumer) !== undefined);
+    return {
+      id: route.id,
+      path: route.path,
+      path_prefix: route.path_prefix,
+      methods: [...new Set(methods)],
+      amqp: { ...settings, url, ...roles },
+    };
   }),
 );
 
@@ -251,7 +289,10 @@ export const GatewayConfigSchema = v.pipe(
       if (typeof route?.id === "string" && seenIds.has(route.id)) {
         addIssue({
           message: `duplicate id "${route.id}"`,
-          path: [...path, { type: "object", origin: "value", input: route, key: "id", value: route.id }],
+          path: [
+            ...path,
+            { type: "object", origin: "value", input: route as unknown as Record<string, unknown>, key: "id", value: route.id },
+          ],
         });
       }
       seenIds.add(route?.id);
@@ -259,7 +300,7 @@ export const GatewayConfigSchema = v.pipe(
       // Two routes on one path must split its methods between them, or one would never be reached.
       for (const earlier of routes.slice(0, index)) {
         if (earlier.path !== route.path || earlier.path_prefix !== route.path_prefix) continue;
-        const shared = servedMethods(route).filter((m) => servedMethods(earlier).includes(m));
+        const shared = route.methods.filter((method) => earlier.methods.includes(method));
         if (shared.length > 0) {
           addIssue({
             message: `methods ${shared.join(", ")} on ${route.path} are already served by route "${earlier.id}"`,
@@ -271,19 +312,13 @@ export const GatewayConfigSchema = v.pipe(
   }),
 );
 
-/** The raw shape before defaults, as a YAML author writes it. */
-export type GatewayConfigInput = v.InferInput<typeof GatewayConfigSchema>;
 /** The validated, normalised configuration the Worker runs on. */
 export type GatewayConfig = v.InferOutput<typeof GatewayConfigSchema>;
-export type RouteConfig = GatewayConfig["routes"][number];
-export type AmqpConfig = NonNullable<RouteConfig["amqp"]>;
-export type ProducerConfig = NonNullable<AmqpConfig["producer"]>;
-export type ConsumerConfig = NonNullable<AmqpConfig["consumer"]>;
 
-/** The methods a route serves: its `methods`, or every method its producer and consumer handle. */
-export const servedMethods = (route: Pick<RouteConfig, "methods" | "amqp">): RouteMethod[] => {
-  const amqp = route.amqp;
-  if (!amqp?.enabled) return [];
-  const candidates = route.methods ?? ROUTE_METHODS;
-  return candidates.filter((method) => (isPublishMethod(method) ? amqp.producer : amqp.consumer) !== undefined);
-};
+/** A route that publishes (it has a producer), as the handlers of POST and PUT receive it. */
+export type PublishingRoute<R extends Pick<RouteConfig, "amqp"> = RouteConfig> = R & { amqp: { producer: ProducerConfig } };
+/** A route that consumes (it has a consumer), as the handlers of GET and the others receive it. */
+export type ConsumingRoute<R extends Pick<RouteConfig, "amqp"> = RouteConfig> = R & { amqp: { consumer: ConsumerConfig } };
+
+export const publishes = <R extends Pick<RouteConfig, "amqp">>(route: R): route is PublishingRoute<R> => route.amqp.producer !== undefined;
+export const consumes = <R extends Pick<RouteConfig, "amqp">>(route: R): route is ConsumingRoute<R> => route.amqp.consumer !== undefined;

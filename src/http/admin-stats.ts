@@ -2,10 +2,9 @@ import { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { redactUrl } from "../amqp/broker-url";
 import type { RouteStats } from "../amqp/route-messages";
-import type { GatewayConfig } from "../config/schema";
+import type { GatewayConfig, RouteConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
-import { resolvedRoutes } from "./resolved-config";
-import { routeObject, routeTarget } from "./route-target";
+import { routeObject } from "./route-target";
 import { statusPage } from "./status-page";
 
 /**
@@ -33,9 +32,8 @@ export const adminStats = (config: GatewayConfig) => {
     return c.json({ error: failure, route: null }, 401, { "WWW-Authenticate": challenge });
   });
   app.get("/amqp", async (c) => {
-    const routes = [...resolvedRoutes(config, c.env).values()].filter((route) => route.amqp?.enabled);
-    if (wantsPage(c.req.header("accept"))) return c.html(statusPage(routes));
-    const entries = await Promise.all(routes.map(async (route) => [route.id, await routeStats(c.env, config, route.id)] as const));
+    if (wantsPage(c.req.header("accept"))) return c.html(statusPage(config.routes));
+    const entries = await Promise.all(config.routes.map(async (route) => [route.id, await routeStats(c.env, route)] as const));
     return c.json(Object.fromEntries(entries));
   });
   return app;
@@ -70,10 +68,7 @@ const basicFailure = async (header: string, token: string): Promise<string | und
   return (await timingSafeEqual(token.trim(), password)) ? undefined : "invalid token";
 };
 
-const routeStats = async (env: Env, config: GatewayConfig, routeId: string): Promise<RouteStatsEntry> => {
-  const route = resolvedRoutes(config, env).get(routeId);
-  if (!route) throw new Error(`unknown route ${routeId}`);
-  const target = routeTarget(config, env, route);
+const routeStats = async (env: Env, target: RouteConfig): Promise<RouteStatsEntry> => {
   const shards = await Promise.all(
     Array.from({ length: target.amqp.shards }, async (_, shard) => ({
       shard,

@@ -1,7 +1,15 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { ConsumeOutcome, PublishManyOutcome, PublishProperties, RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type {
+  ConsumeOutcome,
+  ConsumingTarget,
+  PublishManyOutcome,
+  PublishingTarget,
+  PublishProperties,
+  RouteTarget,
+  SettleOutcome,
+} from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
@@ -17,9 +25,8 @@ import { pickShard, routeObject } from "./route-target";
  * first failure and lists each failed index. Headers are checked and the body's size limited
  * before the route's object is called.
  */
-export const publish = async (c: Context<GatewayEnv>, target: RouteTarget): Promise<Response> => {
+export const publish = async (c: Context<GatewayEnv>, target: PublishingTarget): Promise<Response> => {
   const producer = target.amqp.producer;
-  if (!producer) throw new GatewayError(500, "the route has no producer", target.id);
   const properties = publishProperties(c.req.raw.headers, target.id);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
@@ -76,7 +83,7 @@ const batchProperties = (properties: PublishProperties, index: number): PublishP
  * so it is not delivered twice. If the Worker never settles it (it went away), the object
  * requeues it after `operation_timeout_ms`.
  */
-export const consume = async (c: Context<GatewayEnv>, target: RouteTarget): Promise<Response> => {
+export const consume = async (c: Context<GatewayEnv>, target: ConsumingTarget): Promise<Response> => {
   const shard = pickShard(target);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
     routeObject(c.env, target, shard).consume(target),

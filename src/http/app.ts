@@ -1,15 +1,14 @@
 import { Hono, type Context, type Next } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { isPublishMethod, type GatewayConfig } from "../config/schema";
+import { consumes, isPublishMethod, publishes, type GatewayConfig } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { adminStats } from "./admin-stats";
 import { consume, publish } from "./amqp-handlers";
 import { GatewayError } from "./gateway-error";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
-import { routeTarget } from "./route-target";
 
 /**
- * The gateway for one validated configuration: `/amqp` for stats, then each path of
+ * The gateway for one validated configuration, `${NAME}` resolved: `/amqp` for stats, then each path of
  * routes.yaml. Every failure becomes JSON in `onError`; nothing else writes an error response.
  */
 export const createApp = (config: GatewayConfig) => {
@@ -44,12 +43,12 @@ export const createApp = (config: GatewayConfig) => {
   function serve(c: Context<GatewayEnv>, group: RouteGroup, next: Next) {
     const method = c.req.method;
     const route = method === "OPTIONS" ? undefined : routeForMethod(group, method);
-    if (!route) {
-      c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
-      c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
-      return next();
-    }
-    const target = routeTarget(config, c.env, route);
-    return isPublishMethod(method) ? publish(c, target) : consume(c, target);
+    // A route answers a method only if its producer (POST, PUT) or consumer (the rest) serves it:
+    // the schema guarantees that for every method in `route.methods`.
+    if (route && isPublishMethod(method) && publishes(route)) return publish(c, route);
+    if (route && !isPublishMethod(method) && consumes(route)) return consume(c, route);
+    c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
+    c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
+    return next();
   }
 };

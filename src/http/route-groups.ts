@@ -1,4 +1,4 @@
-import { servedMethods, type RouteConfig, type RouteMethod } from "../config/schema";
+import type { RouteConfig, RouteMethod } from "../config/schema";
 
 /**
  * Routes that share a path (the documentation's `/api/jobs` example has a POST route and a GET route). A request
@@ -19,7 +19,7 @@ export const groupRoutes = (routes: readonly RouteConfig[]): RouteGroup[] => {
     const key = `${route.path_prefix ? "prefix" : "exact"} ${route.path}`;
     const group = groups.get(key) ?? { patterns: patternsOf(route), routes: [], allowed: [] };
     group.routes.push(route);
-    group.allowed = [...new Set([...group.allowed, ...servedMethods(route)])];
+    group.allowed = [...new Set([...group.allowed, ...route.methods])];
     groups.set(key, group);
   }
   return [...groups.values()];
@@ -33,4 +33,4 @@ const patternsOf = (route: RouteConfig): string[] => {
 
 /** The route of `group` that serves `method`, if any. */
 export const routeForMethod = (group: RouteGroup, method: string): RouteConfig | undefined =>
-  group.routes.find((route) => (servedMethods(route) as string[]).includes(method));
+  group.routes.find((route) => (route.methods as string[]).includes(method));

@@ -1,22 +1,11 @@
 import type { RouteTarget } from "../amqp/route-messages";
-import type { GatewayConfig, RouteConfig } from "../config/schema";
 import type { Env } from "../env";
-import { GatewayError } from "./gateway-error";
-import { resolvedRoutes } from "./resolved-config";
-
-/** The resolved route, as the Durable Object receives it. */
-export const routeTarget = (config: GatewayConfig, env: Env, route: RouteConfig): RouteTarget => {
-  const resolved = resolvedRoutes(config, env).get(route.id);
-  const amqp = resolved?.amqp;
-  if (!amqp?.enabled || amqp.url === undefined) throw new GatewayError(500, "the route has no AMQP backend", route.id);
-  return { id: route.id, amqp: { ...amqp, url: amqp.url } };
-};
 
 /**
  * The name of one of a route's Durable Objects. Shard 0 is named after the route itself, so
  * going from one shard to several keeps the first object and its counters.
  */
-export const shardName = (routeId: string, shard: number): string => (shard === 0 ? routeId : `${routeId}#${shard}`);
+const shardName = (routeId: string, shard: number): string => (shard === 0 ? routeId : `${routeId}#${shard}`);
 
 /** A shard for one request: uniformly at random, which spreads load without shared state. */
 export const pickShard = (target: RouteTarget): number => Math.floor(Math.random() * target.amqp.shards);

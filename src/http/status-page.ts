@@ -1,6 +1,6 @@
 import { html, raw } from "hono/html";
 import { redactUrl } from "../amqp/broker-url";
-import { servedMethods, type RouteConfig } from "../config/schema";
+import type { RouteConfig } from "../config/schema";
 
 /**
  * `GET /amqp` for a browser (`Accept: text/html`): one self-contained page, no external assets.
@@ -12,13 +12,13 @@ import { servedMethods, type RouteConfig } from "../config/schema";
 export const statusPage = (routes: RouteConfig[]) => {
   const rows = routes.map((route) => {
     const amqp = route.amqp;
-    const role = [amqp?.producer ? "producer" : "", amqp?.consumer ? "consumer" : ""].filter(Boolean).join(" + ");
+    const role = [amqp.producer ? "producer" : "", amqp.consumer ? "consumer" : ""].filter(Boolean).join(" + ");
     return html`<tr data-route="${route.id}">
       <td class="id">${route.id}</td>
       <td><code>${route.path}${route.path_prefix ? "/*" : ""}</code></td>
-      <td>${servedMethods(route).join(", ")}</td>
+      <td>${route.methods.join(", ")}</td>
       <td>${role}</td>
-      <td><code>${redactUrl(amqp?.url ?? "")}</code></td>
+      <td><code>${redactUrl(amqp.url)}</code></td>
       <td data-field="connected">…</td>
       <td data-field="total_requests" class="n">…</td>
       <td data-field="total_errors" class="n">…</td>

@@ -37,6 +37,17 @@ describe("a valid routes file", () => {
     expect(result.ok && result.config.routes[0]?.methods).toEqual(["POST"]);
   });
 
+  it("comes out with every method it serves, each once, and its backend without `enabled`", () => {
+    const both = parseRoutes(amqp(`      url: "amqp://h"\n      producer: {}\n      consumer: { queue: q }\n`));
+    expect(both.ok && both.config.routes[0]?.methods).toEqual(["GET", "POST", "PUT", "DELETE", "PATCH"]);
+    const producerOnly = parseRoutes(route(`    methods: [post, POST, put]\n    amqp: { enabled: true, url: "amqp://h", producer: {} }\n`));
+    expect(producerOnly.ok && producerOnly.config.routes[0]?.methods).toEqual(["POST", "PUT"]);
+    const consumerOnly = parseRoutes(amqp(`      url: "amqp://h"\n      consumer: { queue: q }\n`));
+    expect(consumerOnly.ok && consumerOnly.config.routes[0]?.methods).toEqual(["GET", "DELETE", "PATCH"]);
+    expect(consumerOnly.ok && consumerOnly.config.routes[0]?.amqp).not.toHaveProperty("enabled");
+    expect(consumerOnly.ok && consumerOnly.config.routes[0]?.amqp).not.toHaveProperty("producer");
+  });
+
   it("may take its url from the environment", () => {
     expect(parseRoutes(amqp(`      url: "\${AMQP_URL}"\n      producer: {}\n`)).ok).toBe(true);
   });
@@ -80,6 +91,16 @@ describe("a routes file is refused, naming the route and the field, when", () =>
   it("an enabled amqp has neither producer nor consumer", () => {
     expect(problemsOf(amqp(`      url: "amqp://h"\n`))).toEqual([
       'routes.yaml:4: route "r1": amqp: an enabled amqp route needs a producer, a consumer or both',
+    ]);
+  });
+
+  it("several rules between fields at once, each reported", () => {
+    expect(problemsOf(route(`    methods: [GET, POST]\n    upstream: http://backend\n    amqp: { enabled: true }\n`))).toEqual([
+      'routes.yaml:4: route "r1": methods: GET consumes, but the route has no consumer',
+      'routes.yaml:4: route "r1": methods: POST publishes, but the route has no producer',
+      'routes.yaml:5: route "r1": upstream: upstream cannot be combined with amqp: both are innermost handlers',
+      'routes.yaml:6: route "r1": amqp: url is required when amqp.enabled is true',
+      'routes.yaml:6: route "r1": amqp: an enabled amqp route needs a producer, a consumer or both',
     ]);
   });
 

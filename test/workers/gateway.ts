@@ -1,19 +1,19 @@
 /**
  * Builds a gateway inside workerd from a routes YAML, exactly as the Worker does from the
- * compiled routes, and sends it requests with the real Durable Object binding.
+ * compiled routes (`${NAME}` filled from the bindings), and sends it requests with the real Durable Object binding.
  */
 import { env } from "cloudflare:test";
 import { parseRoutes } from "../../src/config/parse-routes";
-import { createApp } from "../../src/http/app";
+import { createGateway } from "../../src/http/gateway";
 import type { Env } from "../../src/env";
 
 export const gatewayFor = (yaml: string, overrides: Partial<Env> = {}) => {
   const result = parseRoutes(yaml);
   if (!result.ok) throw new Error(`test routes are invalid:\n${result.problems.join("\n")}`);
-  const app = createApp(result.config);
+  const gateway = createGateway(result.config);
   const bindings = { ...env, ...overrides } as Env;
   return async (method: string, path: string, init: RequestInit = {}): Promise<Response> =>
-    app.fetch(new Request(`http://gateway.test${path}`, { method, ...init }), bindings);
+    gateway.fetch(new Request(`http://gateway.test${path}`, { method, ...init }), bindings);
 };
 
 /** A route id no other test uses, so each test gets fresh Durable Objects and counters. */

@@ -1,24 +1,25 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { ConsumeOutcome, RouteTarget } from "../../src/amqp/route-messages";
+import type { ConsumeOutcome, ConsumingTarget } from "../../src/amqp/route-messages";
 import { parseRoutes } from "../../src/config/parse-routes";
+import { consumes } from "../../src/config/schema";
 import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName } from "../helpers/broker";
 import { uniqueRouteId } from "./gateway";
 
 /** The route as the Worker hands it to the object, for driving the object directly. */
-const consumerTarget = (queue: string, holdMs: number): RouteTarget => {
+const consumerTarget = (queue: string, holdMs: number): ConsumingTarget => {
   const id = uniqueRouteId("manual");
   const parsed = parseRoutes(`
 routes:
   - { id: ${id}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", operation_timeout_ms: ${holdMs}, consumer: { queue: ${queue}, auto_ack: false } } }
 `);
   if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
-  const amqp = parsed.config.routes[0]?.amqp;
-  if (!amqp?.url) throw new Error("no amqp");
-  return { id, amqp: { ...amqp, url: amqp.url } };
+  const route = parsed.config.routes[0];
+  if (!route || !consumes(route)) throw new Error("expected a consuming route");
+  return route;
 };
 
-const objectFor = (target: RouteTarget) => env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(target.id));
+const objectFor = (target: ConsumingTarget) => env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(target.id));
 
 describe("a message taken without auto-ack", () => {
   it("is held unacknowledged until the Worker settles it, then acknowledged", async () => {

@@ -1,0 +1,31 @@
+import { resolveConfig } from "../config/resolve-config";
+import type { GatewayConfig } from "../config/schema";
+import type { Env } from "../env";
+import { createApp } from "./app";
+
+type FetchHandler = (request: Request, env: Env, ctx?: ExecutionContext) => Response | Promise<Response>;
+
+/**
+ * The Worker's fetch handler for `config`: the app is built once per environment object, from the
+ * routes with `${NAME}` filled from that environment (its vars and secrets), so a request never
+ * resolves anything. A variable that is not set answers every request with 500 naming the
+ * variable (never a value), so a forgotten `wrangler secret put` is obvious.
+ */
+export const createGateway = (config: GatewayConfig): { fetch: FetchHandler } => {
+  const apps = new WeakMap<Env, FetchHandler>();
+  const appFor = (env: Env): FetchHandler => {
+    let app = apps.get(env);
+    if (!app) {
+      const resolved = resolveConfig(config, env);
+      app = resolved.ok ? createApp(resolved.config).fetch : misconfigured(resolved.problems);
+      apps.set(env, app);
+    }
+    return app;
+  };
+  return { fetch: (request, env, ctx) => appFor(env)(request, env, ctx) };
+};
+
+const misconfigured =
+  (problems: string[]): FetchHandler =>
+  () =>
+    Response.json({ error: `the gateway is misconfigured: ${problems.join("; ")}`, route: null }, { status: 500 });
