@@ -6,6 +6,10 @@ export interface Env {
   AMQP_ROUTE: DurableObjectNamespace<AmqpRouteObject>;
   /** When set, `GET /amqp` requires `Authorization: Bearer <ADMIN_TOKEN>`. */
   ADMIN_TOKEN?: string;
+  /** `debug`, `info` (default), `warn` or `error`: the least severe log line written. */
+  LOG_LEVEL?: string;
+  /** `json` (default: one JSON object per line) or `pretty` (for a terminal). */
+  LOG_FORMAT?: string;
   /** Anything `${NAME}` in routes.yaml refers to. */
   [name: string]: unknown;
 }
@@ -18,5 +22,13 @@ export interface GatewayEnv {
     allowed?: Set<string>;
     /** Those routes' ids, for the 405's `route`. */
     routeIds?: string[];
+    /** Who called, once `auth` accepted them: `key#<index>`, `user:<name>` or `sub:<sub>`; never a credential. */
+    caller?: string;
+    /** Set by hono/request-id: the request's `X-Request-Id`. */
+    requestId?: string;
+    /** The route that served the request, for its log line. */
+    routeId?: string;
+    /** Why the request failed, for its log line (the JSON error's text). */
+    failure?: string;
   };
 }

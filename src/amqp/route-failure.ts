@@ -18,6 +18,8 @@ export type FailureKind =
   | "unroutable"
   /** No answer from the broker (in time, or before the connection dropped); for a publish the outcome is unknown. */
   | "no_answer"
+  /** The caller went over the route's `rate_limit`; nothing reached the broker. */
+  | "rate_limited"
   /** The gateway itself failed; the message was not published or consumed. */
   | "internal";
 
@@ -26,7 +28,7 @@ export interface RouteFailure {
   kind: FailureKind;
   /** Human-readable reason, safe to show to the client (never a stack trace, never a password). */
   message: string;
-  /** For "unavailable": seconds until the route tries the broker again (the answer's `Retry-After`). */
+  /** For "unavailable": seconds until the route tries the broker again; for "rate_limited", until the caller may (the answer's `Retry-After`). */
   retryAfterS?: number;
 }
 

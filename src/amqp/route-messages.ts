@@ -4,6 +4,7 @@
  * on the configuration that is deployed now.
  */
 import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
+import type { Admission } from "./rate-limiter";
 import type { RouteFailure } from "./route-failure";
 
 /** The parts of a route the object needs, with `${NAME}` resolved. */
@@ -38,12 +39,15 @@ export interface OutgoingMessage {
 export interface PublishManyRequest {
   route: PublishingTarget;
   messages: OutgoingMessage[];
+  /** The caller and its limit, when the route has a `rate_limit`. */
+  admission?: Admission;
 }
 
-/** Whether each message was confirmed, in the order they were sent. */
+/** Whether each message was confirmed, in the order they were sent; or the request refused as a whole (`rate_limit`). */
 export type PublishOutcome = { ok: true } | RouteFailure;
 export interface PublishManyOutcome {
   outcomes: PublishOutcome[];
+  refused?: RouteFailure;
 }
 
 /** A message taken from the queue, as the Worker needs it to answer. */
@@ -74,6 +78,8 @@ export interface RouteCounters {
   total_errors: number;
   published: number;
   consumed: number;
+  /** Requests refused by the route's `rate_limit` (never sent to the broker, not errors). */
+  rejected: number;
 }
 
 /** The route's most recent failure. */

@@ -8,6 +8,7 @@ import { publishMessage } from "./publish-message";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
+import { RateLimiter, type Admission } from "./rate-limiter";
 import type {
   ConsumeOutcome,
   ConsumingTarget,
@@ -35,6 +36,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
   readonly #deadlines = new Deadlines();
+  readonly #limiter = new RateLimiter();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -46,8 +48,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * confirmed or has failed. Never throws: every failure is an outcome.
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
-    const { route, messages } = request;
+    const { route, messages, admission } = request;
     this.#counters.countFor(route.amqp.url);
+    const refused = this.#refused(admission);
+    if (refused) return { outcomes: [], refused };
     const outcomes = await this.#publishAll(route, messages);
     // One call is one HTTP request, however many messages it carries.
     this.#counters.increment("total_requests");
@@ -89,9 +93,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * Takes one message from the route's queue, or answers with `message: null` when it is empty.
    * Without auto-ack the message stays unacknowledged until the Worker calls {@link settle}.
    */
-  async consume(route: ConsumingTarget): Promise<ConsumeOutcome> {
+  async consume(route: ConsumingTarget, admission?: Admission): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
+    const refused = this.#refused(admission);
+    if (refused) return refused;
     this.#counters.increment("total_requests");
     try {
       const session = await this.#connection("consume", route).session();
@@ -130,6 +136,23 @@ export class AmqpRouteObject extends DurableObject<Env> {
     this.#counters.countFor(url);
     const connected = [...this.#connections.values()].some((connection) => connection.connected);
     return { ...this.#counters.snapshot(), connected };
+  }
+
+  /**
+   * The refusal of a request over the route's `rate_limit`, counted as `rejected` (not as a
+   * request to the broker, nor as an error), or undefined when it may go on.
+   */
+  #refused(admission: Admission | undefined): RouteFailure | undefined {
+    if (!admission) return undefined;
+    const retryAfterS = this.#limiter.admit(admission);
+    if (retryAfterS === undefined) return undefined;
+    this.#counters.increment("rejected");
+    return {
+      ok: false,
+      kind: "rate_limited",
+      message: `rate limit of ${admission.requests} requests per ${admission.periodS} s reached; retry in ${retryAfterS} s`,
+      retryAfterS,
+    };
   }
 
   /** Counts a failed request and turns its error into a {@link RouteFailure}. */

@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import { redactUrl } from "../amqp/broker-url";
+import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { unknownKeyMessage } from "./unknown-key-message";
 
@@ -180,6 +181,7 @@ const RouteFields = strictObject({
   methods: v.optional(v.pipe(v.array(MethodSchema, "methods must be a list"), v.minLength(1, "methods must not be empty"))),
   /** The AMQP backend of the route. */
   amqp: v.optional(AmqpSchema),
+  ...accessEntries,
   ...foreignHandlerEntries,
 });
 
@@ -207,7 +209,16 @@ export interface RouteConfig {
   /** Each method once; every one of them is served by the producer (POST, PUT) or the consumer (the others). */
   methods: RouteMethod[];
   amqp: AmqpBackend;
+  /** The route's own, or the top-level default; none: only same-origin requests. */
+  cors?: CorsConfig;
+  /** The route's own, or the top-level default, or `{ kind: "none" }`. */
+  auth: AuthConfig;
+  /** The route's own, or the top-level default. */
+  rate_limit?: RateLimitConfig;
 }
+
+/** A route before the top-level defaults of `cors`, `auth` and `rate_limit` are applied. */
+type RouteDraft = Omit<RouteConfig, "auth"> & { auth?: AuthConfig };
 
 /**
  * The rules that relate a route's fields (enabled ⇒ url; a producer or a consumer; each method
@@ -216,7 +227,7 @@ export interface RouteConfig {
  */
 const RouteSchema = v.pipe(
   RouteFields,
-  v.rawTransform(({ dataset, addIssue, NEVER }): RouteConfig => {
+  v.rawTransform(({ dataset, addIssue, NEVER }): RouteDraft => {
     const route = dataset.value;
     let broken = false;
     const problem = (message: string, key?: keyof typeof route) => {
@@ -247,6 +258,9 @@ const RouteSchema = v.pipe(
       path_prefix: route.path_prefix,
       methods: [...new Set(methods)],
       amqp: { ...settings, url, ...roles },
+      ...(route.cors ? { cors: route.cors } : {}),
+      ...(route.auth ? { auth: route.auth } : {}),
+      ...(route.rate_limit ? { rate_limit: route.rate_limit } : {}),
     };
   }),
 );
@@ -258,6 +272,9 @@ export const GatewayConfigSchema = v.pipe(
   strictObject({
     /** The routes, matched in order. */
     routes: v.pipe(v.array(RouteSchema, "routes must be a list"), v.minLength(1, "routes must list at least one route")),
+    /** `GET /amqp`, the stats and status page. */
+    admin: v.optional(AdminSchema, {}),
+    ...accessEntries,
   }),
   // Every string of the file: a `${...}` that is not a reference would reach the broker as written.
   v.rawCheck(({ dataset, addIssue }) => {
@@ -279,9 +296,9 @@ export const GatewayConfigSchema = v.pipe(
   v.rawCheck(({ dataset, addIssue }) => {
     const list = (dataset.value as { routes?: unknown } | undefined)?.routes;
     if (!Array.isArray(list)) return;
-    const routes = list as RouteConfig[];
+    const routes = list as RouteDraft[];
     const seenIds = new Set<unknown>();
-    routes.forEach((route: RouteConfig, index) => {
+    routes.forEach((route: RouteDraft, index) => {
       const path = [
         { type: "object", origin: "value", input: dataset.value as Record<string, unknown>, key: "routes", value: routes },
         { type: "array", origin: "value", input: routes, key: index, value: route },
@@ -309,6 +326,40 @@ export const GatewayConfigSchema = v.pipe(
         }
       }
     });
+  }),
+  // The top-level cors, auth and rate_limit are the default of every route that has none.
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const { routes, admin, ...defaults } = dataset.value;
+    let broken = false;
+    const served = routes.map((route, index): RouteConfig => {
+      const cors = route.cors ?? defaults.cors;
+      const rateLimit = route.rate_limit ?? defaults.rate_limit;
+      const auth = route.auth ?? defaults.auth ?? { kind: "none" };
+      const needed = rateLimit?.key === "api_key" ? "api_key" : rateLimit?.key === "jwt_sub" ? "bearer_jwt" : undefined;
+      if (needed && auth.kind !== needed) {
+        broken = true;
+        addIssue({
+          message: `rate_limit.key ${rateLimit?.key ?? ""} needs auth ${needed} on the route (it has ${auth.kind})`,
+          path: [
+            { type: "object", origin: "value", input: dataset.value as unknown as Record<string, unknown>, key: "routes", value: routes },
+            { type: "array", origin: "value", input: routes, key: index, value: route },
+            ...(route.rate_limit
+              ? [
+                  {
+                    type: "object",
+                    origin: "value",
+                    input: route as unknown as Record<string, unknown>,
+                    key: "rate_limit",
+                    value: route.rate_limit,
+                  } as const,
+                ]
+              : []),
+          ],
+        });
+      }
+      return { ...route, auth, ...(cors ? { cors } : {}), ...(rateLimit ? { rate_limit: rateLimit } : {}) };
+    });
+    return broken ? NEVER : { routes: served, admin, ...(defaults.cors ? { cors: defaults.cors } : {}) };
   }),
 );
 

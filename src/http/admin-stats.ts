@@ -4,6 +4,7 @@ import { redactUrl } from "../amqp/broker-url";
 import type { RouteStats } from "../amqp/route-messages";
 import type { GatewayConfig, RouteConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
+import { basicCredentials, bearerToken } from "./access/credentials";
 import { routeObject } from "./route-target";
 import { statusPage } from "./status-page";
 
@@ -46,26 +47,20 @@ export const adminStats = (config: GatewayConfig) => {
  */
 const bearerFailure = async (header: string | undefined, token: string): Promise<string | undefined> => {
   if (header === undefined) return "this endpoint requires Authorization: Bearer <ADMIN_TOKEN>";
-  const match = /^Bearer +(.*)$/i.exec(header);
-  if (!match) return "malformed Authorization header; expected Bearer <ADMIN_TOKEN>";
+  const sent = bearerToken(header);
+  if (sent === undefined) return "malformed Authorization header; expected Bearer <ADMIN_TOKEN>";
   // HTTP drops a header value's outer spaces, so a token's own could never arrive: compare without them.
-  return (await timingSafeEqual(token.trim(), match[1] ?? "")) ? undefined : "invalid token";
+  return (await timingSafeEqual(token.trim(), sent)) ? undefined : "invalid token";
 };
 
 /** A browser navigating (it asks for HTML); JSON clients, curl's `*\/*` included, keep getting JSON. */
 const wantsPage = (accept: string | undefined): boolean => accept?.includes("text/html") ?? false;
 
-/** Why a basic `header` does not carry the token as its password, or undefined when it does. */
+/** Why a basic `header` does not carry the token as its password (any user name), or undefined when it does. */
 const basicFailure = async (header: string, token: string): Promise<string | undefined> => {
-  let decoded: string;
-  try {
-    const bytes = Uint8Array.from(atob(header.replace(/^Basic +/i, "")), (char) => char.charCodeAt(0));
-    decoded = new TextDecoder().decode(bytes);
-  } catch {
-    return "malformed Authorization header; expected Basic credentials with ADMIN_TOKEN as the password";
-  }
-  const password = decoded.slice(decoded.indexOf(":") + 1);
-  return (await timingSafeEqual(token.trim(), password)) ? undefined : "invalid token";
+  const credentials = basicCredentials(header);
+  if (!credentials) return "malformed Authorization header; expected Basic credentials with ADMIN_TOKEN as the password";
+  return (await timingSafeEqual(token.trim(), credentials.password)) ? undefined : "invalid token";
 };
 
 const routeStats = async (env: Env, target: RouteConfig): Promise<RouteStatsEntry> => {
@@ -81,10 +76,11 @@ const routeStats = async (env: Env, target: RouteConfig): Promise<RouteStatsEntr
       total_errors: sum.total_errors + one.total_errors,
       published: sum.published + one.published,
       consumed: sum.consumed + one.consumed,
+      rejected: sum.rejected + one.rejected,
       connected: sum.connected || one.connected,
       last_error: !sum.last_error || (one.last_error && one.last_error.at > sum.last_error.at) ? one.last_error : sum.last_error,
     }),
-    { total_requests: 0, total_errors: 0, published: 0, consumed: 0, connected: false, last_error: null },
+    { total_requests: 0, total_errors: 0, published: 0, consumed: 0, rejected: 0, connected: false, last_error: null },
   );
   return { url: redactUrl(target.amqp.url), ...total, ...(shards.length > 1 ? { shards } : {}) };
 };

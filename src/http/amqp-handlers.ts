@@ -11,12 +11,14 @@ import type {
   SettleOutcome,
 } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
+import type { ConsumingRoute, PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
 import { messageHeaders } from "./message-headers";
 import { DEFAULT_CONTENT_TYPE, publishProperties } from "./message-properties";
 import { callRouteObject } from "./route-object-call";
-import { pickShard, routeObject } from "./route-target";
+import { admissionFor, shardFor } from "./access/admission";
+import { routeObject } from "./route-target";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
@@ -25,7 +27,9 @@ import { pickShard, routeObject } from "./route-target";
  * first failure and lists each failed index. Headers are checked and the body's size limited
  * before the route's object is called.
  */
-export const publish = async (c: Context<GatewayEnv>, target: PublishingTarget): Promise<Response> => {
+export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
+  // Only the route's id and backend cross to the object; its credentials stay in the Worker.
+  const target: PublishingTarget = { id: route.id, amqp: route.amqp };
   const producer = target.amqp.producer;
   const properties = publishProperties(c.req.raw.headers, target.id);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
@@ -38,10 +42,12 @@ export const publish = async (c: Context<GatewayEnv>, target: PublishingTarget):
   // One call per request. Coalescing several requests' messages into one call would spare calls,
   // but a Worker request may not wait on I/O that another request started: workerd cancels it
   // as hung (tried: BENCHMARKS.md).
-  const shard = pickShard(target);
-  const { outcomes } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
-    routeObject(c.env, target, shard).publishMany({ route: target, messages }),
+  const admission = admissionFor(c, route);
+  const shard = shardFor(target, admission);
+  const { outcomes, refused } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
+    routeObject(c.env, target, shard).publishMany({ route: target, messages, ...(admission ? { admission } : {}) }),
   );
+  if (refused) throw failureError(refused, target.id);
   const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
   const [first] = failures;
   if (first && !batch) throw failureError(first, target.id);
@@ -83,10 +89,12 @@ const batchProperties = (properties: PublishProperties, index: number): PublishP
  * so it is not delivered twice. If the Worker never settles it (it went away), the object
  * requeues it after `operation_timeout_ms`.
  */
-export const consume = async (c: Context<GatewayEnv>, target: ConsumingTarget): Promise<Response> => {
-  const shard = pickShard(target);
+export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
+  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
+  const admission = admissionFor(c, route);
+  const shard = shardFor(target, admission);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    routeObject(c.env, target, shard).consume(target),
+    routeObject(c.env, target, shard).consume(target, admission),
   );
   if (!outcome.ok) throw failureError(outcome, target.id);
   const { message, settle } = outcome;

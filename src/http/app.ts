@@ -1,31 +1,62 @@
-import { Hono, type Context, type Next } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { consumes, isPublishMethod, publishes, type GatewayConfig } from "../config/schema";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { consumes, isPublishMethod, publishes, type GatewayConfig, type RouteConfig } from "../config/schema";
 import type { GatewayEnv } from "../env";
+import { authenticate } from "./access/authenticate";
+import { corsPolicy } from "./access/cors-policy";
 import { adminStats } from "./admin-stats";
 import { consume, publish } from "./amqp-handlers";
 import { GatewayError } from "./gateway-error";
+import { requestLog } from "./request-log";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
 
 /**
- * The gateway for one validated configuration, `${NAME}` resolved: `/amqp` for stats, then each path of
- * routes.yaml. Every failure becomes JSON in `onError`; nothing else writes an error response.
+ * The gateway for one validated configuration, `${NAME}` resolved: `/amqp` for stats, then each
+ * path of routes.yaml. Every failure becomes JSON in `onError`; nothing else writes an error
+ * response.
+ *
+ * A request to a route passes, in order: its `cors` (a disallowed Origin is 403; the CORS
+ * headers go on every answer), its `auth` (401/403), then the handler, whose call to the route's
+ * object applies `rate_limit` (429) before anything reaches the broker.
  */
 export const createApp = (config: GatewayConfig) => {
   const app = new Hono<GatewayEnv>();
+  app.use(
+    "*",
+    requestLog(),
+    requestId(),
+    // API answers: no CSP or frame rules that only an HTML page needs (the status page sets its own).
+    secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }),
+  );
   app.route("/", adminStats(config));
   // A path may be matched by several groups (an exact route and a prefix route on the same base):
   // each group that does not serve the method passes the request on, and the last handler answers
   // 405 (or OPTIONS) with every method that some matching route serves.
   for (const group of groupRoutes(config.routes)) {
-    for (const pattern of group.patterns) app.all(pattern, (c, next) => serve(c, group, next));
+    const groupCors = corsPolicy(group.routes[0]?.cors, group.allowed, group.routes[0]?.id ?? null);
+    for (const pattern of group.patterns) {
+      app.options(pattern, preflight(group));
+      for (const route of group.routes) app.on(route.methods, pattern, ...routeChain(route));
+      app.all(pattern, (c, next) => {
+        c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
+        c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
+        return groupCors(c, next);
+      });
+    }
   }
-  app.all("*", (c) => {
+  const defaultCors = corsPolicy(config.cors, [], null);
+  app.all("*", async (c) => {
     const allowed = c.get("allowed");
     const path = new URL(c.req.url).pathname;
-    if (!allowed) return c.json({ error: `no route for ${c.req.method} ${path}`, route: null }, 404);
+    if (!allowed) {
+      // No route here: the top-level cors decides whether a page may read the 404.
+      await defaultCors(c, () => Promise.resolve());
+      throw new GatewayError(404, `no route for ${c.req.method} ${path}`, null);
+    }
     const allow = [...allowed, "OPTIONS"].join(", ");
-    // OPTIONS never touches the broker; it says what the path accepts (and is where CORS will answer).
+    // OPTIONS never touches the broker; it says what the path accepts.
     if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
     const reason =
       c.req.method === "HEAD"
@@ -34,21 +65,48 @@ export const createApp = (config: GatewayConfig) => {
     throw new GatewayError(405, reason, (c.get("routeIds") ?? []).join(","), { Allow: allow });
   });
   app.onError((error, c) => {
+    if (error instanceof GatewayError) c.set("failure", error.message);
     if (error instanceof HTTPException) return error.getResponse();
     console.error("unhandled error", error);
+    c.set("failure", "internal error in the gateway");
     return c.json({ error: "internal error in the gateway", route: null }, 500);
   });
   return app;
+};
 
-  function serve(c: Context<GatewayEnv>, group: RouteGroup, next: Next) {
+/** The middleware and handler of one route, for the methods it serves. */
+const routeChain = (route: RouteConfig): [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayEnv>>] => {
+  const auth = authenticate(route);
+  const handler: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     const method = c.req.method;
-    const route = method === "OPTIONS" ? undefined : routeForMethod(group, method);
-    // A route answers a method only if its producer (POST, PUT) or consumer (the rest) serves it:
-    // the schema guarantees that for every method in `route.methods`.
-    if (route && isPublishMethod(method) && publishes(route)) return publish(c, route);
-    if (route && !isPublishMethod(method) && consumes(route)) return consume(c, route);
-    c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
-    c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
-    return next();
-  }
+    // Hono routes HEAD to GET handlers; HEAD would take a message and drop its body, so it
+    // goes on to the 405.
+    if (method === "HEAD") return next();
+    // The schema guarantees a producer for each publishing method in `route.methods`, and a
+    // consumer for each consuming one.
+    if (isPublishMethod(method) && publishes(route)) return publish(c, route);
+    if (!isPublishMethod(method) && consumes(route)) return consume(c, route);
+    await next();
+  };
+  const named: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+    c.set("routeId", route.id);
+    await next();
+  };
+  return [named, corsPolicy(route.cors, route.methods, route.id), ...(auth ? [auth] : []), handler];
+};
+
+/**
+ * A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered with the `cors`
+ * of the route that serves the method asked for; it never reaches the broker.
+ */
+const preflight = (group: RouteGroup): MiddlewareHandler<GatewayEnv> => {
+  const policies = new Map(group.routes.map((route) => [route, corsPolicy(route.cors, route.methods, route.id)]));
+  return async (c, next) => {
+    const requested = c.req.header("access-control-request-method");
+    const route = requested && c.req.header("origin") ? routeForMethod(group, requested.toUpperCase()) : undefined;
+    const policy = route && policies.get(route);
+    if (!route || !policy) return next();
+    c.set("routeId", route.id);
+    return policy(c, next);
+  };
 };

@@ -35,6 +35,7 @@ const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
   broker_error: 502,
   unroutable: 422,
   no_answer: 504,
+  rate_limited: 429,
   internal: 500,
 };
 
@@ -45,6 +46,9 @@ export const failureError = (
   details: Record<string, unknown> = {},
   message = failure.message,
 ): GatewayError => {
-  const headers = failure.kind === "unavailable" ? { "Retry-After": String(failure.retryAfterS ?? RETRY_AFTER_SECONDS) } : undefined;
+  const headers =
+    failure.kind === "unavailable" || failure.kind === "rate_limited"
+      ? { "Retry-After": String(failure.retryAfterS ?? RETRY_AFTER_SECONDS) }
+      : undefined;
   return new GatewayError(STATUS_OF[failure.kind], message, route, headers, details);
 };
