@@ -1,11 +1,12 @@
 import { AMQPSession } from "@cloudamqp/amqp-client";
-import { brokerEndpoint, redactSecrets } from "./broker-url";
+import { brokerEndpoint, redactSecrets, redactUrl } from "./broker-url";
 import { ConnectBackoff } from "./connect-backoff";
 import { PublishWindow } from "./publish-window";
 import { ReturnedMessages } from "./returned-messages";
 import "./socket-timer-fix";
 import { RouteFailureError, brokerReason, replyCodeOf } from "./route-failure";
 import type { Deadlines } from "./deadlines";
+import type { Logger } from "../log";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
 export interface ConnectionSettings {
@@ -42,13 +43,19 @@ export class BrokerConnection {
   readonly #backoff = new ConnectBackoff();
 
   readonly #deadlines: Deadlines;
+  readonly #logger: Logger;
 
-  /** @param deadlines - the owning route object's deadlines, which bound the connect */
+  /**
+   * @param deadlines - the owning route object's deadlines, which bound the connect
+   * @param logger - where connection events go (connected, lost, reconnect failed, blocked, unblocked)
+   */
   constructor(
     readonly settings: ConnectionSettings,
     deadlines: Deadlines,
+    logger: Logger,
   ) {
     this.#deadlines = deadlines;
+    this.#logger = logger;
   }
 
   /** True when settings that would open a different connection are asked for. */
@@ -111,6 +118,8 @@ export class BrokerConnection {
       throw connectFailure(error, url);
     }
     let connectedOnce = false;
+    const event = { connection: name, url: redactUrl(url) };
+    const reasonOf = (error?: Error) => (error ? redactSecrets(brokerReason(error), url) : undefined);
     const attempt = AMQPSession.connect(endpoint.connectUrl, {
       ...(endpoint.vhost === undefined ? {} : { vhost: endpoint.vhost }),
       heartbeat: heartbeatSeconds,
@@ -119,6 +128,13 @@ export class BrokerConnection {
       name,
       logger: null,
       onreturn: this.returns.onReturn,
+      onconnect: () => this.#logger.log("info", connectedOnce ? "broker reconnected" : "broker connected", event),
+      ondisconnect: (error) => {
+        if (!this.#closed) this.#logger.log("warn", "broker connection lost; reconnecting", { ...event, reason: reasonOf(error) });
+      },
+      onfailed: (error) => this.#logger.log("error", "broker reconnect gave up", { ...event, reason: reasonOf(error) }),
+      onblocked: (reason) => this.#logger.log("warn", "broker blocked publishing", { ...event, reason }),
+      onunblocked: () => this.#logger.log("info", "broker unblocked publishing", event),
       // A gateway wants its route back soon after the broker is: start at 0.5 s, never wait more than 5 s.
       reconnectInterval: 500,
       maxReconnectInterval: 5000,

@@ -1,6 +1,7 @@
 import type { AMQPSession } from "@cloudamqp/amqp-client";
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { getMessage } from "./get-message";
@@ -37,10 +38,12 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #pending = new PendingDeliveries();
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
+  readonly #logger: Logger;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#counters = new RouteCountersStore(ctx.storage);
+    this.#logger = createLogger(env);
   }
 
   /**
@@ -173,7 +176,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;
     void current?.close();
-    const next = new BrokerConnection(settings, this.#deadlines);
+    const next = new BrokerConnection(settings, this.#deadlines, this.#logger);
     this.#connections.set(role, next);
     return next;
   }

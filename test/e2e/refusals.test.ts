@@ -134,3 +134,60 @@ describe("npm start refuses, with one clear line", () => {
     }
   });
 });
+
+describe("npm run deploy, for a file that is valid but not safe to put on the internet", () => {
+  const deploy = (args: string[], env: Record<string, string>) => {
+    const result = spawnSync("npm", ["run", "--silent", "deploy", "--", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ADMIN_TOKEN: "", ...env },
+      encoding: "utf8",
+      timeout: 180_000,
+    });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr.replace(/^npm warn.*\n/gm, "") };
+  };
+
+  it("refuses the shipped routes.yaml: public /amqp, a literal password, a loopback host", () => {
+    const { status, stdout, stderr } = deploy([join(ROOT, "routes.yaml")], {});
+    expect(status).toBe(1);
+    expect(stderr).toMatch(/GET \/amqp would be public: set ADMIN_TOKEN/);
+    expect(stderr).toMatch(/route "enqueue": amqp\.url has a literal password/);
+    expect(stderr).toMatch(/route "enqueue": amqp\.url points at 127\.0\.0\.1/);
+    expect(stdout).not.toMatch(/wrangler|deploying/i);
+  });
+
+  it("refuses a credential written into auth, and lets --allow-local through only the local checks", () => {
+    const yaml = `admin: { public: true }
+auth: { api_key: { keys: [literal-key-1234] } }
+routes:
+  - { id: a, path: /a, amqp: { enabled: true, url: "amqp://guest:guest@127.0.0.1:5672/", producer: {} } }
+`;
+    const refused = deploy([routesFile(yaml)], {});
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/route "a": auth api_key\.keys is written into the file; write it as \$\{NAME\}/);
+    expect(refused.stderr).not.toMatch(/literal-key-1234/);
+    expect(refused.stderr).not.toMatch(/ADMIN_TOKEN/);
+
+    const outdir = mkdtempSync(join(tmpdir(), "gw-deploy-"));
+    const local = deploy([routesFile(yaml), "--allow-local", "--dry-run", "--outdir", outdir], { WRANGLER_SEND_METRICS: "false" });
+    expect(local.status, local.stderr).toBe(0);
+    expect(existsSync(join(outdir, "index.js"))).toBe(true);
+  });
+
+  it("deploys a safe file (here a dry run), uploading ADMIN_TOKEN and the ${NAME}s it uses as secrets, never printing them", () => {
+    const outdir = mkdtempSync(join(tmpdir(), "gw-deploy-"));
+    const yaml = `auth: { api_key: { keys: ["\${APP_KEY}"] } }
+routes:
+  - { id: a, path: /a, amqp: { enabled: true, url: "\${AMQP_URL}", producer: {} } }
+`;
+    const { status, stdout, stderr } = deploy([routesFile(yaml), "--dry-run", "--outdir", outdir], {
+      ADMIN_TOKEN: "admin-secret-5678",
+      APP_KEY: "app-secret-9012",
+      AMQP_URL: "amqps://user:broker-secret-3456@broker.example.com/",
+      WRANGLER_SEND_METRICS: "false",
+    });
+    expect(status, stderr).toBe(0);
+    expect(stdout).toMatch(/uploading as Worker secrets: AMQP_URL, APP_KEY, ADMIN_TOKEN|uploading as Worker secrets: APP_KEY, AMQP_URL, ADMIN_TOKEN/);
+    expect(existsSync(join(outdir, "index.js"))).toBe(true);
+    for (const secret of ["admin-secret-5678", "app-secret-9012", "broker-secret-3456"]) expect(`${stdout}${stderr}`).not.toContain(secret);
+  });
+});
