@@ -68,7 +68,12 @@ const describeRoutes = (config: GatewayConfig): string[] =>
       amqp.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
     ].filter(Boolean);
     const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
-    return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)}`;
+    const access = [
+      `auth ${route.auth.kind}`,
+      route.cors ? `cors ${route.cors.allow_origins.join(" ")}` : "same-origin only",
+      ...(route.rate_limit ? [`rate limit ${route.rate_limit.requests}/${route.rate_limit.period_s}s per ${route.rate_limit.key}`] : []),
+    ];
+    return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)} (${access.join(", ")})`;
   });
 
 const port = portFromEnvironment();

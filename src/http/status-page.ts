@@ -24,6 +24,7 @@ export const statusPage = (routes: RouteConfig[]) => {
       <td data-field="total_errors" class="n">…</td>
       <td data-field="published" class="n">…</td>
       <td data-field="consumed" class="n">…</td>
+      <td data-field="rejected" class="n">…</td>
       <td data-field="rate" class="n">…</td>
       <td data-field="last_error">…</td>
     </tr>`;
@@ -99,6 +100,7 @@ export const statusPage = (routes: RouteConfig[]) => {
               <th>errors</th>
               <th>published</th>
               <th>consumed</th>
+              <th>rejected</th>
               <th>last minute (req / err)</th>
               <th>last error</th>
             </tr>
@@ -128,7 +130,7 @@ const render = (id, stats, row) => {
   const connected = field("connected");
   connected.textContent = stats.connected ? "yes" : "no";
   connected.className = stats.connected ? "up" : "down";
-  for (const name of ["total_requests", "total_errors", "published", "consumed"]) text(field(name), String(stats[name]));
+  for (const name of ["total_requests", "total_errors", "published", "consumed", "rejected"]) text(field(name), String(stats[name]));
   text(field("rate"), (stats.total_requests - first.requests) + " / " + (stats.total_errors - first.errors));
   const error = field("last_error");
   error.className = stats.last_error ? "err" : "";
@@ -149,7 +151,7 @@ const refresh = async () => {
         const line = document.createElement("tr");
         line.className = "shard";
         line.dataset.of = id;
-        line.innerHTML = '<td colspan="5">shard ' + shard.shard + '</td><td data-field="connected"></td><td data-field="total_requests" class="n"></td><td data-field="total_errors" class="n"></td><td data-field="published" class="n"></td><td data-field="consumed" class="n"></td><td data-field="rate" class="n"></td><td data-field="last_error"></td>';
+        line.innerHTML = '<td colspan="5">shard ' + shard.shard + '</td><td data-field="connected"></td><td data-field="total_requests" class="n"></td><td data-field="total_errors" class="n"></td><td data-field="published" class="n"></td><td data-field="consumed" class="n"></td><td data-field="rejected" class="n"></td><td data-field="rate" class="n"></td><td data-field="last_error"></td>';
         after.after(line);
         after = line;
         render(id + "#" + shard.shard, shard, line);

@@ -43,6 +43,12 @@ describe("the README's routes.yaml reference", () => {
     }
   });
 
+  it("names every top-level field of the schema", () => {
+    const fields = fieldsOf(GatewayConfigSchema as unknown as AnySchema).filter((name) => name !== "routes");
+    expect(fields).toEqual(expect.arrayContaining(["admin.public", "cors.allow_origins", "auth", "rate_limit.key"]));
+    for (const name of fields) expect(README, name).toContain(`| \`${name}\``);
+  });
+
   it("names every amqp field of the schema", () => {
     const amqp = objectOf(routeSchema)?.["amqp"] as AnySchema;
     const fields = fieldsOf(amqp).filter((field) => field !== "producer" && field !== "consumer");
