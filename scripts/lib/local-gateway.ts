@@ -84,7 +84,7 @@ export const startLocalGateway = async (options: {
   stopIfAborted();
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
   const bindings: Record<string, string> = {};
-  for (const name of [...envReferences(config), "ADMIN_TOKEN"]) {
+  for (const name of [...envReferences(config), "ADMIN_TOKEN", "LOG_LEVEL", "LOG_FORMAT"]) {
     const value = process.env[name];
     if (value !== undefined) bindings[name] = value;
   }

@@ -46,7 +46,7 @@ export const createApp = (config: GatewayConfig) => {
       });
     }
   }
-  const defaultCors = corsPolicy(config.cors, [], null);
+  const defaultCors = corsPolicy(config.cors, [], null, { refuseOrigins: false });
   app.all("*", async (c) => {
     const allowed = c.get("allowed");
     const path = new URL(c.req.url).pathname;
@@ -65,7 +65,11 @@ export const createApp = (config: GatewayConfig) => {
     throw new GatewayError(405, reason, (c.get("routeIds") ?? []).join(","), { Allow: allow });
   });
   app.onError((error, c) => {
-    if (error instanceof GatewayError) c.set("failure", error.message);
+    // Through the context, so that headers set before the failure (X-Request-Id, CORS) stay on it.
+    if (error instanceof GatewayError) {
+      c.set("failure", error.message);
+      return c.json(error.body(), error.status, error.headers);
+    }
     if (error instanceof HTTPException) return error.getResponse();
     console.error("unhandled error", error);
     c.set("failure", "internal error in the gateway");

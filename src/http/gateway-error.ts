@@ -19,8 +19,13 @@ export class GatewayError extends HTTPException {
     super(status, { message });
   }
 
+  /** The JSON body of the answer. */
+  body(): Record<string, unknown> {
+    return { error: this.message, route: this.route, ...this.details };
+  }
+
   override getResponse(): Response {
-    return Response.json({ error: this.message, route: this.route, ...this.details }, { status: this.status, headers: this.headers });
+    return Response.json(this.body(), { status: this.status, headers: this.headers });
   }
 }
 

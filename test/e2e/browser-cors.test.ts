@@ -88,7 +88,7 @@ describe("a page on an allowed origin", () => {
     const seen = await onPage(allowed.origin, (page) =>
       page.evaluate(
         async ({ gw, key, json, bytes }) => {
-          const publish = async (body: BodyInit, contentType: string) => {
+          const publish = async (body: string | Uint8Array, contentType: string) => {
             const response = await fetch(`${gw}/in`, {
               method: "POST",
               headers: { "X-API-Key": key, "Content-Type": contentType },
@@ -210,12 +210,7 @@ describe("a page on an origin that is not allowed", () => {
           .sort();
       await expect
         .poll(toGateway, { timeout: 5000 })
-        .toEqual([
-          "OPTIONS 403 -",
-          "POST - PreflightMissingAllowOriginHeader",
-          "POST 403 -",
-          "POST 403 MissingAllowOriginHeader",
-        ]);
+        .toEqual(["OPTIONS 403 -", "POST - PreflightMissingAllowOriginHeader", "POST 403 -", "POST 403 MissingAllowOriginHeader"]);
     } finally {
       await context.close();
     }
@@ -234,6 +229,7 @@ describe("a page on an origin that is not allowed", () => {
     expect(post.status).toBe(403);
     expect(await post.json()).toEqual({ error: expect.stringContaining(foreign.origin), route: publisher });
     expect(post.headers.get("access-control-allow-origin")).toBeNull();
+    expect(post.headers.get("x-request-id")).toEqual(expect.any(String));
     const preflight = await fetch(`${gateway.url}/in`, {
       method: "OPTIONS",
       headers: { origin: foreign.origin, "access-control-request-method": "POST", "access-control-request-headers": "x-api-key" },

@@ -29,7 +29,7 @@ const GATEWAY_HEADERS = [
  * a request whose `Origin` the route does not allow is refused with 403 before anything else
  * runs. (CORS only keeps a page from reading the answer; a "simple" cross-origin POST would still
  * publish.) A route without `cors` takes same-origin requests and those without `Origin` (curl,
- * servers) only.
+ * servers) only. (`refuseOrigins: false` is for answers that reach no route, such as a 404.)
  *
  * The headers are set before the rest of the chain runs, so every answer carries them, errors
  * included: a page can read a 401's or a 429's JSON instead of "Failed to fetch".
@@ -38,6 +38,7 @@ export const corsPolicy = (
   policy: CorsConfig | undefined,
   methods: readonly string[],
   routeId: string | null,
+  { refuseOrigins = true }: { refuseOrigins?: boolean } = {},
 ): MiddlewareHandler<GatewayEnv> => {
   const anyOrigin = policy?.allow_origins.includes("*") ?? false;
   const handler = policy
@@ -52,7 +53,13 @@ export const corsPolicy = (
     : undefined;
   const guard: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     const origin = c.req.header("origin");
-    if (origin !== undefined && !anyOrigin && !(policy?.allow_origins.includes(origin) ?? false) && origin !== new URL(c.req.url).origin) {
+    if (
+      refuseOrigins &&
+      origin !== undefined &&
+      !anyOrigin &&
+      !(policy?.allow_origins.includes(origin) ?? false) &&
+      origin !== new URL(c.req.url).origin
+    ) {
       const reason = policy
         ? `origin ${origin} is not allowed on this route (cors.allow_origins)`
         : `cross-origin requests are not allowed on this route (origin ${origin}); list the origin in cors.allow_origins`;
