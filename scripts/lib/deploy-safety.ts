@@ -33,7 +33,9 @@ export const deployProblems = (config: GatewayConfig, env: Record<string, string
       problems.push(`route "${route.id}": amqp.url has a literal password; write it as \${NAME} and set NAME in the environment${local}`);
     }
     if (parsed && !hasEnvReference(parsed.hostname) && isLoopback(parsed.hostname)) {
-      problems.push(`route "${route.id}": amqp.url points at ${parsed.hostname}, which is the Cloudflare machine itself once deployed, not your broker${local}`);
+      problems.push(
+        `route "${route.id}": amqp.url points at ${parsed.hostname}, which is the Cloudflare machine itself once deployed, not your broker${local}`,
+      );
     }
     for (const literal of literalCredentials(route.auth)) {
       problems.push(`route "${route.id}": auth ${literal} is written into the file; write it as \${NAME}${local}`);

@@ -101,7 +101,10 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   if (!message) return c.body(null, 204);
   // messageHeaders never fails, whatever the message's properties hold: nothing here can leave
   // a message at the head of its queue or lose one taken with auto-ack.
-  const response = new Response(message.body, { status: 200, headers: messageHeaders(message) });
+  const headers = messageHeaders(message);
+  // Stated, so that the request's log line can count the bytes it sent.
+  headers.set("Content-Length", String(message.body.byteLength));
+  const response = new Response(message.body, { status: 200, headers });
   if (settle !== undefined) await settleDelivery(c, target, shard, settle, "ack");
   return response;
 };

@@ -68,6 +68,8 @@ export const createApp = (config: GatewayConfig) => {
     // Through the context, so that headers set before the failure (X-Request-Id, CORS) stay on it.
     if (error instanceof GatewayError) {
       c.set("failure", error.message);
+      // The log line names the route the answer names (a 405 or a refused origin included).
+      if (error.route !== null) c.set("routeId", error.route);
       return c.json(error.body(), error.status, error.headers);
     }
     if (error instanceof HTTPException) return error.getResponse();
@@ -88,8 +90,8 @@ const routeChain = (route: RouteConfig): [MiddlewareHandler<GatewayEnv>, ...Arra
     if (method === "HEAD") return next();
     // The schema guarantees a producer for each publishing method in `route.methods`, and a
     // consumer for each consuming one.
-    if (isPublishMethod(method) && publishes(route)) return publish(c, route);
-    if (!isPublishMethod(method) && consumes(route)) return consume(c, route);
+    if (isPublishMethod(method) && publishes(route)) return await publish(c, route);
+    if (!isPublishMethod(method) && consumes(route)) return await consume(c, route);
     await next();
   };
   const named: MiddlewareHandler<GatewayEnv> = async (c, next) => {
@@ -111,6 +113,7 @@ const preflight = (group: RouteGroup): MiddlewareHandler<GatewayEnv> => {
     const policy = route && policies.get(route);
     if (!route || !policy) return next();
     c.set("routeId", route.id);
-    return policy(c, next);
+    // Awaited here: a refusal that is already settled when returned would count as unhandled.
+    return await policy(c, next);
   };
 };

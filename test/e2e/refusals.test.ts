@@ -186,7 +186,9 @@ routes:
       WRANGLER_SEND_METRICS: "false",
     });
     expect(status, stderr).toBe(0);
-    expect(stdout).toMatch(/uploading as Worker secrets: AMQP_URL, APP_KEY, ADMIN_TOKEN|uploading as Worker secrets: APP_KEY, AMQP_URL, ADMIN_TOKEN/);
+    expect(stdout).toMatch(
+      /uploading as Worker secrets: AMQP_URL, APP_KEY, ADMIN_TOKEN|uploading as Worker secrets: APP_KEY, AMQP_URL, ADMIN_TOKEN/,
+    );
     expect(existsSync(join(outdir, "index.js"))).toBe(true);
     for (const secret of ["admin-secret-5678", "app-secret-9012", "broker-secret-3456"]) expect(`${stdout}${stderr}`).not.toContain(secret);
   });

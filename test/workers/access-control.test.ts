@@ -399,6 +399,35 @@ describe("cors", () => {
     }
   });
 
+  it("a preflight is answered with the cors of the route that serves the method asked for", () =>
+    withQueues("split", 1, async (queue) => {
+      const [writer, reader] = [uniqueRouteId("writer"), uniqueRouteId("reader")];
+      await publishDirect(queue!, "stays");
+      const gateway = gatewayFor(
+        "routes:\n" +
+          `  - { id: ${writer}, path: /jobs, methods: [POST], cors: { allow_origins: ["${ORIGIN}"] }, amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue} } } }\n` +
+          `  - { id: ${reader}, path: /jobs, methods: [GET], cors: { allow_origins: ["https://dashboard.example.com"] }, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: true } } }\n`,
+      );
+      const preflight = (origin: string, method: string) =>
+        gateway("OPTIONS", "/jobs", { headers: { origin, "access-control-request-method": method } });
+      const dashboardGet = await preflight("https://dashboard.example.com", "GET");
+      expect(dashboardGet.status).toBe(204);
+      expect(dashboardGet.headers.get("access-control-allow-origin")).toBe("https://dashboard.example.com");
+      expect(dashboardGet.headers.get("access-control-allow-methods")).toMatch(/\bGET\b/);
+      const appPost = await preflight(ORIGIN, "POST");
+      expect(appPost.status).toBe(204);
+      expect(appPost.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+      expect(appPost.headers.get("access-control-allow-methods")).toMatch(/\bPOST\b/);
+      // Each origin only for its own route's method.
+      const dashboardPost = await preflight("https://dashboard.example.com", "POST");
+      expect(dashboardPost.status).toBe(403);
+      expect(dashboardPost.headers.get("access-control-allow-origin")).toBeNull();
+      const appGet = await preflight(ORIGIN, "GET");
+      expect(appGet.status).toBe(403);
+      expect(appGet.headers.get("access-control-allow-origin")).toBeNull();
+      expect(await messageCount(queue!)).toBe(1);
+    }));
+
   it("error answers carry the CORS headers: 401, 404, 405, 413, 429, 503 and 502", () =>
     withQueues("corserr", 2, async (queue, limited) => {
       const cors = `cors: { allow_origins: ["${ORIGIN}"] }`;
@@ -651,6 +680,29 @@ describe("request ids, secure headers and logs", () => {
           status: 404,
         });
         expect(new Set(lines.map((line) => line.request_id)).size).toBe(3);
+      } finally {
+        captured.restore();
+      }
+    }));
+
+  it("the log line names the route its answer names, a 405 and a refused origin on a route's path included", () =>
+    withQueues("logroute", 1, async (queue) => {
+      const id = uniqueRouteId("logroute");
+      const gateway = gatewayFor(`routes:\n${producerRoute(id, "/in", queue!)}`);
+      const captured = captureConsole();
+      try {
+        const answers = [
+          await gateway("POST", "/in", { body: "x", headers: { origin: OTHER_ORIGIN } }),
+          await gateway("GET", "/in"),
+          await gateway("GET", "/in", { headers: { origin: OTHER_ORIGIN } }),
+        ];
+        const named = await Promise.all(answers.map(async (response) => [response.status, ((await response.json()) as ErrorBody).route]));
+        expect(named).toEqual([
+          [403, id],
+          [405, id],
+          [403, id],
+        ]);
+        expect(captured.requests().map((line) => [line.status, line.route])).toEqual(named);
       } finally {
         captured.restore();
       }

@@ -65,7 +65,7 @@ export const corsPolicy = (
         : `cross-origin requests are not allowed on this route (origin ${origin}); list the origin in cors.allow_origins`;
       throw new GatewayError(403, reason, routeId);
     }
-    return handler ? handler(c, next) : next();
+    return handler ? await handler(c, next) : await next();
   };
   return guard;
 };
