@@ -50,6 +50,20 @@ const post = async (path: string, body = "{}") => {
   return { status: response.status, body: await response.text(), headers: response.headers, ms: Date.now() - started };
 };
 
+/** The `event` of each JSON log line the gateway wrote about the connection named `connection`. */
+const logEvents = (connection: string): string[] =>
+  gateway
+    .output()
+    .split("\n")
+    .flatMap((line) => {
+      try {
+        const entry = JSON.parse(line) as { event?: string; connection?: string };
+        return entry.connection === connection && entry.event ? [entry.event] : [];
+      } catch {
+        return [];
+      }
+    });
+
 /** Polls `path` with publishes until one is accepted; returns how long that took. */
 const recoveryTime = async (path: string, timeoutMs = 20_000): Promise<number> => {
   const started = Date.now();
@@ -88,6 +102,10 @@ describe("the broker closes the gateway's connections", () => {
     const answer = await post("/tcp");
     expect([202, 503]).toContain(answer.status);
     for (const path of ["/tcp", "/ws"]) expect(await recoveryTime(path)).toBeLessThan(10_000);
+    // Each connection event is a log line of its own, with the URL's password hidden.
+    const events = logEvents(`amqp-edge-gateway ${prefix}-tcp publish`);
+    expect(events).toEqual(expect.arrayContaining(["broker connected", "broker connection lost; reconnecting", "broker reconnected"]));
+    expect(gateway.output()).not.toContain("guest:guest@");
     await drain(queue);
   });
 });
@@ -169,6 +187,8 @@ describe("the broker blocks publishers (memory alarm)", () => {
       await broker.setMemoryAlarm(false);
     }
     expect(await recoveryTime("/tcp")).toBeLessThan(15_000);
+    await waitFor(() => logEvents(`amqp-edge-gateway ${prefix}-tcp publish`).includes("broker unblocked publishing"), 10_000);
+    expect(logEvents(`amqp-edge-gateway ${prefix}-tcp publish`)).toContain("broker blocked publishing");
     await drain(queue);
   });
 });
