@@ -15,7 +15,8 @@ export interface Logger {
 /** A logger for the Worker's (or the object's) environment. */
 export const createLogger = (env: { LOG_LEVEL?: unknown; LOG_FORMAT?: unknown }): Logger => {
   const levelName = typeof env.LOG_LEVEL === "string" ? env.LOG_LEVEL.toLowerCase() : "info";
-  const threshold = Math.max(0, LOG_LEVELS.indexOf(levelName as LogLevel));
+  // An unknown level is taken as the default, not as "everything".
+  const threshold = LOG_LEVELS.includes(levelName as LogLevel) ? LOG_LEVELS.indexOf(levelName as LogLevel) : 1;
   const pretty = env.LOG_FORMAT === "pretty";
   return {
     log(level, event, fields = {}) {

@@ -1,43 +1,73 @@
+import { resolveEnvReferences } from "../../src/config/env-references";
 import type { GatewayConfig } from "../../src/config/schema";
-import { hasEnvReference } from "../../src/config/env-references";
+
+/**
+ * The host of `url` as a browser would normalise it (`127.1` → `127.0.0.1`, IPv4-mapped IPv6 in
+ * hex, lower case, no trailing dot): parsed as `http:`, since WHATWG URL only normalises hosts of
+ * the special schemes.
+ */
+const normalisedHost = (url: string): string | undefined => {
+  try {
+    return new URL(url.replace(/^[a-z][a-z0-9+.-]*:/i, "http:")).hostname.replace(/\.$/, "");
+  } catch {
+    return undefined;
+  }
+};
 
 /** Hosts that only mean something on the machine the gateway runs on, never on Cloudflare. */
-const isLoopback = (hostname: string): boolean =>
-  hostname === "localhost" || hostname === "[::1]" || hostname === "0.0.0.0" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+const isLoopback = (host: string): boolean =>
+  host === "localhost" ||
+  host.endsWith(".localhost") ||
+  /^127\.\d+\.\d+\.\d+$/.test(host) ||
+  host === "0.0.0.0" ||
+  host === "[::1]" ||
+  host === "[::]" ||
+  /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(host) ||
+  host === "[::ffff:0:0]";
+
+/** A value written into the file rather than taken whole from the environment (`hunter2${X}` is literal). */
+const isLiteral = (value: string): boolean => value.replace(/\$\{[A-Za-z_][A-Za-z0-9_]*\}/g, "") !== "";
 
 /**
  * Why a routes file must not be deployed as it is, one line each: `/amqp` left public without
  * ADMIN_TOKEN (unless the file says `admin: { public: true }`), and, unless `allowLocal`, a broker
- * URL with a literal password or a loopback host, or a credential written into `auth` instead of
+ * URL with a literal password or a loopback host (also when it comes from `${NAME}`, whose value
+ * is known here), a `jwks_url` over plain http, or a credential written into `auth` instead of
  * `${NAME}`. Secrets belong in the environment, where `npm run deploy` uploads them as Worker
  * secrets; a file with them in it ends up in the bundle and in version control.
  */
 export const deployProblems = (config: GatewayConfig, env: Record<string, string | undefined>, allowLocal: boolean): string[] => {
   const problems: string[] = [];
-  if (!config.admin.public && !env.ADMIN_TOKEN) {
+  if (!config.admin.public && !env.ADMIN_TOKEN?.trim()) {
     problems.push(
       "GET /amqp would be public: set ADMIN_TOKEN in the environment (npm run deploy uploads it as a Worker secret), or put `admin: { public: true }` in the routes file",
     );
   }
   if (allowLocal) return problems;
   const local = " (pass --allow-local to deploy it anyway)";
+  const resolved = (text: string) => resolveEnvReferences(text, env).value;
   for (const route of config.routes) {
-    const url = route.amqp.url;
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed?.password && !hasEnvReference(decodeURIComponent(parsed.password))) {
+    const written = route.amqp.url;
+    const url = resolved(written);
+    const userInfo = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(written)?.[1];
+    const password = userInfo?.includes(":") ? userInfo.slice(userInfo.indexOf(":") + 1) : undefined;
+    if (password && isLiteral(password)) {
       problems.push(`route "${route.id}": amqp.url has a literal password; write it as \${NAME} and set NAME in the environment${local}`);
     }
-    if (parsed && !hasEnvReference(parsed.hostname) && isLoopback(parsed.hostname)) {
+    // A reference not set here (a password that is already a Worker secret) stands in as "x".
+    const host = normalisedHost(url.replace(/\$\{[A-Za-z_][A-Za-z0-9_]*\}/g, "x"));
+    if (host && isLoopback(host)) {
       problems.push(
-        `route "${route.id}": amqp.url points at ${parsed.hostname}, which is the Cloudflare machine itself once deployed, not your broker${local}`,
+        `route "${route.id}": amqp.url points at ${host}, which is the Cloudflare machine itself once deployed, not your broker${local}`,
       );
     }
-    for (const literal of literalCredentials(route.auth)) {
+    const auth = route.auth;
+    if (auth.kind === "bearer_jwt" && "jwks_url" in auth && /^http:/i.test(resolved(auth.jwks_url))) {
+      problems.push(
+        `route "${route.id}": auth.bearer_jwt.jwks_url is plain http: the signing keys could be swapped on the way; use https${local}`,
+      );
+    }
+    for (const literal of literalCredentials(auth)) {
       problems.push(`route "${route.id}": auth ${literal} is written into the file; write it as \${NAME}${local}`);
     }
   }
@@ -45,14 +75,13 @@ export const deployProblems = (config: GatewayConfig, env: Record<string, string
 };
 
 const literalCredentials = (auth: GatewayConfig["routes"][number]["auth"]): string[] => {
-  const literal = (value: string) => !hasEnvReference(value);
   switch (auth.kind) {
     case "api_key":
-      return auth.keys.some(literal) ? ["api_key.keys"] : [];
+      return auth.keys.some(isLiteral) ? ["api_key.keys"] : [];
     case "basic":
-      return Object.values(auth.users).some(literal) ? ["basic.users (a password)"] : [];
+      return Object.values(auth.users).some(isLiteral) ? ["basic.users (a password)"] : [];
     case "bearer_jwt":
-      return "secret" in auth && literal(auth.secret) ? ["bearer_jwt.secret"] : [];
+      return "secret" in auth && isLiteral(auth.secret) ? ["bearer_jwt.secret"] : [];
     case "none":
       return [];
   }

@@ -93,7 +93,14 @@ export class BrokerConnection {
       return session;
     } catch (error) {
       this.#state = { status: "zero" };
-      if (error instanceof RouteFailureError) this.#backoff.failed(error);
+      if (error instanceof RouteFailureError) {
+        this.#backoff.failed(error);
+        this.#logger.log("warn", "broker connect failed", {
+          connection: this.settings.name,
+          url: redactUrl(this.settings.url),
+          reason: error.message,
+        });
+      }
       throw error;
     }
   }

@@ -123,6 +123,14 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Takes a request from `admission`'s bucket for an attempt that `auth` refused: the refusal
+   * (429) once the bucket is empty, else undefined and the 401 stands.
+   */
+  refuseAttempt(admission: Admission): RouteFailure | undefined {
+    return this.#refused(admission);
+  }
+
   /** Acknowledges (the Worker's response is ready) or requeues a message taken without auto-ack. */
   async settle(token: number, outcome: "ack" | "requeue"): Promise<SettleOutcome> {
     try {

@@ -4,6 +4,7 @@
  * `admin` for `GET /amqp`.
  */
 import * as v from "valibot";
+import { isMessageHeader } from "../http/message-properties";
 import { hasEnvReference } from "./env-references";
 import { unknownKeyMessage } from "./unknown-key-message";
 
@@ -18,28 +19,34 @@ const stringList = (what: string) =>
 
 /** `https://app.example.com` or `http://localhost:8080`: a scheme, a host, a port; nothing else. */
 const isOrigin = (text: string): boolean => {
-  if (hasEnvReference(text)) return true;
   try {
     const url = new URL(text);
-    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === text;
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === text && !text.includes("*");
   } catch {
     return false;
   }
 };
 
+/**
+ * What is wrong with a `cors.allow_origins` list, or undefined. An entry from `${NAME}` is
+ * checked once the environment is known (at `npm start`, and in the Worker), with this same rule.
+ */
+export const originsProblem = (origins: readonly string[], credentials: boolean): string | undefined => {
+  const bad = origins.filter((origin) => origin !== "*" && !hasEnvReference(origin) && !isOrigin(origin));
+  if (bad.length > 0) {
+    return `allow_origins: ${bad.join(", ")} is not an origin (scheme://host[:port]: no path, no trailing /, no wildcard)`;
+  }
+  if (origins.includes("*") && origins.length > 1) return 'allow_origins: "*" must be the only entry';
+  if (origins.includes("*") && credentials) {
+    return 'allow_origins: "*" cannot be used with allow_credentials: true (browsers refuse it); list the origins';
+  }
+  return undefined;
+};
+
 const CorsSchema = v.pipe(
   strictObject({
     /** Exact origins (`https://app.example.com`), or `["*"]` for any origin (not with credentials). */
-    allow_origins: v.pipe(
-      stringList("allow_origins"),
-      v.minLength(1, "allow_origins must list at least one origin"),
-      v.check(
-        (origins) => origins.every((origin) => origin === "*" || isOrigin(origin)),
-        (issue) =>
-          `${issue.input.filter((origin) => origin !== "*" && !isOrigin(origin)).join(", ")} is not an origin (scheme://host[:port], no path, no trailing /)`,
-      ),
-      v.check((origins) => !origins.includes("*") || origins.length === 1, '"*" must be the only entry'),
-    ),
+    allow_origins: v.pipe(stringList("allow_origins"), v.minLength(1, "allow_origins must list at least one origin")),
     /** Request headers a page may send; default: any header it asks for. */
     allow_headers: v.optional(stringList("allow_headers")),
     /** Response headers a page may read; default: every header the gateway sets. */
@@ -57,10 +64,11 @@ const CorsSchema = v.pipe(
       600,
     ),
   }),
-  v.check(
-    (cors) => !(cors.allow_credentials && cors.allow_origins.includes("*")),
-    '"*" in allow_origins cannot be used with allow_credentials: true (browsers refuse it); list the origins',
-  ),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const problem = originsProblem(dataset.value.allow_origins, dataset.value.allow_credentials);
+    if (problem) addIssue({ message: problem });
+  }),
 );
 export type CorsConfig = v.InferOutput<typeof CorsSchema>;
 
@@ -71,7 +79,15 @@ const ApiKeySchema = v.pipe(
   strictObject({
     /** Request header that carries the key (default `X-API-Key`). */
     header: v.optional(
-      v.pipe(v.string("header must be a string"), v.regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "header must be a header name")),
+      v.pipe(
+        v.string("header must be a string"),
+        v.regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "header must be a header name"),
+        v.check(
+          (name) => !isMessageHeader(name),
+          (issue) =>
+            `${String(issue.input)} is published with the message (a property or X-AMQP-Header-*), so the key would reach every consumer; use another header`,
+        ),
+      ),
     ),
     /** Query parameter that carries the key, instead of a header. */
     query: v.optional(v.pipe(v.string("query must be a string"), v.minLength(1, "query must not be empty"))),
@@ -112,9 +128,17 @@ const BearerJwtSchema = v.pipe(
       ),
     ),
     /** Required `iss` claim. */
-    issuer: v.optional(v.string("issuer must be a string")),
+    issuer: v.optional(v.pipe(v.string("issuer must be a string"), v.minLength(1, "issuer must not be empty"))),
     /** Required `aud` claim: the token must name this audience (or one of these). */
-    audience: v.optional(v.union([v.string(), stringList("audience")], "audience must be a string or a list")),
+    audience: v.optional(
+      v.union(
+        [
+          v.pipe(v.string(), v.minLength(1, "audience must not be empty")),
+          v.pipe(stringList("audience"), v.minLength(1, "audience must list at least one name")),
+        ],
+        "audience must be a name or a list of names, not empty",
+      ),
+    ),
     /** Accepted `alg`s (default HS256 with `secret`, RS256 and ES256 with `jwks_url`). */
     algorithms: v.optional(
       v.pipe(
@@ -221,14 +245,20 @@ const RateLimitSchema = strictObject({
 });
 export type RateLimitConfig = v.InferOutput<typeof RateLimitSchema>;
 
+/** `none`, or the mapping `schema` takes: how a route drops a top-level `cors` or `rate_limit`. */
+const orNone = <TSchema extends v.GenericSchema>(schema: TSchema, what: string) =>
+  v.lazy((input) =>
+    input !== null && typeof input === "object" ? schema : v.literal("none", `${what} must be none or a mapping`),
+  ) as unknown as v.GenericSchema<v.InferInput<TSchema> | "none", v.InferOutput<TSchema> | "none">;
+
 /** The keys that may appear both at the top of routes.yaml and on a route. */
 export const accessEntries = {
-  /** Cross-origin access from browsers; without it, a request from another origin is refused. */
-  cors: v.optional(CorsSchema),
+  /** Which web pages may call the route; without it (or with `none`), requests from pages are refused. */
+  cors: v.optional(orNone(CorsSchema, "cors")),
   /** How callers prove who they are (default `none`: public). */
   auth: v.optional(AuthSchema),
-  /** How many requests each caller may make. */
-  rate_limit: v.optional(RateLimitSchema),
+  /** How many requests each caller may make (`none`: no limit). */
+  rate_limit: v.optional(orNone(RateLimitSchema, "rate_limit")),
 };
 
 export const AdminSchema = strictObject({

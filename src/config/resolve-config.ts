@@ -1,18 +1,41 @@
 import { resolveEnvReferences } from "./env-references";
+import { originsProblem, type AuthConfig } from "./access-schema";
 import { amqpUrlProblem, type GatewayConfig } from "./schema";
 
 export type ResolveResult = { ok: true; config: GatewayConfig } | { ok: false; problems: string[] };
 
 /**
- * Fills `${NAME}` from `env` and checks what could only be checked once the values are known
- * (the scheme of a URL that came from the environment).
+ * Fills `${NAME}` from `env` and checks what could only be checked once the values are known:
+ * the scheme of a URL, the origins of `cors`, and that no credential of `auth` is blank.
  */
 export const resolveConfig = (config: GatewayConfig, env: Record<string, unknown>): ResolveResult => {
   const { value, missing } = resolveEnvReferences(config, env);
   const problems = missing.map((name) => `\${${name}} is used in the routes but is not set in the environment`);
-  for (const route of value.routes) {
-    const problem = missing.length > 0 ? undefined : amqpUrlProblem(route.amqp.url);
-    if (problem) problems.push(`route "${route.id}": amqp.url: ${problem}`);
+  if (missing.length === 0) {
+    for (const route of value.routes) {
+      const problem = amqpUrlProblem(route.amqp.url);
+      if (problem) problems.push(`route "${route.id}": amqp.url: ${problem}`);
+      const origins = route.cors && originsProblem(route.cors.allow_origins, route.cors.allow_credentials);
+      if (origins) problems.push(`route "${route.id}": cors.${origins}`);
+      for (const field of blankCredentials(route.auth)) {
+        problems.push(`route "${route.id}": auth.${field} is empty once \${NAME} is filled in; an empty credential would let anyone in`);
+      }
+    }
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: value };
+};
+
+/** The credentials of `auth` that are empty or blank (an unset-looking `${NAME}` set to ""). */
+const blankCredentials = (auth: AuthConfig): string[] => {
+  const blank = (value: string) => value.trim() === "";
+  switch (auth.kind) {
+    case "api_key":
+      return auth.keys.some(blank) ? ["api_key.keys"] : [];
+    case "basic":
+      return Object.entries(auth.users).flatMap(([user, password]) => (blank(password) ? [`basic.users.${user}`] : []));
+    case "bearer_jwt":
+      return "secret" in auth && blank(auth.secret) ? ["bearer_jwt.secret"] : [];
+    case "none":
+      return [];
+  }
 };

@@ -218,7 +218,11 @@ export interface RouteConfig {
 }
 
 /** A route before the top-level defaults of `cors`, `auth` and `rate_limit` are applied. */
-type RouteDraft = Omit<RouteConfig, "auth"> & { auth?: AuthConfig };
+type RouteDraft = Omit<RouteConfig, "auth" | "cors" | "rate_limit"> & {
+  auth?: AuthConfig;
+  cors?: CorsConfig | "none";
+  rate_limit?: RateLimitConfig | "none";
+};
 
 /**
  * The rules that relate a route's fields (enabled ⇒ url; a producer or a consumer; each method
@@ -332,8 +336,11 @@ export const GatewayConfigSchema = v.pipe(
     const { routes, admin, ...defaults } = dataset.value;
     let broken = false;
     const served = routes.map((route, index): RouteConfig => {
-      const cors = route.cors ?? defaults.cors;
-      const rateLimit = route.rate_limit ?? defaults.rate_limit;
+      // A route's `none` drops the default.
+      const corsSetting = route.cors ?? defaults.cors;
+      const cors = corsSetting === "none" ? undefined : corsSetting;
+      const rateSetting = route.rate_limit ?? defaults.rate_limit;
+      const rateLimit = rateSetting === "none" ? undefined : rateSetting;
       const auth = route.auth ?? defaults.auth ?? { kind: "none" };
       const needed = rateLimit?.key === "api_key" ? "api_key" : rateLimit?.key === "jwt_sub" ? "bearer_jwt" : undefined;
       if (needed && auth.kind !== needed) {
@@ -357,9 +364,10 @@ export const GatewayConfigSchema = v.pipe(
           ],
         });
       }
-      return { ...route, auth, ...(cors ? { cors } : {}), ...(rateLimit ? { rate_limit: rateLimit } : {}) };
+      const { cors: _cors, rate_limit: _rateLimit, ...rest } = route; // replaced by the resolved ones
+      return { ...rest, auth, ...(cors ? { cors } : {}), ...(rateLimit ? { rate_limit: rateLimit } : {}) };
     });
-    return broken ? NEVER : { routes: served, admin, ...(defaults.cors ? { cors: defaults.cors } : {}) };
+    return broken ? NEVER : { routes: served, admin, ...(defaults.cors && defaults.cors !== "none" ? { cors: defaults.cors } : {}) };
   }),
 );
 

@@ -25,7 +25,9 @@ export const adminStats = (config: GatewayConfig) => {
   const app = new Hono<GatewayEnv>();
   app.use("/amqp", async (c, next) => {
     const token = c.env.ADMIN_TOKEN;
-    if (!token) return next();
+    if (token === undefined || token === "") return next();
+    // A token of spaces would match an empty password (HTTP drops outer spaces): keep /amqp closed.
+    if (token.trim() === "") return c.json({ error: "ADMIN_TOKEN is set but blank; set a real token", route: null }, 500);
     const header = c.req.header("authorization");
     const failure = /^Basic /i.test(header ?? "") ? await basicFailure(header ?? "", token) : await bearerFailure(header, token);
     if (!failure) return next();

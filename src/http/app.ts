@@ -35,14 +35,18 @@ export const createApp = (config: GatewayConfig) => {
   // each group that does not serve the method passes the request on, and the last handler answers
   // 405 (or OPTIONS) with every method that some matching route serves.
   for (const group of groupRoutes(config.routes)) {
-    const groupCors = corsPolicy(group.routes[0]?.cors, group.allowed, group.routes[0]?.id ?? null);
+    // For the answers of the group as a whole (405): the headers of its first route's cors, no
+    // refusal (the route that serves a method refuses for itself).
+    const groupCors = corsPolicy(group.routes[0]?.cors, group.allowed, null, { refuseOrigins: false });
     for (const pattern of group.patterns) {
       app.options(pattern, preflight(group));
       for (const route of group.routes) app.on(route.methods, pattern, ...routeChain(route));
       app.all(pattern, (c, next) => {
         c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
         c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
-        return groupCors(c, next);
+        // A preflight goes on to the next group (an exact and a prefix route on one path): hono's
+        // cors would answer it here.
+        return c.req.method === "OPTIONS" ? next() : groupCors(c, next);
       });
     }
   }

@@ -1,6 +1,7 @@
 import { resolveConfig } from "../config/resolve-config";
 import type { GatewayConfig } from "../config/schema";
 import type { Env } from "../env";
+import { createLogger } from "../log";
 import { createApp } from "./app";
 
 type FetchHandler = (request: Request, env: Env, ctx?: ExecutionContext) => Response | Promise<Response>;
@@ -17,6 +18,7 @@ export const createGateway = (config: GatewayConfig): { fetch: FetchHandler } =>
     let app = apps.get(env);
     if (!app) {
       const resolved = resolveConfig(config, env);
+      if (!resolved.ok) createLogger(env).log("error", "the gateway is misconfigured", { problems: resolved.problems.join("; ") });
       app = resolved.ok ? createApp(resolved.config).fetch : misconfigured(resolved.problems);
       apps.set(env, app);
     }

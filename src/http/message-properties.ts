@@ -114,5 +114,11 @@ type ShortStringHeader = (typeof SHORT_STRING_HEADERS)[number];
 type PropertyHeader = ShortStringHeader | "x-priority" | "x-expiration";
 const PROPERTY_HEADERS = new Set<string>([...SHORT_STRING_HEADERS, "x-priority", "x-expiration"]);
 
+/** Whether a request header (any case) becomes part of the published message: a property or a headers-table entry. */
+export const isMessageHeader = (name: string): boolean => {
+  const lower = name.toLowerCase();
+  return PROPERTY_HEADERS.has(lower) || lower.startsWith(AMQP_HEADER_PREFIX);
+};
+
 /** Longer than a short string in UTF-8. At most 85 UTF-16 units fit whatever they are, so most values are never measured. */
 const overShortString = (value: string): boolean => value.length * 3 > SHORT_STRING_BYTES && utf8Length(value) > SHORT_STRING_BYTES;

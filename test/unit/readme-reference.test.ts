@@ -14,11 +14,14 @@ type AnySchema = v.GenericSchema & {
   wrapped?: AnySchema;
   pipe?: readonly AnySchema[];
   item?: AnySchema;
+  /** `v.lazy`: the schema for an input, here a mapping (how `cors: none | {...}` is written). */
+  getter?: (input: unknown) => AnySchema;
 };
 
 /** The object schema inside optional and pipe wrappers, if there is one. */
 const objectOf = (schema: AnySchema): Record<string, AnySchema> | undefined => {
   if (schema.entries) return schema.entries;
+  if (schema.getter) return objectOf(schema.getter({}));
   if (schema.wrapped) return objectOf(schema.wrapped);
   if (schema.pipe?.[0] && schema.pipe[0] !== schema) return objectOf(schema.pipe[0]);
   return undefined;

@@ -213,3 +213,54 @@ describe("a ${...} that is not a reference to the environment", () => {
     ]);
   });
 });
+
+describe("cors, auth and rate_limit", () => {
+  const withAccess = (access: string) => route(`${access}    amqp: { enabled: true, url: "amqp://h", producer: {} }\n`);
+
+  it("refuse an API key header that is published with the message", () => {
+    expect(problemsOf(withAccess(`    auth: { api_key: { header: X-AMQP-Header-Token, keys: ["\${K}"] } }\n`))).toEqual([
+      'routes.yaml:4: route "r1": auth.api_key.header: X-AMQP-Header-Token is published with the message (a property or X-AMQP-Header-*), so the key would reach every consumer; use another header',
+    ]);
+    expect(problemsOf(withAccess(`    auth: { api_key: { header: Idempotency-Key, keys: ["\${K}"] } }\n`))).toHaveLength(1);
+  });
+
+  it("refuse origins that are not origins, wildcards included, and * with credentials", () => {
+    expect(problemsOf(withAccess(`    cors: { allow_origins: ["https://*.example.com", "https://a.com/"] }\n`))).toEqual([
+      'routes.yaml:4: route "r1": cors: allow_origins: https://*.example.com, https://a.com/ is not an origin (scheme://host[:port]: no path, no trailing /, no wildcard)',
+    ]);
+    expect(problemsOf(withAccess(`    cors: { allow_origins: ["*"], allow_credentials: true }\n`))[0]).toMatch(
+      /cannot be used with allow_credentials/,
+    );
+  });
+
+  it("refuse a bearer_jwt whose claims could never match, or with two keys or none", () => {
+    expect(problemsOf(withAccess(`    auth: { bearer_jwt: { secret: "\${S}", audience: [] } }\n`))[0]).toMatch(
+      /audience must list at least one name/,
+    );
+    expect(problemsOf(withAccess(`    auth: { bearer_jwt: { secret: "\${S}", issuer: "" } }\n`))[0]).toMatch(/issuer must not be empty/);
+    expect(problemsOf(withAccess(`    auth: { bearer_jwt: { secret: "\${S}", jwks_url: "https://x/" } }\n`))[0]).toMatch(
+      /give secret \(HS256\) or jwks_url/,
+    );
+  });
+
+  it("refuse a rate_limit key that the route's auth cannot give", () => {
+    expect(problemsOf(withAccess(`    rate_limit: { requests: 1, period_s: 1, key: jwt_sub }\n`))).toEqual([
+      'routes.yaml:4: route "r1": rate_limit: rate_limit.key jwt_sub needs auth bearer_jwt on the route (it has none)',
+    ]);
+  });
+
+  it("take none on a route for cors and rate_limit, and apply the top-level defaults otherwise", () => {
+    const result = parseRoutes(`cors: { allow_origins: ["https://app.example.com"] }
+auth: { api_key: { keys: ["\${K}"] } }
+routes:
+  - { id: a, path: /a, cors: none, auth: none, amqp: { enabled: true, url: "amqp://h", producer: {} } }
+  - { id: b, path: /b, amqp: { enabled: true, url: "amqp://h", producer: {} } }
+`);
+    if (!result.ok) throw new Error(result.problems.join("\n"));
+    const [a, b] = result.config.routes;
+    expect(a?.cors).toBeUndefined();
+    expect(a?.auth).toEqual({ kind: "none" });
+    expect(b?.cors?.allow_origins).toEqual(["https://app.example.com"]);
+    expect(b?.auth).toEqual({ kind: "api_key", header: "X-API-Key", keys: ["${K}"] });
+  });
+});

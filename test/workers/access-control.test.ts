@@ -306,7 +306,7 @@ describe("cors", () => {
       expect(await messageCount(queue!)).toBe(2);
     }));
 
-  it("a route without cors refuses any cross-origin request but takes same-origin ones and those without Origin", () =>
+  it("a route without cors refuses every request from a web page, its own origin's included, and takes those from elsewhere", () =>
     withQueues("nocors", 1, async (queue) => {
       const id = uniqueRouteId("nocors");
       const gateway = gatewayFor(`routes:\n${producerRoute(id, "/in", queue!)}`);
@@ -315,8 +315,13 @@ describe("cors", () => {
       expect(refused.headers.get("access-control-allow-origin")).toBeNull();
       expect(((await refused.json()) as ErrorBody).route).toBe(id);
       expect(await messageCount(queue!)).toBe(0);
-      expect((await gateway("POST", "/in", { body: "same", headers: { origin: "http://gateway.test" } })).status).toBe(202);
+      // Same origin (or a Host made to match, as DNS rebinding does), and a page's no-CORS request (an <img>).
+      expect((await gateway("POST", "/in", { body: "same", headers: { origin: "http://gateway.test" } })).status).toBe(403);
+      expect((await gateway("POST", "/in", { body: "img", headers: { "sec-fetch-site": "cross-site" } })).status).toBe(403);
+      expect(await messageCount(queue!)).toBe(0);
+      // curl and servers send neither header; a URL typed into the address bar says `none`.
       expect((await gateway("POST", "/in", { body: "none" })).status).toBe(202);
+      expect((await gateway("POST", "/in", { body: "typed", headers: { "sec-fetch-site": "none" } })).status).toBe(202);
       expect(await messageCount(queue!)).toBe(2);
     }));
 
@@ -697,10 +702,11 @@ describe("request ids, secure headers and logs", () => {
           await gateway("GET", "/in", { headers: { origin: OTHER_ORIGIN } }),
         ];
         const named = await Promise.all(answers.map(async (response) => [response.status, ((await response.json()) as ErrorBody).route]));
+        // A method the path does not serve is 405 whatever the origin: it reaches no route, so no broker.
         expect(named).toEqual([
           [403, id],
           [405, id],
-          [403, id],
+          [405, id],
         ]);
         expect(captured.requests().map((line) => [line.status, line.route])).toEqual(named);
       } finally {

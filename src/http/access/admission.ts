@@ -3,7 +3,9 @@ import type { Admission } from "../../amqp/rate-limiter";
 import type { RouteTarget } from "../../amqp/route-messages";
 import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
-import { pickShard } from "../route-target";
+import type { RouteFailure } from "../../amqp/route-failure";
+import { failureError } from "../gateway-error";
+import { pickShard, routeObject } from "../route-target";
 
 /**
  * What the route's object needs to apply `rate_limit` to this request: whom it counts (the client's
@@ -13,9 +15,32 @@ import { pickShard } from "../route-target";
 export const admissionFor = (c: Context<GatewayEnv>, route: Pick<RouteConfig, "rate_limit">): Admission | undefined => {
   const limit = route.rate_limit;
   if (!limit) return undefined;
-  // Cloudflare sets CF-Connecting-IP on every request it forwards; only a local run lacks it.
-  const key = limit.key === "ip" ? `ip:${c.req.header("cf-connecting-ip") ?? "local"}` : (c.get("caller") ?? "anonymous");
+  const key = limit.key === "ip" ? ipKey(c) : (c.get("caller") ?? "anonymous");
   return { key, requests: limit.requests, periodS: limit.period_s };
+};
+
+/**
+ * The client's IP as a bucket key. Deployed, Cloudflare sets CF-Connecting-IP on every request
+ * and overwrites a client's own; under `npm start` nothing is in front, so a client can name any IP.
+ */
+const ipKey = (c: Context<GatewayEnv>): string => `ip:${c.req.header("cf-connecting-ip") ?? "local"}`;
+
+/**
+ * A refused login on a route with `rate_limit` takes a request from the caller's IP bucket (in the
+ * route's object: one extra call, for refused requests only); once it is empty, 429 instead.
+ */
+export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig): Promise<void> => {
+  const limit = route.rate_limit;
+  if (!limit) return;
+  const admission: Admission = { key: ipKey(c), requests: limit.requests, periodS: limit.period_s };
+  const target: RouteTarget = { id: route.id, amqp: route.amqp };
+  let refused: RouteFailure | undefined;
+  try {
+    refused = await routeObject(c.env, target, shardFor(target, admission)).refuseAttempt(admission);
+  } catch {
+    return; // The object is unreachable: the 401 stands.
+  }
+  if (refused) throw failureError(refused, route.id);
 };
 
 /**

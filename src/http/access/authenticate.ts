@@ -1,77 +1,102 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
+import type { AuthConfig } from "../../config/access-schema";
 import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
 import { GatewayError, RETRY_AFTER_SECONDS } from "../gateway-error";
+import { chargeRefusal } from "./admission";
 import { verifyBearerJwt, TokenRefused } from "./bearer-jwt";
 import { basicCredentials, bearerToken } from "./credentials";
+
+/** Who the credentials of a request belong to (`key#<index>`, `user:<name>`, `sub:<sub>`), or a thrown 401/403/503. */
+type Check = (c: Context<GatewayEnv>) => Promise<string>;
 
 /**
  * The route's `auth` as middleware: 401 with `WWW-Authenticate` when credentials are missing or
  * wrong, 403 when a valid token is not allowed here. On success it records who called
- * (`c.var.caller`: which key, or the token's `sub`), which is what `rate_limit` may count by.
- * No answer and no log line ever holds the credential itself.
+ * (`c.var.caller`), which is what `rate_limit` may count by. No answer and no log line ever holds
+ * the credential itself.
+ *
+ * On a route with `rate_limit`, each refused attempt also takes a request from the caller's IP
+ * bucket, and once that is empty the answer is 429: without it, guessing keys or passwords
+ * would cost nothing.
  */
 export const authenticate = (route: RouteConfig): MiddlewareHandler<GatewayEnv> | undefined => {
-  const auth = route.auth;
+  const check = checkFor(route.id, route.auth, route.rate_limit?.key === "jwt_sub");
+  if (!check) return undefined;
+  return async (c, next) => {
+    let caller: string;
+    try {
+      caller = await check(c);
+    } catch (error) {
+      if (error instanceof GatewayError && error.status === 401 && route.rate_limit) await chargeRefusal(c, route);
+      throw error;
+    }
+    c.set("caller", caller);
+    await next();
+  };
+};
+
+const checkFor = (routeId: string, auth: AuthConfig, needsSub: boolean): Check | undefined => {
   switch (auth.kind) {
     case "none":
       return undefined;
-    case "api_key":
-      return async (c, next) => {
-        const where = "query" in auth ? `query parameter ${auth.query}` : `header ${auth.header}`;
-        const sent = "query" in auth ? c.req.query(auth.query) : c.req.header(auth.header);
-        const challenge = {
-          "WWW-Authenticate": `ApiKey realm="${route.id}", ${"query" in auth ? "query" : "header"}="${"query" in auth ? auth.query : auth.header}"`,
-        };
-        if (!sent) throw new GatewayError(401, `this route requires an API key in the ${where}`, route.id, challenge);
+    case "api_key": {
+      const [where, name] = "query" in auth ? ["query", auth.query] : ["header", auth.header];
+      const place = `${where === "query" ? "query parameter" : "header"} ${name}`;
+      const challenge = { "WWW-Authenticate": `ApiKey realm="${routeId}", ${where}="${name}"` };
+      return async (c) => {
+        const sent = where === "query" ? c.req.query(name) : c.req.header(name);
+        if (!sent) throw new GatewayError(401, `this route requires an API key in the ${place}`, routeId, challenge);
         const index = await matchingIndex(auth.keys, sent);
-        if (index < 0) throw new GatewayError(401, `the API key in the ${where} is not valid`, route.id, challenge);
-        c.set("caller", `key#${index}`);
-        return next();
+        if (index < 0) throw new GatewayError(401, `the API key in the ${place} is not valid`, routeId, challenge);
+        return `key#${index}`;
       };
-    case "basic":
-      return async (c, next) => {
-        const challenge = { "WWW-Authenticate": `Basic realm="${route.id}", charset="UTF-8"` };
+    }
+    case "basic": {
+      const challenge = { "WWW-Authenticate": `Basic realm="${routeId}", charset="UTF-8"` };
+      return async (c) => {
         const header = c.req.header("authorization");
-        if (!header) throw new GatewayError(401, "this route requires HTTP basic authentication", route.id, challenge);
+        if (!header) throw new GatewayError(401, "this route requires HTTP basic authentication", routeId, challenge);
         const credentials = basicCredentials(header);
-        if (!credentials) throw new GatewayError(401, "malformed Authorization header; expected Basic credentials", route.id, challenge);
+        if (!credentials) throw new GatewayError(401, "malformed Authorization header; expected Basic credentials", routeId, challenge);
         const password = Object.hasOwn(auth.users, credentials.user) ? auth.users[credentials.user] : undefined;
         // Compared even for an unknown user, so that the time taken does not tell users apart.
         const valid = await timingSafeEqual(password ?? "\u0000unknown user", credentials.password);
-        if (!valid || password === undefined) throw new GatewayError(401, "wrong user name or password", route.id, challenge);
-        c.set("caller", `user:${credentials.user}`);
-        return next();
+        if (!valid || password === undefined) throw new GatewayError(401, "wrong user name or password", routeId, challenge);
+        return `user:${credentials.user}`;
       };
-    case "bearer_jwt":
-      return async (c, next) => {
+    }
+    case "bearer_jwt": {
+      const challenge = (error?: string) => ({ "WWW-Authenticate": `Bearer realm="${routeId}"${error ? `, error="${error}"` : ""}` });
+      return async (c) => {
         const header = c.req.header("authorization");
-        const challenge = (error?: string) => ({
-          "WWW-Authenticate": `Bearer realm="${route.id}"${error ? `, error="${error}"` : ""}`,
-        });
         const token = bearerToken(header);
         if (!token) {
           const reason = header
             ? "malformed Authorization header; expected Bearer <token>"
             : "this route requires Authorization: Bearer <token>";
-          throw new GatewayError(401, reason, route.id, challenge());
+          throw new GatewayError(401, reason, routeId, challenge());
         }
         try {
           const claims = await verifyBearerJwt(token.trim(), auth);
-          c.set("caller", typeof claims.sub === "string" ? `sub:${claims.sub}` : "sub:");
+          // Without one, every such token would share one rate-limit bucket.
+          if (needsSub && typeof claims.sub !== "string") {
+            throw new TokenRefused(403, "the token has no sub claim, which this route's rate_limit counts by");
+          }
+          return `sub:${String(claims.sub)}`;
         } catch (error) {
           if (!(error instanceof TokenRefused)) throw error;
-          if (error.status === 503) throw new GatewayError(503, error.message, route.id, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+          if (error.status === 503) throw new GatewayError(503, error.message, routeId, { "Retry-After": String(RETRY_AFTER_SECONDS) });
           throw new GatewayError(
             error.status,
             error.message,
-            route.id,
+            routeId,
             challenge(error.status === 401 ? "invalid_token" : "insufficient_scope"),
           );
         }
-        return next();
       };
+    }
   }
 };
 

@@ -25,7 +25,7 @@ const jwksCache = new Map<string, { keys: JsonWebKey[]; until: number }>();
  * somewhere else). Signature first: a forged token is 401 whatever it claims.
  */
 export const verifyBearerJwt = async (token: string, auth: BearerJwtAuth): Promise<JWTPayload> => {
-  let header: { alg?: unknown };
+  let header: { alg?: unknown; typ?: unknown; kid?: unknown };
   try {
     header = Jwt.decode(token).header;
   } catch {
@@ -35,17 +35,21 @@ export const verifyBearerJwt = async (token: string, auth: BearerJwtAuth): Promi
   if (!(auth.algorithms as string[]).includes(alg)) {
     throw new TokenRefused(401, `the token is signed with ${alg}; this route accepts ${auth.algorithms.join(", ")}`);
   }
-  const times = { exp: false, nbf: false, iat: false } as const;
+  // Access tokens of RFC 9068 say `typ: at+jwt`; hono's check accepts one given type, so name the token's own.
+  const typ = header.typ;
+  if (typ !== undefined && !(typeof typ === "string" && ACCEPTED_TYPES.has(typ.toLowerCase().replace(/^application\//, "")))) {
+    throw new TokenRefused(401, "the token's typ is not JWT or at+jwt");
+  }
+  const checks = { exp: false, nbf: false, iat: false, ...(typeof typ === "string" ? { typ } : {}) } as const;
   let payload: JWTPayload;
   try {
-    payload =
-      "secret" in auth
-        ? await Jwt.verify(token, auth.secret, { alg: alg as "HS256", ...times })
-        : await Jwt.verifyWithJwks(token, {
-            keys: await signingKeys(auth.jwks_url),
-            allowedAlgorithms: auth.algorithms as "RS256"[],
-            verification: times,
-          });
+    if ("secret" in auth) {
+      payload = await Jwt.verify(token, auth.secret, { alg: alg as "HS256", ...checks });
+    } else {
+      if (typeof header.kid !== "string") throw new TokenRefused(401, "the token names no signing key (kid)");
+      const keys = await signingKeys(auth.jwks_url, header.kid);
+      payload = await Jwt.verifyWithJwks(token, { keys, allowedAlgorithms: auth.algorithms as "RS256"[], verification: checks });
+    }
   } catch (error) {
     if (error instanceof TokenRefused) throw error;
     throw new TokenRefused(401, "the token's signature is not valid");
@@ -54,6 +58,8 @@ export const verifyBearerJwt = async (token: string, auth: BearerJwtAuth): Promi
   checkClaims(payload, auth);
   return payload;
 };
+
+const ACCEPTED_TYPES = new Set(["jwt", "at+jwt"]);
 
 const checkTimes = (payload: JWTPayload, skewS: number): void => {
   const now = Date.now() / 1000;
@@ -79,10 +85,23 @@ const checkClaims = (payload: JWTPayload, auth: BearerJwtAuth): void => {
   if (missing.length > 0) throw new TokenRefused(403, `the token lacks the claim ${missing.join(", ")}`);
 };
 
-/** The JWKS's keys, cached per isolate for {@link JWKS_TTL_MS}; 503 when it cannot be fetched and none are cached. */
-const signingKeys = async (url: string): Promise<JsonWebKey[]> => {
+/** After a failed fetch (or one for an unknown key), the JWKS is not fetched again for this long. */
+const REFETCH_AFTER_MS = 30 * 1000;
+const lastFetch = new Map<string, number>();
+
+/**
+ * The JWKS's keys, cached per isolate for {@link JWKS_TTL_MS}. A token naming a key the cache
+ * does not hold (the issuer rotated its keys) fetches the set again, at most every 30 s, as does
+ * a failed fetch; 503 when no keys can be had.
+ */
+const signingKeys = async (url: string, kid: string): Promise<JsonWebKey[]> => {
   const cached = jwksCache.get(url);
-  if (cached && cached.until > Date.now()) return cached.keys;
+  const known = cached?.keys.some((key) => (key as { kid?: unknown }).kid === kid) ?? false;
+  const fresh = cached !== undefined && cached.until > Date.now();
+  const mayFetch = Date.now() - (lastFetch.get(url) ?? 0) >= REFETCH_AFTER_MS;
+  if (cached && ((fresh && known) || !mayFetch)) return cached.keys;
+  if (!cached && !mayFetch) throw new TokenRefused(503, "the issuer's signing keys (jwks_url) could not be fetched; try again");
+  lastFetch.set(url, Date.now());
   try {
     const response = await fetch(url, { headers: { accept: "application/json" } });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
