@@ -4,9 +4,11 @@ import { RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./
 import type { ConsumedMessage } from "./route-messages";
 import type { Deadlines } from "./deadlines";
 
-export interface GetMessage {
+export interface GetMessages {
   queue: string;
   autoAck: boolean;
+  /** How many messages at most. */
+  count: number;
   timeoutMs: number;
   /** The route object's deadlines, which bound the wait for the answer. */
   deadlines: Deadlines;
@@ -19,38 +21,52 @@ export interface TakenMessage {
 }
 
 /**
- * Takes one message with `basic.get`, or resolves null when the queue is empty. Without
- * auto-ack, the caller owns the delivery and must acknowledge or reject it; a delivery that
- * arrives after the timeout has already been answered is rejected back to the queue here.
+ * Takes up to `count` messages with `basic.get`, in queue order; none when the queue is empty.
+ * The gets are sent together, without waiting for each answer (the broker answers them in
+ * order): one round trip for a batch. Without auto-ack, the caller owns the deliveries and must
+ * acknowledge or reject them; deliveries that arrive after the timeout has already been
+ * answered are rejected back to the queue here.
  */
-export const getMessage = async (session: AMQPSession, request: GetMessage): Promise<TakenMessage | null> => {
-  const { queue, autoAck, timeoutMs, deadlines } = request;
-  const work = (async (): Promise<TakenMessage | null> => {
+export const getMessages = async (session: AMQPSession, request: GetMessages): Promise<TakenMessage[]> => {
+  const { queue, autoAck, count, timeoutMs, deadlines } = request;
+  const work = (async (): Promise<TakenMessage[]> => {
     // The passive declare (once per session: the handle is cached) names a missing queue clearly.
     await session.queue(queue, { passive: true });
-    const delivery = await (await opsChannel(session)).basicGet(queue, { noAck: autoAck });
-    if (!delivery) return null;
-    const body = delivery.body ?? new Uint8Array(0);
-    const consumed: ConsumedMessage = {
-      body: body.slice().buffer,
-      contentType: delivery.properties.contentType,
-      messageId: delivery.properties.messageId,
-      correlationId: delivery.properties.correlationId,
-      headers: delivery.properties.headers,
-      exchange: delivery.exchange,
-      routingKey: delivery.routingKey,
-      redelivered: delivery.redelivered,
-      messageCount: delivery.messageCount,
-    };
-    return { consumed, delivery };
+    const channel = await opsChannel(session);
+    const deliveries = await Promise.all(Array.from({ length: count }, () => channel.basicGet(queue, { noAck: autoAck })));
+    return deliveries.flatMap((delivery) => (delivery ? [{ consumed: consumedMessage(delivery), delivery }] : []));
   })();
   try {
     return await deadlines.within(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
-    if (!autoAck) work.then((late) => late?.delivery.nack(true)).catch(() => undefined);
+    if (!autoAck) work.then((late) => Promise.all(late.map((taken) => taken.delivery.nack(true)))).catch(() => undefined);
     if (error instanceof RouteFailureError) throw error;
     if (replyCodeOf(error) === 404) throw new RouteFailureError("queue_not_found", `queue "${queue}" does not exist`);
     if (isChannelError(error)) throw new RouteFailureError("broker_error", `the broker refused the request: ${brokerReason(error)}`);
     throw new RouteFailureError("unavailable", `the connection to the broker was lost: ${brokerReason(error)}`);
   }
+};
+
+/** What the Worker needs of a delivery to answer with it (a copy of the body: the delivery's buffer is reused). */
+export const consumedMessage = (delivery: AMQPMessage): ConsumedMessage => {
+  const { properties } = delivery;
+  const body = delivery.body ?? new Uint8Array(0);
+  return {
+    body: body.slice().buffer,
+    contentType: properties.contentType,
+    contentEncoding: properties.contentEncoding,
+    messageId: properties.messageId,
+    correlationId: properties.correlationId,
+    replyTo: properties.replyTo,
+    type: properties.type,
+    priority: properties.priority,
+    expiration: properties.expiration,
+    timestamp: properties.timestamp?.toISOString(),
+    appId: properties.appId,
+    headers: properties.headers,
+    exchange: delivery.exchange,
+    routingKey: delivery.routingKey,
+    redelivered: delivery.redelivered,
+    messageCount: delivery.messageCount,
+  };
 };

@@ -1,7 +1,17 @@
 import { redactUrl } from "./broker-url";
 import type { LastError, RouteCounters } from "./route-messages";
 
-const ZERO: RouteCounters = { total_requests: 0, total_errors: 0, published: 0, consumed: 0, rejected: 0 };
+const ZERO: RouteCounters = {
+  total_requests: 0,
+  total_errors: 0,
+  published: 0,
+  consumed: 0,
+  rejected: 0,
+  leased: 0,
+  acked: 0,
+  nacked: 0,
+  expired: 0,
+};
 
 const STORAGE_KEY = "counters";
 const LAST_ERROR_KEY = "last_error";

@@ -54,8 +54,16 @@ export interface PublishManyOutcome {
 export interface ConsumedMessage {
   body: ArrayBuffer;
   contentType: string | undefined;
+  contentEncoding: string | undefined;
   messageId: string | undefined;
   correlationId: string | undefined;
+  replyTo: string | undefined;
+  type: string | undefined;
+  priority: number | undefined;
+  expiration: string | undefined;
+  /** ISO 8601. */
+  timestamp: string | undefined;
+  appId: string | undefined;
   /** The message's headers table. */
   headers: Record<string, unknown> | undefined;
   exchange: string;
@@ -65,10 +73,24 @@ export interface ConsumedMessage {
 }
 
 /**
+ * The messages taken, and `remaining` in the queue after the last (the broker's count). For each,
  * `settle` is set when the route does not auto-ack: the Worker must call the object's `settle`
  * with it, "ack" once its response is ready, "requeue" if anything failed.
  */
-export type ConsumeOutcome = { ok: true; message: ConsumedMessage | null; settle?: number } | RouteFailure;
+export type ConsumeOutcome = { ok: true; messages: HandedMessage[]; remaining?: number } | RouteFailure;
+
+/** What a consume asks for: up to `max` messages, within the caller's rate limit. */
+export interface ConsumeRequest {
+  max: number;
+  admission?: Admission;
+}
+
+/** One message handed to the Worker, with what settles it: nothing (auto-ack), a lease id, or a token for `settle`. */
+export interface HandedMessage {
+  message: ConsumedMessage;
+  settle?: number;
+  leaseId?: string;
+}
 
 export type SettleOutcome = { ok: true } | RouteFailure;
 
@@ -80,6 +102,11 @@ export interface RouteCounters {
   consumed: number;
   /** Requests refused by the route's `rate_limit` (never sent to the broker, not errors). */
   rejected: number;
+  /** Under `ack: lease`: messages handed out on a lease, acknowledged, nacked, and whose lease ran out. */
+  leased: number;
+  acked: number;
+  nacked: number;
+  expired: number;
 }
 
 /** The route's most recent failure. */

@@ -4,7 +4,8 @@ import type { Env } from "../env";
 import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
-import { getMessage } from "./get-message";
+import { getMessages } from "./get-message";
+import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage } from "./publish-message";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
@@ -12,7 +13,9 @@ import { PendingDeliveries } from "./pending-deliveries";
 import { RateLimiter, type Admission } from "./rate-limiter";
 import type {
   ConsumeOutcome,
+  ConsumeRequest,
   ConsumingTarget,
+  HandedMessage,
   OutgoingMessage,
   PublishManyOutcome,
   PublishManyRequest,
@@ -36,6 +39,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #counters: RouteCountersStore;
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
+  readonly #leases = new Leases(() => this.#counters.increment("expired"));
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
   readonly #logger: Logger;
@@ -93,34 +97,47 @@ export class AmqpRouteObject extends DurableObject<Env> {
   }
 
   /**
-   * Takes one message from the route's queue, or answers with `message: null` when it is empty.
-   * Without auto-ack the message stays unacknowledged until the Worker calls {@link settle}.
+   * Takes up to `request.max` messages from the route's queue (none when it is empty). With
+   * auto-ack they are the client's now; under `ack: lease` each is leased until the client
+   * settles it; otherwise each stays unacknowledged until the Worker calls {@link settle}.
    */
-  async consume(route: ConsumingTarget, admission?: Admission): Promise<ConsumeOutcome> {
+  async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
-    const refused = this.#refused(admission);
+    const refused = this.#refused(request.admission);
     if (refused) return refused;
     this.#counters.increment("total_requests");
     try {
       const session = await this.#connection("consume", route).session();
-      const taken = await getMessage(session, {
+      const taken = await getMessages(session, {
         queue: consumer.queue,
         autoAck: consumer.auto_ack,
+        count: request.max,
         timeoutMs: route.amqp.operation_timeout_ms,
         deadlines: this.#deadlines,
       });
-      if (!taken) return { ok: true, message: null };
-      // A message taken without auto-ack counts as consumed once it is acknowledged, in settle.
-      if (consumer.auto_ack) {
-        this.#counters.increment("consumed");
-        return { ok: true, message: taken.consumed };
-      }
-      const settle = this.#pending.hold(taken.delivery, route.amqp.operation_timeout_ms);
-      return { ok: true, message: taken.consumed, settle };
+      const remaining = taken.at(-1)?.consumed.messageCount;
+      const handed = taken.map(({ consumed, delivery }): HandedMessage => {
+        if (consumer.auto_ack) return { message: consumed };
+        if (consumer.ack === "lease") return { message: consumed, leaseId: this.#leases.lease(delivery, consumer.lease_timeout_ms) };
+        // Counted as consumed once acknowledged, in settle.
+        return { message: consumed, settle: this.#pending.hold(delivery, route.amqp.operation_timeout_ms) };
+      });
+      if (consumer.auto_ack) this.#counters.add("consumed", handed.length);
+      if (consumer.ack === "lease") this.#counters.add("leased", handed.length);
+      return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };
     } catch (error) {
       return this.#failed(error);
     }
+  }
+
+  /** Settles leased messages (`POST <path>/ack` and `/nack`), one result per id. */
+  async settleLeases(ids: string[], how: LeaseSettlement): Promise<LeaseResult[]> {
+    const results = await this.#leases.settle(ids, how);
+    const settled = results.filter((result) => result.status === 200).length;
+    if (settled > 0) this.#counters.add(how === "ack" ? "acked" : "nacked", settled);
+    if (how === "ack") this.#counters.add("consumed", settled);
+    return results;
   }
 
   /**
@@ -131,11 +148,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
     return this.#refused(admission);
   }
 
-  /** Acknowledges (the Worker's response is ready) or requeues a message taken without auto-ack. */
-  async settle(token: number, outcome: "ack" | "requeue"): Promise<SettleOutcome> {
+  /** Acknowledges (the Worker's response is ready) or requeues messages taken without auto-ack. */
+  async settle(tokens: number[], outcome: "ack" | "requeue"): Promise<SettleOutcome> {
     try {
-      await this.#pending.settle(token, outcome);
-      if (outcome === "ack") this.#counters.increment("consumed");
+      await Promise.all(tokens.map((token) => this.#pending.settle(token, outcome)));
+      if (outcome === "ack") this.#counters.add("consumed", tokens.length);
       return { ok: true };
     } catch (error) {
       return this.#failed(error);

@@ -99,12 +99,30 @@ const ProducerSchema = strictObject({
   ),
 });
 
-const ConsumerSchema = strictObject({
-  /** Queue to take messages from with `basic.get`. */
-  queue: v.pipe(v.string("queue must be a string"), v.minLength(1, "queue must not be empty")),
-  /** Let the broker consider a message delivered as soon as it is sent (default false). */
-  auto_ack: v.optional(v.boolean("auto_ack must be true or false"), false),
-});
+/** Longest lease: 12 hours. */
+export const MAX_LEASE_MS = 12 * 60 * 60 * 1000;
+
+const ConsumerSchema = v.pipe(
+  strictObject({
+    /** Queue to take messages from. */
+    queue: v.pipe(v.string("queue must be a string"), v.minLength(1, "queue must not be empty")),
+    /** Let the broker consider a message delivered as soon as it is sent (default false). */
+    auto_ack: v.optional(v.boolean("auto_ack must be true or false"), false),
+    /**
+     * `lease`: hand messages out unacknowledged, each with a lease id, until the client settles
+     * them with `POST <path>/ack` or `/nack` or the lease runs out (then they are requeued).
+     */
+    ack: v.optional(v.picklist(["lease"], (issue) => `ack ${String(issue.input)} is not supported (use lease, or leave it out)`)),
+    /** How long a lease lasts, in milliseconds (default 30000, at most 12 h). */
+    lease_timeout_ms: v.optional(
+      v.pipe(positiveInteger("lease_timeout_ms"), v.maxValue(MAX_LEASE_MS, `lease_timeout_ms must be at most ${MAX_LEASE_MS} (12 h)`)),
+      30_000,
+    ),
+    /** Most messages one `GET ?max=N` may take, 1 to 100 (default 100). */
+    max_messages: v.optional(v.pipe(positiveInteger("max_messages"), v.maxValue(100, "max_messages must be at most 100")), 100),
+  }),
+  v.check((consumer) => !(consumer.auto_ack && consumer.ack === "lease"), "auto_ack: true and ack: lease exclude each other; choose one"),
+);
 
 const AmqpSchema = strictObject({
   /** Whether this route is served by the AMQP backend (default false). */

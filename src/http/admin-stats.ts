@@ -79,10 +79,26 @@ const routeStats = async (env: Env, target: RouteConfig): Promise<RouteStatsEntr
       published: sum.published + one.published,
       consumed: sum.consumed + one.consumed,
       rejected: sum.rejected + one.rejected,
+      leased: sum.leased + one.leased,
+      acked: sum.acked + one.acked,
+      nacked: sum.nacked + one.nacked,
+      expired: sum.expired + one.expired,
       connected: sum.connected || one.connected,
       last_error: !sum.last_error || (one.last_error && one.last_error.at > sum.last_error.at) ? one.last_error : sum.last_error,
     }),
-    { total_requests: 0, total_errors: 0, published: 0, consumed: 0, rejected: 0, connected: false, last_error: null },
+    {
+      total_requests: 0,
+      total_errors: 0,
+      published: 0,
+      consumed: 0,
+      rejected: 0,
+      leased: 0,
+      acked: 0,
+      nacked: 0,
+      expired: 0,
+      connected: false,
+      last_error: null,
+    },
   );
   return { url: redactUrl(target.amqp.url), ...total, ...(shards.length > 1 ? { shards } : {}) };
 };

@@ -7,7 +7,9 @@ import type { GatewayEnv } from "../env";
 import { authenticate } from "./access/authenticate";
 import { corsPolicy } from "./access/cors-policy";
 import { adminStats } from "./admin-stats";
-import { consume, publish } from "./amqp-handlers";
+import { consume } from "./consume-handler";
+import { settleLeases } from "./lease-handlers";
+import { publish } from "./publish-handler";
 import { GatewayError } from "./gateway-error";
 import { requestLog } from "./request-log";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
@@ -31,6 +33,15 @@ export const createApp = (config: GatewayConfig) => {
     secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }),
   );
   app.route("/", adminStats(config));
+  // Before the routes' own paths, which a path_prefix route would otherwise cover.
+  for (const route of config.routes) {
+    if (!consumes(route) || route.amqp.consumer.ack !== "lease") continue;
+    for (const verb of ["ack", "nack"] as const) {
+      const settle: MiddlewareHandler<GatewayEnv> = (c) => settleLeases(c, route, verb);
+      app.options(leasePath(route.path, verb), corsPolicy(route.cors, ["POST"], route.id));
+      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), settle);
+    }
+  }
   // A path may be matched by several groups (an exact route and a prefix route on the same base):
   // each group that does not serve the method passes the request on, and the last handler answers
   // 405 (or OPTIONS) with every method that some matching route serves.
@@ -86,7 +97,6 @@ export const createApp = (config: GatewayConfig) => {
 
 /** The middleware and handler of one route, for the methods it serves. */
 const routeChain = (route: RouteConfig): [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayEnv>>] => {
-  const auth = authenticate(route);
   const handler: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     const method = c.req.method;
     // Hono routes HEAD to GET handlers; HEAD would take a message and drop its body, so it
@@ -98,12 +108,25 @@ const routeChain = (route: RouteConfig): [MiddlewareHandler<GatewayEnv>, ...Arra
     if (!isPublishMethod(method) && consumes(route)) return await consume(c, route);
     await next();
   };
+  const [first, ...rest] = accessChain(route, route.methods);
+  return [first, ...rest, handler];
+};
+
+/** What every request to a route passes first: its name for the log, its `cors`, its `auth`. */
+const accessChain = (
+  route: RouteConfig,
+  methods: readonly string[],
+): [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayEnv>>] => {
+  const auth = authenticate(route);
   const named: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     c.set("routeId", route.id);
     await next();
   };
-  return [named, corsPolicy(route.cors, route.methods, route.id), ...(auth ? [auth] : []), handler];
+  return [named, corsPolicy(route.cors, methods, route.id), ...(auth ? [auth] : [])];
 };
+
+/** `POST <path>/ack` and `/nack`. */
+const leasePath = (path: string, verb: "ack" | "nack"): string => `${path.replace(/\/+$/, "")}/${verb}`;
 
 /**
  * A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered with the `cors`

@@ -16,10 +16,15 @@ interface DurableObjectCallError {
  * - a consume is tried once more with a fresh stub, when workerd says that may work: an
  *   unacknowledged delivery goes back to the queue with the reset connection, so retrying loses
  *   nothing;
+ * - a settle of leases is not retried either (some may have been settled): 503;
  * - a publish is never retried: the object may have published before it was reset, so the
  *   outcome is unknown (504), and the client decides whether a duplicate is acceptable.
  */
-export const callRouteObject = async <T>(routeId: string, operation: "publish" | "consume", call: () => Promise<T>): Promise<T> => {
+export const callRouteObject = async <T>(
+  routeId: string,
+  operation: "publish" | "consume" | "settle",
+  call: () => Promise<T>,
+): Promise<T> => {
   let error: unknown;
   try {
     return await call();

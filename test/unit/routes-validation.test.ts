@@ -29,7 +29,7 @@ describe("a valid routes file", () => {
     });
     expect(config).toMatchObject({ heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000, shards: 1 });
     expect(config?.location_hint).toBeUndefined();
-    expect(config?.consumer).toEqual({ queue: "q", auto_ack: false });
+    expect(config?.consumer).toEqual({ queue: "q", auto_ack: false, lease_timeout_ms: 30000, max_messages: 100 });
   });
 
   it("has its methods normalised to upper case", () => {
@@ -262,5 +262,29 @@ routes:
     expect(a?.auth).toEqual({ kind: "none" });
     expect(b?.cors?.allow_origins).toEqual(["https://app.example.com"]);
     expect(b?.auth).toEqual({ kind: "api_key", header: "X-API-Key", keys: ["${K}"] });
+  });
+});
+
+describe("consumer modes", () => {
+  const consumer = (fields: string) => amqp(`      url: "amqp://h"\n      consumer: { queue: q, ${fields} }\n`);
+
+  it("refuse auto_ack with ack: lease, and bounds of the lease and the batch", () => {
+    expect(problemsOf(consumer("auto_ack: true, ack: lease"))).toEqual([
+      'routes.yaml:7: route "r1": amqp.consumer: auto_ack: true and ack: lease exclude each other; choose one',
+    ]);
+    expect(problemsOf(consumer("ack: lease, lease_timeout_ms: 43200001"))[0]).toMatch(/lease_timeout_ms must be at most 43200000 \(12 h\)/);
+    expect(problemsOf(consumer("max_messages: 101"))[0]).toMatch(/max_messages must be at most 100/);
+    expect(problemsOf(consumer("ack: manual"))[0]).toMatch(/ack manual is not supported \(use lease, or leave it out\)/);
+  });
+
+  it("default to 30 s leases and batches of up to 100", () => {
+    const result = parseRoutes(consumer("ack: lease"));
+    expect(result.ok && result.config.routes[0]?.amqp.consumer).toEqual({
+      queue: "q",
+      auto_ack: false,
+      ack: "lease",
+      lease_timeout_ms: 30000,
+      max_messages: 100,
+    });
   });
 });

@@ -28,11 +28,12 @@ describe("a message taken without auto-ack", () => {
     try {
       await publishDirect(queue, "hold me");
       const target = consumerTarget(queue, 5_000);
-      const taken = (await objectFor(target).consume(target)) as ConsumeOutcome;
-      expect(taken.ok && taken.settle).toBeGreaterThan(0);
-      if (!taken.ok || taken.settle === undefined) return;
-      expect(await objectFor(target).settle(taken.settle, "ack")).toEqual({ ok: true });
-      expect(await objectFor(target).settle(taken.settle, "ack")).toMatchObject({ ok: false, kind: "internal" });
+      const taken = (await objectFor(target).consume(target, { max: 1 })) as ConsumeOutcome;
+      const token = taken.ok ? taken.messages[0]?.settle : undefined;
+      expect(token).toBeGreaterThan(0);
+      if (token === undefined) return;
+      expect(await objectFor(target).settle([token], "ack")).toEqual({ ok: true });
+      expect(await objectFor(target).settle([token], "ack")).toMatchObject({ ok: false, kind: "internal" });
       expect(await messageCount(queue)).toBe(0);
     } finally {
       await deleteQueue(queue);
@@ -45,13 +46,14 @@ describe("a message taken without auto-ack", () => {
     try {
       await publishDirect(queue, "give me back");
       const target = consumerTarget(queue, 300);
-      const first = (await objectFor(target).consume(target)) as ConsumeOutcome;
-      if (!first.ok || first.settle === undefined) throw new Error("expected a held message");
-      expect(await objectFor(target).settle(first.settle, "requeue")).toEqual({ ok: true });
+      const first = (await objectFor(target).consume(target, { max: 1 })) as ConsumeOutcome;
+      const token = first.ok ? first.messages[0]?.settle : undefined;
+      if (token === undefined) throw new Error("expected a held message");
+      expect(await objectFor(target).settle([token], "requeue")).toEqual({ ok: true });
       expect(await messageCount(queue)).toBe(1);
 
-      const second = (await objectFor(target).consume(target)) as ConsumeOutcome;
-      expect(second.ok && second.message?.redelivered).toBe(true);
+      const second = (await objectFor(target).consume(target, { max: 1 })) as ConsumeOutcome;
+      expect(second.ok && second.messages[0]?.message.redelivered).toBe(true);
       // Not settled: after the hold time (operation_timeout_ms) the object requeues it itself.
       await new Promise((resolve) => setTimeout(resolve, 800));
       expect(await messageCount(queue)).toBe(1);

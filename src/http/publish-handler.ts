@@ -1,20 +1,11 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type {
-  ConsumeOutcome,
-  ConsumingTarget,
-  PublishManyOutcome,
-  PublishingTarget,
-  PublishProperties,
-  RouteTarget,
-  SettleOutcome,
-} from "../amqp/route-messages";
+import type { PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
-import type { ConsumingRoute, PublishingRoute } from "../config/schema";
+import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
-import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
-import { messageHeaders } from "./message-headers";
+import { failureError, GatewayError } from "./gateway-error";
 import { DEFAULT_CONTENT_TYPE, publishProperties } from "./message-properties";
 import { callRouteObject } from "./route-object-call";
 import { admissionFor, shardFor } from "./access/admission";
@@ -81,54 +72,6 @@ const batchProperties = (properties: PublishProperties, index: number): PublishP
   contentType: DEFAULT_CONTENT_TYPE,
   ...(properties.messageId === undefined ? {} : { messageId: `${properties.messageId}-${index}` }),
 });
-
-/**
- * GET and the other consuming methods: one message with its properties as headers (200), or 204
- * when the queue is empty. Without auto-ack, the message is acknowledged once the response is
- * built; a message whose acknowledgement fails is not sent (the broker will deliver it again),
- * so it is not delivered twice. If the Worker never settles it (it went away), the object
- * requeues it after `operation_timeout_ms`.
- */
-export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
-  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
-  const admission = admissionFor(c, route);
-  const shard = shardFor(target, admission);
-  const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    routeObject(c.env, target, shard).consume(target, admission),
-  );
-  if (!outcome.ok) throw failureError(outcome, target.id);
-  const { message, settle } = outcome;
-  if (!message) return c.body(null, 204);
-  // messageHeaders never fails, whatever the message's properties hold: nothing here can leave
-  // a message at the head of its queue or lose one taken with auto-ack.
-  const headers = messageHeaders(message);
-  // Stated, so that the request's log line can count the bytes it sent.
-  headers.set("Content-Length", String(message.body.byteLength));
-  const response = new Response(message.body, { status: 200, headers });
-  if (settle !== undefined) await settleDelivery(c, target, shard, settle, "ack");
-  return response;
-};
-
-/** Settles a delivery with the shard that holds it. */
-const settleDelivery = async (
-  c: Context<GatewayEnv>,
-  target: RouteTarget,
-  shard: number,
-  token: number,
-  outcome: "ack" | "requeue",
-): Promise<void> => {
-  const routeId = target.id;
-  let settled: SettleOutcome;
-  try {
-    settled = await routeObject(c.env, target, shard).settle(token, outcome);
-  } catch {
-    // The object was reset: its connection went with it, and the broker requeues the message.
-    throw new GatewayError(503, "the message could not be acknowledged; it stays in the queue", routeId, {
-      "Retry-After": String(RETRY_AFTER_SECONDS),
-    });
-  }
-  if (!settled.ok) throw failureError(settled, routeId);
-};
 
 /**
  * The request body, or 413 once it is known to be larger than `maxBytes`: from Content-Length

@@ -1,0 +1,111 @@
+import type { AMQPMessage } from "@cloudamqp/amqp-client";
+
+/** How a client settles leased messages: `ack`, `nack` with requeue, or `nack` without (dead-letter or drop). */
+export type LeaseSettlement = "ack" | "requeue" | "reject";
+
+/** The outcome of settling one lease id, as the client gets it. */
+export interface LeaseResult {
+  lease_id: string;
+  /** HTTP-like status of this id: 200 settled, 404 unknown, 409 settled before, 410 back in the queue already. */
+  status: 200 | 404 | 409 | 410;
+  outcome: "acked" | "requeued" | "rejected" | "unknown" | "already_settled" | "expired" | "gone";
+  error?: string;
+}
+
+interface Lease {
+  delivery: AMQPMessage;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Outcomes of settled and expired leases are remembered this long, to answer a late or repeated settle clearly. */
+const REMEMBER_MS = 15 * 60 * 1000;
+/** ... and at most this many (the oldest are forgotten first). */
+const REMEMBER_AT_MOST = 100_000;
+
+/**
+ * Messages handed out unacknowledged under `ack: lease`, until the client settles them with
+ * `POST <path>/ack` or `/nack`, or their lease runs out (then they are requeued and come back
+ * with `redelivered: true`). If the connection they came on drops, the broker requeues them by
+ * itself, and settling them answers 410. Lease ids are random UUIDs: one cannot settle another
+ * client's lease by guessing.
+ */
+export class Leases {
+  readonly #leases = new Map<string, Lease>();
+  readonly #ended = new Map<string, { outcome: LeaseResult["outcome"]; at: number }>();
+  readonly #onExpired: () => void;
+
+  /** @param onExpired - called once per lease that ran out (for the `expired` counter) */
+  constructor(onExpired: () => void) {
+    this.#onExpired = onExpired;
+  }
+
+  /** Leases `delivery` for `timeoutMs`; returns its id. */
+  lease(delivery: AMQPMessage, timeoutMs: number): string {
+    const id = crypto.randomUUID();
+    const timer = setTimeout(() => {
+      if (!this.#leases.delete(id)) return;
+      this.#remember(id, "expired");
+      this.#onExpired();
+      delivery.nack(true).catch(() => undefined);
+    }, timeoutMs);
+    this.#leases.set(id, { delivery, timer });
+    return id;
+  }
+
+  /** Settles each lease id, in order; never throws, every id gets its own result. */
+  async settle(ids: readonly string[], how: LeaseSettlement): Promise<LeaseResult[]> {
+    return Promise.all(ids.map((id) => this.#settleOne(id, how)));
+  }
+
+  /** How many leases are outstanding now. */
+  get size(): number {
+    return this.#leases.size;
+  }
+
+  async #settleOne(id: string, how: LeaseSettlement): Promise<LeaseResult> {
+    const lease = this.#leases.get(id);
+    if (!lease) return this.#notHeld(id);
+    this.#leases.delete(id);
+    clearTimeout(lease.timer);
+    if (lease.delivery.channel.closed) return this.#gone(id);
+    try {
+      if (how === "ack") await lease.delivery.ack();
+      else await lease.delivery.nack(how === "requeue");
+    } catch {
+      return this.#gone(id);
+    }
+    const outcome = how === "ack" ? "acked" : how === "requeue" ? "requeued" : "rejected";
+    this.#remember(id, outcome);
+    return { lease_id: id, status: 200, outcome };
+  }
+
+  #gone(id: string): LeaseResult {
+    this.#remember(id, "gone");
+    return {
+      lease_id: id,
+      status: 410,
+      outcome: "gone",
+      error: "the connection it was leased on was lost; the broker has put the message back in the queue",
+    };
+  }
+
+  #notHeld(id: string): LeaseResult {
+    const ended = this.#ended.get(id);
+    if (!ended) return { lease_id: id, status: 404, outcome: "unknown", error: "no such lease (never handed out, or long settled)" };
+    if (ended.outcome === "expired") {
+      return { lease_id: id, status: 410, outcome: "expired", error: "the lease ran out; the message went back to the queue" };
+    }
+    if (ended.outcome === "gone") return this.#gone(id);
+    return { lease_id: id, status: 409, outcome: "already_settled", error: `already settled (${ended.outcome})` };
+  }
+
+  #remember(id: string, outcome: LeaseResult["outcome"]): void {
+    const now = Date.now();
+    this.#ended.delete(id);
+    this.#ended.set(id, { outcome, at: now });
+    for (const [key, entry] of this.#ended) {
+      if (this.#ended.size <= REMEMBER_AT_MOST && now - entry.at < REMEMBER_MS) break;
+      this.#ended.delete(key);
+    }
+  }
+}

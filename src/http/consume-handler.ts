@@ -1,0 +1,85 @@
+import type { Context } from "hono";
+import type { ConsumeOutcome, ConsumingTarget, HandedMessage, RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type { ConsumingRoute } from "../config/schema";
+import type { GatewayEnv } from "../env";
+import { admissionFor, shardFor } from "./access/admission";
+import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
+import { externalLeaseId } from "./lease-ids";
+import { messageHeaders } from "./message-headers";
+import { messageJson } from "./message-json";
+import { callRouteObject } from "./route-object-call";
+import { routeObject } from "./route-target";
+
+/** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
+export const MAX_BATCH_CONSUME = 100;
+
+/**
+ * GET and the other consuming methods.
+ *
+ * - Plain: one message with its properties as headers (200), or 204 when the queue is empty.
+ * - `?max=N` (1 to the route's `max_messages`): up to N messages as JSON,
+ *   `{"messages": [...], "remaining": M}`, or 204.
+ *
+ * With auto-ack the messages are the client's once taken. Under `ack: lease` each carries a lease
+ * id (`X-Lease-Id`, or `lease_id` in a batch) to settle with `POST <path>/ack` or `/nack`.
+ * Otherwise they are acknowledged once the response is built; a message whose acknowledgement
+ * fails is not sent (the broker will deliver it again), so it is not delivered twice, and if the
+ * Worker never settles it (it went away) the object requeues it after `operation_timeout_ms`.
+ */
+export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
+  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
+  const max = batchSize(c, route);
+  const admission = admissionFor(c, route);
+  const shard = shardFor(target, admission);
+  const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
+    routeObject(c.env, target, shard).consume(target, { max: max ?? 1, ...(admission ? { admission } : {}) }),
+  );
+  if (!outcome.ok) throw failureError(outcome, target.id);
+  const { messages, remaining } = outcome;
+  const [first] = messages;
+  if (!first) return c.body(null, 204);
+  const leaseIdOf = (id: string) => externalLeaseId(shard, id);
+  // Neither form of answer can fail, whatever the messages' properties hold: nothing here can
+  // leave a message at the head of its queue or lose one taken with auto-ack.
+  const response =
+    max === undefined
+      ? singleMessage(first, leaseIdOf)
+      : c.json({ messages: messages.map((one) => messageJson(one, leaseIdOf)), remaining: remaining ?? null });
+  const tokens = messages.flatMap((one) => (one.settle === undefined ? [] : [one.settle]));
+  if (tokens.length > 0) await settleDeliveries(c, target, shard, tokens);
+  return response;
+};
+
+/** `?max=N` as a number within the route's `max_messages`, or undefined without it; 400 otherwise. */
+const batchSize = (c: Context<GatewayEnv>, route: ConsumingRoute): number | undefined => {
+  const raw = c.req.query("max");
+  if (raw === undefined) return undefined;
+  const cap = Math.min(route.amqp.consumer.max_messages, MAX_BATCH_CONSUME);
+  if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > cap) {
+    throw new GatewayError(400, `query max must be a whole number from 1 to ${cap}`, route.id);
+  }
+  return Number(raw);
+};
+
+/** One message as the body, its properties as headers. */
+const singleMessage = ({ message, leaseId }: HandedMessage, leaseIdOf: (id: string) => string): Response => {
+  const headers = messageHeaders(message);
+  if (leaseId !== undefined) headers.set("X-Lease-Id", leaseIdOf(leaseId));
+  // Stated, so that the request's log line can count the bytes it sent.
+  headers.set("Content-Length", String(message.body.byteLength));
+  return new Response(message.body, { status: 200, headers });
+};
+
+/** Acknowledges deliveries with the shard that holds them, once the response is ready. */
+const settleDeliveries = async (c: Context<GatewayEnv>, target: RouteTarget, shard: number, tokens: number[]): Promise<void> => {
+  let settled: SettleOutcome;
+  try {
+    settled = await routeObject(c.env, target, shard).settle(tokens, "ack");
+  } catch {
+    // The object was reset: its connection went with it, and the broker requeues the messages.
+    throw new GatewayError(503, "the message could not be acknowledged; it stays in the queue", target.id, {
+      "Retry-After": String(RETRY_AFTER_SECONDS),
+    });
+  }
+  if (!settled.ok) throw failureError(settled, target.id);
+};

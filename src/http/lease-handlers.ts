@@ -1,0 +1,79 @@
+import type { Context } from "hono";
+import type { LeaseResult, LeaseSettlement } from "../amqp/leases";
+import type { ConsumingTarget } from "../amqp/route-messages";
+import type { ConsumingRoute } from "../config/schema";
+import type { GatewayEnv } from "../env";
+import { GatewayError } from "./gateway-error";
+import { externalLeaseId, parseLeaseId } from "./lease-ids";
+import { callRouteObject } from "./route-object-call";
+import { routeObject } from "./route-target";
+
+/** Most lease ids one settle request may carry. */
+const MAX_LEASE_IDS = 1000;
+
+/**
+ * `POST <path>/ack` and `POST <path>/nack` on a route with `ack: lease`: settles the leases named
+ * in `{"lease_ids": [...]}` (nack also takes `"requeue": true|false`; false dead-letters the
+ * message when its queue has a dead-letter exchange, else drops it). Answers one result per id,
+ * in order; the status is 200 when every id was settled, the ids' own status when they all
+ * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207.
+ */
+export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute, verb: "ack" | "nack"): Promise<Response> => {
+  const { ids, requeue } = await settleRequest(c, route.id, verb);
+  const how: LeaseSettlement = verb === "ack" ? "ack" : requeue ? "requeue" : "reject";
+  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
+  const byShard = new Map<number, Array<{ index: number; id: string }>>();
+  const results: LeaseResult[] = ids.map((leaseId) => ({
+    lease_id: leaseId,
+    status: 404,
+    outcome: "unknown",
+    error: "not a lease id of this route",
+  }));
+  ids.forEach((leaseId, index) => {
+    const parsed = parseLeaseId(leaseId, route.amqp.shards);
+    if (!parsed) return;
+    byShard.set(parsed.shard, [...(byShard.get(parsed.shard) ?? []), { index, id: parsed.id }]);
+  });
+  await Promise.all(
+    [...byShard].map(async ([shard, entries]) => {
+      const settled = await callRouteObject(route.id, "settle", () =>
+        routeObject(c.env, target, shard).settleLeases(
+          entries.map((entry) => entry.id),
+          how,
+        ),
+      );
+      settled.forEach((result, position) => {
+        const entry = entries[position];
+        if (entry) results[entry.index] = { ...result, lease_id: externalLeaseId(shard, result.lease_id) };
+      });
+    }),
+  );
+  const statuses = new Set(results.map((result) => result.status));
+  const [only] = statuses;
+  const status = statuses.size === 1 && only !== undefined ? only : 207;
+  return c.json({ results }, status);
+};
+
+/** The body of a settle request, or 400 saying what is wrong with it. */
+const settleRequest = async (
+  c: Context<GatewayEnv>,
+  routeId: string,
+  verb: "ack" | "nack",
+): Promise<{ ids: string[]; requeue: boolean }> => {
+  const invalid = (reason: string) => new GatewayError(400, `${verb}: ${reason}`, routeId);
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw invalid('the body must be JSON: {"lease_ids": ["..."]}');
+  }
+  const { lease_ids: ids, requeue = true } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown };
+  if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string")) {
+    throw invalid("lease_ids must be a non-empty list of lease ids");
+  }
+  if (ids.length > MAX_LEASE_IDS) throw invalid(`at most ${MAX_LEASE_IDS} lease ids per request`);
+  if (new Set(ids).size !== ids.length) throw invalid("a lease id is listed twice");
+  if (typeof requeue !== "boolean") throw invalid("requeue must be true or false");
+  if (verb === "ack" && (body as { requeue?: unknown }).requeue !== undefined) throw invalid("requeue is for nack");
+  return { ids: ids, requeue };
+};

@@ -1,0 +1,210 @@
+/**
+ * Consuming like a queue service, inside workerd against the real broker: batches (`?max=N`)
+ * with text and binary bodies, and leases (`ack: lease`) settled with `POST <path>/ack` and
+ * `/nack`, running out, and outliving their connection.
+ */
+import { describe, expect, it } from "vitest";
+import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
+import { gatewayFor, uniqueRouteId } from "./gateway";
+
+interface BatchMessage {
+  body: string;
+  body_encoding: "utf8" | "base64";
+  properties: Record<string, unknown>;
+  routing_key: string;
+  redelivered: boolean;
+  lease_id?: string;
+}
+interface Batch {
+  messages: BatchMessage[];
+  remaining: number | null;
+}
+interface Settled {
+  results: Array<{ lease_id: string; status: number; outcome: string; error?: string }>;
+}
+
+const consumerRoute = (id: string, queue: string, consumer = "", url = BROKER_URL) =>
+  `routes:\n  - { id: ${id}, path: /jobs, amqp: { enabled: true, url: "${url}", consumer: { queue: ${queue}${consumer ? `, ${consumer}` : ""} } } }\n`;
+
+const withQueue = async (test: (queue: string) => Promise<void>, args: Record<string, unknown> = {}) => {
+  const queue = uniqueName("modes");
+  await declareQueue(queue, args);
+  try {
+    await test(queue);
+  } finally {
+    await deleteQueue(queue);
+  }
+};
+
+const json = { "content-type": "application/json" };
+
+describe("GET ?max=N", () => {
+  it("answers up to N messages as JSON, text as text and binary as base64, in queue order, with what remains", () =>
+    withQueue(async (queue) => {
+      const binary = Uint8Array.from({ length: 256 }, (_, i) => i);
+      await publishDirect(queue, '{"n":1}', "application/json");
+      await publishDirect(queue, binary, "application/octet-stream");
+      await publishDirect(queue, "grüße ✓", "text/plain");
+      await publishDirect(queue, "fourth");
+      const send = gatewayFor(consumerRoute(uniqueRouteId("batch"), queue, "auto_ack: true"));
+      const answer = await send("GET", "/jobs?max=3");
+      expect(answer.status).toBe(200);
+      const batch = (await answer.json()) as Batch;
+      expect(batch.messages.map((message) => [message.body_encoding, message.properties.content_type])).toEqual([
+        ["utf8", "application/json"],
+        ["base64", "application/octet-stream"],
+        ["utf8", "text/plain"],
+      ]);
+      expect(batch.messages[0]?.body).toBe('{"n":1}');
+      expect(Uint8Array.from(atob(batch.messages[1]?.body ?? ""), (char) => char.charCodeAt(0))).toEqual(binary);
+      expect(batch.messages[2]?.body).toBe("grüße ✓");
+      expect(batch.messages[0]).toMatchObject({ routing_key: queue, redelivered: false });
+      expect(batch.remaining).toBe(1);
+      const rest = (await (await send("GET", "/jobs?max=10")).json()) as Batch;
+      expect(rest.messages.map((message) => message.body)).toEqual(["fourth"]);
+      expect(rest.remaining).toBe(0);
+      expect((await send("GET", "/jobs?max=10")).status).toBe(204);
+    }));
+
+  it("is refused with 400 outside 1 to the route's max_messages, taking nothing", () =>
+    withQueue(async (queue) => {
+      await publishDirect(queue, "stay");
+      const send = gatewayFor(consumerRoute(uniqueRouteId("bounds"), queue, "auto_ack: true, max_messages: 5"));
+      for (const max of ["0", "6", "abc", "1.5", "-1", ""]) {
+        const answer = await send("GET", `/jobs?max=${max}`);
+        expect(answer.status, max).toBe(400);
+        expect(((await answer.json()) as { error: string }).error).toMatch(/query max must be a whole number from 1 to 5/);
+      }
+      expect(await messageCount(queue)).toBe(1);
+    }));
+
+  it("without auto-ack, acknowledges the whole batch once the answer is built", () =>
+    withQueue(async (queue) => {
+      for (let i = 0; i < 5; i++) await publishDirect(queue, `m${i}`);
+      const send = gatewayFor(consumerRoute(uniqueRouteId("batch-ack"), queue));
+      const batch = (await (await send("GET", "/jobs?max=5")).json()) as Batch;
+      expect(batch.messages.map((message) => message.body)).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+      expect(batch.messages.every((message) => message.lease_id === undefined)).toBe(true);
+      // Acknowledged, not requeued: nothing comes back after the hold time.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await messageCount(queue)).toBe(0);
+    }));
+});
+
+describe("ack: lease", () => {
+  it("hands messages out on a lease (X-Lease-Id, lease_id), and settles each id once: ack, then 409; unknown ids 404", () =>
+    withQueue(async (queue) => {
+      for (let i = 0; i < 3; i++) await publishDirect(queue, `job ${i}`);
+      const id = uniqueRouteId("lease");
+      const send = gatewayFor(consumerRoute(id, queue, "ack: lease"));
+      const single = await send("GET", "/jobs");
+      expect(await single.text()).toBe("job 0");
+      const leaseId = single.headers.get("x-lease-id") ?? "";
+      expect(leaseId).toMatch(/^0\.[0-9a-f-]{36}$/);
+      const batch = (await (await send("GET", "/jobs?max=5")).json()) as Batch;
+      const batchIds = batch.messages.map((message) => message.lease_id ?? "");
+      expect(batchIds).toHaveLength(2);
+      // Leased, not acknowledged: nothing is ready, nothing is gone.
+      expect(await messageCount(queue)).toBe(0);
+
+      const acked = await send("POST", "/jobs/ack", {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ lease_ids: [leaseId, ...batchIds] }),
+      });
+      expect(acked.status).toBe(200);
+      expect(((await acked.json()) as Settled).results.map((result) => result.outcome)).toEqual(["acked", "acked", "acked"]);
+      const again = await send("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [leaseId] }) });
+      expect(again.status).toBe(409);
+      const mixed = await send("POST", "/jobs/ack", {
+        headers: json,
+        body: JSON.stringify({ lease_ids: [leaseId, "0.00000000-0000-4000-8000-000000000000", "not-a-lease"] }),
+      });
+      expect(mixed.status).toBe(207);
+      expect(((await mixed.json()) as Settled).results.map((result) => [result.status, result.outcome])).toEqual([
+        [409, "already_settled"],
+        [404, "unknown"],
+        [404, "unknown"],
+      ]);
+      for (const body of ["nope", "{}", '{"lease_ids": []}', '{"lease_ids": [1]}', `{"lease_ids": ["${leaseId}"], "requeue": false}`]) {
+        expect((await send("POST", "/jobs/ack", { headers: json, body })).status, body).toBe(400);
+      }
+      const stats = (await (await send("GET", "/amqp")).json()) as Record<string, Record<string, number>>;
+      expect(stats[id]).toMatchObject({ leased: 3, acked: 3, consumed: 3, nacked: 0, expired: 0 });
+      expect(await messageCount(queue)).toBe(0);
+    }));
+
+  it("nack requeues (the message comes back redelivered) or, with requeue false, dead-letters", async () => {
+    const deadLetters = uniqueName("dead");
+    await declareQueue(deadLetters);
+    try {
+      await withQueue(
+        async (queue) => {
+          await publishDirect(queue, "retry me");
+          await publishDirect(queue, "bury me");
+          const send = gatewayFor(consumerRoute(uniqueRouteId("nack"), queue, "ack: lease"));
+          const first = await send("GET", "/jobs");
+          const firstId = first.headers.get("x-lease-id");
+          expect(await first.text()).toBe("retry me");
+          const requeued = await send("POST", "/jobs/nack", {
+            headers: json,
+            body: JSON.stringify({ lease_ids: [firstId], requeue: true }),
+          });
+          expect(((await requeued.json()) as Settled).results[0]?.outcome).toBe("requeued");
+          const batch = (await (await send("GET", "/jobs?max=2")).json()) as Batch;
+          // Requeued to its place at the head of the queue.
+          expect(batch.messages.map((message) => [message.body, message.redelivered])).toEqual([
+            ["retry me", true],
+            ["bury me", false],
+          ]);
+          const buried = await send("POST", "/jobs/nack", {
+            headers: json,
+            body: JSON.stringify({ lease_ids: batch.messages.map((message) => message.lease_id), requeue: false }),
+          });
+          expect(((await buried.json()) as Settled).results.map((result) => result.outcome)).toEqual(["rejected", "rejected"]);
+          expect(await messageCount(queue)).toBe(0);
+          expect((await drain(deadLetters)).map((message) => message.bodyString())).toEqual(["retry me", "bury me"]);
+        },
+        { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": deadLetters },
+      );
+    } finally {
+      await deleteQueue(deadLetters);
+    }
+  });
+
+  it("runs out after lease_timeout_ms: the message is requeued and comes back redelivered; settling it then is 410", () =>
+    withQueue(async (queue) => {
+      await publishDirect(queue, "slow worker");
+      const id = uniqueRouteId("expire");
+      const send = gatewayFor(consumerRoute(id, queue, "ack: lease, lease_timeout_ms: 300"));
+      const leased = await send("GET", "/jobs");
+      const leaseId = leased.headers.get("x-lease-id");
+      await leased.arrayBuffer();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await messageCount(queue)).toBe(1);
+      const late = await send("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [leaseId] }) });
+      expect(late.status).toBe(410);
+      expect(((await late.json()) as Settled).results[0]?.outcome).toBe("expired");
+      const again = await send("GET", "/jobs");
+      expect(again.headers.get("x-redelivered")).toBe("true");
+      await again.arrayBuffer();
+      const stats = (await (await send("GET", "/amqp")).json()) as Record<string, Record<string, number>>;
+      expect(stats[id]).toMatchObject({ leased: 2, expired: 1 });
+    }));
+
+  it("whose connection is gone answers 410 for each id: the broker put the messages back", () =>
+    withQueue(async (queue) => {
+      await publishDirect(queue, "orphan");
+      const id = uniqueRouteId("gone");
+      const leased = await gatewayFor(consumerRoute(id, queue, "ack: lease"))("GET", "/jobs");
+      const leaseId = leased.headers.get("x-lease-id");
+      await leased.arrayBuffer();
+      // The same route deployed with another heartbeat: its object closes the old connection and
+      // opens a new one, as when a connection drops.
+      const moved = gatewayFor(consumerRoute(id, queue, "ack: lease", BROKER_URL).replace("amqp: {", "amqp: { heartbeat_s: 29,"));
+      expect((await moved("GET", "/jobs?max=1")).status).toBe(200);
+      const late = await moved("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [leaseId] }) });
+      expect(late.status).toBe(410);
+      expect(((await late.json()) as Settled).results[0]?.outcome).toBe("gone");
+    }));
+});
