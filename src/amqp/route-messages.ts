@@ -79,10 +79,14 @@ export interface ConsumedMessage {
  */
 export type ConsumeOutcome = { ok: true; messages: HandedMessage[]; remaining?: number } | RouteFailure;
 
-/** What a consume asks for: up to `max` messages, within the caller's rate limit. */
+/** What a consume asks for: up to `max` messages, within the caller's rate limit, waiting up to `waitMs` for the first. */
 export interface ConsumeRequest {
   max: number;
   admission?: Admission;
+  /** Long-poll: how long to wait when the queue is empty (0 or absent: answer at once). */
+  waitMs?: number;
+  /** Names the wait, so that the Worker can end it when its client goes away ({@link AmqpRouteObject.cancelWait}). */
+  waitId?: string;
 }
 
 /** One message handed to the Worker, with what settles it: nothing (auto-ack), a lease id, or a token for `settle`. */

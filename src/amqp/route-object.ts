@@ -4,7 +4,8 @@ import type { Env } from "../env";
 import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
-import { getMessages } from "./get-message";
+import { consumedMessage, getMessages } from "./get-message";
+import { WaitingConsumer } from "./waiting-consumer";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage } from "./publish-message";
 import { RouteCountersStore } from "./route-counters";
@@ -40,6 +41,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
   readonly #leases = new Leases(() => this.#counters.increment("expired"));
+  readonly #waiting = new Map<BrokerConnection, WaitingConsumer>();
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
   readonly #logger: Logger;
@@ -108,14 +110,26 @@ export class AmqpRouteObject extends DurableObject<Env> {
     if (refused) return refused;
     this.#counters.increment("total_requests");
     try {
-      const session = await this.#connection("consume", route).session();
-      const taken = await getMessages(session, {
-        queue: consumer.queue,
-        autoAck: consumer.auto_ack,
-        count: request.max,
-        timeoutMs: route.amqp.operation_timeout_ms,
-        deadlines: this.#deadlines,
-      });
+      const connection = this.#connection("consume", route);
+      const session = await connection.session();
+      const waiting = this.#waitingFor(connection, consumer.queue);
+      // With clients already waiting, a newcomer joins the line rather than get ahead of it.
+      let taken =
+        request.waitMs && waiting.waiting > 0
+          ? []
+          : await getMessages(session, {
+              queue: consumer.queue,
+              autoAck: consumer.auto_ack,
+              count: request.max,
+              timeoutMs: route.amqp.operation_timeout_ms,
+              deadlines: this.#deadlines,
+            });
+      if (taken.length === 0 && request.waitMs) {
+        const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs);
+        // Consumed unacknowledged; with auto-ack they are the client's as they are handed over.
+        if (consumer.auto_ack) await Promise.all(deliveries.map((delivery) => delivery.ack()));
+        taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
+      }
       const remaining = taken.at(-1)?.consumed.messageCount;
       const handed = taken.map(({ consumed, delivery }): HandedMessage => {
         if (consumer.auto_ack) return { message: consumed };
@@ -129,6 +143,20 @@ export class AmqpRouteObject extends DurableObject<Env> {
     } catch (error) {
       return this.#failed(error);
     }
+  }
+
+  /** A long-poll client went away (the Worker saw its request aborted): it leaves the line at once. */
+  cancelWait(waitId: string): void {
+    for (const waiting of this.#waiting.values()) waiting.leave(waitId);
+  }
+
+  /** The long-poll consumer for `queue` on `connection`; a new connection gets a new one. */
+  #waitingFor(connection: BrokerConnection, queue: string): WaitingConsumer {
+    const existing = this.#waiting.get(connection);
+    if (existing?.queue === queue) return existing;
+    const waiting = new WaitingConsumer(queue, () => connection.session());
+    this.#waiting.set(connection, waiting);
+    return waiting;
   }
 
   /** Settles leased messages (`POST <path>/ack` and `/nack`), one result per id. */
@@ -201,6 +229,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;
     void current?.close();
+    if (current) this.#waiting.delete(current);
     const next = new BrokerConnection(settings, this.#deadlines, this.#logger);
     this.#connections.set(role, next);
     return next;

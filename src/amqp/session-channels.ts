@@ -36,3 +36,21 @@ export const confirmChannel = (session: AMQPSession): Promise<AMQPChannel> => in
  * else, so nothing else on this channel can be disturbed.
  */
 export const opsChannel = (session: AMQPSession): Promise<AMQPChannel> => internals(session, "getOpsChannel")();
+
+interface SessionClient {
+  client?: { channel?: () => Promise<AMQPChannel> };
+}
+
+/**
+ * A new channel on the session's connection, for a consumer of the gateway's own (long-poll).
+ * AMQPSession keeps its client private; the channel is the client's public `channel()`. Like the
+ * two above, it fails loudly if an upgrade moves it. The channel closes with the connection; the
+ * session does not reopen it.
+ */
+export const newChannel = (session: AMQPSession): Promise<AMQPChannel> => {
+  const client = (session as unknown as SessionClient).client;
+  if (typeof client?.channel !== "function") {
+    throw new Error("amqp-client's AMQPSession no longer has a client with channel(); see src/amqp/session-channels.ts");
+  }
+  return client.channel();
+};

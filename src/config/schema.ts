@@ -99,6 +99,9 @@ const ProducerSchema = strictObject({
   ),
 });
 
+/** Longest long-poll, in seconds. */
+export const MAX_WAIT_S = 20;
+
 /** Longest lease: 12 hours. */
 export const MAX_LEASE_MS = 12 * 60 * 60 * 1000;
 
@@ -117,6 +120,15 @@ const ConsumerSchema = v.pipe(
     lease_timeout_ms: v.optional(
       v.pipe(positiveInteger("lease_timeout_ms"), v.maxValue(MAX_LEASE_MS, `lease_timeout_ms must be at most ${MAX_LEASE_MS} (12 h)`)),
       30_000,
+    ),
+    /** Seconds a GET waits for a message when the queue is empty, 0 to 20 (default 0: answer 204 at once); `?wait=S` overrides. */
+    wait_s: v.optional(
+      v.pipe(
+        v.number("wait_s must be a number"),
+        v.minValue(0, "wait_s must not be negative"),
+        v.maxValue(MAX_WAIT_S, `wait_s must be at most ${MAX_WAIT_S}`),
+      ),
+      0,
     ),
     /** Most messages one `GET ?max=N` may take, 1 to 100 (default 100). */
     max_messages: v.optional(v.pipe(positiveInteger("max_messages"), v.maxValue(100, "max_messages must be at most 100")), 100),

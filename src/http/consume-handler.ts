@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { ConsumeOutcome, ConsumingTarget, HandedMessage, RouteTarget, SettleOutcome } from "../amqp/route-messages";
-import type { ConsumingRoute } from "../config/schema";
+import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
@@ -31,8 +31,15 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const max = batchSize(c, route);
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);
+  const waitMs = waitTime(c, route);
+  const waitId = waitMs > 0 ? crypto.randomUUID() : undefined;
+  if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    routeObject(c.env, target, shard).consume(target, { max: max ?? 1, ...(admission ? { admission } : {}) }),
+    routeObject(c.env, target, shard).consume(target, {
+      max: max ?? 1,
+      ...(admission ? { admission } : {}),
+      ...(waitId ? { waitMs, waitId } : {}),
+    }),
   );
   if (!outcome.ok) throw failureError(outcome, target.id);
   const { messages, remaining } = outcome;
@@ -59,6 +66,34 @@ const batchSize = (c: Context<GatewayEnv>, route: ConsumingRoute): number | unde
     throw new GatewayError(400, `query max must be a whole number from 1 to ${cap}`, route.id);
   }
   return Number(raw);
+};
+
+/** `?wait=S` (or the route's `wait_s`) in milliseconds; 400 outside 0 to 20 s. */
+const waitTime = (c: Context<GatewayEnv>, route: ConsumingRoute): number => {
+  const raw = c.req.query("wait");
+  if (raw === undefined) return Math.round(route.amqp.consumer.wait_s * 1000);
+  const seconds = Number(raw);
+  if (!/^[0-9]{1,2}(\.[0-9]{1,3})?$/.test(raw) || seconds > MAX_WAIT_S) {
+    throw new GatewayError(400, `query wait must be a number of seconds from 0 to ${MAX_WAIT_S}`, route.id);
+  }
+  return Math.round(seconds * 1000);
+};
+
+/**
+ * When the client goes away mid-wait (the runtime aborts the request's signal), its place in the
+ * object's line is given up at once, so that no message is handed to a client that is gone.
+ */
+const endWaitOnDisconnect = (c: Context<GatewayEnv>, target: RouteTarget, shard: number, waitId: string): void => {
+  c.req.raw.signal.addEventListener("abort", () => {
+    const ended = routeObject(c.env, target, shard)
+      .cancelWait(waitId)
+      .catch(() => undefined);
+    try {
+      c.executionCtx.waitUntil(ended);
+    } catch {
+      // No execution context (the app called directly, as in tests): the call runs by itself.
+    }
+  });
 };
 
 /** One message as the body, its properties as headers. */

@@ -1,0 +1,157 @@
+import type { AMQPChannel, AMQPConsumer, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
+import { RouteFailureError, brokerReason } from "./route-failure";
+import { newChannel } from "./session-channels";
+
+interface Waiter {
+  id: string;
+  max: number;
+  resolve: (deliveries: AMQPMessage[]) => void;
+  reject: (error: RouteFailureError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Most messages the broker may push ahead of the waiters' answers. */
+const MAX_PREFETCH = 100;
+
+/**
+ * Long-poll for one queue: clients wait (`GET ?wait=S`) in arrival order, and a `basic.consume`
+ * runs only while someone is waiting, with a prefetch of what the waiters asked for together, so
+ * the broker pushes no more than they can take. Each delivery goes to the longest-waiting client
+ * (with the deliveries that arrived with it, up to its `max`); a client whose wait ends or who
+ * goes away leaves the line at once. When the last one leaves, the consumer is cancelled and any
+ * message it had pushed but no client took is requeued, in order, to its place in the queue:
+ * nothing is lost or left unacknowledged. Deliveries are handed out unacknowledged; the route
+ * object acknowledges, leases or holds them as its mode says.
+ */
+export class WaitingConsumer {
+  readonly #waiters: Waiter[] = [];
+  /** Pushed by the broker, not yet handed to a waiter. */
+  readonly #buffer: AMQPMessage[] = [];
+  readonly queue: string;
+  readonly #session: () => Promise<AMQPSession>;
+  #channel: AMQPChannel | undefined;
+  #consumer: AMQPConsumer | undefined;
+  #prefetch = 0;
+  /** Changes to the consumer, one at a time. */
+  #reconciling: Promise<void> = Promise.resolve();
+  #handOutScheduled = false;
+
+  constructor(queue: string, session: () => Promise<AMQPSession>) {
+    this.queue = queue;
+    this.#session = session;
+  }
+
+  /** Clients waiting now. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Waits up to `waitMs` for messages: resolves with 1 to `max` deliveries, or none when the
+   * wait ends (or {@link leave} is called with `id`); rejects when the connection is lost.
+   */
+  wait(id: string, max: number, waitMs: number): Promise<AMQPMessage[]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.leave(id), waitMs);
+      this.#waiters.push({ id, max, resolve, reject, timer });
+      this.#reconcile();
+    });
+  }
+
+  /** The client `id` stops waiting (its time is up, or it went away); it gets nothing. */
+  leave(id: string): void {
+    const index = this.#waiters.findIndex((waiter) => waiter.id === id);
+    if (index < 0) return;
+    const [waiter] = this.#waiters.splice(index, 1);
+    if (!waiter) return;
+    clearTimeout(waiter.timer);
+    waiter.resolve([]);
+    this.#reconcile();
+  }
+
+  #onDelivery = (delivery: AMQPMessage): void => {
+    this.#buffer.push(delivery);
+    // Deliveries that arrive together (one read from the socket) go out together.
+    if (this.#handOutScheduled) return;
+    this.#handOutScheduled = true;
+    setTimeout(() => {
+      this.#handOutScheduled = false;
+      this.#handOut();
+    }, 0);
+  };
+
+  #handOut(): void {
+    while (this.#waiters.length > 0 && this.#buffer.length > 0) {
+      const waiter = this.#waiters.shift();
+      if (!waiter) break;
+      clearTimeout(waiter.timer);
+      waiter.resolve(this.#buffer.splice(0, waiter.max));
+    }
+    this.#reconcile();
+  }
+
+  /** Brings the consumer in line with the waiters, after whatever change is under way. */
+  #reconcile(): void {
+    this.#reconciling = this.#reconciling.then(() => this.#adjust()).catch((error: unknown) => this.#failAll(error));
+  }
+
+  async #adjust(): Promise<void> {
+    const wanted = Math.min(
+      MAX_PREFETCH,
+      this.#waiters.reduce((sum, waiter) => sum + waiter.max, 0),
+    );
+    if (wanted === 0) {
+      await this.#stop();
+      return;
+    }
+    if (this.#buffer.length > 0) {
+      this.#handOut();
+      return;
+    }
+    if (this.#consumer && this.#prefetch >= wanted) return;
+    // More is wanted than the running consumer may be sent: start one with a larger prefetch.
+    // (Deliveries still in flight to the old one are handed out like any other.)
+    await this.#consumer?.cancel();
+    const channel = await this.#openChannel();
+    await channel.basicQos(wanted);
+    const consumer = await channel.basicConsume(this.queue, { noAck: false }, this.#onDelivery);
+    this.#consumer = consumer;
+    this.#prefetch = wanted;
+    consumer.wait().catch((error: unknown) => {
+      if (this.#consumer === consumer) this.#failAll(error);
+    });
+  }
+
+  /** Cancels the consumer, then requeues what it pushed that nobody took, in the order it came. */
+  async #stop(): Promise<void> {
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    this.#prefetch = 0;
+    await consumer?.cancel();
+    const unclaimed = this.#buffer.splice(0);
+    for (const delivery of unclaimed) await delivery.nack(true).catch(() => undefined);
+  }
+
+  async #openChannel(): Promise<AMQPChannel> {
+    if (this.#channel && !this.#channel.closed) return this.#channel;
+    const channel = await newChannel(await this.#session());
+    channel.onerror = () => undefined;
+    this.#channel = channel;
+    return channel;
+  }
+
+  /** The channel or connection closed under the waiters: each gets 503; the broker requeued what it had pushed. */
+  #failAll(error: unknown): void {
+    this.#consumer = undefined;
+    this.#prefetch = 0;
+    this.#buffer.length = 0;
+    const failure =
+      error instanceof RouteFailureError
+        ? error
+        : new RouteFailureError("unavailable", `the connection to the broker was lost while waiting: ${brokerReason(error)}`);
+    for (const waiter of this.#waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(failure);
+    }
+  }
+}
