@@ -1,7 +1,7 @@
 /**
  * The gateway's log lines: one JSON object per line on the console (Workers Logs and
  * `wrangler tail` show them deployed, the `npm start` terminal locally), or a readable line with
- * `LOG_FORMAT=pretty`. `LOG_LEVEL` drops the lines below it. Callers pass fields that never hold a
+ * `LOG_FORMAT=pretty`. `LOG_LEVEL` drops the lines below it (`none`: every line). Callers pass fields that never hold a
  * credential or a message body; URLs go through `redactUrl` first.
  */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -15,8 +15,9 @@ export interface Logger {
 /** A logger for the Worker's (or the object's) environment. */
 export const createLogger = (env: { LOG_LEVEL?: unknown; LOG_FORMAT?: unknown }): Logger => {
   const levelName = typeof env.LOG_LEVEL === "string" ? env.LOG_LEVEL.toLowerCase() : "info";
-  // An unknown level is taken as the default, not as "everything".
-  const threshold = LOG_LEVELS.includes(levelName as LogLevel) ? LOG_LEVELS.indexOf(levelName as LogLevel) : 1;
+  // `none` writes nothing; an unknown level is taken as the default, not as "everything".
+  const threshold =
+    levelName === "none" ? LOG_LEVELS.length : LOG_LEVELS.includes(levelName as LogLevel) ? LOG_LEVELS.indexOf(levelName as LogLevel) : 1;
   const pretty = env.LOG_FORMAT === "pretty";
   return {
     log(level, event, fields = {}) {

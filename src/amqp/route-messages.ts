@@ -85,8 +85,13 @@ export interface ConsumeRequest {
   admission?: Admission;
   /** Long-poll: how long to wait when the queue is empty (0 or absent: answer at once). */
   waitMs?: number;
-  /** Names the wait, so that the Worker can end it when its client goes away ({@link AmqpRouteObject.cancelWait}). */
+  /** Names the wait, so that the Worker can end it when its client goes away (the object's `cancelWait`). */
   waitId?: string;
+  /**
+   * Hold every message for `settle` this long, whatever the route's mode (auto-ack or lease): a
+   * stream acknowledges a message only once its event is written.
+   */
+  holdMs?: number;
 }
 
 /** One message handed to the Worker, with what settles it: nothing (auto-ack), a lease id, or a token for `settle`. */

@@ -114,12 +114,15 @@ export class AmqpRouteObject extends DurableObject<Env> {
       const session = await connection.session();
       const waiting = this.#waitingFor(connection, consumer.queue);
       // With clients already waiting, a newcomer joins the line rather than get ahead of it.
+      // A stream holds every message until the Worker has written its event, whatever the mode.
+      const autoAck = consumer.auto_ack && request.holdMs === undefined;
+      const lease = consumer.ack === "lease" && request.holdMs === undefined;
       let taken =
         request.waitMs && waiting.waiting > 0
           ? []
           : await getMessages(session, {
               queue: consumer.queue,
-              autoAck: consumer.auto_ack,
+              autoAck,
               count: request.max,
               timeoutMs: route.amqp.operation_timeout_ms,
               deadlines: this.#deadlines,
@@ -127,18 +130,18 @@ export class AmqpRouteObject extends DurableObject<Env> {
       if (taken.length === 0 && request.waitMs) {
         const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs);
         // Consumed unacknowledged; with auto-ack they are the client's as they are handed over.
-        if (consumer.auto_ack) await Promise.all(deliveries.map((delivery) => delivery.ack()));
+        if (autoAck) await Promise.all(deliveries.map((delivery) => delivery.ack()));
         taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
       }
       const remaining = taken.at(-1)?.consumed.messageCount;
       const handed = taken.map(({ consumed, delivery }): HandedMessage => {
-        if (consumer.auto_ack) return { message: consumed };
-        if (consumer.ack === "lease") return { message: consumed, leaseId: this.#leases.lease(delivery, consumer.lease_timeout_ms) };
+        if (autoAck) return { message: consumed };
+        if (lease) return { message: consumed, leaseId: this.#leases.lease(delivery, consumer.lease_timeout_ms) };
         // Counted as consumed once acknowledged, in settle.
-        return { message: consumed, settle: this.#pending.hold(delivery, route.amqp.operation_timeout_ms) };
+        return { message: consumed, settle: this.#pending.hold(delivery, request.holdMs ?? route.amqp.operation_timeout_ms) };
       });
-      if (consumer.auto_ack) this.#counters.add("consumed", handed.length);
-      if (consumer.ack === "lease") this.#counters.add("leased", handed.length);
+      if (autoAck) this.#counters.add("consumed", handed.length);
+      if (lease) this.#counters.add("leased", handed.length);
       return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };
     } catch (error) {
       return this.#failed(error);

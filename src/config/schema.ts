@@ -130,6 +130,8 @@ const ConsumerSchema = v.pipe(
       ),
       0,
     ),
+    /** Serve `GET` with `Accept: text/event-stream` as Server-Sent Events, one event per message (default false). */
+    stream: v.optional(v.boolean("stream must be true or false"), false),
     /** Most messages one `GET ?max=N` may take, 1 to 100 (default 100). */
     max_messages: v.optional(v.pipe(positiveInteger("max_messages"), v.maxValue(100, "max_messages must be at most 100")), 100),
   }),

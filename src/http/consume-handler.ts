@@ -9,6 +9,7 @@ import { messageHeaders } from "./message-headers";
 import { messageJson } from "./message-json";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
+import { streamEvents, wantsEventStream } from "./stream-handler";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
 export const MAX_BATCH_CONSUME = 100;
@@ -19,6 +20,8 @@ export const MAX_BATCH_CONSUME = 100;
  * - Plain: one message with its properties as headers (200), or 204 when the queue is empty.
  * - `?max=N` (1 to the route's `max_messages`): up to N messages as JSON,
  *   `{"messages": [...], "remaining": M}`, or 204.
+ * - `?wait=S`: either of the above, waiting up to S seconds for the first message.
+ * - `Accept: text/event-stream` on a route with `consumer.stream`: Server-Sent Events.
  *
  * With auto-ack the messages are the client's once taken. Under `ack: lease` each carries a lease
  * id (`X-Lease-Id`, or `lease_id` in a batch) to settle with `POST <path>/ack` or `/nack`.
@@ -27,6 +30,7 @@ export const MAX_BATCH_CONSUME = 100;
  * Worker never settles it (it went away) the object requeues it after `operation_timeout_ms`.
  */
 export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
+  if (route.amqp.consumer.stream && wantsEventStream(c)) return streamEvents(c, route);
   const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
   const max = batchSize(c, route);
   const admission = admissionFor(c, route);

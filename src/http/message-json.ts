@@ -1,4 +1,5 @@
 import type { ConsumedMessage, HandedMessage } from "../amqp/route-messages";
+import { base64 } from "../base64";
 
 /** One message of a `GET ?max=N` answer. */
 export interface MessageJson {
@@ -64,10 +65,4 @@ const jsonSafe = (value: unknown): unknown => {
     return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, jsonSafe(item)]));
   }
   return value;
-};
-
-const base64 = (bytes: Uint8Array): string => {
-  let binary = "";
-  for (let index = 0; index < bytes.length; index += 0x8000) binary += String.fromCharCode(...bytes.subarray(index, index + 0x8000));
-  return btoa(binary);
 };

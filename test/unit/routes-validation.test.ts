@@ -29,7 +29,7 @@ describe("a valid routes file", () => {
     });
     expect(config).toMatchObject({ heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000, shards: 1 });
     expect(config?.location_hint).toBeUndefined();
-    expect(config?.consumer).toEqual({ queue: "q", auto_ack: false, lease_timeout_ms: 30000, max_messages: 100, wait_s: 0 });
+    expect(config?.consumer).toEqual({ queue: "q", auto_ack: false, lease_timeout_ms: 30000, max_messages: 100, wait_s: 0, stream: false });
   });
 
   it("has its methods normalised to upper case", () => {
@@ -286,6 +286,7 @@ describe("consumer modes", () => {
       lease_timeout_ms: 30000,
       max_messages: 100,
       wait_s: 0,
+      stream: false,
     });
   });
 });

@@ -7,7 +7,7 @@
 import { sign } from "hono/jwt";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { BROKER_URL, DEAD_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
-import { gatewayFor, uniqueRouteId } from "./gateway";
+import { gatewayFor, gatewayLogs, uniqueRouteId } from "./gateway";
 
 type ErrorBody = { error: string; route: string | null };
 type Stats = Record<string, { total_requests: number; total_errors: number; published: number; rejected: number }>;
@@ -51,6 +51,7 @@ const captureConsole = () => {
       return String(value);
     }
   };
+  gatewayLogs.heard = true;
   const spies = (["log", "info", "warn", "error", "debug"] as const).map((level) =>
     vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
       lines.push(args.map(text).join(" "));
@@ -69,11 +70,13 @@ const captureConsole = () => {
         }
       }),
     restore: () => {
+      gatewayLogs.heard = false;
       for (const spy of spies) spy.mockRestore();
     },
   };
 };
 afterEach(() => {
+  gatewayLogs.heard = false;
   vi.restoreAllMocks();
 });
 

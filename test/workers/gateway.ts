@@ -7,13 +7,20 @@ import { parseRoutes } from "../../src/config/parse-routes";
 import { createGateway } from "../../src/http/gateway";
 import type { Env } from "../../src/env";
 
+/**
+ * The gateway logs a line per request; a test run prints none of them, unless a test listens
+ * (it sets this while it reads the console).
+ */
+export const gatewayLogs = { heard: false };
+
 export const gatewayFor = (yaml: string, overrides: Partial<Env> = {}) => {
   const result = parseRoutes(yaml);
   if (!result.ok) throw new Error(`test routes are invalid:\n${result.problems.join("\n")}`);
   const gateway = createGateway(result.config);
-  const bindings = { ...env, ...overrides } as Env;
+  const quiet = { ...env, LOG_LEVEL: "none", ...overrides } as Env;
+  const heard = { ...env, LOG_LEVEL: "info", ...overrides } as Env;
   return async (method: string, path: string, init: RequestInit = {}): Promise<Response> =>
-    gateway.fetch(new Request(`http://gateway.test${path}`, { method, ...init }), bindings);
+    gateway.fetch(new Request(`http://gateway.test${path}`, { method, ...init }), gatewayLogs.heard ? heard : quiet);
 };
 
 /** A route id no other test uses, so each test gets fresh Durable Objects and counters. */

@@ -73,7 +73,18 @@ describe("GET /amqp", () => {
       // What a new instance of the object (after eviction or a restart) would start from: counters
       // built afresh from its storage alone.
       const restored = await runInDurableObject(stub, (_, state) => new RouteCountersStore(state.storage).snapshot());
-      expect(restored).toEqual({ total_requests: 1, total_errors: 0, published: 1, consumed: 0, rejected: 0, leased: 0, acked: 0, nacked: 0, expired: 0, last_error: null });
+      expect(restored).toEqual({
+        total_requests: 1,
+        total_errors: 0,
+        published: 1,
+        consumed: 0,
+        rejected: 0,
+        leased: 0,
+        acked: 0,
+        nacked: 0,
+        expired: 0,
+        last_error: null,
+      });
     } finally {
       await deleteQueue(queue);
     }

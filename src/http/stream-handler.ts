@@ -1,0 +1,123 @@
+import type { Context } from "hono";
+import type { ConsumedMessage, ConsumeOutcome, ConsumingTarget } from "../amqp/route-messages";
+import { base64 } from "../base64";
+import type { ConsumingRoute } from "../config/schema";
+import type { GatewayEnv } from "../env";
+import { admissionFor, shardFor } from "./access/admission";
+import { failureError } from "./gateway-error";
+import { callRouteObject } from "./route-object-call";
+import { routeObject } from "./route-target";
+
+/** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
+export const HEARTBEAT_MS = 15_000;
+/** How long the object holds a message for the stream to write its event before it requeues it. */
+const WRITE_HOLD_MS = 60_000;
+
+const encoder = new TextEncoder();
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Whether the request asks for Server-Sent Events (an `EventSource` does). */
+export const wantsEventStream = (c: Context<GatewayEnv>): boolean => c.req.header("accept")?.includes("text/event-stream") ?? false;
+
+/**
+ * `GET` with `Accept: text/event-stream` on a route with `consumer.stream`: Server-Sent Events,
+ * one event per message. The Worker takes one message at a time from the route's object (a
+ * long-poll of {@link HEARTBEAT_MS}, a heartbeat comment when it ends empty), writes its event,
+ * and acknowledges the message only once the write has gone through to the client's connection;
+ * a write that fails (the client went away) puts the message back in the queue. So a client
+ * that disconnects loses nothing (at least once, whatever the route's `auto_ack` or `ack`).
+ *
+ * `Last-Event-ID`, which a reconnecting `EventSource` sends, is accepted but a queue cannot
+ * replay: the stream goes on with what the queue holds. The event that was being written when
+ * the connection broke comes again, with the same id when the message has a `message_id`, so a
+ * client can recognise it.
+ */
+export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
+  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
+  const admission = admissionFor(c, route);
+  const shard = shardFor(target, admission);
+  const object = () => routeObject(c.env, target, shard);
+  const waitId = crypto.randomUUID();
+  const take = (waitMs: number) =>
+    callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
+      object().consume(target, { max: 1, waitMs, waitId, holdMs: WRITE_HOLD_MS, ...(admission ? { admission } : {}) }),
+    );
+  // The first take answers before the stream opens, so that a refusal is a plain error answer.
+  const first = await take(0);
+  if (!first.ok) throw failureError(first, route.id);
+
+  // workerd's identity stream holds no chunk of its own: a write completes only when the
+  // response has read the chunk to send it, so "written" means passed to the client's connection.
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  // Rejected when the client goes away; the loop below sees that in its write.
+  writer.closed.catch(() => undefined);
+  let open = true;
+  c.req.raw.signal.addEventListener("abort", () => {
+    open = false;
+    void object()
+      .cancelWait(waitId)
+      .catch(() => undefined);
+  });
+  const settle = (token: number | undefined, outcome: "ack" | "requeue") =>
+    token === undefined
+      ? Promise.resolve()
+      : object()
+          .settle([token], outcome)
+          .catch(() => undefined);
+
+  const run = async (): Promise<void> => {
+    await writer.write(encoder.encode("retry: 1000\n: connected\n\n"));
+    let outcome: ConsumeOutcome = first;
+    let sequence = 0;
+    while (open) {
+      if (!outcome.ok) {
+        await writer.write(encoder.encode(`event: error\ndata: ${JSON.stringify({ error: outcome.message, route: route.id })}\n\n`));
+        break;
+      }
+      const [handed] = outcome.messages;
+      const chunk = handed ? eventOf(handed.message, ++sequence) : ": heartbeat\n\n";
+      try {
+        await writer.write(encoder.encode(chunk));
+      } catch {
+        await settle(handed?.settle, "requeue");
+        break;
+      }
+      await settle(handed?.settle, "ack");
+      outcome = await take(HEARTBEAT_MS);
+    }
+    await writer.close().catch(() => undefined);
+  };
+  const running = run().catch(() => writer.abort().catch(() => undefined));
+  try {
+    c.executionCtx.waitUntil(running);
+  } catch {
+    // No execution context (the app called directly, as in tests): the stream runs by itself.
+  }
+  return new Response(readable, {
+    status: 200,
+    headers: {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-cache, no-transform",
+      // Proxies such as nginx would otherwise hold events back.
+      "X-Accel-Buffering": "no",
+    },
+  });
+};
+
+/**
+ * One event: `id:` the message id (or the stream's count), `data:` each line of the body; a body
+ * that is not UTF-8 is base64, with `event: binary`.
+ */
+export const eventOf = (message: ConsumedMessage, sequence: number): string => {
+  let text: string | undefined;
+  try {
+    text = utf8.decode(message.body);
+  } catch {
+    text = undefined;
+  }
+  const id = (message.messageId ?? String(sequence)).replace(/[\r\n\0]/g, "");
+  const head = `id: ${id}\n${text === undefined ? "event: binary\n" : ""}`;
+  const data = text === undefined ? [base64(new Uint8Array(message.body))] : text.split(/\r\n|\r|\n/);
+  return `${head}${data.map((line) => `data: ${line}\n`).join("")}\n`;
+};
