@@ -92,6 +92,8 @@ export interface ConsumeRequest {
    * stream acknowledges a message only once its event is written.
    */
   holdMs?: number;
+  /** A stream's next take after its first: not a request of its own (not counted, not rate-limited again). */
+  continued?: boolean;
 }
 
 /** One message handed to the Worker, with what settles it: nothing (auto-ack), a lease id, or a token for `settle`. */

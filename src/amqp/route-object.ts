@@ -106,9 +106,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
   async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
-    const refused = this.#refused(request.admission);
-    if (refused) return refused;
-    this.#counters.increment("total_requests");
+    if (!request.continued) {
+      const refused = this.#refused(request.admission);
+      if (refused) return refused;
+      this.#counters.increment("total_requests");
+    }
     try {
       const connection = this.#connection("consume", route);
       const session = await connection.session();

@@ -38,12 +38,19 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   const shard = shardFor(target, admission);
   const object = () => routeObject(c.env, target, shard);
   const waitId = crypto.randomUUID();
-  const take = (waitMs: number) =>
+  const take = (waitMs: number, continued: boolean) =>
     callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
-      object().consume(target, { max: 1, waitMs, waitId, holdMs: WRITE_HOLD_MS, ...(admission ? { admission } : {}) }),
+      object().consume(target, {
+        max: 1,
+        waitMs,
+        waitId,
+        holdMs: WRITE_HOLD_MS,
+        // The stream is one request: counted, and held to the rate limit, once.
+        ...(continued ? { continued } : admission ? { admission } : {}),
+      }),
     );
   // The first take answers before the stream opens, so that a refusal is a plain error answer.
-  const first = await take(0);
+  const first = await take(0, false);
   if (!first.ok) throw failureError(first, route.id);
 
   // workerd's identity stream holds no chunk of its own: a write completes only when the
@@ -84,7 +91,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
         break;
       }
       await settle(handed?.settle, "ack");
-      outcome = await take(HEARTBEAT_MS);
+      outcome = await take(HEARTBEAT_MS, true);
     }
     await writer.close().catch(() => undefined);
   };

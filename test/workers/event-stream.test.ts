@@ -105,6 +105,22 @@ describe("GET with Accept: text/event-stream", () => {
       expect(leftBodies).toEqual(bodies.slice(bodies.length - leftBodies.length));
     }));
 
+  it("is one request: counted once and held to the rate limit once, however many messages it carries", () =>
+    withQueue(async (queue) => {
+      for (let i = 0; i < 4; i++) await publishDirect(queue, `r${i}`);
+      const id = uniqueRouteId("limited");
+      const send = gatewayFor(
+        `routes:\n  - { id: ${id}, path: /events, rate_limit: { requests: 1, period_s: 60 }, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, stream: true } } }\n`,
+      );
+      const response = await send("GET", "/events", { headers: { accept: "text/event-stream" } });
+      const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+      expect((await readEvents(reader, 4)).map((event) => event.data)).toEqual(["r0", "r1", "r2", "r3"]);
+      await reader.cancel();
+      expect((await send("GET", "/events", { headers: { accept: "text/event-stream" } })).status).toBe(429);
+      const stats = (await (await send("GET", "/amqp")).json()) as Record<string, { total_requests: number; rejected: number }>;
+      expect(stats[id]).toMatchObject({ total_requests: 1, rejected: 1 });
+    }));
+
   it("is not served on a route without consumer.stream: the message comes as a plain answer", () =>
     withQueue(async (queue) => {
       await publishDirect(queue, "plain");
