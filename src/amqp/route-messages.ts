@@ -87,11 +87,10 @@ export interface ConsumeRequest {
   waitMs?: number;
   /** Names the wait, so that the Worker can end it when its client goes away (the object's `cancelWait`). */
   waitId?: string;
-  /**
-   * Hold every message for `settle` this long, whatever the route's mode (auto-ack or lease): a
-   * stream acknowledges a message only once its event is written.
-   */
+  /** How long a message held for `settle` waits for it before it is requeued (default `operation_timeout_ms`). */
   holdMs?: number;
+  /** Hold every message for `settle`, whatever the route's mode (auto-ack or lease): a stream acknowledges each once its event is written. */
+  holdAll?: boolean;
   /** A stream's next take after its first: not a request of its own (not counted, not rate-limited again). */
   continued?: boolean;
 }

@@ -117,8 +117,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
       const waiting = this.#waitingFor(connection, consumer.queue);
       // With clients already waiting, a newcomer joins the line rather than get ahead of it.
       // A stream holds every message until the Worker has written its event, whatever the mode.
-      const autoAck = consumer.auto_ack && request.holdMs === undefined;
-      const lease = consumer.ack === "lease" && request.holdMs === undefined;
+      const autoAck = consumer.auto_ack && !request.holdAll;
+      const lease = consumer.ack === "lease" && !request.holdAll;
       let taken =
         request.waitMs && waiting.waiting > 0
           ? []

@@ -8,6 +8,7 @@ import * as v from "valibot";
 import { redactUrl } from "../amqp/broker-url";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
+import { templateProblem } from "./templates";
 import { unknownKeyMessage } from "./unknown-key-message";
 
 /** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
@@ -69,10 +70,22 @@ const positiveInteger = (what: string) =>
 export const BROKER_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 const ProducerSchema = strictObject({
-  /** Exchange to publish to; `""` (the default) is the broker's default exchange. */
-  exchange: v.optional(v.string(), ""),
-  /** Routing key of every published message (default `""`). */
-  routing_key: v.optional(v.string(), ""),
+  /** Exchange to publish to; `""` (the default) is the broker's default exchange. May take values from the request (`{name}`). */
+  exchange: v.optional(v.string("exchange must be a string"), ""),
+  /** Routing key of every published message (default `""`). May take values from the request: `user.{id}.created`. */
+  routing_key: v.optional(v.string("routing_key must be a string"), ""),
+  /** `message_id`, `correlation_id` and `type` of each message, when the request sets none; may take values from the request. */
+  message_id: v.optional(v.pipe(v.string("message_id must be a string"), v.minLength(1, "message_id must not be empty"))),
+  correlation_id: v.optional(v.pipe(v.string("correlation_id must be a string"), v.minLength(1, "correlation_id must not be empty"))),
+  type: v.optional(v.pipe(v.string("type must be a string"), v.minLength(1, "type must not be empty"))),
+  /** Entries of each message's headers table (the request's `X-AMQP-Header-*` win); values may take values from the request. */
+  headers: v.optional(
+    v.record(
+      v.pipe(v.string(), v.minLength(1, "a header name must not be empty")),
+      v.string("each header value must be a string"),
+      "headers must be a mapping",
+    ),
+  ),
   /** Publish with delivery mode 2, so the message outlives a broker restart in a durable queue (default true). */
   persistent: v.optional(v.boolean("persistent must be true or false"), true),
   /** Ask the broker to return a message no queue takes; the gateway then answers 422 (default false). */
@@ -285,6 +298,20 @@ const RouteSchema = v.pipe(
     for (const method of route.methods ?? []) {
       if (isPublishMethod(method) && !producer) problem(`${method} publishes, but the route has no producer`, "methods");
       if (!isPublishMethod(method) && !consumer) problem(`${method} consumes, but the route has no consumer`, "methods");
+    }
+    // Values taken from the request must name what the request can have.
+    const templated: Array<[string, string | undefined]> = [
+      ["producer.exchange", producer?.exchange],
+      ["producer.routing_key", producer?.routing_key],
+      ["producer.message_id", producer?.message_id],
+      ["producer.correlation_id", producer?.correlation_id],
+      ["producer.type", producer?.type],
+      ...Object.entries(producer?.headers ?? {}).map(([name, value]): [string, string] => [`producer.headers.${name}`, value]),
+      ["consumer.queue", consumer?.queue],
+    ];
+    for (const [field, text] of templated) {
+      const template = text === undefined ? undefined : templateProblem(text, route.path);
+      if (template) problem(`${field}: ${template}`, "amqp");
     }
     if (broken || url === undefined || !roles) return NEVER;
     const methods = route.methods ?? ROUTE_METHODS.filter((method) => (isPublishMethod(method) ? producer : consumer) !== undefined);

@@ -3,13 +3,13 @@ import type { ConsumeOutcome, ConsumingTarget, HandedMessage, RouteTarget, Settl
 import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
-import { failureError, GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
+import { failureError, GatewayError } from "./gateway-error";
 import { externalLeaseId } from "./lease-ids";
 import { messageHeaders } from "./message-headers";
 import { messageJson } from "./message-json";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
-import { streamEvents, wantsEventStream } from "./stream-handler";
+import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
 export const MAX_BATCH_CONSUME = 100;
@@ -25,9 +25,9 @@ export const MAX_BATCH_CONSUME = 100;
  *
  * With auto-ack the messages are the client's once taken. Under `ack: lease` each carries a lease
  * id (`X-Lease-Id`, or `lease_id` in a batch) to settle with `POST <path>/ack` or `/nack`.
- * Otherwise they are acknowledged once the response is built; a message whose acknowledgement
- * fails is not sent (the broker will deliver it again), so it is not delivered twice, and if the
- * Worker never settles it (it went away) the object requeues it after `operation_timeout_ms`.
+ * Otherwise (`auto_ack: false`) they are acknowledged once the answer's body has been written to
+ * the client's connection, and requeued if it could not be (at least once); if the Worker never
+ * settles them (it went away) the object requeues them after a minute.
  */
 export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
   if (route.amqp.consumer.stream && wantsEventStream(c)) return streamEvents(c, route);
@@ -41,6 +41,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
     routeObject(c.env, target, shard).consume(target, {
       max: max ?? 1,
+      holdMs: WRITE_HOLD_MS,
       ...(admission ? { admission } : {}),
       ...(waitId ? { waitMs, waitId } : {}),
     }),
@@ -52,13 +53,54 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const leaseIdOf = (id: string) => externalLeaseId(shard, id);
   // Neither form of answer can fail, whatever the messages' properties hold: nothing here can
   // leave a message at the head of its queue or lose one taken with auto-ack.
-  const response =
+  const [body, headers] =
     max === undefined
-      ? singleMessage(first, leaseIdOf)
-      : c.json({ messages: messages.map((one) => messageJson(one, leaseIdOf)), remaining: remaining ?? null });
+      ? [new Uint8Array(first.message.body), singleMessageHeaders(first, leaseIdOf)]
+      : [
+          encoder.encode(JSON.stringify({ messages: messages.map((one) => messageJson(one, leaseIdOf)), remaining: remaining ?? null })),
+          new Headers({ "Content-Type": "application/json" }),
+        ];
+  // Stated, so that the request's log line can count the bytes it sent.
+  headers.set("Content-Length", String(body.byteLength));
   const tokens = messages.flatMap((one) => (one.settle === undefined ? [] : [one.settle]));
-  if (tokens.length > 0) await settleDeliveries(c, target, shard, tokens);
-  return response;
+  if (tokens.length === 0) return new Response(body, { status: 200, headers });
+  return settledOnceWritten(c, body, headers, (written) => settleDeliveries(c, target, shard, tokens, written ? "ack" : "requeue"));
+};
+
+const encoder = new TextEncoder();
+
+/**
+ * The answer, with `settle` called once its body has been written to the client's connection
+ * (true), or could not be (false: the client went away). The body goes through workerd's
+ * fixed-length identity stream, which holds nothing of its own: a write completes only when the
+ * runtime has taken the bytes to send them.
+ */
+const settledOnceWritten = (
+  c: Context<GatewayEnv>,
+  body: Uint8Array,
+  headers: Headers,
+  settle: (written: boolean) => Promise<void>,
+): Response => {
+  const { readable, writable } = new FixedLengthStream(body.byteLength);
+  const writer = writable.getWriter();
+  writer.closed.catch(() => undefined);
+  const delivery = (async () => {
+    let written = false;
+    try {
+      if (body.byteLength > 0) await writer.write(body);
+      await writer.close();
+      written = true;
+    } catch {
+      await writer.abort().catch(() => undefined);
+    }
+    await settle(written).catch(() => undefined);
+  })();
+  try {
+    c.executionCtx.waitUntil(delivery);
+  } catch {
+    // No execution context (the app called directly, as in tests): it runs by itself.
+  }
+  return new Response(readable, { status: 200, headers });
 };
 
 /** `?max=N` as a number within the route's `max_messages`, or undefined without it; 400 otherwise. */
@@ -100,25 +142,32 @@ const endWaitOnDisconnect = (c: Context<GatewayEnv>, target: RouteTarget, shard:
   });
 };
 
-/** One message as the body, its properties as headers. */
-const singleMessage = ({ message, leaseId }: HandedMessage, leaseIdOf: (id: string) => string): Response => {
+/** One message's properties as headers, with its lease id under `ack: lease`. */
+const singleMessageHeaders = ({ message, leaseId }: HandedMessage, leaseIdOf: (id: string) => string): Headers => {
   const headers = messageHeaders(message);
   if (leaseId !== undefined) headers.set("X-Lease-Id", leaseIdOf(leaseId));
-  // Stated, so that the request's log line can count the bytes it sent.
-  headers.set("Content-Length", String(message.body.byteLength));
-  return new Response(message.body, { status: 200, headers });
+  return headers;
 };
 
-/** Acknowledges deliveries with the shard that holds them, once the response is ready. */
-const settleDeliveries = async (c: Context<GatewayEnv>, target: RouteTarget, shard: number, tokens: number[]): Promise<void> => {
+/**
+ * Acknowledges delivered messages with the shard that holds them, or requeues those whose answer
+ * never reached the client. A failure here cannot change the answer any more (it is sent): a
+ * message whose acknowledgement is lost comes again (at least once), and is logged.
+ */
+const settleDeliveries = async (
+  c: Context<GatewayEnv>,
+  target: RouteTarget,
+  shard: number,
+  tokens: number[],
+  outcome: "ack" | "requeue",
+): Promise<void> => {
   let settled: SettleOutcome;
   try {
-    settled = await routeObject(c.env, target, shard).settle(tokens, "ack");
+    settled = await routeObject(c.env, target, shard).settle(tokens, outcome);
   } catch {
     // The object was reset: its connection went with it, and the broker requeues the messages.
-    throw new GatewayError(503, "the message could not be acknowledged; it stays in the queue", target.id, {
-      "Retry-After": String(RETRY_AFTER_SECONDS),
-    });
+    return;
   }
-  if (!settled.ok) throw failureError(settled, target.id);
+  if (!settled.ok)
+    console.warn(`route ${target.id}: ${outcome} of ${tokens.length} message(s) failed (${settled.message}); they will come again`);
 };

@@ -10,8 +10,8 @@ import { routeObject } from "./route-target";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
 export const HEARTBEAT_MS = 15_000;
-/** How long the object holds a message for the stream to write its event before it requeues it. */
-const WRITE_HOLD_MS = 60_000;
+/** How long the object holds a message for its answer (or event) to be written before it requeues it. */
+export const WRITE_HOLD_MS = 60_000;
 
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -25,7 +25,7 @@ export const wantsEventStream = (c: Context<GatewayEnv>): boolean => c.req.heade
  * long-poll of {@link HEARTBEAT_MS}, a heartbeat comment when it ends empty), writes its event,
  * and acknowledges the message only once the write has gone through to the client's connection;
  * a write that fails (the client went away) puts the message back in the queue. So a client
- * that disconnects loses nothing (at least once, whatever the route's `auto_ack` or `ack`).
+ * that disconnects loses nothing it was not sent (at least once, whatever the route's `auto_ack` or `ack`).
  *
  * `Last-Event-ID`, which a reconnecting `EventSource` sends, is accepted but a queue cannot
  * replay: the stream goes on with what the queue holds. The event that was being written when
@@ -45,6 +45,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
         waitMs,
         waitId,
         holdMs: WRITE_HOLD_MS,
+        holdAll: true,
         // The stream is one request: counted, and held to the rate limit, once.
         ...(continued ? { continued } : admission ? { admission } : {}),
       }),

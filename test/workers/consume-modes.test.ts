@@ -91,6 +91,28 @@ describe("GET ?max=N", () => {
     }));
 });
 
+describe("auto_ack: false", () => {
+  it("acknowledges a message once its answer has been read, and requeues it when the client never reads it", () =>
+    withQueue(async (queue) => {
+      await publishDirect(queue, "read me");
+      await publishDirect(queue, "drop me");
+      const send = gatewayFor(consumerRoute(uniqueRouteId("written"), queue));
+      const read = await send("GET", "/jobs");
+      expect(await read.text()).toBe("read me");
+      const dropped = await send("GET", "/jobs");
+      expect(dropped.status).toBe(200);
+      // The client goes away without reading the body.
+      await dropped.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const again = await send("GET", "/jobs?max=10");
+      const batch = (await again.json()) as Batch;
+      expect(batch.messages.map((message) => [message.body, message.redelivered])).toEqual([["drop me", true]]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await messageCount(queue)).toBe(0);
+      expect((await send("GET", "/jobs")).status).toBe(204);
+    }));
+});
+
 describe("ack: lease", () => {
   it("hands messages out on a lease (X-Lease-Id, lease_id), and settles each id once: ack, then 409; unknown ids 404", () =>
     withQueue(async (queue) => {
