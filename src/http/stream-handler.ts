@@ -10,6 +10,8 @@ import { routeObject } from "./route-target";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
 export const HEARTBEAT_MS = 15_000;
+/** When no message follows an event within this long, a comment is written to confirm the event's connection. */
+const CONFIRM_AFTER_MS = 250;
 /** How long the object holds a message for its answer (or event) to be written before it requeues it. */
 export const WRITE_HOLD_MS = 60_000;
 
@@ -23,9 +25,9 @@ export const wantsEventStream = (c: Context<GatewayEnv>): boolean => c.req.heade
  * `GET` with `Accept: text/event-stream` on a route with `consumer.stream`: Server-Sent Events,
  * one event per message. The Worker takes one message at a time from the route's object (a
  * long-poll of {@link HEARTBEAT_MS}, a heartbeat comment when it ends empty), writes its event,
- * and acknowledges the message only once the write has gone through to the client's connection;
- * a write that fails (the client went away) puts the message back in the queue. So a client
- * that disconnects loses nothing it was not sent (at least once, whatever the route's `auto_ack` or `ack`).
+ * and acknowledges the message only once that write, and the next one, have gone through to the
+ * client's connection; a write that fails (the client went away) puts the unconfirmed messages
+ * back in the queue (at least once, whatever the route's `auto_ack` or `ack`).
  *
  * `Last-Event-ID`, which a reconnecting `EventSource` sends, is accepted but a queue cannot
  * replay: the stream goes on with what the queue holds. The event that was being written when
@@ -74,26 +76,35 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
           .settle([token], outcome)
           .catch(() => undefined);
 
+  // An event is acknowledged only once a later write has gone through too: a connection the
+  // client closed cleanly still takes one write (into the kernel's buffer) before it fails, so the
+  // success of the next one is what says the event's connection was alive. When no message
+  // follows soon, a bare comment is that next write.
   const run = async (): Promise<void> => {
     await writer.write(encoder.encode("retry: 1000\n: connected\n\n"));
     let outcome: ConsumeOutcome = first;
     let sequence = 0;
+    let unconfirmed: number | undefined;
     while (open) {
       if (!outcome.ok) {
         await writer.write(encoder.encode(`event: error\ndata: ${JSON.stringify({ error: outcome.message, route: route.id })}\n\n`));
         break;
       }
       const [handed] = outcome.messages;
-      const chunk = handed ? eventOf(handed.message, ++sequence) : ": heartbeat\n\n";
+      const chunk = handed ? eventOf(handed.message, ++sequence) : unconfirmed === undefined ? ": heartbeat\n\n" : ":\n\n";
       try {
         await writer.write(encoder.encode(chunk));
       } catch {
+        await settle(unconfirmed, "requeue");
         await settle(handed?.settle, "requeue");
+        unconfirmed = undefined;
         break;
       }
-      await settle(handed?.settle, "ack");
-      outcome = await take(HEARTBEAT_MS, true);
+      await settle(unconfirmed, "ack");
+      unconfirmed = handed?.settle;
+      outcome = await take(unconfirmed === undefined ? HEARTBEAT_MS : CONFIRM_AFTER_MS, true);
     }
+    await settle(unconfirmed, "requeue");
     await writer.close().catch(() => undefined);
   };
   const running = run().catch(() => writer.abort().catch(() => undefined));
