@@ -42,6 +42,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #pending = new PendingDeliveries();
   readonly #leases = new Leases(() => this.#counters.increment("expired"));
   readonly #waiting = new Map<BrokerConnection, WaitingConsumer>();
+  /** Waits whose client went away, for a minute (see {@link cancelWait}). */
+  readonly #cancelledWaits = new Map<string, number>();
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
   readonly #logger: Logger;
@@ -106,6 +108,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
+    if (request.waitId !== undefined && this.#cancelledWaits.has(request.waitId)) return { ok: true, messages: [] };
     if (!request.continued) {
       const refused = this.#refused(request.admission);
       if (refused) return refused;
@@ -150,9 +153,18 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** A long-poll client went away (the Worker saw its request aborted): it leaves the line at once. */
+  /**
+   * A long-poll or stream client went away (the Worker saw its request aborted): it leaves the
+   * line at once, and a later take under the same id (a stream's next) takes nothing.
+   */
   cancelWait(waitId: string): void {
     for (const waiting of this.#waiting.values()) waiting.leave(waitId);
+    const now = Date.now();
+    this.#cancelledWaits.set(waitId, now);
+    for (const [id, at] of this.#cancelledWaits) {
+      if (this.#cancelledWaits.size <= 10_000 && now - at < 60_000) break;
+      this.#cancelledWaits.delete(id);
+    }
   }
 
   /** The long-poll consumer for `queue` on `connection`; a new connection gets a new one. */

@@ -60,15 +60,18 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   // response has read the chunk to send it, so "written" means passed to the client's connection.
   const { readable, writable } = new IdentityTransformStream();
   const writer = writable.getWriter();
-  // Rejected when the client goes away; the loop below sees that in its write.
-  writer.closed.catch(() => undefined);
   let open = true;
-  c.req.raw.signal.addEventListener("abort", () => {
+  // The client went away: the runtime aborts the request (deployed, or a reset connection), or
+  // cancels the body it was reading. Either ends the stream's wait at once.
+  const leave = () => {
+    if (!open) return;
     open = false;
     void object()
       .cancelWait(waitId)
       .catch(() => undefined);
-  });
+  };
+  c.req.raw.signal.addEventListener("abort", leave);
+  writer.closed.catch(leave);
   const settle = (token: number | undefined, outcome: "ack" | "requeue") =>
     token === undefined
       ? Promise.resolve()
@@ -85,12 +88,22 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     let outcome: ConsumeOutcome = first;
     let sequence = 0;
     let unconfirmed: number | undefined;
-    while (open) {
+    for (;;) {
       if (!outcome.ok) {
         await writer.write(encoder.encode(`event: error\ndata: ${JSON.stringify({ error: outcome.message, route: route.id })}\n\n`));
         break;
       }
       const [handed] = outcome.messages;
+      if (!open) {
+        // The client left while this was being taken: it goes back unwritten.
+        await settle(handed?.settle, "requeue");
+        break;
+      }
+      if (!handed && unconfirmed === undefined && outcome === first) {
+        // Nothing waiting at the start: no heartbeat is due yet.
+        outcome = await take(HEARTBEAT_MS, true);
+        continue;
+      }
       const chunk = handed ? eventOf(handed.message, ++sequence) : unconfirmed === undefined ? ": heartbeat\n\n" : ":\n\n";
       try {
         await writer.write(encoder.encode(chunk));
@@ -102,6 +115,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
       }
       await settle(unconfirmed, "ack");
       unconfirmed = handed?.settle;
+      if (!open) break;
       outcome = await take(unconfirmed === undefined ? HEARTBEAT_MS : CONFIRM_AFTER_MS, true);
     }
     await settle(unconfirmed, "requeue");
