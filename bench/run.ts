@@ -10,9 +10,15 @@
  * load with faults on a disposable RabbitMQ node (false 202s must be 0), and workerd's RSS after a
  * max_batch batch, 64 concurrent 1 MiB publishes and 200k publishes.
  *
- * Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 2), BENCH_MEMORY_PUBLISHES
+ * Then the consume modes (bench/lib/consume-modes.ts), on a gateway of its own: `GET ?max=50`
+ * against amqp-client's own consumer, long-poll latency (`GET ?wait=10`, publish → answer), and
+ * Server-Sent Events throughput with 1 and 16 clients.
+ *
+ * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 2), BENCH_MEMORY_PUBLISHES
  * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
- * (default "throughput,truth,memory"; a subset runs only those, and judges only their targets).
+ * (default "throughput,truth,memory,consume"; a subset runs only those, and judges only their
+ * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
+ * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200).
  */
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
@@ -31,8 +37,13 @@ import {
   rabbitmqVersion,
 } from "./lib/broker";
 import { load, type LoadResult } from "./lib/load";
+import { consumeModesSection, rabbitmqctlVersion } from "./lib/consume-modes";
 import { memorySection, truthSection } from "./lib/pressure";
 import { writeReport, type Measurement, type Report } from "./lib/report";
+
+// The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
+// request logs existed did; at the default, info, each request also writes one console line.
+process.env.LOG_LEVEL ??= "none";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -41,7 +52,10 @@ const MEMORY_WARM_UP = 20_000;
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
 const TRUTH_SECONDS = Number(process.env.BENCH_TRUTH_SECONDS ?? 30);
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "throughput,truth,memory").split(",").map((name) => name.trim()));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume").split(",").map((name) => name.trim()));
+const CONSUME_MESSAGES = Number(process.env.BENCH_CONSUME_MESSAGES ?? 30_000);
+const SSE_MESSAGES = Number(process.env.BENCH_SSE_MESSAGES ?? 10_000);
+const LONGPOLL_SAMPLES = Number(process.env.BENCH_LONGPOLL_SAMPLES ?? 200);
 
 const Q = QUEUES;
 
@@ -111,6 +125,7 @@ const main = async () => {
   log(`amqp-edge-gateway benchmark: ${[...SECTIONS].join(", ")}; ${SECONDS} s per run, ${ROUNDS} alternating rounds`);
   const report: Report = {
     date: new Date().toISOString(),
+    sections: [...SECTIONS],
     seconds: SECONDS,
     rounds: ROUNDS,
     rabbitmq: await rabbitmqVersion(),
@@ -125,6 +140,21 @@ const main = async () => {
   if (SECTIONS.has("memory")) {
     log("memory under pressure (a fresh gateway)");
     report.pressureMemory = await memorySection(PORT, MEMORY_PUBLISHES, PAYLOADS["250 B"], log);
+  }
+  if (SECTIONS.has("consume")) {
+    log("consume modes (a fresh gateway): batches, long-poll, Server-Sent Events");
+    if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
+    report.consumeSizes = { messages: CONSUME_MESSAGES, sseMessages: SSE_MESSAGES, samples: LONGPOLL_SAMPLES };
+    const figures = await consumeModesSection({
+      port: PORT,
+      messages: CONSUME_MESSAGES,
+      sseMessages: SSE_MESSAGES,
+      samples: LONGPOLL_SAMPLES,
+      rounds: ROUNDS,
+      log,
+    });
+    measurements.push(...figures.measurements);
+    report.sseAfterClose = figures.afterClose;
   }
   const verdicts = await writeReport(report);
   process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;

@@ -3,10 +3,19 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { format, resolveConfig } from "prettier";
 import type { MemoryFigures, TruthFigures } from "./pressure";
+import type { AfterClose } from "./consume-modes";
+import { BATCH_CLIENTS, SSE_CLIENTS, VARIANTS } from "./consume-mode-names";
+
+/** The throughput section's rows. */
+type ThroughputSection = "publish" | "floor" | "consume" | "shards" | "batch";
+/** The `consume` section's rows (bench/lib/consume-modes.ts): batches, long-poll, Server-Sent Events. */
+type ConsumeModeSection = "batch consume" | "long-poll" | "sse";
+const CONSUME_MODE_SECTIONS: ReadonlySet<Measurement["section"]> = new Set<ConsumeModeSection>(["batch consume", "long-poll", "sse"]);
+const isConsumeMode = (m: Measurement) => CONSUME_MODE_SECTIONS.has(m.section);
 
 /** One compared figure: the mean over its rounds. */
 export interface Measurement {
-  section: "publish" | "floor" | "consume" | "shards" | "batch";
+  section: ThroughputSection | ConsumeModeSection;
   variant: string;
   payload: string;
   /** HTTP connections, or publishes in flight for the direct client. */
@@ -32,6 +41,8 @@ export interface Measurement {
 
 export interface Report {
   date: string;
+  /** The sections that ran (BENCH_SECTIONS); without it, the throughput, truth and memory ones. */
+  sections?: string[];
   seconds: number;
   rounds: number;
   rabbitmq: string;
@@ -40,6 +51,10 @@ export interface Report {
   memory: { publishes: number; stepsMb: number[]; lost: number; duplicated: number; errors: number };
   /** Truth under load at full size, per consume mode; absent when the section was skipped. */
   truth?: TruthFigures[];
+  /** What each SSE run's route held 2 s after its clients closed; absent when `consume` was skipped. */
+  sseAfterClose?: AfterClose[];
+  /** The sizes of the `consume` section's runs; absent when it was skipped. */
+  consumeSizes?: { messages: number; sseMessages: number; samples: number };
   /** RSS of a fresh gateway idle and after each kind of pressure; absent when skipped. */
   pressureMemory?: MemoryFigures;
 }
@@ -51,6 +66,8 @@ export interface Verdict {
   target: string;
   measured: string;
   met: boolean;
+  /** Reported without a target to meet: shown as "measured". */
+  info?: boolean;
 }
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -61,10 +78,73 @@ const find = (report: Report, section: Measurement["section"], variant: string, 
 
 type Ratio = (a: number | undefined, b: number | undefined) => number;
 
+const ratio: Ratio = (a, b) => (a && b ? a / b : Number.NaN);
+
 /** The targets, each checked against this run's figures; a section that did not run has none. */
-export const verdicts = (report: Report): Verdict[] => {
-  const ratio: Ratio = (a, b) => (a && b ? a / b : Number.NaN);
-  return [...(report.measurements.length > 0 ? throughputVerdicts(report, ratio) : []), ...pressureVerdicts(report)];
+export const verdicts = (report: Report): Verdict[] => [...mainVerdicts(report), ...consumeVerdicts(report)];
+
+/** The throughput, truth and memory sections' targets. */
+const mainVerdicts = (report: Report): Verdict[] => [
+  ...(report.measurements.some((m) => !isConsumeMode(m)) ? throughputVerdicts(report, ratio) : []),
+  ...pressureVerdicts(report),
+];
+
+/** The `consume` section's targets, when it ran. */
+const consumeVerdicts = (report: Report): Verdict[] => (report.measurements.some(isConsumeMode) ? consumeModeVerdicts(report, ratio) : []);
+
+/** The `consume` section's targets. */
+const consumeModeVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
+  const out: Verdict[] = [];
+  const direct = find(report, "batch consume", VARIANTS.batchDirect, "250 B", 1);
+  const gateway = BATCH_CLIENTS.map((clients) => ({ clients, m: find(report, "batch consume", VARIANTS.batchGateway, "250 B", clients) }));
+  const judged = gateway.at(-1);
+  const vsDirect = ratio(judged?.m?.msgs, direct?.msgs);
+  out.push({
+    target: `batch consume \`GET ?max=50\` ≥ 0.5× amqp-client basic.consume, prefetch 50 (msg/s, ${judged?.clients} clients)`,
+    measured: `${vsDirect.toFixed(2)}× (${gateway.map(({ clients, m }) => `${fmt(m?.msgs ?? Number.NaN)} msg/s at ${clients}`).join(", ")} vs ${fmt(direct?.msgs ?? Number.NaN)} msg/s)`,
+    met: vsDirect >= 0.5,
+  });
+  const wait = find(report, "long-poll", VARIANTS.waitGateway, "250 B", 1);
+  const broker = find(report, "long-poll", VARIANTS.waitDirect, "250 B", 1);
+  out.push({
+    target: "long-poll `GET ?wait=10`: publish → answer p50 < 5 ms",
+    measured: `p50 ${ms(wait?.p50)} ms, p99 ${ms(wait?.p99)} ms (amqp-client consumer alone: p50 ${ms(broker?.p50)} ms, p99 ${ms(broker?.p99)} ms)`,
+    met: (wait?.p50 ?? Number.NaN) < 5,
+  });
+  out.push({
+    target: "SSE throughput (no target: measured)",
+    measured: SSE_CLIENTS.map(
+      (clients) => `${fmt(find(report, "sse", VARIANTS.sse, "250 B", clients)?.msgs ?? Number.NaN)} msg/s with ${clients}`,
+    ).join(", "),
+    met: true,
+    info: true,
+  });
+  const afterClose = report.sseAfterClose ?? [];
+  const consumers = afterClose.reduce((total, run) => total + run.consumers, 0);
+  const held = afterClose.reduce((total, run) => total + run.held, 0);
+  out.push({
+    target: "SSE: 2 s after its clients close, the route keeps no consumer and holds no message",
+    measured:
+      afterClose.length === 0
+        ? "–"
+        : afterClose
+            .map(
+              (run) =>
+                `${run.clients} client${run.clients === 1 ? "" : "s"}: ${run.consumers} consumer${run.consumers === 1 ? "" : "s"}, ${run.held} held`,
+            )
+            .join("; "),
+    met: afterClose.length > 0 && consumers === 0 && held === 0,
+  });
+  const rows = report.measurements.filter(isConsumeMode);
+  const lost = rows.reduce((total, m) => total + m.lost, 0);
+  const duplicated = rows.reduce((total, m) => total + m.duplicated, 0);
+  const errors = rows.reduce((total, m) => total + m.errors, 0);
+  out.push({
+    target: "consume modes: zero lost, duplicated or failed",
+    measured: `${lost} lost, ${duplicated} duplicated, ${errors} errors`,
+    met: lost === 0 && duplicated === 0 && errors === 0,
+  });
+  return out;
 };
 
 const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
@@ -162,11 +242,13 @@ const pressureVerdicts = (report: Report): Verdict[] => {
 };
 
 const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+/** A latency: with two decimals below 10 ms, where a whole millisecond would hide the figure. */
+const ms = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "–" : n < 10 ? n.toFixed(2) : fmt(n));
 
-export const markdownTable = (report: Report): string => {
-  const rows = report.measurements.map(
+export const markdownTable = (measurements: Measurement[]): string => {
+  const rows = measurements.map(
     (m) =>
-      `| ${m.section} | ${m.variant} | ${m.payload} | ${m.connections} | ${fmt(m.rps)} | ${fmt(m.msgs)} | ${fmt(m.p50)} | ${fmt(m.p99)} | ${m.errors} | ${m.lost} / ${m.duplicated} | ${m.unanswered} |`,
+      `| ${m.section} | ${m.variant} | ${m.payload} | ${m.connections} | ${fmt(m.rps)} | ${fmt(m.msgs)} | ${ms(m.p50)} | ${ms(m.p99)} | ${m.errors} | ${m.lost} / ${m.duplicated} | ${m.unanswered} |`,
   );
   return [
     "| section | variant | payload | connections | req/s | msg/s | p50 ms | p99 ms | errors | lost / dup | unanswered |",
@@ -179,12 +261,12 @@ const verdictTable = (list: Verdict[]) =>
   [
     "| target | measured | met |",
     "| --- | --- | --- |",
-    ...list.map((v) => `| ${v.target} | ${v.measured} | ${v.met ? "yes" : "**no**"} |`),
+    ...list.map((v) => `| ${v.target} | ${v.measured} | ${v.info ? "measured" : v.met ? "yes" : "**no**"} |`),
   ].join("\n");
 
 /** A horizontal bar chart of throughput (msg/s) per measurement, as SVG. */
 export const throughputSvg = (report: Report): string => {
-  const rows = report.measurements;
+  const rows = report.measurements.filter((m) => !isConsumeMode(m));
   const max = Math.max(...rows.map((m) => m.msgs).filter(Number.isFinite), 1);
   const rowHeight = 18;
   const labelWidth = 330;
@@ -196,6 +278,9 @@ export const throughputSvg = (report: Report): string => {
     consume: "#2f9e5a",
     shards: "#b86a1e",
     batch: "#8a3fbf",
+    "batch consume": "#2f9e5a",
+    "long-poll": "#2f9e5a",
+    sse: "#2f9e5a",
   };
   const bars = rows
     .map((m, i) => {
@@ -222,6 +307,12 @@ const escapeXml = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&
 export const machineLine = (report: Report): string =>
   `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime (Miniflare, direct socket); ${report.seconds} s per run, ${report.rounds} alternating rounds, load from autocannon on the same machine`;
 
+/** The machine and the sizes of the `consume` section's runs. */
+const consumeMachineLine = (report: Report): string => {
+  const sizes = report.consumeSizes;
+  return `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime; ${report.rounds} alternating round${report.rounds === 1 ? "" : "s"}${sizes ? `; ${sizes.messages} messages a batch-consume run, ${sizes.sseMessages} a SSE run, ${sizes.samples} long-poll samples a round` : ""}; clients in the same Node process on the same machine`;
+};
+
 /** The pressure sections' figures as Markdown, when they ran. */
 const pressureLines = (report: Report): string => {
   const lines: string[] = [];
@@ -245,28 +336,61 @@ const pressureLines = (report: Report): string => {
 /** Text as the project's Prettier settings format it, so the written files pass `npm run lint`. */
 const formatted = async (path: string, text: string): Promise<string> => format(text, { ...(await resolveConfig(path)), filepath: path });
 
-/**
- * Prints the table and the verdicts, writes bench/results/latest.json and throughput.svg, and
- * replaces the generated part of BENCHMARKS.md. Returns the verdicts.
- */
-export const writeReport = async (report: Report): Promise<Verdict[]> => {
-  const list = verdicts(report);
-  const table = markdownTable(report);
-  const targets = verdictTable(list);
-  process.stdout.write(`\n${table}\n\n${targets}\n`);
-  mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(`${RESULTS}/latest.json`, await formatted(`${RESULTS}/latest.json`, JSON.stringify({ ...report, verdicts: list })));
-  writeFileSync(`${RESULTS}/throughput.svg`, throughputSvg(report));
-  const path = `${ROOT}BENCHMARKS.md`;
-  const current = readFileSync(path, "utf8");
-  const start = "<!-- bench:start -->";
-  const end = "<!-- bench:end -->";
-  const generated = `${start}\n_Generated by \`npm run bench\`: ${machineLine(report)}._\n\n![throughput](bench/results/throughput.svg)\n\n${table}\n\nMemory: workerd's resident set, before and after each quarter of ${report.memory.publishes} publishes (${report.memory.errors} errors): ${report.memory.stepsMb.map((mb) => `${mb.toFixed(1)}`).join(" → ")} MB.\n\n${pressureLines(report)}### Targets\n\n${targets}\n${end}`;
+/** Replaces the text between `start` and `end` in `current` (both kept), or appends the block. */
+const replaceBlock = (current: string, start: string, end: string, body: string): string => {
+  const block = `${start}\n${body}\n${end}`;
   const from = current.indexOf(start);
   const to = current.indexOf(end);
-  const updated =
-    from >= 0 && to > from ? current.slice(0, from) + generated + current.slice(to + end.length) : `${current}\n${generated}\n`;
-  writeFileSync(path, await formatted(path, updated));
-  process.stdout.write(`\nwrote bench/results/latest.json, bench/results/throughput.svg and BENCHMARKS.md\n`);
+  return from >= 0 && to > from ? current.slice(0, from) + block + current.slice(to + end.length) : `${current}\n${block}\n`;
+};
+
+/** The sections whose figures go to latest.json, throughput.svg and the main generated block. */
+const MAIN_SECTIONS = ["throughput", "truth", "memory"];
+
+/**
+ * Prints the tables and the verdicts. When the throughput, truth or memory sections ran, writes
+ * bench/results/latest.json and throughput.svg and replaces the main generated part of
+ * BENCHMARKS.md; when the `consume` section ran, writes bench/results/consume.json and replaces
+ * its own generated part. A run of one kind leaves the other's figures as they were. Returns the
+ * verdicts.
+ */
+export const writeReport = async (report: Report): Promise<Verdict[]> => {
+  const mainList = mainVerdicts(report);
+  const consumeList = consumeVerdicts(report);
+  const list = [...mainList, ...consumeList];
+  const sections = report.sections ?? MAIN_SECTIONS;
+  const mainRan = MAIN_SECTIONS.some((name) => sections.includes(name));
+  const consumeRan = sections.includes("consume");
+  const mainRows = report.measurements.filter((m) => !isConsumeMode(m));
+  const consumeRows = report.measurements.filter(isConsumeMode);
+  const table = markdownTable(mainRows);
+  const targets = verdictTable(mainList);
+  if (mainRows.length > 0) process.stdout.write(`\n${table}\n`);
+  if (consumeRows.length > 0) process.stdout.write(`\n${markdownTable(consumeRows)}\n`);
+  process.stdout.write(`\n${verdictTable(list)}\n`);
+  mkdirSync(RESULTS, { recursive: true });
+  const path = `${ROOT}BENCHMARKS.md`;
+  let updated = readFileSync(path, "utf8");
+  const written: string[] = [];
+  if (mainRan) {
+    writeFileSync(`${RESULTS}/latest.json`, await formatted(`${RESULTS}/latest.json`, JSON.stringify({ ...report, verdicts: list })));
+    writeFileSync(`${RESULTS}/throughput.svg`, throughputSvg(report));
+    const generated = `_Generated by \`npm run bench\`: ${machineLine(report)}._\n\n![throughput](bench/results/throughput.svg)\n\n${table}\n\nMemory: workerd's resident set, before and after each quarter of ${report.memory.publishes} publishes (${report.memory.errors} errors): ${report.memory.stepsMb.map((mb) => `${mb.toFixed(1)}`).join(" → ")} MB.\n\n${pressureLines(report)}### Targets\n\n${targets}`;
+    updated = replaceBlock(updated, "<!-- bench:start -->", "<!-- bench:end -->", generated);
+    written.push("bench/results/latest.json", "bench/results/throughput.svg");
+  }
+  if (consumeRan) {
+    writeFileSync(
+      `${RESULTS}/consume.json`,
+      await formatted(`${RESULTS}/consume.json`, JSON.stringify({ ...report, measurements: consumeRows, verdicts: consumeList })),
+    );
+    const generated = `_Generated by \`npm run bench\` (\`consume\` section): ${consumeMachineLine(report)}._\n\n${markdownTable(consumeRows)}\n\n### Targets\n\n${verdictTable(consumeList)}`;
+    updated = replaceBlock(updated, "<!-- bench:consume:start -->", "<!-- bench:consume:end -->", generated);
+    written.push("bench/results/consume.json");
+  }
+  if (written.length > 0) {
+    writeFileSync(path, await formatted(path, updated));
+    process.stdout.write(`\nwrote ${[...written, "BENCHMARKS.md"].join(", ")}\n`);
+  }
   return list;
 };

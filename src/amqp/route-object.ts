@@ -41,7 +41,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
   readonly #leases = new Leases(() => this.#counters.increment("expired"));
-  readonly #waiting = new Map<BrokerConnection, WaitingConsumer>();
+  /** Long-poll consumers per connection and queue (a route's queue may come from the request). */
+  readonly #waiting = new Map<BrokerConnection, Map<string, WaitingConsumer>>();
   /** Waits whose client went away, for a minute (see {@link cancelWait}). */
   readonly #cancelledWaits = new Map<string, number>();
   readonly #deadlines = new Deadlines();
@@ -158,7 +159,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * line at once, and a later take under the same id (a stream's next) takes nothing.
    */
   cancelWait(waitId: string): void {
-    for (const waiting of this.#waiting.values()) waiting.leave(waitId);
+    for (const byQueue of this.#waiting.values()) for (const waiting of byQueue.values()) waiting.leave(waitId);
     const now = Date.now();
     this.#cancelledWaits.set(waitId, now);
     for (const [id, at] of this.#cancelledWaits) {
@@ -167,12 +168,12 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** The long-poll consumer for `queue` on `connection`; a new connection gets a new one. */
+  /** The long-poll consumer for `queue` on `connection`; a new connection gets new ones. */
   #waitingFor(connection: BrokerConnection, queue: string): WaitingConsumer {
-    const existing = this.#waiting.get(connection);
-    if (existing?.queue === queue) return existing;
-    const waiting = new WaitingConsumer(queue, () => connection.session());
-    this.#waiting.set(connection, waiting);
+    let byQueue = this.#waiting.get(connection);
+    if (!byQueue) this.#waiting.set(connection, (byQueue = new Map<string, WaitingConsumer>()));
+    let waiting = byQueue.get(queue);
+    if (!waiting) byQueue.set(queue, (waiting = new WaitingConsumer(queue, () => connection.session())));
     return waiting;
   }
 

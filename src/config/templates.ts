@@ -23,7 +23,8 @@ export const parseTemplate = (text: string): { parts: TemplatePart[] } | { probl
     const inner = match[1] ?? "";
     if (match.index > last) parts.push({ kind: "text", text: text.slice(last, match.index) });
     last = match.index + match[0].length;
-    const [, form, name] = /^(?:(query|header)\.)?([A-Za-z0-9_.~-]+)$/.exec(inner) ?? [];
+    const [, form, formName, parameter] = /^(?:(query|header)\.([A-Za-z0-9_.~-]+)|([A-Za-z0-9_]+))$/.exec(inner) ?? [];
+    const name = formName ?? parameter;
     if (name === undefined) {
       return { problem: `{${inner}} is not a template: use {name} for a path parameter, {query.name} or {header.name}` };
     }

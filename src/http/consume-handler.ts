@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { ConsumeOutcome, ConsumingTarget, HandedMessage, RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type { ConsumeOutcome, HandedMessage, RouteTarget, SettleOutcome } from "../amqp/route-messages";
 import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
@@ -7,6 +7,7 @@ import { failureError, GatewayError } from "./gateway-error";
 import { externalLeaseId } from "./lease-ids";
 import { messageHeaders } from "./message-headers";
 import { messageJson } from "./message-json";
+import { consumingTarget } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
@@ -31,7 +32,7 @@ export const MAX_BATCH_CONSUME = 100;
  */
 export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
   if (route.amqp.consumer.stream && wantsEventStream(c)) return streamEvents(c, route);
-  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
+  const target = consumingTarget(c, route);
   const max = batchSize(c, route);
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);

@@ -7,6 +7,7 @@ import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError } from "./gateway-error";
 import { DEFAULT_CONTENT_TYPE, publishProperties } from "./message-properties";
+import { producerTemplates, withDefaults } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
 import { admissionFor, shardFor } from "./access/admission";
 import { routeObject } from "./route-target";
@@ -19,10 +20,16 @@ import { routeObject } from "./route-target";
  * before the route's object is called.
  */
 export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
+  // Where this request's messages go, from the route's templates (`user.{id}.created`).
+  const resolved = templatesOf(route)(c);
+  const configured = route.amqp.producer;
+  const producer =
+    resolved.exchange === configured.exchange && resolved.routingKey === configured.routing_key
+      ? configured
+      : { ...configured, exchange: resolved.exchange, routing_key: resolved.routingKey };
   // Only the route's id and backend cross to the object; its credentials stay in the Worker.
-  const target: PublishingTarget = { id: route.id, amqp: route.amqp };
-  const producer = target.amqp.producer;
-  const properties = publishProperties(c.req.raw.headers, target.id);
+  const target: PublishingTarget = { id: route.id, amqp: { ...route.amqp, producer } };
+  const properties = withDefaults(publishProperties(c.req.raw.headers, target.id), resolved.defaults);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
@@ -51,6 +58,15 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   }
   const count = batch ? { count: messages.length } : {};
   return c.json({ status: "published", ...count, exchange: producer.exchange, routing_key: producer.routing_key }, 202);
+};
+
+const compiled = new WeakMap<PublishingRoute, ReturnType<typeof producerTemplates>>();
+
+/** The route's producer templates, compiled once. */
+const templatesOf = (route: PublishingRoute): ReturnType<typeof producerTemplates> => {
+  let templates = compiled.get(route);
+  if (!templates) compiled.set(route, (templates = producerTemplates(route.id, route.amqp.producer)));
+  return templates;
 };
 
 /** Each message's id `<key>-<index>` must still be an AMQP short string: 400 before anything is sent. */

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { PublishProperties } from "../amqp/route-messages";
-import type { ConsumerConfig, ProducerConfig } from "../config/schema";
+import type { ConsumingTarget, PublishProperties } from "../amqp/route-messages";
+import type { ConsumerConfig, ConsumingRoute, ProducerConfig } from "../config/schema";
 import { isTemplate, parseTemplate, renderTemplate, type TemplatePart } from "../config/templates";
 import type { GatewayEnv } from "../env";
 import { GatewayError } from "./gateway-error";
@@ -78,3 +78,14 @@ export const withDefaults = (properties: PublishProperties, defaults: ResolvedPr
   ...(properties.type === undefined && defaults.type !== undefined ? { type: defaults.type } : {}),
   ...(defaults.headers ? { headers: { ...defaults.headers, ...properties.headers } } : {}),
 });
+
+const queues = new WeakMap<ConsumingRoute, (c: Context<GatewayEnv>) => string>();
+
+/** The route as the object should consume for this request: its queue from the route's template (`inbox.{user}`). */
+export const consumingTarget = (c: Context<GatewayEnv>, route: ConsumingRoute): ConsumingTarget => {
+  let queueOf = queues.get(route);
+  if (!queueOf) queues.set(route, (queueOf = queueTemplate(route.id, route.amqp.consumer)));
+  const queue = queueOf(c);
+  const consumer = route.amqp.consumer;
+  return { id: route.id, amqp: queue === consumer.queue ? route.amqp : { ...route.amqp, consumer: { ...consumer, queue } } };
+};

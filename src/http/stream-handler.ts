@@ -1,11 +1,12 @@
 import type { Context } from "hono";
-import type { ConsumedMessage, ConsumeOutcome, ConsumingTarget } from "../amqp/route-messages";
+import type { ConsumedMessage, ConsumeOutcome } from "../amqp/route-messages";
 import { base64 } from "../base64";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError } from "./gateway-error";
 import { callRouteObject } from "./route-object-call";
+import { consumingTarget } from "./request-templates";
 import { routeObject } from "./route-target";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
@@ -35,7 +36,7 @@ export const wantsEventStream = (c: Context<GatewayEnv>): boolean => c.req.heade
  * client can recognise it.
  */
 export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
-  const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
+  const target = consumingTarget(c, route);
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);
   const object = () => routeObject(c.env, target, shard);

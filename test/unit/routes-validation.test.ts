@@ -290,3 +290,26 @@ describe("consumer modes", () => {
     });
   });
 });
+
+describe("values from the request", () => {
+  it("refuse a template naming a path parameter the path lacks, or an unknown form", () => {
+    expect(
+      problemsOf(
+        `routes:\n  - { id: r1, path: "/users/:id", amqp: { enabled: true, url: "amqp://h", producer: { routing_key: "u.{user}", type: "{cookie.x}" } } }\n`,
+      ),
+    ).toEqual([
+      'routes.yaml:2: route "r1": amqp: producer.routing_key: {user} names no path parameter of /users/:id (it has :id)',
+      'routes.yaml:2: route "r1": amqp: producer.type: {cookie.x} is not a template: use {name} for a path parameter, {query.name} or {header.name}',
+    ]);
+    expect(
+      problemsOf(`routes:\n  - { id: r1, path: /in, amqp: { enabled: true, url: "amqp://h", consumer: { queue: "q.{who}" } } }\n`),
+    ).toEqual(['routes.yaml:2: route "r1": amqp: consumer.queue: {who} names no path parameter of /in']);
+  });
+
+  it("accept path, query and header values, and leave ${NAME} to the environment", () => {
+    const result = parseRoutes(
+      `routes:\n  - { id: r1, path: "/users/:id", amqp: { enabled: true, url: "\${URL}", producer: { routing_key: "u.{id}.{query.r}.{header.x-t}", exchange: "\${EXCHANGE}" } } }\n`,
+    );
+    expect(result.ok).toBe(true);
+  });
+});
