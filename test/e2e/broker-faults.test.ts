@@ -25,6 +25,13 @@ routes:
       connect_timeout_ms: 2000
       producer: { routing_key: ${queue}, confirm_timeout_ms: 2000 }
       consumer: { queue: ${queue} }
+  - id: ${prefix}-lease
+    path: /leased
+    amqp:
+      enabled: true
+      url: "${url}"
+      connect_timeout_ms: 2000
+      consumer: { queue: ${queue}, ack: lease }
   - id: ${prefix}-ws
     path: /ws
     amqp:
@@ -107,6 +114,29 @@ describe("the broker closes the gateway's connections", () => {
     expect(events).toEqual(expect.arrayContaining(["broker connected", "broker connection lost; reconnecting", "broker reconnected"]));
     expect(gateway.output()).not.toContain("guest:guest@");
     await drain(queue);
+  });
+});
+
+describe("the broker drops a connection that holds leases", () => {
+  it("puts the leased messages back itself, and a later ack of them answers 410 for each", async () => {
+    await drain(queue);
+    expect((await post("/tcp", '"leased then dropped"')).status).toBe(202);
+    const leased = await fetch(`${gateway.url}/leased`, { signal: AbortSignal.timeout(20_000) });
+    expect(await leased.text()).toBe('"leased then dropped"');
+    const leaseId = leased.headers.get("x-lease-id");
+    expect(await broker.closeConnectionsNamed(`amqp-edge-gateway ${prefix}-lease consume`)).toBe(1);
+    // Back in the queue, by the broker's doing, marked as delivered before.
+    let back: Awaited<ReturnType<typeof drain>> = [];
+    await waitFor(async () => (back = [...back, ...(await drain(queue))]).length > 0, 10_000);
+    expect(back.map((message) => [message.bodyString(), message.redelivered])).toEqual([['"leased then dropped"', true]]);
+    const late = await fetch(`${gateway.url}/leased/ack`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ lease_ids: [leaseId] }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    expect(late.status).toBe(410);
+    expect(((await late.json()) as { results: Array<{ outcome: string }> }).results[0]?.outcome).toBe("gone");
   });
 });
 
