@@ -36,6 +36,8 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
     const deliveries = await Promise.all(Array.from({ length: count }, () => channel.basicGet(queue, { noAck: autoAck })));
     return deliveries.flatMap((delivery) => (delivery ? [{ consumed: consumedMessage(delivery), delivery }] : []));
   })();
+  // consumedMessage never throws, so what was taken is always handed back to the caller, or
+  // rejected back to the queue below.
   try {
     return await deadlines.within(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
@@ -61,7 +63,7 @@ export const consumedMessage = (delivery: AMQPMessage): ConsumedMessage => {
     type: properties.type,
     priority: properties.priority,
     expiration: properties.expiration,
-    timestamp: properties.timestamp?.toISOString(),
+    timestamp: isoTime(properties.timestamp),
     appId: properties.appId,
     headers: properties.headers,
     exchange: delivery.exchange,
@@ -70,3 +72,7 @@ export const consumedMessage = (delivery: AMQPMessage): ConsumedMessage => {
     messageCount: delivery.messageCount,
   };
 };
+
+/** A time as ISO 8601, or undefined for one JavaScript cannot show (a producer may send any 64-bit value). */
+export const isoTime = (time: Date | undefined): string | undefined =>
+  time === undefined || Number.isNaN(time.getTime()) ? undefined : time.toISOString();

@@ -4,7 +4,7 @@ import type { Env } from "../env";
 import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
-import { consumedMessage, getMessages } from "./get-message";
+import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage } from "./publish-message";
@@ -118,27 +118,37 @@ export class AmqpRouteObject extends DurableObject<Env> {
     try {
       const connection = this.#connection("consume", route);
       const session = await connection.session();
-      const waiting = this.#waitingFor(connection, consumer.queue);
+      // Made only when a client is about to wait: a queue that does not exist (the passive
+      // declare of the get refuses it first) never gets one.
+      const waitingNow = this.#waiting.get(connection)?.get(consumer.queue)?.waiting ?? 0;
       // With clients already waiting, a newcomer joins the line rather than get ahead of it.
       // A stream holds every message until the Worker has written its event, whatever the mode.
       const autoAck = consumer.auto_ack && !request.holdAll;
       const lease = consumer.ack === "lease" && !request.holdAll;
+      // A batch is taken unacknowledged even with auto-ack, so that what does not fit in one
+      // answer can go back (see fitting).
+      const brokerAcks = autoAck && request.max === 1;
       let taken =
-        request.waitMs && waiting.waiting > 0
+        request.waitMs && waitingNow > 0
           ? []
           : await getMessages(session, {
               queue: consumer.queue,
-              autoAck,
+              autoAck: brokerAcks,
               count: request.max,
               timeoutMs: route.amqp.operation_timeout_ms,
               deadlines: this.#deadlines,
             });
+      let ackedByBroker = brokerAcks;
       if (taken.length === 0 && request.waitMs) {
+        if (waitingNow > 0) await session.queue(consumer.queue, { passive: true });
+        const waiting = this.#waitingFor(connection, consumer.queue);
         const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs);
-        // Consumed unacknowledged; with auto-ack they are the client's as they are handed over.
-        if (autoAck) await Promise.all(deliveries.map((delivery) => delivery.ack()));
         taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
+        ackedByBroker = false;
       }
+      taken = await fitting(taken);
+      // Taken unacknowledged; with auto-ack they are the client's as they are handed over.
+      if (autoAck && !ackedByBroker) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
       const remaining = taken.at(-1)?.consumed.messageCount;
       const handed = taken.map(({ consumed, delivery }): HandedMessage => {
         if (autoAck) return { message: consumed };
@@ -255,6 +265,21 @@ export class AmqpRouteObject extends DurableObject<Env> {
 }
 
 const ok = (): PublishOutcome => ({ ok: true });
+
+/**
+ * Bodies of one answer add up to at most this: what crosses from the object to the Worker is
+ * limited to 32 MiB, and the Worker may grow a body by a third (base64 in a batch's JSON).
+ */
+const MAX_ANSWER_BYTES = 20 * 1024 * 1024;
+
+/** The first messages whose bodies fit in one answer (always the first); the rest go back to the queue, in order. */
+const fitting = async (taken: TakenMessage[]): Promise<TakenMessage[]> => {
+  let bytes = 0;
+  const count = taken.findIndex((one, index) => (bytes += one.consumed.body.byteLength) > MAX_ANSWER_BYTES && index > 0);
+  if (count < 0) return taken;
+  for (const { delivery } of taken.slice(count)) await delivery.nack(true).catch(() => undefined);
+  return taken.slice(0, count);
+};
 
 /**
  * Every failure as a {@link RouteFailure}: errors thrown across RPC lose their fields, and a

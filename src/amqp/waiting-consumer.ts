@@ -32,6 +32,11 @@ export class WaitingConsumer {
   #channel: AMQPChannel | undefined;
   #consumer: AMQPConsumer | undefined;
   #prefetch = 0;
+  /**
+   * Deliveries of the running consumer handed to clients: until they are settled (a lease, an
+   * answer being written) they count against its prefetch, so the broker would send no more.
+   */
+  #handed = 0;
   /** Changes to the consumer, one at a time. */
   #reconciling: Promise<void> = Promise.resolve();
   #handOutScheduled = false;
@@ -85,7 +90,9 @@ export class WaitingConsumer {
       const waiter = this.#waiters.shift();
       if (!waiter) break;
       clearTimeout(waiter.timer);
-      waiter.resolve(this.#buffer.splice(0, waiter.max));
+      const deliveries = this.#buffer.splice(0, waiter.max);
+      this.#handed += deliveries.length;
+      waiter.resolve(deliveries);
     }
     this.#reconcile();
   }
@@ -108,8 +115,9 @@ export class WaitingConsumer {
       this.#handOut();
       return;
     }
-    if (this.#consumer && this.#prefetch >= wanted) return;
-    // More is wanted than the running consumer may be sent: start one with a larger prefetch.
+    if (this.#consumer && this.#prefetch - this.#handed >= wanted) return;
+    // More is wanted than the running consumer may still be sent (its prefetch, less what it
+    // handed out and may not be settled yet): start a new one, whose prefetch counts afresh.
     // (Deliveries still in flight to the old one are handed out like any other.)
     await this.#consumer?.cancel();
     const channel = await this.#openChannel();
@@ -117,6 +125,7 @@ export class WaitingConsumer {
     const consumer = await channel.basicConsume(this.queue, { noAck: false }, this.#onDelivery);
     this.#consumer = consumer;
     this.#prefetch = wanted;
+    this.#handed = 0;
     consumer.wait().catch((error: unknown) => {
       if (this.#consumer === consumer) this.#failAll(error);
     });

@@ -4,7 +4,7 @@ import type { ConsumingTarget } from "../amqp/route-messages";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { GatewayError } from "./gateway-error";
-import { externalLeaseId, parseLeaseId } from "./lease-ids";
+import { parseLeaseId } from "./lease-ids";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
 
@@ -44,7 +44,8 @@ export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute
       );
       settled.forEach((result, position) => {
         const entry = entries[position];
-        if (entry) results[entry.index] = { ...result, lease_id: externalLeaseId(shard, result.lease_id) };
+        // Each result names the id as the client sent it.
+        if (entry) results[entry.index] = { ...result, lease_id: ids[entry.index] ?? result.lease_id };
       });
     }),
   );

@@ -6,7 +6,7 @@ export const externalLeaseId = (shard: number, id: string): string => `${shard}.
 
 /** The shard and the object's own id of a lease id a client sent, or undefined when it cannot be one. */
 export const parseLeaseId = (leaseId: string, shards: number): { shard: number; id: string } | undefined => {
-  const match = /^(\d{1,2})\.([0-9a-f-]{36})$/.exec(leaseId);
+  const match = /^(0|[1-9][0-9]?)\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(leaseId);
   if (!match) return undefined;
   const shard = Number(match[1]);
   return shard < shards ? { shard, id: match[2] ?? "" } : undefined;

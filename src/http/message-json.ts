@@ -58,7 +58,7 @@ const propertiesJson = (message: ConsumedMessage): Record<string, unknown> => {
 
 const jsonSafe = (value: unknown): unknown => {
   if (typeof value === "bigint") return value.toString();
-  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
   if (value instanceof Uint8Array) return base64(value);
   if (Array.isArray(value)) return value.map(jsonSafe);
   if (value !== null && typeof value === "object") {

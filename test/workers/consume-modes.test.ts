@@ -4,7 +4,7 @@
  * `/nack`, running out, and outliving their connection.
  */
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName, withChannel } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 interface BatchMessage {
@@ -228,5 +228,53 @@ describe("ack: lease", () => {
       const late = await moved("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [leaseId] }) });
       expect(late.status).toBe(410);
       expect(((await late.json()) as Settled).results[0]?.outcome).toBe("gone");
+    }));
+});
+
+describe("what a hostile review found", () => {
+  it("a batch larger than one answer can carry gives back, in order, what does not fit, and loses nothing under auto_ack", () =>
+    withQueue(async (queue) => {
+      const big = new Uint8Array(1024 * 1024).fill(120);
+      await withChannel(async (channel) => {
+        for (let i = 0; i < 25; i++) await channel.basicPublish("", queue, big, { messageId: `big-${i}` });
+      });
+      const send = gatewayFor(consumerRoute(uniqueRouteId("huge"), queue, "auto_ack: true"));
+      const answer = await send("GET", "/jobs?max=50");
+      expect(answer.status).toBe(200);
+      const batch = (await answer.json()) as Batch;
+      const got = batch.messages.map((message) => String(message.properties.message_id));
+      expect(got.length).toBeGreaterThan(0);
+      expect(got.length).toBeLessThan(25);
+      const left = (await drain(queue)).map((message) => message.properties.messageId);
+      expect([...got, ...left]).toEqual(Array.from({ length: 25 }, (_, i) => `big-${i}`));
+    }));
+
+  it("a message whose timestamp JavaScript cannot show is handed out without it, not stranded", () =>
+    withQueue(async (queue) => {
+      await withChannel(async (channel) => {
+        await channel.basicPublish("", queue, "before");
+        // 1e17 s after the epoch: a valid AMQP timestamp, past what a JavaScript Date can hold.
+        await channel.basicPublish("", queue, "poison", { timestamp: { valueOf: () => 1e20 } as unknown as Date });
+        await channel.basicPublish("", queue, "after");
+      });
+      const send = gatewayFor(consumerRoute(uniqueRouteId("poison"), queue));
+      const batch = (await (await send("GET", "/jobs?max=10")).json()) as Batch;
+      expect(batch.messages.map((message) => message.body)).toEqual(["before", "poison", "after"]);
+      expect(batch.messages[1]?.properties.timestamp).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await messageCount(queue)).toBe(0);
+    }));
+
+  it("a settle answers each lease id as it was sent, and a malformed one is unknown", () =>
+    withQueue(async (queue) => {
+      await publishDirect(queue, "one");
+      const send = gatewayFor(consumerRoute(uniqueRouteId("echo"), queue, "ack: lease"));
+      const leaseId = (await send("GET", "/jobs")).headers.get("x-lease-id") ?? "";
+      const padded = `0${leaseId}`;
+      const settled = await send("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [padded, leaseId] }) });
+      expect(((await settled.json()) as Settled).results.map((result) => [result.lease_id, result.outcome])).toEqual([
+        [padded, "unknown"],
+        [leaseId, "acked"],
+      ]);
     }));
 });

@@ -121,6 +121,25 @@ describe("GET ?wait=S", () => {
       expect(await depth(queue)).toEqual({ messages: 0, consumers: 0 });
     }));
 
+  it("keeps serving waiting clients while earlier ones hold their messages on leases", () =>
+    withQueue(async (queue) => {
+      const send = gatewayFor(route(uniqueRouteId("starve"), queue, "ack: lease"));
+      const take = () =>
+        send("GET", "/jobs?wait=10").then(async (response) => (response.status === 200 ? response.text() : String(response.status)));
+      const first = take();
+      await sleep(150);
+      const second = take();
+      await sleep(300);
+      await publishDirect(queue, "m1");
+      expect(await first).toBe("m1");
+      const third = take();
+      await sleep(300);
+      await publishDirect(queue, "m2");
+      await publishDirect(queue, "m3");
+      // Neither waits out its time: the leased m1 does not use up what the broker may send.
+      expect(await Promise.all([second, third])).toEqual(["m2", "m3"]);
+    }));
+
   it("is refused with 400 outside 0 to 20 seconds", () =>
     withQueue(async (queue) => {
       const send = gatewayFor(route(uniqueRouteId("bounds"), queue));
