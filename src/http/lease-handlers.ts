@@ -10,6 +10,8 @@ import { routeObject } from "./route-target";
 
 /** Most lease ids one settle request may carry. */
 const MAX_LEASE_IDS = 1000;
+/** Largest settle body read. */
+const MAX_SETTLE_BODY_BYTES = 64 * 1024;
 
 /**
  * `POST <path>/ack` and `POST <path>/nack` on a route with `ack: lease`: settles the leases named
@@ -62,10 +64,16 @@ const settleRequest = async (
   verb: "ack" | "nack",
 ): Promise<{ ids: string[]; requeue: boolean }> => {
   const invalid = (reason: string) => new GatewayError(400, `${verb}: ${reason}`, routeId);
+  // A settle names at most 1000 ids of 39 characters: no body needs more than this.
+  if (Number(c.req.header("content-length") ?? 0) > MAX_SETTLE_BODY_BYTES)
+    throw invalid(`the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes`);
   let body: unknown;
   try {
-    body = await c.req.json();
-  } catch {
+    const text = await c.req.text();
+    if (text.length > MAX_SETTLE_BODY_BYTES) throw invalid(`the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes`);
+    body = JSON.parse(text);
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
     throw invalid('the body must be JSON: {"lease_ids": ["..."]}');
   }
   const { lease_ids: ids, requeue = true } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown };

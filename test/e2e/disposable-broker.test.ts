@@ -37,13 +37,9 @@ const portOpen = (address: string): Promise<boolean> =>
 const shortName = (broker: DisposableBroker) => broker.nodeName.replace(/@.*/, "");
 
 let broker: DisposableBroker;
-let startMs = 0;
 
 beforeAll(async () => {
-  const started = Date.now();
   broker = await startDisposableBroker();
-  startMs = Date.now() - started;
-  console.log(`disposable broker ${broker.nodeName} on ${broker.address} started in ${startMs} ms`);
 });
 
 afterAll(() => broker?.stop());

@@ -148,7 +148,15 @@ describe("ack: lease", () => {
         [404, "unknown"],
         [404, "unknown"],
       ]);
-      for (const body of ["nope", "{}", '{"lease_ids": []}', '{"lease_ids": [1]}', `{"lease_ids": ["${leaseId}"], "requeue": false}`]) {
+      const huge = JSON.stringify({ lease_ids: [leaseId], pad: "x".repeat(70_000) });
+      for (const body of [
+        "nope",
+        "{}",
+        '{"lease_ids": []}',
+        '{"lease_ids": [1]}',
+        `{"lease_ids": ["${leaseId}"], "requeue": false}`,
+        huge,
+      ]) {
         expect((await send("POST", "/jobs/ack", { headers: json, body })).status, body).toBe(400);
       }
       const stats = (await (await send("GET", "/amqp")).json()) as Record<string, Record<string, number>>;
