@@ -1,7 +1,8 @@
 import { redactUrl } from "./broker-url";
 import type { LastError, RouteCounters } from "./route-messages";
 
-const ZERO: RouteCounters = {
+/** Every counter at zero: the start of a route's counts, and of a sum over its shards. */
+export const ZERO_COUNTERS: Readonly<RouteCounters> = {
   total_requests: 0,
   total_errors: 0,
   published: 0,
@@ -42,7 +43,7 @@ export class RouteCountersStore {
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
-    this.#counters = { ...ZERO, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
+    this.#counters = { ...ZERO_COUNTERS, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
     this.#lastError = storage.kv.get<LastError>(LAST_ERROR_KEY) ?? null;
     this.#url = storage.kv.get<string>(URL_KEY);
   }
@@ -55,7 +56,7 @@ export class RouteCountersStore {
     const key = redactUrl(url);
     if (this.#url === key) return;
     if (this.#url !== undefined) {
-      Object.assign(this.#counters, ZERO);
+      Object.assign(this.#counters, ZERO_COUNTERS);
       this.#lastError = null;
       this.#storage.kv.delete(LAST_ERROR_KEY);
     }

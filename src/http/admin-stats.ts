@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { redactUrl } from "../amqp/broker-url";
-import type { RouteStats } from "../amqp/route-messages";
+import { ZERO_COUNTERS } from "../amqp/route-counters";
+import type { RouteCounters, RouteStats } from "../amqp/route-messages";
 import type { GatewayConfig, RouteConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
 import { basicCredentials, bearerToken } from "./access/credentials";
@@ -73,32 +74,14 @@ const routeStats = async (env: Env, target: RouteConfig): Promise<RouteStatsEntr
     })),
   );
   const total = shards.reduce<RouteStats>(
-    (sum, one) => ({
-      total_requests: sum.total_requests + one.total_requests,
-      total_errors: sum.total_errors + one.total_errors,
-      published: sum.published + one.published,
-      consumed: sum.consumed + one.consumed,
-      rejected: sum.rejected + one.rejected,
-      leased: sum.leased + one.leased,
-      acked: sum.acked + one.acked,
-      nacked: sum.nacked + one.nacked,
-      expired: sum.expired + one.expired,
-      connected: sum.connected || one.connected,
-      last_error: !sum.last_error || (one.last_error && one.last_error.at > sum.last_error.at) ? one.last_error : sum.last_error,
-    }),
-    {
-      total_requests: 0,
-      total_errors: 0,
-      published: 0,
-      consumed: 0,
-      rejected: 0,
-      leased: 0,
-      acked: 0,
-      nacked: 0,
-      expired: 0,
-      connected: false,
-      last_error: null,
+    (sum, one) => {
+      const counters = Object.fromEntries(
+        (Object.keys(ZERO_COUNTERS) as Array<keyof RouteCounters>).map((name) => [name, sum[name] + one[name]]),
+      ) as unknown as RouteCounters;
+      const last_error = !sum.last_error || (one.last_error && one.last_error.at > sum.last_error.at) ? one.last_error : sum.last_error;
+      return { ...counters, connected: sum.connected || one.connected, last_error };
     },
+    { ...ZERO_COUNTERS, connected: false, last_error: null },
   );
   return { url: redactUrl(target.amqp.url), ...total, ...(shards.length > 1 ? { shards } : {}) };
 };

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { ConsumeOutcome, HandedMessage, RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type { ConsumeOutcome, HandedMessage, RouteTarget } from "../amqp/route-messages";
 import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
@@ -10,6 +10,7 @@ import { messageJson } from "./message-json";
 import { consumingTarget } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
+import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
@@ -148,27 +149,4 @@ const singleMessageHeaders = ({ message, leaseId }: HandedMessage, leaseIdOf: (i
   const headers = messageHeaders(message);
   if (leaseId !== undefined) headers.set("X-Lease-Id", leaseIdOf(leaseId));
   return headers;
-};
-
-/**
- * Acknowledges delivered messages with the shard that holds them, or requeues those whose answer
- * never reached the client. A failure here cannot change the answer any more (it is sent): a
- * message whose acknowledgement is lost comes again (at least once), and is logged.
- */
-const settleDeliveries = async (
-  c: Context<GatewayEnv>,
-  target: RouteTarget,
-  shard: number,
-  tokens: number[],
-  outcome: "ack" | "requeue",
-): Promise<void> => {
-  let settled: SettleOutcome;
-  try {
-    settled = await routeObject(c.env, target, shard).settle(tokens, outcome);
-  } catch {
-    // The object was reset: its connection went with it, and the broker requeues the messages.
-    return;
-  }
-  if (!settled.ok)
-    console.warn(`route ${target.id}: ${outcome} of ${tokens.length} message(s) failed (${settled.message}); they will come again`);
 };

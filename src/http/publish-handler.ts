@@ -28,7 +28,7 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
       ? configured
       : { ...configured, exchange: resolved.exchange, routing_key: resolved.routingKey };
   // Only the route's id and backend cross to the object; its credentials stay in the Worker.
-  const target: PublishingTarget = { id: route.id, amqp: { ...route.amqp, producer } };
+  const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
   const properties = withDefaults(publishProperties(c.req.raw.headers, target.id), resolved.defaults);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;

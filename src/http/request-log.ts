@@ -19,7 +19,7 @@ export const requestLog = (): MiddlewareHandler<GatewayEnv> => async (c, next) =
     request_id: c.get("requestId"),
     route: c.get("routeId") ?? null,
     method: c.req.method,
-    path: new URL(c.req.url).pathname,
+    path: c.req.path,
     status,
     duration_ms: Date.now() - started,
     bytes_in: Number(c.req.header("content-length") ?? 0),

@@ -70,14 +70,22 @@ export const producerTemplates = (routeId: string, producer: ProducerConfig): ((
 /** The consumer's queue for a request (`inbox.{user}`). */
 export const queueTemplate = (routeId: string, consumer: ConsumerConfig): Render => field(routeId, "queue", consumer.queue);
 
+const hasNoDefaults = (defaults: ResolvedProducer["defaults"]): boolean =>
+  defaults.messageId === undefined && defaults.correlationId === undefined && defaults.type === undefined && defaults.headers === undefined;
+
 /** `properties` with the route's defaults where the request set none; the request's table entries win. */
-export const withDefaults = (properties: PublishProperties, defaults: ResolvedProducer["defaults"]): PublishProperties => ({
-  ...properties,
-  ...(properties.messageId === undefined && defaults.messageId !== undefined ? { messageId: defaults.messageId } : {}),
-  ...(properties.correlationId === undefined && defaults.correlationId !== undefined ? { correlationId: defaults.correlationId } : {}),
-  ...(properties.type === undefined && defaults.type !== undefined ? { type: defaults.type } : {}),
-  ...(defaults.headers ? { headers: { ...defaults.headers, ...properties.headers } } : {}),
-});
+export const withDefaults = (properties: PublishProperties, defaults: ResolvedProducer["defaults"]): PublishProperties =>
+  hasNoDefaults(defaults)
+    ? properties
+    : {
+        ...properties,
+        ...(properties.messageId === undefined && defaults.messageId !== undefined ? { messageId: defaults.messageId } : {}),
+        ...(properties.correlationId === undefined && defaults.correlationId !== undefined
+          ? { correlationId: defaults.correlationId }
+          : {}),
+        ...(properties.type === undefined && defaults.type !== undefined ? { type: defaults.type } : {}),
+        ...(defaults.headers ? { headers: { ...defaults.headers, ...properties.headers } } : {}),
+      };
 
 const queues = new WeakMap<ConsumingRoute, (c: Context<GatewayEnv>) => string>();
 

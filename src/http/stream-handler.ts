@@ -8,6 +8,7 @@ import { failureError } from "./gateway-error";
 import { callRouteObject } from "./route-object-call";
 import { consumingTarget } from "./request-templates";
 import { routeObject } from "./route-target";
+import { settleDeliveries } from "./settle-deliveries";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
 export const HEARTBEAT_MS = 15_000;
@@ -74,11 +75,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   c.req.raw.signal.addEventListener("abort", leave);
   writer.closed.catch(leave);
   const settle = (token: number | undefined, outcome: "ack" | "requeue") =>
-    token === undefined
-      ? Promise.resolve()
-      : object()
-          .settle([token], outcome)
-          .catch(() => undefined);
+    token === undefined ? Promise.resolve() : settleDeliveries(c, target, shard, [token], outcome);
 
   // An event is acknowledged only once a later write has gone through too: a connection the
   // client closed cleanly still takes one write (into the kernel's buffer) before it fails, so the

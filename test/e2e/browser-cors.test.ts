@@ -5,11 +5,12 @@
  * JSON. A page on another origin cannot publish, with or without the key, and the tests' own AMQP
  * client sees that nothing from it reached the queue.
  */
-import { createServer, type Server } from "node:http";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Server } from "node:http";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, messageCount, uniqueName } from "../helpers/broker";
 import { npmStart, type RunningGateway } from "./npm-start";
+import { closeServer, launchChromium, pageServer } from "./browser";
 
 const KEY = `browser-cors-key-${crypto.randomUUID().slice(0, 8)}`;
 const queue = uniqueName("browser-cors");
@@ -17,25 +18,6 @@ const [publisher, consumer] = [`cors-in-${queue.slice(-8)}`, `cors-out-${queue.s
 /** Every byte value once: the body a text decoding anywhere on the way would spoil. */
 const ALL_BYTES = Array.from({ length: 256 }, (_, i) => i);
 const JSON_BODY = JSON.stringify({ hello: "wörld ✓", n: 1 });
-
-/** A page server on 127.0.0.1 with a port of its own, i.e. an origin of its own. */
-const pageServer = async (): Promise<{ server: Server; origin: string }> => {
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    response.end("<!doctype html><title>x</title>");
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (typeof address !== "object" || !address) throw new Error("page server has no port");
-  return { server, origin: `http://127.0.0.1:${address.port}` };
-};
-
-const closeServer = (server: Server | undefined) =>
-  new Promise<void>((resolve) => {
-    if (!server) return resolve();
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
 
 let allowed: { server: Server; origin: string };
 let foreign: { server: Server; origin: string };
@@ -57,10 +39,7 @@ routes:
 `,
     { APP_KEY: KEY },
   );
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {

@@ -7,36 +7,18 @@
  * it has closed the stream the queue holds nothing, acknowledged or held. A page on an origin the
  * route does not list, or without the key, cannot open the stream and takes nothing.
  */
-import { createServer, type Server } from "node:http";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Server } from "node:http";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
 import { npmStart, waitFor, type RunningGateway } from "./npm-start";
+import { closeServer, launchChromium, pageServer } from "./browser";
 
 const KEY = `sse-key-${crypto.randomUUID().slice(0, 8)}`;
 const queue = uniqueName("browser-sse");
 const route = `sse-${queue.slice(-8)}`;
 /** Every byte value once: a body that is not UTF-8, so it comes as `event: binary`, base64. */
 const ALL_BYTES = Array.from({ length: 256 }, (_, i) => i);
-
-/** A page server on 127.0.0.1 with a port of its own, i.e. an origin of its own. */
-const pageServer = async (): Promise<{ server: Server; origin: string }> => {
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    response.end("<!doctype html><title>sse</title>");
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (typeof address !== "object" || !address) throw new Error("page server has no port");
-  return { server, origin: `http://127.0.0.1:${address.port}` };
-};
-
-const closeServer = (server: Server | undefined) =>
-  new Promise<void>((resolve) => {
-    if (!server) return resolve();
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -129,10 +111,7 @@ routes:
 `,
     { APP_KEY: KEY },
   );
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {

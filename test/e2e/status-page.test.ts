@@ -6,10 +6,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, uniqueName } from "../helpers/broker";
 import { npmStart, type RunningGateway } from "./npm-start";
+import { launchChromium } from "./browser";
 
 const TOKEN = "status-page-token";
 const queue = uniqueName("status");
@@ -27,10 +28,7 @@ beforeAll(async () => {
     { ADMIN_TOKEN: TOKEN },
   );
   for (let i = 0; i < 3; i++) await (await fetch(`${gateway.url}/in`, { method: "POST", body: `{"n":${i}}` })).arrayBuffer();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {

@@ -51,6 +51,23 @@ describe("a route with auth and rate_limit", () => {
     }));
 });
 
+describe("a rate limit under concurrent requests", () => {
+  it.each([1, 4])("admits exactly its limit of 30 requests sent at once (%i shard(s)), and the queue holds exactly those", (shards) =>
+    withQueue(async (queue) => {
+      const id = uniqueRouteId("burst");
+      const send = gatewayFor(`routes:\n${route(id, "/in", queue, "rate_limit: { requests: 10, period_s: 60 }", `, shards: ${shards}`)}`);
+      const statuses = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          send("POST", "/in", { body: `b${i}`, headers: { "cf-connecting-ip": "203.0.113.9" } }).then((r) => r.status),
+        ),
+      );
+      expect(statuses.filter((status) => status === 202)).toHaveLength(10);
+      expect(statuses.filter((status) => status === 429)).toHaveLength(20);
+      expect(await messageCount(queue)).toBe(10);
+    }),
+  );
+});
+
 describe("a credential from the environment that is blank", () => {
   it("makes the gateway refuse to serve, naming the field and never a value", async () => {
     const send = gatewayFor(

@@ -140,6 +140,37 @@ describe("GET ?wait=S", () => {
       expect(await Promise.all([second, third])).toEqual(["m2", "m3"]);
     }));
 
+  it("under many waiting clients and bursts of messages, hands out each message exactly once and leaves none unacknowledged", () =>
+    withQueue(async (queue) => {
+      const send = gatewayFor(route(uniqueRouteId("burst"), queue, "auto_ack: false"));
+      const bodies = Array.from({ length: 60 }, (_, i) => `burst-${i}`);
+      const received: string[] = [];
+      let stop = false;
+      // Ten clients, each polling for up to 3 messages at a time until the test has seen them all.
+      const clients = Array.from({ length: 10 }, async () => {
+        while (!stop) {
+          const response = await send("GET", "/jobs?wait=2&max=3");
+          if (response.status === 200)
+            received.push(...((await response.json()) as { messages: Array<{ body: string }> }).messages.map((m) => m.body));
+          else await response.arrayBuffer();
+        }
+      });
+      await sleep(300);
+      await withChannel(async (channel) => {
+        for (const [index, body] of bodies.entries()) {
+          await channel.basicPublish("", queue, body);
+          if (index % 15 === 14) await sleep(100);
+        }
+      });
+      const deadline = Date.now() + 15_000;
+      while (received.length < bodies.length && Date.now() < deadline) await sleep(100);
+      stop = true;
+      await Promise.all(clients);
+      expect([...received].sort()).toEqual([...bodies].sort());
+      await sleep(300);
+      expect(await depth(queue)).toEqual({ messages: 0, consumers: 0 });
+    }));
+
   it("is refused with 400 outside 0 to 20 seconds", () =>
     withQueue(async (queue) => {
       const send = gatewayFor(route(uniqueRouteId("bounds"), queue));

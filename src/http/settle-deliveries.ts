@@ -1,0 +1,27 @@
+import type { Context } from "hono";
+import type { RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type { GatewayEnv } from "../env";
+import { routeObject } from "./route-target";
+
+/**
+ * Acknowledges delivered messages with the shard that holds them, or requeues those whose answer
+ * never reached the client. A failure here cannot change the answer any more (it is sent): a
+ * message whose acknowledgement is lost comes again (at least once), and is logged.
+ */
+export const settleDeliveries = async (
+  c: Context<GatewayEnv>,
+  target: RouteTarget,
+  shard: number,
+  tokens: number[],
+  outcome: "ack" | "requeue",
+): Promise<void> => {
+  let settled: SettleOutcome;
+  try {
+    settled = await routeObject(c.env, target, shard).settle(tokens, outcome);
+  } catch {
+    // The object was reset: its connection went with it, and the broker requeues the messages.
+    return;
+  }
+  if (!settled.ok)
+    console.warn(`route ${target.id}: ${outcome} of ${tokens.length} message(s) failed (${settled.message}); they will come again`);
+};
