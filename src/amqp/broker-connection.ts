@@ -7,6 +7,9 @@ import "./socket-timer-fix";
 import { RouteFailureError, brokerReason, replyCodeOf } from "./route-failure";
 import type { Deadlines } from "./deadlines";
 import type { Logger } from "../log";
+import type { TopologyConfig } from "../config/topology-schema";
+import { newChannel } from "./session-channels";
+import { applyTopology, problemLine } from "./topology";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
 export interface ConnectionSettings {
@@ -18,6 +21,19 @@ export interface ConnectionSettings {
   connectTimeoutMs: number;
   /** Connection name shown by the broker (`rabbitmqctl list_connections name`). */
   name: string;
+  /** Exchanges, queues and bindings applied on every (re)connect, before the connection serves a request. */
+  topology: readonly TopologyConfig[];
+}
+
+/** How long a failed topology stands before the next request tries it again. */
+const TOPOLOGY_RETRY_MS = 1000;
+
+/** The topology's application on one broker connection (`generation` counts reconnects). */
+interface AppliedTopology {
+  generation: number;
+  outcome: Promise<void>;
+  done: boolean;
+  failedAt?: number;
 }
 
 type State = { status: "zero" } | { status: "starting"; ready: Promise<AMQPSession> } | { status: "started"; session: AMQPSession };
@@ -41,6 +57,10 @@ export class BrokerConnection {
   /** Bounds the publishes in flight on this connection. */
   readonly window = new PublishWindow();
   readonly #backoff = new ConnectBackoff();
+  /** Bumped on every connect and reconnect: the topology is applied once per connection. */
+  #generation = 0;
+  #topology: AppliedTopology | undefined;
+  readonly #topologyKey: string;
 
   readonly #deadlines: Deadlines;
   readonly #logger: Logger;
@@ -56,6 +76,7 @@ export class BrokerConnection {
   ) {
     this.#deadlines = deadlines;
     this.#logger = logger;
+    this.#topologyKey = JSON.stringify(settings.topology);
   }
 
   /** True when settings that would open a different connection are asked for. */
@@ -65,7 +86,8 @@ export class BrokerConnection {
       mine.url !== settings.url ||
       mine.heartbeatSeconds !== settings.heartbeatSeconds ||
       mine.connectTimeoutMs !== settings.connectTimeoutMs ||
-      mine.name !== settings.name
+      mine.name !== settings.name ||
+      (mine.topology.length + settings.topology.length > 0 && this.#topologyKey !== JSON.stringify(settings.topology))
     );
   }
 
@@ -74,8 +96,19 @@ export class BrokerConnection {
     return this.#state.status === "started" && !this.#state.session.closed;
   }
 
-  /** The open session, connecting first if needed. Rejects with a {@link RouteFailureError}. */
+  /**
+   * The open session, connecting first if needed, with the route's topology applied on it.
+   * Rejects with a {@link RouteFailureError}.
+   */
   async session(): Promise<AMQPSession> {
+    const session = await this.#session();
+    if (this.settings.topology.length > 0 && !(this.#topology?.done && this.#topology.generation === this.#generation)) {
+      await this.#topologyOn(session);
+    }
+    return session;
+  }
+
+  async #session(): Promise<AMQPSession> {
     const state = this.#state;
     if (state.status === "started") {
       if (state.session.closed) throw new RouteFailureError("unavailable", "the connection to the broker was lost; reconnecting");
@@ -103,6 +136,41 @@ export class BrokerConnection {
       }
       throw error;
     }
+  }
+
+  /**
+   * Applies the topology on this connection once: concurrent first requests share one pass, and
+   * after a failure every request answers with it until a second has passed, then one tries again.
+   */
+  #topologyOn(session: AMQPSession): Promise<void> {
+    const current = this.#topology;
+    const fresh = current?.generation === this.#generation;
+    if (fresh && (current.failedAt === undefined || Date.now() - current.failedAt < TOPOLOGY_RETRY_MS)) return current.outcome;
+    const applied: AppliedTopology = { generation: this.#generation, done: false, outcome: Promise.resolve() };
+    const event = { connection: this.settings.name, url: redactUrl(this.settings.url) };
+    applied.outcome = (async () => {
+      let problems;
+      try {
+        problems = await applyTopology(() => newChannel(session), this.settings.topology);
+      } catch (error) {
+        applied.failedAt = Date.now();
+        throw new RouteFailureError(
+          "unavailable",
+          `the connection to the broker was lost while applying the topology: ${brokerReason(error)}`,
+        );
+      }
+      const [first] = problems;
+      if (first) {
+        applied.failedAt = Date.now();
+        this.#logger.log("error", "topology failed", { ...event, object: first.object, reason: first.reason });
+        throw new RouteFailureError("unavailable", `topology: ${problemLine(first)} (${first.reason})`, TOPOLOGY_RETRY_MS / 1000);
+      }
+      applied.done = true;
+      this.#logger.log("info", "topology applied", event);
+    })();
+    applied.outcome.catch(() => undefined);
+    this.#topology = applied;
+    return applied.outcome;
   }
 
   /** Closes the connection for good (the route's configuration moved on, or the object is going away). */
@@ -135,7 +203,10 @@ export class BrokerConnection {
       name,
       logger: null,
       onreturn: this.returns.onReturn,
-      onconnect: () => this.#logger.log("info", connectedOnce ? "broker reconnected" : "broker connected", event),
+      onconnect: () => {
+        this.#generation++;
+        this.#logger.log("info", connectedOnce ? "broker reconnected" : "broker connected", event);
+      },
       ondisconnect: (error) => {
         if (!this.#closed) this.#logger.log("warn", "broker connection lost; reconnecting", { ...event, reason: reasonOf(error) });
       },

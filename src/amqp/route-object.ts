@@ -253,6 +253,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
       heartbeatSeconds: route.amqp.heartbeat_s,
       connectTimeoutMs: route.amqp.connect_timeout_ms,
       name: `amqp-edge-gateway ${route.id} ${role}`,
+      topology: route.amqp.topology,
     };
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;

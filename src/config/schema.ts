@@ -9,6 +9,7 @@ import { redactUrl } from "../amqp/broker-url";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { templateProblem } from "./templates";
+import { TopologySchema, type TopologyConfig } from "./topology-schema";
 import { unknownKeyMessage } from "./unknown-key-message";
 
 /** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
@@ -69,48 +70,92 @@ const positiveInteger = (what: string) =>
 /** RabbitMQ's default `max_message_size`; a larger message would close the publishing channel. */
 export const BROKER_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-const ProducerSchema = strictObject({
-  /** Exchange to publish to; `""` (the default) is the broker's default exchange. May take values from the request (`{name}`). */
-  exchange: v.optional(v.string("exchange must be a string"), ""),
-  /** Routing key of every published message (default `""`). May take values from the request: `user.{id}.created`. */
-  routing_key: v.optional(v.string("routing_key must be a string"), ""),
-  /** `message_id`, `correlation_id` and `type` of each message, when the request sets none; may take values from the request. */
-  message_id: v.optional(v.pipe(v.string("message_id must be a string"), v.minLength(1, "message_id must not be empty"))),
-  correlation_id: v.optional(v.pipe(v.string("correlation_id must be a string"), v.minLength(1, "correlation_id must not be empty"))),
-  type: v.optional(v.pipe(v.string("type must be a string"), v.minLength(1, "type must not be empty"))),
-  /** Entries of each message's headers table (the request's `X-AMQP-Header-*` win); values may take values from the request. */
-  headers: v.optional(
-    v.record(
-      v.pipe(v.string(), v.minLength(1, "a header name must not be empty")),
-      v.string("each header value must be a string"),
-      "headers must be a mapping",
-    ),
-  ),
-  /** Publish with delivery mode 2, so the message outlives a broker restart in a durable queue (default true). */
-  persistent: v.optional(v.boolean("persistent must be true or false"), true),
-  /** Ask the broker to return a message no queue takes; the gateway then answers 422 (default false). */
-  mandatory: v.optional(v.boolean("mandatory must be true or false"), false),
-  /** Longest wait in milliseconds for the broker's confirm; then 504, outcome unknown (default 5000). */
-  confirm_timeout_ms: v.optional(positiveInteger("confirm_timeout_ms"), 5000),
-  /**
-   * Publish each line of an `application/x-ndjson` body, or each element of a JSON array body, as
-   * its own message, all confirmed before one 202 (default false: any body is one message).
-   */
-  batch: v.optional(v.boolean("batch must be true or false"), false),
-  /** Most messages one batch request may carry, at most 10000; more is refused with 413 (default 1000). */
-  max_batch: v.optional(v.pipe(positiveInteger("max_batch"), v.maxValue(10_000, "max_batch must be at most 10000")), 1000),
-  /** Largest request body in bytes; a larger one is refused with 413 before it reaches the broker (default 1048576). */
-  max_body_bytes: v.optional(
-    v.pipe(
-      positiveInteger("max_body_bytes"),
-      v.maxValue(
-        BROKER_MAX_MESSAGE_BYTES,
-        `max_body_bytes must be at most ${BROKER_MAX_MESSAGE_BYTES} (the broker's default max_message_size)`,
+/** Longest idempotency window: 24 hours. */
+export const MAX_DEDUPE_WINDOW_S = 24 * 60 * 60;
+
+/** Longest wait for a reply: one minute. */
+export const MAX_REPLY_TIMEOUT_MS = 60_000;
+
+const ProducerSchema = v.pipe(
+  strictObject({
+    /** Exchange to publish to; `""` (the default) is the broker's default exchange. May take values from the request (`{name}`). */
+    exchange: v.optional(v.string("exchange must be a string"), ""),
+    /** Routing key of every published message (default `""`). May take values from the request: `user.{id}.created`. */
+    routing_key: v.optional(v.string("routing_key must be a string"), ""),
+    /** `message_id`, `correlation_id` and `type` of each message, when the request sets none; may take values from the request. */
+    message_id: v.optional(v.pipe(v.string("message_id must be a string"), v.minLength(1, "message_id must not be empty"))),
+    correlation_id: v.optional(v.pipe(v.string("correlation_id must be a string"), v.minLength(1, "correlation_id must not be empty"))),
+    type: v.optional(v.pipe(v.string("type must be a string"), v.minLength(1, "type must not be empty"))),
+    /** Entries of each message's headers table (the request's `X-AMQP-Header-*` win); values may take values from the request. */
+    headers: v.optional(
+      v.record(
+        v.pipe(v.string(), v.minLength(1, "a header name must not be empty")),
+        v.string("each header value must be a string"),
+        "headers must be a mapping",
       ),
     ),
-    1024 * 1024,
+    /** Publish with delivery mode 2, so the message outlives a broker restart in a durable queue (default true). */
+    persistent: v.optional(v.boolean("persistent must be true or false"), true),
+    /** Ask the broker to return a message no queue takes; the gateway then answers 422 (default false). */
+    mandatory: v.optional(v.boolean("mandatory must be true or false"), false),
+    /** Longest wait in milliseconds for the broker's confirm; then 504, outcome unknown (default 5000). */
+    confirm_timeout_ms: v.optional(positiveInteger("confirm_timeout_ms"), 5000),
+    /**
+     * Publish each line of an `application/x-ndjson` body, or each element of a JSON array body, as
+     * its own message, all confirmed before one 202 (default false: any body is one message).
+     */
+    batch: v.optional(v.boolean("batch must be true or false"), false),
+    /** Most messages one batch request may carry, at most 10000; more is refused with 413 (default 1000). */
+    max_batch: v.optional(v.pipe(positiveInteger("max_batch"), v.maxValue(10_000, "max_batch must be at most 10000")), 1000),
+    /**
+     * Seconds an `Idempotency-Key` is remembered: a repeated key within them is answered with the
+     * first answer (plus `Idempotent-Replayed: true`) instead of publishing again (default 0: off; at most 86400).
+     */
+    dedupe_window_s: v.optional(
+      v.pipe(
+        v.number("dedupe_window_s must be a number"),
+        v.integer("dedupe_window_s must be a whole number"),
+        v.minValue(0, "dedupe_window_s must not be negative"),
+        v.maxValue(MAX_DEDUPE_WINDOW_S, `dedupe_window_s must be at most ${MAX_DEDUPE_WINDOW_S} (24 h)`),
+      ),
+      0,
+    ),
+    /** Most keys one route object remembers; past it the oldest are forgotten first (default 10000, at most 100000). */
+    dedupe_max_entries: v.optional(
+      v.pipe(positiveInteger("dedupe_max_entries"), v.maxValue(100_000, "dedupe_max_entries must be at most 100000")),
+      10_000,
+    ),
+    /** Request/reply: publish with direct reply-to and answer with the reply (default false). */
+    reply: v.optional(v.boolean("reply must be true or false"), false),
+    /** Longest wait in milliseconds for the reply, then 504; also how long an async reply is kept (default 10000, at most 60000). */
+    reply_timeout_ms: v.optional(
+      v.pipe(
+        positiveInteger("reply_timeout_ms"),
+        v.maxValue(MAX_REPLY_TIMEOUT_MS, `reply_timeout_ms must be at most ${MAX_REPLY_TIMEOUT_MS}`),
+      ),
+      10_000,
+    ),
+    /** Largest request body in bytes; a larger one is refused with 413 before it reaches the broker (default 1048576). */
+    max_body_bytes: v.optional(
+      v.pipe(
+        positiveInteger("max_body_bytes"),
+        v.maxValue(
+          BROKER_MAX_MESSAGE_BYTES,
+          `max_body_bytes must be at most ${BROKER_MAX_MESSAGE_BYTES} (the broker's default max_message_size)`,
+        ),
+      ),
+      1024 * 1024,
+    ),
+  }),
+  v.check(
+    (producer) => !(producer.reply && producer.batch),
+    "reply: true and batch: true exclude each other: one request waits for one reply",
   ),
-});
+  v.check(
+    (producer) => !(producer.reply && producer.dedupe_window_s > 0),
+    "reply: true and dedupe_window_s exclude each other: a replayed request would not get the service's reply again",
+  ),
+);
 
 /** Longest long-poll, in seconds. */
 export const MAX_WAIT_S = 20;
@@ -194,6 +239,8 @@ const AmqpSchema = strictObject({
   ),
   /** Longest wait in milliseconds for one broker operation other than a publish confirm (default 5000). */
   operation_timeout_ms: v.optional(positiveInteger("operation_timeout_ms"), 5000),
+  /** Exchanges, queues and bindings the route needs, declared or verified once per connection. */
+  topology: v.optional(TopologySchema),
 });
 
 const MethodSchema = v.pipe(
@@ -242,9 +289,11 @@ export type ConsumerConfig = v.InferOutput<typeof ConsumerSchema>;
  * consumer or both. The rules between fields live here, in the type, so nothing downstream
  * checks them again.
  */
-export type AmqpBackend = AmqpSettings & { url: string } & (
-    { producer: ProducerConfig; consumer?: ConsumerConfig } | { producer?: ProducerConfig; consumer: ConsumerConfig }
-  );
+export type AmqpBackend = AmqpSettings & {
+  url: string;
+  /** The top-level topology (when there is one), then the route's own, applied in that order. */
+  topology: TopologyConfig[];
+} & ({ producer: ProducerConfig; consumer?: ConsumerConfig } | { producer?: ProducerConfig; consumer: ConsumerConfig });
 
 /** A validated route: its `methods` are resolved (every method it answers), and its backend is an {@link AmqpBackend}. */
 export interface RouteConfig {
@@ -290,7 +339,7 @@ const RouteSchema = v.pipe(
       if (foreign.length === 0) problem("the route has no handler: set amqp.enabled: true with a url");
       return NEVER;
     }
-    const { enabled, url, producer, consumer, ...settings } = route.amqp;
+    const { enabled, url, producer, consumer, topology, ...settings } = route.amqp;
     for (const name of foreign) problem(`${name} cannot be combined with amqp: both are innermost handlers`, name);
     if (url === undefined) problem("url is required when amqp.enabled is true", "amqp");
     const roles = producer ? { producer, ...(consumer ? { consumer } : {}) } : consumer ? { consumer } : undefined;
@@ -320,7 +369,7 @@ const RouteSchema = v.pipe(
       path: route.path,
       path_prefix: route.path_prefix,
       methods: [...new Set(methods)],
-      amqp: { ...settings, url, ...roles },
+      amqp: { ...settings, url, topology: topology ? [topology] : [], ...roles },
       ...(route.cors ? { cors: route.cors } : {}),
       ...(route.auth ? { auth: route.auth } : {}),
       ...(route.rate_limit ? { rate_limit: route.rate_limit } : {}),
@@ -337,6 +386,8 @@ export const GatewayConfigSchema = v.pipe(
     routes: v.pipe(v.array(RouteSchema, "routes must be a list"), v.minLength(1, "routes must list at least one route")),
     /** `GET /amqp`, the stats and status page. */
     admin: v.optional(AdminSchema, {}),
+    /** Exchanges, queues and bindings applied on the broker of every route, before each route's own. */
+    topology: v.optional(TopologySchema),
     ...accessEntries,
   }),
   // Every string of the file: a `${...}` that is not a reference would reach the broker as written.
@@ -392,7 +443,7 @@ export const GatewayConfigSchema = v.pipe(
   }),
   // The top-level cors, auth and rate_limit are the default of every route that has none.
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    const { routes, admin, ...defaults } = dataset.value;
+    const { routes, admin, topology, ...defaults } = dataset.value;
     let broken = false;
     const served = routes.map((route, index): RouteConfig => {
       // A route's `none` drops the default.
@@ -423,8 +474,21 @@ export const GatewayConfigSchema = v.pipe(
           ],
         });
       }
+      // The idempotency key picks a deduplicating route's shard; an exact per-caller limit needs the caller to.
+      if (rateLimit && route.amqp.shards > 1 && (route.amqp.producer?.dedupe_window_s ?? 0) > 0) {
+        broken = true;
+        addIssue({
+          message:
+            "producer.dedupe_window_s with rate_limit needs shards: 1: the Idempotency-Key picks a shard, so a caller's requests would be counted on several",
+          path: [
+            { type: "object", origin: "value", input: dataset.value as unknown as Record<string, unknown>, key: "routes", value: routes },
+            { type: "array", origin: "value", input: routes, key: index, value: route },
+          ],
+        });
+      }
       const { cors: _cors, rate_limit: _rateLimit, ...rest } = route; // replaced by the resolved ones
-      return { ...rest, auth, ...(cors ? { cors } : {}), ...(rateLimit ? { rate_limit: rateLimit } : {}) };
+      const amqp = topology ? { ...rest.amqp, topology: [topology, ...rest.amqp.topology] } : rest.amqp;
+      return { ...rest, amqp, auth, ...(cors ? { cors } : {}), ...(rateLimit ? { rate_limit: rateLimit } : {}) };
     });
     return broken ? NEVER : { routes: served, admin, ...(defaults.cors && defaults.cors !== "none" ? { cors: defaults.cors } : {}) };
   }),

@@ -1,0 +1,87 @@
+/**
+ * `npm run check -- --live`: connects to each broker the routes use and verifies, without
+ * creating anything, what the gateway will need there: every topology block (whatever its mode),
+ * and each route's fixed exchange and queue unless its topology declares them. One line per
+ * problem, such as `route "enqueue": queue jobs: x-queue-type is classic on the broker, quorum in routes.yaml`.
+ */
+import { AMQPSession } from "@cloudamqp/amqp-client";
+import { WebSocket as NodeWebSocket } from "ws";
+import { brokerEndpoint, redactSecrets, redactUrl } from "../../src/amqp/broker-url";
+import { brokerReason } from "../../src/amqp/route-failure";
+import { newChannel } from "../../src/amqp/session-channels";
+import { applyTopology, problemLine } from "../../src/amqp/topology";
+import { isTemplate } from "../../src/config/templates";
+import type { GatewayConfig, RouteConfig } from "../../src/config/schema";
+import type { TopologyConfig } from "../../src/config/topology-schema";
+
+/** The problems found, one line each (none: everything the routes need is there). */
+export const liveCheck = async (config: GatewayConfig, timeoutMs = 5000): Promise<string[]> => {
+  // Node 20 has no WebSocket of its own; amqp-client's ws:// transport needs one.
+  globalThis.WebSocket ??= NodeWebSocket as unknown as typeof WebSocket;
+  const byUrl = new Map<string, RouteConfig[]>();
+  for (const route of config.routes) byUrl.set(route.amqp.url, [...(byUrl.get(route.amqp.url) ?? []), route]);
+  const lines: string[] = [];
+  for (const [url, routes] of byUrl) lines.push(...(await checkBroker(url, routes, timeoutMs)));
+  return [...new Set(lines)];
+};
+
+const checkBroker = async (url: string, routes: RouteConfig[], timeoutMs: number): Promise<string[]> => {
+  const names = routes.map((route) => `route "${route.id}"`).join(", ");
+  let session: AMQPSession;
+  try {
+    const endpoint = brokerEndpoint(url);
+    const connecting = AMQPSession.connect(endpoint.connectUrl, {
+      ...(endpoint.vhost === undefined ? {} : { vhost: endpoint.vhost }),
+      name: "amqp-edge-gateway check --live",
+      logger: null,
+    });
+    session = await Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs)),
+    ]);
+  } catch (error) {
+    return [`${names}: cannot connect to ${redactUrl(url)}: ${redactSecrets(brokerReason(error), url)}`];
+  }
+  try {
+    const lines: string[] = [];
+    const open = () => newChannel(session);
+    // A block shared by several routes (the top-level one) is checked once.
+    const checked = new Map<string, string[]>();
+    for (const route of routes) {
+      for (const topology of route.amqp.topology) {
+        const key = JSON.stringify(topology);
+        if (!checked.has(key)) {
+          const problems = await applyTopology(open, [topology], { verifyOnly: true, all: true });
+          checked.set(key, problems.map(problemLine));
+        }
+        lines.push(...(checked.get(key) ?? []).map((line) => `route "${route.id}": ${line}`));
+      }
+      const needs = neededObjects(route);
+      const problems = await applyTopology(open, [needs], { verifyOnly: true, all: true, existenceOnly: true });
+      lines.push(...problems.map((problem) => `route "${route.id}": ${problemLine(problem)}`));
+    }
+    return lines;
+  } catch (error) {
+    return [`${names}: the connection to ${redactUrl(url)} failed during the check: ${redactSecrets(brokerReason(error), url)}`];
+  } finally {
+    await session.stop().catch(() => undefined);
+  }
+};
+
+/**
+ * The route's fixed exchange and queue, as a topology to verify, leaving out what its topology
+ * declares (the gateway creates those) and what the request names (`{...}`).
+ */
+const neededObjects = (route: RouteConfig): TopologyConfig => {
+  const declared = route.amqp.topology.filter((topology) => topology.mode === "declare");
+  const exchange = route.amqp.producer?.exchange ?? "";
+  const queue = route.amqp.consumer?.queue;
+  const needsExchange = exchange !== "" && !isTemplate(exchange) && !declared.some((t) => t.exchanges.some((e) => e.name === exchange));
+  const needsQueue = queue !== undefined && !isTemplate(queue) && !declared.some((t) => t.queues.some((q) => q.name === queue));
+  return {
+    mode: "verify",
+    exchanges: needsExchange ? [{ name: exchange, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} }] : [],
+    queues: needsQueue ? [{ name: queue, durable: true, exclusive: false, auto_delete: false, arguments: {} }] : [],
+    bindings: [],
+  };
+};
