@@ -36,6 +36,12 @@ export interface PublishMessage {
   confirmTimeoutMs: number;
   /** The route object's deadlines, which bound both waits. */
   deadlines: Deadlines;
+  /**
+   * Told once whether the message was in the end enqueued: true on the broker's confirm (even one
+   * that came after the answer timed out), false when it was refused, returned, never sent, or
+   * its connection closed first.
+   */
+  onSettled?: (enqueued: boolean) => void;
 }
 
 /**
@@ -51,7 +57,7 @@ export interface PublishMessage {
  *   so the message may or may not be enqueued.
  */
 export const publishMessage = async (session: AMQPSession, message: PublishMessage): Promise<void> => {
-  const { exchange, routingKey, properties, persistent, mandatory, window, confirmTimeoutMs, deadlines } = message;
+  const { exchange, routingKey, properties, persistent, mandatory, window, confirmTimeoutMs, deadlines, onSettled } = message;
   const body = new Uint8Array(message.body);
   // Entered now, synchronously, so that a batch's messages keep their order in the window's line.
   const ticket = window.enter();
@@ -81,9 +87,16 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
       { ...properties, deliveryMode: persistent ? 2 : 1 },
       mandatory !== undefined,
     );
+    const returned = watch;
     confirmed.then(
-      () => ticket.release(),
-      () => ticket.release(),
+      () => {
+        ticket.release();
+        onSettled?.(!returned?.wasReturned());
+      },
+      () => {
+        ticket.release();
+        onSettled?.(false);
+      },
     );
     await deadlines.within(
       confirmed,
@@ -98,7 +111,10 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
       );
     }
   } catch (error) {
-    if (!sent) ticket.release();
+    if (!sent) {
+      ticket.release();
+      onSettled?.(false);
+    }
     throw classifyPublishError(error, { session, exchange, sent });
   } finally {
     watch?.stop();

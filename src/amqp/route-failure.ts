@@ -20,6 +20,8 @@ export type FailureKind =
   | "no_answer"
   /** The caller went over the route's `rate_limit`; nothing reached the broker. */
   | "rate_limited"
+  /** The `Idempotency-Key` was used for a different request within the window; nothing was published. */
+  | "idempotency_conflict"
   /** The gateway itself failed; the message was not published or consumed. */
   | "internal";
 

@@ -5,6 +5,7 @@
  */
 import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
 import type { Admission } from "./rate-limiter";
+import type { IdempotentRequest } from "./idempotency-window";
 import type { RouteFailure } from "./route-failure";
 
 /** The parts of a route the object needs, with `${NAME}` resolved. */
@@ -41,13 +42,20 @@ export interface PublishManyRequest {
   messages: OutgoingMessage[];
   /** The caller and its limit, when the route has a `rate_limit`. */
   admission?: Admission;
+  /** The request's `Idempotency-Key`, when the route has `dedupe_window_s`. */
+  idempotency?: IdempotentRequest;
 }
 
-/** Whether each message was confirmed, in the order they were sent; or the request refused as a whole (`rate_limit`). */
+/**
+ * Whether each message was confirmed, in the order they were sent; or the request refused as a
+ * whole (`rate_limit`, an `Idempotency-Key` used for other content or still in flight).
+ */
 export type PublishOutcome = { ok: true } | RouteFailure;
 export interface PublishManyOutcome {
   outcomes: PublishOutcome[];
   refused?: RouteFailure;
+  /** Every message was confirmed under the same `Idempotency-Key` before: nothing was published again. */
+  replayed?: boolean;
 }
 
 /** A message taken from the queue, as the Worker needs it to answer. */

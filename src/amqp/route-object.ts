@@ -8,6 +8,7 @@ import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage } from "./publish-message";
+import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
@@ -47,11 +48,13 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #cancelledWaits = new Map<string, number>();
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
+  readonly #idempotency: IdempotencyWindow;
   readonly #logger: Logger;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#counters = new RouteCountersStore(ctx.storage);
+    this.#idempotency = new IdempotencyWindow(ctx.storage);
     this.#logger = createLogger(env);
   }
 
@@ -60,21 +63,43 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * confirmed or has failed. Never throws: every failure is an outcome.
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
-    const { route, messages, admission } = request;
+    const { route, messages, admission, idempotency } = request;
     this.#counters.countFor(route.amqp.url);
     const refused = this.#refused(admission);
     if (refused) return { outcomes: [], refused };
-    const outcomes = await this.#publishAll(route, messages);
     // One call is one HTTP request, however many messages it carries.
     this.#counters.increment("total_requests");
-    this.#counters.add("published", outcomes.filter((outcome) => outcome.ok).length);
-    const failure = outcomes.find((outcome): outcome is RouteFailure => !outcome.ok);
+    let plan: IdempotentPlan | undefined;
+    try {
+      plan = idempotency && (await this.#idempotency.plan(idempotency, messages.length));
+    } catch (error) {
+      return { outcomes: [], refused: this.#failed(error) };
+    }
+    const missing = plan?.missing ?? messages.map((_, index) => index);
+    const published = await this.#publishAll(
+      route,
+      missing.map((index) => messages[index] as OutgoingMessage),
+      plan && ((position, enqueued) => plan.settled(missing[position] ?? -1, enqueued)),
+    );
+    this.#counters.add("published", published.filter((outcome) => outcome.ok).length);
+    const failure = published.find((outcome): outcome is RouteFailure => !outcome.ok);
     if (failure) this.#counters.recordError(failure.message);
-    return { outcomes };
+    if (!plan) return { outcomes: published };
+    const positionOf = new Map(missing.map((index, position) => [index, position]));
+    // Those not published now were confirmed under the key before.
+    const outcomes = messages.map((_, index): PublishOutcome => published[positionOf.get(index) ?? -1] ?? { ok: true });
+    return { outcomes, ...(missing.length === 0 ? { replayed: true } : {}) };
   }
 
-  /** The connection and its session once per call, then every message pipelined on it. */
-  async #publishAll(route: PublishingTarget, messages: OutgoingMessage[]): Promise<PublishOutcome[]> {
+  /**
+   * The connection and its session once per call, then every message pipelined on it;
+   * `settled` learns, per position, whether each message was in the end enqueued.
+   */
+  async #publishAll(
+    route: PublishingTarget,
+    messages: OutgoingMessage[],
+    settled?: (position: number, enqueued: boolean) => void,
+  ): Promise<PublishOutcome[]> {
     const producer = route.amqp.producer;
     let session: AMQPSession;
     const connection = this.#connection("publish", route);
@@ -82,10 +107,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
       session = await connection.session();
     } catch (error) {
       const failure = asFailure(error);
+      messages.forEach((_, position) => settled?.(position, false));
       return messages.map(() => failure);
     }
     return Promise.all(
-      messages.map((message) =>
+      messages.map((message, position) =>
         publishMessage(session, {
           exchange: producer.exchange,
           routingKey: producer.routing_key,
@@ -96,6 +122,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
           window: connection.window,
           confirmTimeoutMs: producer.confirm_timeout_ms,
           deadlines: this.#deadlines,
+          ...(settled ? { onSettled: (enqueued: boolean) => settled(position, enqueued) } : {}),
         }).then(ok, asFailure),
       ),
     );

@@ -41,6 +41,7 @@ const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
   unroutable: 422,
   no_answer: 504,
   rate_limited: 429,
+  idempotency_conflict: 422,
   internal: 500,
 };
 

@@ -1,9 +1,10 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
+import type { IdempotentRequest } from "../amqp/idempotency-window";
+import type { OutgoingMessage, PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
-import type { PublishingRoute } from "../config/schema";
+import type { ProducerConfig, PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError } from "./gateway-error";
 import { DEFAULT_CONTENT_TYPE, publishProperties } from "./message-properties";
@@ -29,7 +30,8 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
       : { ...configured, exchange: resolved.exchange, routing_key: resolved.routingKey };
   // Only the route's id and backend cross to the object; its credentials stay in the Worker.
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
-  const properties = withDefaults(publishProperties(c.req.raw.headers, target.id), resolved.defaults);
+  const fromHeaders = publishProperties(c.req.raw.headers, target.id);
+  const properties = withDefaults(fromHeaders, resolved.defaults);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
@@ -41,9 +43,17 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   // but a Worker request may not wait on I/O that another request started: workerd cancels it
   // as hung (tried: BENCHMARKS.md).
   const admission = admissionFor(c, route);
-  const shard = shardFor(target, admission);
-  const { outcomes, refused } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
-    routeObject(c.env, target, shard).publishMany({ route: target, messages, ...(admission ? { admission } : {}) }),
+  // With a dedupe window, the client's Idempotency-Key (not a message_id from the route's templates) names the request.
+  const key = producer.dedupe_window_s > 0 ? fromHeaders.messageId : undefined;
+  const idempotency = key === undefined ? undefined : await idempotentRequest(key, producer, messages);
+  const shard = shardFor(target, admission, key);
+  const { outcomes, refused, replayed } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
+    routeObject(c.env, target, shard).publishMany({
+      route: target,
+      messages,
+      ...(admission ? { admission } : {}),
+      ...(idempotency ? { idempotency } : {}),
+    }),
   );
   if (refused) throw failureError(refused, target.id);
   const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
@@ -57,7 +67,27 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
     throw failureError(first, target.id, details, `${failures.length} of ${messages.length} messages were not confirmed: ${first.message}`);
   }
   const count = batch ? { count: messages.length } : {};
+  if (replayed) c.header("Idempotent-Replayed", "true");
   return c.json({ status: "published", ...count, exchange: producer.exchange, routing_key: producer.routing_key }, 202);
+};
+
+/**
+ * The request as the route's idempotency window knows it: its key, and a fingerprint of what it
+ * publishes, so that the same key sent with other content is refused rather than answered with
+ * the first request's outcome.
+ */
+const idempotentRequest = async (key: string, producer: ProducerConfig, messages: OutgoingMessage[]): Promise<IdempotentRequest> => {
+  const encoder = new TextEncoder();
+  const parts = [encoder.encode(`${producer.exchange}\0${producer.routing_key}\0${messages.length}\0`)];
+  for (const { body } of messages) parts.push(encoder.encode(`${body.byteLength}\0`), new Uint8Array(body));
+  const digest = await crypto.subtle.digest("SHA-256", await new Blob(parts).arrayBuffer());
+  return {
+    key,
+    fingerprint: [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join(""),
+    windowMs: producer.dedupe_window_s * 1000,
+    maxEntries: producer.dedupe_max_entries,
+    waitMs: producer.confirm_timeout_ms,
+  };
 };
 
 const compiled = new WeakMap<PublishingRoute, ReturnType<typeof producerTemplates>>();

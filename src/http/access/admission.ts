@@ -44,12 +44,15 @@ export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig):
 };
 
 /**
- * The shard for a request: at random, or for a rate-limited one the shard its caller hashes to,
- * so that each caller is counted by one object and the limit holds exactly across shards.
+ * The shard for a request: at random; for one with an `Idempotency-Key` on a deduplicating route
+ * the shard the key hashes to, so that its repeats meet the object that remembers it; for a
+ * rate-limited one the shard its caller hashes to, so that each caller is counted by one object
+ * and the limit holds exactly across shards. (The schema refuses a sharded route with both.)
  */
-export const shardFor = (target: RouteTarget, admission: Admission | undefined): number => {
-  if (!admission || target.amqp.shards === 1) return pickShard(target);
+export const shardFor = (target: RouteTarget, admission: Admission | undefined, idempotencyKey?: string): number => {
+  const key = idempotencyKey ?? admission?.key;
+  if (key === undefined || target.amqp.shards === 1) return pickShard(target);
   let hash = 0;
-  for (let index = 0; index < admission.key.length; index++) hash = (Math.imul(hash, 31) + admission.key.charCodeAt(index)) >>> 0;
+  for (let index = 0; index < key.length; index++) hash = (Math.imul(hash, 31) + key.charCodeAt(index)) >>> 0;
   return hash % target.amqp.shards;
 };

@@ -22,6 +22,8 @@ const GATEWAY_HEADERS = [
   "Retry-After",
   "Allow",
   "WWW-Authenticate",
+  "Idempotent-Replayed",
+  "Location",
 ];
 
 /**

@@ -1,0 +1,147 @@
+import { RouteFailureError } from "./route-failure";
+
+/** What one request with an `Idempotency-Key` asks of the window. */
+export interface IdempotentRequest {
+  key: string;
+  /** SHA-256 of what the request publishes (exchange, routing key, bodies): the same key for something else is refused. */
+  fingerprint: string;
+  /** How long a key is remembered, from its first request. */
+  windowMs: number;
+  /** Most keys remembered; the oldest go first. */
+  maxEntries: number;
+  /** How long a repeat waits for a first request that is still awaiting its confirms. */
+  waitMs: number;
+}
+
+/** The messages a request still has to publish, and how to record each one the broker confirms. */
+export interface IdempotentPlan {
+  /** Indices of the request's messages not confirmed by an earlier request with the key. */
+  missing: number[];
+  /** Indices confirmed earlier: answered as published without publishing again. */
+  confirmed: Set<number>;
+  /** Call once per published message, with whether the broker in the end enqueued it. */
+  settled: (index: number, enqueued: boolean) => void;
+}
+
+interface Row {
+  at: number;
+  fingerprint: string;
+  confirmed: string;
+  [column: string]: SqlStorageValue;
+}
+
+/** How often expired keys are swept out of storage. */
+const SWEEP_EVERY_MS = 60_000;
+
+/**
+ * The route object's memory of `Idempotency-Key`s (`producer.dedupe_window_s`), in its SQLite
+ * storage, so it outlives the object's eviction and restart. For each key: when it was first
+ * used, a fingerprint of what it published, and which of its messages the broker confirmed. A
+ * confirm that arrives after its request was answered 504 is recorded too, so the client's retry
+ * finds it and publishes nothing again. The answer is sent only after the row is written
+ * (Durable Object output gates).
+ *
+ * Only confirmed messages are remembered: a retry after a refusal or an unreachable broker
+ * publishes what was not enqueued, which cannot duplicate anything.
+ */
+export class IdempotencyWindow {
+  readonly #sql: SqlStorage;
+  /** Requests whose messages still await the broker, by key: a repeat waits for them. */
+  readonly #inFlight = new Map<string, Promise<void>>();
+  #count: number | undefined;
+  #sweptAt = 0;
+
+  constructor(storage: DurableObjectStorage) {
+    this.#sql = storage.sql;
+    this.#sql.exec(
+      "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, at INTEGER NOT NULL, fingerprint TEXT NOT NULL, confirmed TEXT NOT NULL)",
+    );
+    this.#sql.exec("CREATE INDEX IF NOT EXISTS idempotency_at ON idempotency (at)");
+  }
+
+  /**
+   * Waits for an earlier request with the same key that is still in flight, then plans this one.
+   * Throws a {@link RouteFailureError}: "idempotency_conflict" when the key was used for other
+   * content, "no_answer" when the earlier request is still unsettled after `waitMs`.
+   */
+  async plan(request: IdempotentRequest, count: number): Promise<IdempotentPlan> {
+    for (let earlier = this.#inFlight.get(request.key); earlier; earlier = this.#inFlight.get(request.key)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settled = await Promise.race([
+        earlier.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), request.waitMs))),
+      ]);
+      clearTimeout(timer);
+      if (!settled) {
+        throw new RouteFailureError(
+          "no_answer",
+          `an earlier request with this Idempotency-Key is still awaiting the broker's confirm after ${request.waitMs} ms; nothing was published again, retry later`,
+        );
+      }
+    }
+    const now = Date.now();
+    this.#sweep(now, request.windowMs);
+    const row = this.#sql.exec<Row>("SELECT at, fingerprint, confirmed FROM idempotency WHERE key = ?", request.key).toArray()[0];
+    const live = row && now - row.at < request.windowMs ? row : undefined;
+    if (live && live.fingerprint !== request.fingerprint) {
+      throw new RouteFailureError(
+        "idempotency_conflict",
+        "this Idempotency-Key was used for a different request (other body, exchange or routing key) within the window; nothing was published",
+      );
+    }
+    const confirmed = new Set<number>(live ? (JSON.parse(live.confirmed) as number[]) : []);
+    const missing = Array.from({ length: count }, (_, index) => index).filter((index) => !confirmed.has(index));
+    const at = live?.at ?? now;
+    if (!live) this.#remember(request, at, row !== undefined);
+    if (missing.length === 0) return { missing, confirmed, settled: () => undefined };
+
+    let outstanding = missing.length;
+    let done!: () => void;
+    this.#inFlight.set(request.key, new Promise<void>((resolve) => (done = resolve)));
+    const enqueued = new Set(confirmed);
+    return {
+      missing,
+      confirmed,
+      settled: (index, ok) => {
+        if (ok) {
+          enqueued.add(index);
+          this.#sql.exec("UPDATE idempotency SET confirmed = ? WHERE key = ?", JSON.stringify([...enqueued]), request.key);
+        }
+        if (--outstanding > 0) return;
+        this.#inFlight.delete(request.key);
+        // Nothing was ever enqueued under the key: it is free for any request again.
+        if (enqueued.size === 0) this.#forget(request.key);
+        done();
+      },
+    };
+  }
+
+  #forget(key: string): void {
+    this.#sql.exec("DELETE FROM idempotency WHERE key = ?", key);
+    this.#count = undefined;
+  }
+
+  /** A row for a new key (replacing an expired one), with the oldest dropped once there are more than `maxEntries`. */
+  #remember(request: IdempotentRequest, at: number, replacing: boolean): void {
+    this.#sql.exec(
+      "INSERT INTO idempotency (key, at, fingerprint, confirmed) VALUES (?, ?, ?, '[]') ON CONFLICT (key) DO UPDATE SET at = excluded.at, fingerprint = excluded.fingerprint, confirmed = '[]'",
+      request.key,
+      at,
+      request.fingerprint,
+    );
+    this.#count ??= this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM idempotency").one().n - (replacing ? 0 : 1);
+    if (!replacing) this.#count++;
+    if (this.#count <= request.maxEntries) return;
+    const excess = this.#count - request.maxEntries;
+    this.#sql.exec("DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency ORDER BY at LIMIT ?)", excess);
+    this.#count -= excess;
+  }
+
+  /** Drops expired keys, at most once a minute. */
+  #sweep(now: number, windowMs: number): void {
+    if (now - this.#sweptAt < SWEEP_EVERY_MS) return;
+    this.#sweptAt = now;
+    this.#sql.exec("DELETE FROM idempotency WHERE at <= ?", now - windowMs);
+    this.#count = undefined;
+  }
+}
