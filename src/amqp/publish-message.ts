@@ -1,4 +1,4 @@
-import type { AMQPSession } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { confirmChannel } from "./session-channels";
 import type { ReturnedMessages } from "./returned-messages";
 import { NEGATIVE_CONFIRM, RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
@@ -42,6 +42,8 @@ export interface PublishMessage {
    * its connection closed first.
    */
   onSettled?: (enqueued: boolean) => void;
+  /** The confirm channel to publish on (default: the session's own); request/reply publishes on its reply channel. */
+  channel?: () => Promise<AMQPChannel>;
 }
 
 /**
@@ -67,7 +69,7 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
     const channel = await deadlines.within(
       (async () => {
         await checkExchange(session, exchange);
-        const channel = await confirmChannel(session);
+        const channel = await (message.channel ? message.channel() : confirmChannel(session));
         await ticket.granted;
         return channel;
       })(),

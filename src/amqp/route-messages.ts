@@ -58,6 +58,20 @@ export interface PublishManyOutcome {
   replayed?: boolean;
 }
 
+/** One request/reply call (`producer.reply`): the request, published with `id` as its correlation id. */
+export interface ReplyRequest {
+  route: PublishingTarget;
+  message: OutgoingMessage;
+  /** `<shard>.<uuid>`: the correlation id, and the reply's id in `<path>/replies/<id>`. */
+  id: string;
+  /** `Prefer: respond-async`: answer once the request is confirmed, and keep the reply for the client to fetch. */
+  async: boolean;
+  admission?: Admission;
+}
+
+/** The reply (none yet for an async request), or why there is none. */
+export type ReplyOutcome = { ok: true; reply?: ConsumedMessage } | RouteFailure;
+
 /** A message taken from the queue, as the Worker needs it to answer. */
 export interface ConsumedMessage {
   body: ArrayBuffer;

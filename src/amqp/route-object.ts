@@ -9,6 +9,8 @@ import { WaitingConsumer } from "./waiting-consumer";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
+import { DIRECT_REPLY_TO, ReplyChannel } from "./reply-channel";
+import { AsyncReplies, type ReplyState } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
@@ -23,6 +25,8 @@ import type {
   PublishManyRequest,
   PublishOutcome,
   PublishingTarget,
+  ReplyOutcome,
+  ReplyRequest,
   RouteStats,
   RouteTarget,
   SettleOutcome,
@@ -49,6 +53,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
   readonly #idempotency: IdempotencyWindow;
+  readonly #replyChannels = new WeakMap<BrokerConnection, ReplyChannel>();
+  readonly #asyncReplies = new AsyncReplies();
   readonly #logger: Logger;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -126,6 +132,71 @@ export class AmqpRouteObject extends DurableObject<Env> {
         }).then(ok, asFailure),
       ),
     );
+  }
+
+  /**
+   * Request/reply: publishes the request on the connection's reply channel with direct reply-to
+   * and `request.id` as its correlation id, and answers with the reply; or, async, answers once
+   * the request is confirmed and keeps the reply for {@link reply}. Never throws.
+   */
+  async request(request: ReplyRequest): Promise<ReplyOutcome> {
+    const { route, message, id, admission } = request;
+    const producer = route.amqp.producer;
+    this.#counters.countFor(route.amqp.url);
+    const refused = this.#refused(admission);
+    if (refused) return refused;
+    this.#counters.increment("total_requests");
+    try {
+      if (request.async && this.#asyncReplies.full) {
+        throw new RouteFailureError(
+          "unavailable",
+          "the route holds as many unread replies as it can; fetch or let some expire; nothing was published",
+        );
+      }
+      const connection = this.#connection("publish", route);
+      const session = await connection.session();
+      const line = await this.#replyChannelFor(connection).line();
+      const arrival = line.expect(id, producer.reply_timeout_ms, this.#deadlines);
+      // Until it is known whether the request went out, a failed wait is the publish's to report.
+      arrival.catch(() => undefined);
+      try {
+        await publishMessage(session, {
+          exchange: producer.exchange,
+          routingKey: producer.routing_key,
+          body: message.body,
+          properties: { ...message.properties, replyTo: DIRECT_REPLY_TO, correlationId: id },
+          persistent: producer.persistent,
+          mandatory: producer.mandatory ? connection.returns : undefined,
+          window: connection.window,
+          confirmTimeoutMs: producer.confirm_timeout_ms,
+          deadlines: this.#deadlines,
+          channel: () => Promise.resolve(line.channel),
+        });
+      } catch (error) {
+        line.forget(id, error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      }
+      this.#counters.increment("published");
+      if (request.async) {
+        this.#asyncReplies.track(id, arrival, producer.reply_timeout_ms);
+        return { ok: true };
+      }
+      return { ok: true, reply: await arrival };
+    } catch (error) {
+      return this.#failed(error);
+    }
+  }
+
+  /** An async request's reply: arrived, still pending, or unknown (expired, or never made here). */
+  reply(id: string): ReplyState {
+    return this.#asyncReplies.get(id);
+  }
+
+  /** The reply channel of `connection`; a new connection gets a new one. */
+  #replyChannelFor(connection: BrokerConnection): ReplyChannel {
+    let replies = this.#replyChannels.get(connection);
+    if (!replies) this.#replyChannels.set(connection, (replies = new ReplyChannel(() => connection.session(), connection.returns)));
+    return replies;
   }
 
   /**

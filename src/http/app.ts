@@ -10,6 +10,7 @@ import { adminStats } from "./admin-stats";
 import { consume } from "./consume-handler";
 import { settleLeases } from "./lease-handlers";
 import { publish } from "./publish-handler";
+import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
 import { requestLog } from "./request-log";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
@@ -41,6 +42,12 @@ export const createApp = (config: GatewayConfig) => {
       app.options(leasePath(route.path, verb), corsPolicy(route.cors, ["POST"], route.id));
       app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), settle);
     }
+  }
+  for (const route of config.routes) {
+    if (!publishes(route) || !route.amqp.producer.reply) continue;
+    const path = `${route.path.replace(/\/+$/, "")}/replies/:reply_id`;
+    app.options(path, corsPolicy(route.cors, ["GET"], route.id));
+    app.on(["GET"], path, ...accessChain(route, ["GET"]), (c) => fetchReply(c, route));
   }
   // A path may be matched by several groups (an exact route and a prefix route on the same base):
   // each group that does not serve the method passes the request on, and the last handler answers

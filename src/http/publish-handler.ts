@@ -12,6 +12,7 @@ import { producerTemplates, withDefaults } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
 import { admissionFor, shardFor } from "./access/admission";
 import { routeObject } from "./route-target";
+import { requestReply } from "./reply-handler";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
@@ -33,6 +34,7 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const properties = withDefaults(fromHeaders, resolved.defaults);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
+  if (producer.reply) return requestReply(c, route, target, { body, properties });
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
   const messages = batch

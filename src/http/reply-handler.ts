@@ -1,0 +1,75 @@
+import type { Context } from "hono";
+import type { OutgoingMessage, PublishingTarget, ReplyOutcome } from "../amqp/route-messages";
+import type { ReplyState } from "../amqp/async-replies";
+import type { PublishingRoute } from "../config/schema";
+import type { GatewayEnv } from "../env";
+import { admissionFor, shardFor } from "./access/admission";
+import { failureError, GatewayError } from "./gateway-error";
+import { externalLeaseId, parseLeaseId } from "./lease-ids";
+import { messageHeaders } from "./message-headers";
+import { callRouteObject } from "./route-object-call";
+import { routeObject } from "./route-target";
+
+/**
+ * Request/reply (`producer.reply`): publishes the request with direct reply-to and a fresh
+ * correlation id `<shard>.<uuid>`, and answers 200 with the reply's body, content type and
+ * properties as headers; 504 when none came in `reply_timeout_ms` (the request was published).
+ * With `Prefer: respond-async`: 202 once the request is confirmed, with
+ * `Location: <path>/replies/<id>` to fetch the reply from.
+ */
+export const requestReply = async (
+  c: Context<GatewayEnv>,
+  route: PublishingRoute,
+  target: PublishingTarget,
+  message: OutgoingMessage,
+): Promise<Response> => {
+  for (const header of ["x-correlation-id", "x-reply-to"]) {
+    if (c.req.header(header) !== undefined) {
+      throw new GatewayError(
+        400,
+        `header ${header}: a reply route sets reply_to and correlation_id itself; nothing was published`,
+        route.id,
+      );
+    }
+  }
+  const admission = admissionFor(c, route);
+  const shard = shardFor(target, admission);
+  const id = externalLeaseId(shard, crypto.randomUUID());
+  const async = /(^|[\s,;])respond-async\b/i.test(c.req.header("prefer") ?? "");
+  const outcome = await callRouteObject(target.id, "publish", async (): Promise<ReplyOutcome> =>
+    routeObject(c.env, target, shard).request({ route: target, message, id, async, ...(admission ? { admission } : {}) }),
+  );
+  if (!outcome.ok) throw failureError(outcome, target.id);
+  if (!outcome.reply) {
+    const location = `${routeBase(c, route)}/replies/${id}`;
+    c.header("Location", location);
+    c.header("Preference-Applied", "respond-async");
+    return c.json({ status: "accepted", id, location }, 202);
+  }
+  const headers = messageHeaders(outcome.reply);
+  headers.set("Content-Length", String(outcome.reply.body.byteLength));
+  return new Response(outcome.reply.body, { status: 200, headers });
+};
+
+/** `GET <path>/replies/<id>`: 200 with the reply, 202 while it is pending, 404 once it has expired. */
+export const fetchReply = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
+  const id = c.req.param("reply_id") ?? "";
+  const parsed = parseLeaseId(id, route.amqp.shards);
+  const unknown = () => new GatewayError(404, `no reply ${id} here: it has expired, or was never requested on this route`, route.id);
+  if (!parsed) throw unknown();
+  const target: PublishingTarget = { id: route.id, amqp: route.amqp };
+  const state = await callRouteObject(target.id, "consume", async (): Promise<ReplyState> =>
+    routeObject(c.env, target, parsed.shard).reply(id),
+  );
+  if (state.status === "unknown") throw unknown();
+  if (state.status === "pending") return c.json({ status: "pending", id }, 202, { "Retry-After": "1" });
+  const headers = messageHeaders(state.message);
+  headers.set("Content-Length", String(state.message.body.byteLength));
+  return new Response(state.message.body, { status: 200, headers });
+};
+
+/** The route's path as this request filled it in (`/rpc/:service` → `/rpc/billing`). */
+const routeBase = (c: Context<GatewayEnv>, route: PublishingRoute): string =>
+  route.path
+    .replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?\??/g, (_, name: string) => encodeURIComponent(c.req.param(name) ?? ""))
+    .replace(/\/+$/, "");

@@ -1,0 +1,140 @@
+/**
+ * Request/reply inside workerd against the real broker: a responder written here (an amqp-client
+ * consumer that answers each request on its reply_to with its correlation id), the synchronous
+ * answer with the reply's body and properties, the timeout (504, the request was published), the
+ * async form polled at its Location, and many concurrent requests each getting their own reply.
+ */
+import { AMQPClient, type AMQPMessage } from "@cloudamqp/amqp-client";
+import { describe, expect, it } from "vitest";
+import { BROKER_URL, declareQueue, deleteQueue, uniqueName } from "../helpers/broker";
+import { gatewayFor, uniqueRouteId } from "./gateway";
+
+/** A service behind the broker: answers each request with `answer(request)`, after `delayMs`. */
+const withResponder = async (
+  queue: string,
+  answer: (
+    request: AMQPMessage,
+  ) =>
+    | { body: string; properties?: Record<string, unknown> }
+    | undefined
+    | Promise<{ body: string; properties?: Record<string, unknown> } | undefined>,
+  test: () => Promise<void>,
+) => {
+  await declareQueue(queue);
+  const client = new AMQPClient(BROKER_URL);
+  const connection = await client.connect();
+  try {
+    const channel = await connection.channel();
+    await channel.basicConsume(queue, { noAck: true }, async (request) => {
+      const reply = await answer(request);
+      if (!reply || !request.properties.replyTo) return;
+      await channel.basicPublish("", request.properties.replyTo, reply.body, {
+        correlationId: request.properties.correlationId,
+        contentType: "text/plain",
+        ...reply.properties,
+      });
+    });
+    await test();
+  } finally {
+    await connection.close().catch(() => undefined);
+    await deleteQueue(queue);
+  }
+};
+
+const rpcRoute = (queue: string, timeoutMs = 1500) => `routes:
+  - id: ${uniqueRouteId("rpc")}
+    path: /rpc/:service
+    methods: [POST]
+    amqp:
+      enabled: true
+      url: "${BROKER_URL}"
+      producer: { routing_key: ${queue}, reply: true, reply_timeout_ms: ${timeoutMs} }
+`;
+
+describe("request/reply", () => {
+  it("answers 200 with the reply's body, content type and properties", async () => {
+    const queue = uniqueName("rpc");
+    await withResponder(
+      queue,
+      (request) => ({ body: `echo:${request.bodyToString() ?? ""}`, properties: { messageId: "pong-1", headers: { served: "yes" } } }),
+      async () => {
+        const send = gatewayFor(rpcRoute(queue));
+        const answer = await send("POST", "/rpc/echo", { body: "hello" });
+        expect(answer.status).toBe(200);
+        expect(await answer.text()).toBe("echo:hello");
+        expect(answer.headers.get("content-type")).toBe("text/plain");
+        expect(answer.headers.get("x-message-id")).toBe("pong-1");
+        expect(answer.headers.get("x-amqp-header-served")).toBe("yes");
+        expect(answer.headers.get("x-correlation-id")).toMatch(/^0\.[0-9a-f-]{36}$/);
+      },
+    );
+  });
+
+  it("answers 504 when no reply comes in time, saying the request was published", async () => {
+    const queue = uniqueName("rpc-silent");
+    let heard = 0;
+    await withResponder(
+      queue,
+      () => {
+        heard++;
+        return undefined;
+      },
+      async () => {
+        const send = gatewayFor(rpcRoute(queue, 300));
+        const answer = await send("POST", "/rpc/x", { body: "anyone?" });
+        expect(answer.status).toBe(504);
+        expect(((await answer.json()) as { error: string }).error).toMatch(/no reply within 300 ms.*the request was published/);
+        expect(heard).toBe(1);
+      },
+    );
+  });
+
+  it("with Prefer: respond-async, answers 202 with a Location that is 202 while pending, 200 with the reply, 404 once expired", async () => {
+    const queue = uniqueName("rpc-async");
+    const held: Array<() => void> = [];
+    await withResponder(
+      queue,
+      // Answers only when the test lets it.
+      () => new Promise((resolve) => held.push(() => resolve({ body: "later" }))),
+      async () => {
+        const send = gatewayFor(rpcRoute(queue, 1000));
+        const accepted = await send("POST", "/rpc/slow", { body: "job", headers: { Prefer: "respond-async" } });
+        expect(accepted.status).toBe(202);
+        expect(accepted.headers.get("preference-applied")).toBe("respond-async");
+        const location = accepted.headers.get("location") ?? "";
+        expect(location).toMatch(/^\/rpc\/slow\/replies\/0\.[0-9a-f-]{36}$/);
+        expect(await accepted.json()).toMatchObject({ status: "accepted", location });
+        const pending = await send("GET", location);
+        expect(pending.status).toBe(202);
+        expect(await pending.json()).toMatchObject({ status: "pending" });
+        await expect.poll(() => held.length).toBeGreaterThan(0);
+        for (const release of held) release();
+        await expect.poll(async () => (await send("GET", location)).status).toBe(200);
+        // Fetched again while it is kept: the same reply.
+        expect(await (await send("GET", location)).text()).toBe("later");
+        await new Promise((resolve) => setTimeout(resolve, 1300));
+        expect((await send("GET", location)).status).toBe(404);
+        expect((await send("GET", "/rpc/slow/replies/not-an-id")).status).toBe(404);
+      },
+    );
+  });
+
+  it("gives 200 concurrent requests each its own reply, over one reply consumer", async () => {
+    const queue = uniqueName("rpc-many");
+    await withResponder(
+      queue,
+      (request) => ({ body: `re:${request.bodyToString() ?? ""}` }),
+      async () => {
+        const send = gatewayFor(rpcRoute(queue, 10000));
+        const answers = await Promise.all(
+          Array.from({ length: 200 }, async (_, index) => {
+            const answer = await send("POST", "/rpc/many", { body: `request-${index}` });
+            return { status: answer.status, body: await answer.text() };
+          }),
+        );
+        expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
+        expect(answers.map((answer) => answer.body)).toEqual(Array.from({ length: 200 }, (_, index) => `re:request-${index}`));
+      },
+    );
+  });
+});
