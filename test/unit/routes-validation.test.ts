@@ -26,8 +26,12 @@ describe("a valid routes file", () => {
       max_body_bytes: 1048576,
       batch: false,
       max_batch: 1000,
+      dedupe_window_s: 0,
+      dedupe_max_entries: 10000,
+      reply: false,
+      reply_timeout_ms: 10000,
     });
-    expect(config).toMatchObject({ heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000, shards: 1 });
+    expect(config).toMatchObject({ topology: [], heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000, shards: 1 });
     expect(config?.location_hint).toBeUndefined();
     expect(config?.consumer).toEqual({ queue: "q", auto_ack: false, lease_timeout_ms: 30000, max_messages: 100, wait_s: 0, stream: false });
   });
