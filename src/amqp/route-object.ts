@@ -81,16 +81,17 @@ export class AmqpRouteObject extends DurableObject<Env> {
     } catch (error) {
       return { outcomes: [], refused: this.#failed(error) };
     }
-    const missing = plan?.missing ?? messages.map((_, index) => index);
+    // Without a key, every message, as sent; with one, those not confirmed under it before.
+    const missing = plan?.missing;
     const published = await this.#publishAll(
       route,
-      missing.map((index) => messages[index] as OutgoingMessage),
-      plan && ((position, enqueued) => plan.settled(missing[position] ?? -1, enqueued)),
+      missing ? missing.map((index) => messages[index] as OutgoingMessage) : messages,
+      plan && missing && ((position, enqueued) => plan.settled(missing[position] ?? -1, enqueued)),
     );
     this.#counters.add("published", published.filter((outcome) => outcome.ok).length);
     const failure = published.find((outcome): outcome is RouteFailure => !outcome.ok);
     if (failure) this.#counters.recordError(failure.message);
-    if (!plan) return { outcomes: published };
+    if (!plan || !missing) return { outcomes: published };
     const positionOf = new Map(missing.map((index, position) => [index, position]));
     // Those not published now were confirmed under the key before.
     const outcomes = messages.map((_, index): PublishOutcome => published[positionOf.get(index) ?? -1] ?? { ok: true });

@@ -34,7 +34,7 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const properties = withDefaults(fromHeaders, resolved.defaults);
   const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
-  if (producer.reply) return requestReply(c, route, target, { body, properties });
+  if (producer.reply) return await requestReply(c, route, target, { body, properties });
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
   const messages = batch

@@ -29,7 +29,7 @@ const withResponder = async (
       const reply = await answer(request);
       if (!reply || !request.properties.replyTo) return;
       await channel.basicPublish("", request.properties.replyTo, reply.body, {
-        correlationId: request.properties.correlationId,
+        correlationId: request.properties.correlationId ?? "",
         contentType: "text/plain",
         ...reply.properties,
       });
@@ -134,6 +134,38 @@ describe("request/reply", () => {
         );
         expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
         expect(answers.map((answer) => answer.body)).toEqual(Array.from({ length: 200 }, (_, index) => `re:request-${index}`));
+      },
+    );
+  });
+
+  it("refuses a request that sets its own reply_to or correlation_id (400), and a mandatory request no queue takes (422), publishing nothing", async () => {
+    const queue = uniqueName("rpc-refused");
+    let heard = 0;
+    await withResponder(
+      queue,
+      () => {
+        heard++;
+        return { body: "unexpected" };
+      },
+      async () => {
+        const send = gatewayFor(rpcRoute(queue));
+        for (const header of ["X-Correlation-Id", "X-Reply-To"]) {
+          const answer = await send("POST", "/rpc/x", { body: "x", headers: { [header]: "mine" } });
+          expect(answer.status).toBe(400);
+          expect(((await answer.json()) as { error: string }).error).toMatch(new RegExp(`header ${header.toLowerCase()}`));
+        }
+        const nowhere = gatewayFor(`routes:
+  - id: ${uniqueRouteId("rpc-nowhere")}
+    path: /nowhere
+    methods: [POST]
+    amqp:
+      enabled: true
+      url: "${BROKER_URL}"
+      producer: { routing_key: ${queue}-no-such-queue, reply: true, mandatory: true, reply_timeout_ms: 2000 }
+`);
+        const unroutable = await nowhere("POST", "/nowhere", { body: "x" });
+        expect(unroutable.status).toBe(422);
+        expect(heard).toBe(0);
       },
     );
   });
