@@ -63,9 +63,19 @@ const portIsFree = (port: number): Promise<boolean> =>
 const describeRoutes = (config: GatewayConfig): string[] =>
   config.routes.map((route) => {
     const amqp = route.amqp;
+    const producer = amqp.producer;
+    const objects = amqp.topology.flatMap((topology) => [
+      ...topology.exchanges.map((exchange) => `${topology.mode} exchange ${exchange.name}`),
+      ...topology.queues.map((queue) => `${topology.mode} queue ${queue.name}`),
+      ...topology.bindings.map((binding) => `${topology.mode} binding ${binding.source} → ${binding.destination}`),
+    ]);
     const roles = [
-      amqp.producer ? `publishes to exchange "${amqp.producer.exchange}" with routing key "${amqp.producer.routing_key}"` : undefined,
+      producer
+        ? `${producer.reply ? "calls (request/reply) via" : "publishes to"} exchange "${producer.exchange}" with routing key "${producer.routing_key}"` +
+          (producer.dedupe_window_s > 0 ? ` (Idempotency-Key remembered ${producer.dedupe_window_s} s)` : "")
+        : undefined,
       amqp.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
+      objects.length > 0 ? `topology: ${objects.join(", ")}` : undefined,
     ].filter(Boolean);
     const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
     const access = [

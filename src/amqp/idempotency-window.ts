@@ -1,17 +1,5 @@
 import { RouteFailureError } from "./route-failure";
-
-/** What one request with an `Idempotency-Key` asks of the window. */
-export interface IdempotentRequest {
-  key: string;
-  /** SHA-256 of what the request publishes (exchange, routing key, bodies): the same key for something else is refused. */
-  fingerprint: string;
-  /** How long a key is remembered, from its first request. */
-  windowMs: number;
-  /** Most keys remembered; the oldest go first. */
-  maxEntries: number;
-  /** How long a repeat waits for a first request that is still awaiting its confirms. */
-  waitMs: number;
-}
+import type { IdempotentRequest } from "./route-messages";
 
 /** The messages a request still has to publish, and how to record each one the broker confirms. */
 export interface IdempotentPlan {

@@ -5,7 +5,6 @@
  */
 import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
 import type { Admission } from "./rate-limiter";
-import type { IdempotentRequest } from "./idempotency-window";
 import type { RouteFailure } from "./route-failure";
 
 /** The parts of a route the object needs, with `${NAME}` resolved. */
@@ -34,6 +33,19 @@ export interface PublishProperties {
 export interface OutgoingMessage {
   body: ArrayBuffer;
   properties: PublishProperties;
+}
+
+/** What one request with an `Idempotency-Key` asks of the window. */
+export interface IdempotentRequest {
+  key: string;
+  /** SHA-256 of what the request publishes (exchange, routing key, bodies): the same key for something else is refused. */
+  fingerprint: string;
+  /** How long a key is remembered, from its first request. */
+  windowMs: number;
+  /** Most keys remembered; the oldest go first. */
+  maxEntries: number;
+  /** How long a repeat waits for a first request that is still awaiting its confirms. */
+  waitMs: number;
 }
 
 /** One HTTP request's messages for the route's object to publish: one message, or a batch. */

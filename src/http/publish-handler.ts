@@ -1,8 +1,7 @@
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { IdempotentRequest } from "../amqp/idempotency-window";
-import type { OutgoingMessage, PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
+import type { IdempotentRequest, OutgoingMessage, PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
 import type { ProducerConfig, PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
