@@ -35,10 +35,19 @@ const checkBroker = async (url: string, routes: RouteConfig[], timeoutMs: number
       name: "amqp-edge-gateway check --live",
       logger: null,
     });
-    session = await Promise.race([
-      connecting,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs)),
-    ]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      session = await Promise.race([
+        connecting,
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+    } catch (error) {
+      // A connection that opens after the timeout is closed, not left holding the process open.
+      connecting.then((late) => late.stop()).catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   } catch (error) {
     return [`${names}: cannot connect to ${redactUrl(url)}: ${redactSecrets(brokerReason(error), url)}`];
   }

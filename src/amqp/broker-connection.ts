@@ -23,6 +23,8 @@ export interface ConnectionSettings {
   name: string;
   /** Exchanges, queues and bindings applied on every (re)connect, before the connection serves a request. */
   topology: readonly TopologyConfig[];
+  /** Longest wait in milliseconds for the topology's pass (the route's `operation_timeout_ms`). */
+  operationTimeoutMs: number;
 }
 
 /** How long a failed topology stands before the next request tries it again. */
@@ -87,6 +89,7 @@ export class BrokerConnection {
       mine.heartbeatSeconds !== settings.heartbeatSeconds ||
       mine.connectTimeoutMs !== settings.connectTimeoutMs ||
       mine.name !== settings.name ||
+      mine.operationTimeoutMs !== settings.operationTimeoutMs ||
       (mine.topology.length + settings.topology.length > 0 && this.#topologyKey !== JSON.stringify(settings.topology))
     );
   }
@@ -150,10 +153,17 @@ export class BrokerConnection {
     const event = { connection: this.settings.name, url: redactUrl(this.settings.url) };
     applied.outcome = (async () => {
       let problems;
+      const ms = this.settings.operationTimeoutMs;
       try {
-        problems = await applyTopology(() => newChannel(session), this.settings.topology);
+        problems = await this.#deadlines.within(
+          applyTopology(() => newChannel(session), this.settings.topology),
+          ms,
+          "unavailable",
+          `topology: the broker did not answer its declares within ${ms} ms (operation_timeout_ms)`,
+        );
       } catch (error) {
         applied.failedAt = Date.now();
+        if (error instanceof RouteFailureError) throw error;
         throw new RouteFailureError(
           "unavailable",
           `the connection to the broker was lost while applying the topology: ${brokerReason(error)}`,

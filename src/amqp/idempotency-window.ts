@@ -30,7 +30,8 @@ const SWEEP_EVERY_MS = 60_000;
  * (Durable Object output gates).
  *
  * Only confirmed messages are remembered: a retry after a refusal or an unreachable broker
- * publishes what was not enqueued, which cannot duplicate anything.
+ * publishes what was not enqueued. The one case a retry can duplicate: the connection was lost
+ * between a message's send and its confirm, when whether the broker kept it cannot be known.
  */
 export class IdempotencyWindow {
   readonly #sql: SqlStorage;
@@ -93,7 +94,15 @@ export class IdempotencyWindow {
       settled: (index, ok) => {
         if (ok) {
           enqueued.add(index);
-          this.#sql.exec("UPDATE idempotency SET confirmed = ? WHERE key = ?", JSON.stringify([...enqueued]), request.key);
+          // An upsert: the row may have been dropped meanwhile (more than maxEntries new keys
+          // during one confirm wait), and the repeats waiting for this key must still find it.
+          this.#sql.exec(
+            "INSERT INTO idempotency (key, at, fingerprint, confirmed) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
+            request.key,
+            at,
+            request.fingerprint,
+            JSON.stringify([...enqueued]),
+          );
         }
         if (--outstanding > 0) return;
         this.#inFlight.delete(request.key);

@@ -353,6 +353,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
       connectTimeoutMs: route.amqp.connect_timeout_ms,
       name: `amqp-edge-gateway ${route.id} ${role}`,
       topology: route.amqp.topology,
+      operationTimeoutMs: route.amqp.operation_timeout_ms,
     };
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;

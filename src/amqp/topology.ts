@@ -156,7 +156,9 @@ export const describe = (error: unknown): { problem: string; reason: string } =>
   const inequivalent = /inequivalent arg '([^']+)' for \S+ '.*' in vhost '.*': received (.+) but current is (.+)$/.exec(reason);
   if (inequivalent) {
     const [, field = "", wanted = "", current = ""] = inequivalent;
-    return { problem: `${field} is ${valueOf(current)} on the broker, ${valueOf(wanted)} in routes.yaml`, reason };
+    // A queue declared without x-queue-type is a classic queue.
+    const shown = (text: string) => (field === "x-queue-type" && text === "none" ? "classic" : valueOf(text));
+    return { problem: `${field} is ${shown(current)} on the broker, ${shown(wanted)} in routes.yaml`, reason };
   }
   if (/^NOT_FOUND - no (queue|exchange) /.test(reason)) return { problem: "does not exist on the broker", reason };
   if (/^ACCESS_REFUSED/.test(reason)) return { problem: `the broker refused the route's user: ${reason}`, reason };
