@@ -26,9 +26,17 @@ export class AmqpRouteObject extends GatewayRouteObject {
 
 const CEILING_PREFIX = "/__ceiling/";
 
+const resolvedConfigs = new WeakMap<Env, ReturnType<typeof resolveConfig>>();
+const resolvedFor = (env: Env): ReturnType<typeof resolveConfig> => {
+  let resolved = resolvedConfigs.get(env);
+  if (!resolved) resolvedConfigs.set(env, (resolved = resolveConfig(routesConfig, env)));
+  return resolved;
+};
+
 const ceiling = new Hono<GatewayEnv>();
 ceiling.post(`${CEILING_PREFIX}:route`, async (c) => {
-  const resolved = resolveConfig(routesConfig, c.env);
+  // Resolved once per environment, as the gateway does (src/http/gateway.ts).
+  const resolved = resolvedFor(c.env);
   const target = resolved.ok ? resolved.config.routes.find((candidate) => candidate.id === c.req.param("route")) : undefined;
   if (!target?.amqp.producer) return c.json({ error: "no such route" }, 404);
   const body = await c.req.arrayBuffer();

@@ -14,9 +14,13 @@
  * against amqp-client's own consumer, long-poll latency (`GET ?wait=10`, publish → answer), and
  * Server-Sent Events throughput with 1 and 16 clients.
  *
+ * Then routing (bench/lib/routing.ts), on a gateway of its own: a `routing_key` templated from the
+ * path against a fixed one, and `producer.reply: true` against amqp-client's own RPC (direct
+ * reply-to), both calling the same responder in this process.
+ *
  * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 2), BENCH_MEMORY_PUBLISHES
  * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
- * (default "throughput,truth,memory,consume"; a subset runs only those, and judges only their
+ * (default "throughput,truth,memory,consume,routing"; a subset runs only those, and judges only their
  * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
  * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200).
  */
@@ -39,6 +43,7 @@ import {
 import { load, type LoadResult } from "./lib/load";
 import { consumeModesSection, rabbitmqctlVersion } from "./lib/consume-modes";
 import { memorySection, truthSection } from "./lib/pressure";
+import { routingSection } from "./lib/routing";
 import { writeReport, type Measurement, type Report } from "./lib/report";
 
 // The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
@@ -52,7 +57,7 @@ const MEMORY_WARM_UP = 20_000;
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
 const TRUTH_SECONDS = Number(process.env.BENCH_TRUTH_SECONDS ?? 30);
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume").split(",").map((name) => name.trim()));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing").split(",").map((name) => name.trim()));
 const CONSUME_MESSAGES = Number(process.env.BENCH_CONSUME_MESSAGES ?? 30_000);
 const SSE_MESSAGES = Number(process.env.BENCH_SSE_MESSAGES ?? 10_000);
 const LONGPOLL_SAMPLES = Number(process.env.BENCH_LONGPOLL_SAMPLES ?? 200);
@@ -155,6 +160,11 @@ const main = async () => {
     });
     measurements.push(...figures.measurements);
     report.sseAfterClose = figures.afterClose;
+  }
+  if (SECTIONS.has("routing")) {
+    log("routing (a fresh gateway): templated vs fixed routing key, request/reply vs amqp-client's own RPC");
+    if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
+    measurements.push(...(await routingSection({ port: PORT, seconds: SECONDS, rounds: ROUNDS, log })));
   }
   const verdicts = await writeReport(report);
   process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;

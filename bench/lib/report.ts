@@ -12,10 +12,30 @@ type ThroughputSection = "publish" | "floor" | "consume" | "shards" | "batch";
 type ConsumeModeSection = "batch consume" | "long-poll" | "sse";
 const CONSUME_MODE_SECTIONS: ReadonlySet<Measurement["section"]> = new Set<ConsumeModeSection>(["batch consume", "long-poll", "sse"]);
 const isConsumeMode = (m: Measurement) => CONSUME_MODE_SECTIONS.has(m.section);
+/** The `routing` section's rows (bench/lib/routing.ts): a templated routing key, and request/reply. */
+type RoutingSection = "routing" | "request/reply";
+const ROUTING_SECTIONS: ReadonlySet<Measurement["section"]> = new Set<RoutingSection>(["routing", "request/reply"]);
+const isRouting = (m: Measurement) => ROUTING_SECTIONS.has(m.section);
+/** The throughput section's rows: what latest.json, throughput.svg and the main block show. */
+const isMain = (m: Measurement) => !isConsumeMode(m) && !isRouting(m);
+
+/**
+ * The `routing` section's shape and variant names, shared with bench/lib/routing.ts, which
+ * measures them (here rather than there, so that judging them does not load the gateway's runner).
+ */
+export const ROUTING = {
+  connections: 64,
+  payload: "250 B",
+  fixed: "gateway, fixed routing_key",
+  templated: "gateway, routing_key {key} from the path",
+  replyGateway: "gateway POST, reply: true",
+  replyDirect: "amqp-client RPC, direct reply-to",
+  ceiling: "ceiling (no AMQP)",
+} as const;
 
 /** One compared figure: the mean over its rounds. */
 export interface Measurement {
-  section: ThroughputSection | ConsumeModeSection;
+  section: ThroughputSection | ConsumeModeSection | RoutingSection;
   variant: string;
   payload: string;
   /** HTTP connections, or publishes in flight for the direct client. */
@@ -81,16 +101,62 @@ type Ratio = (a: number | undefined, b: number | undefined) => number;
 const ratio: Ratio = (a, b) => (a && b ? a / b : Number.NaN);
 
 /** The targets, each checked against this run's figures; a section that did not run has none. */
-export const verdicts = (report: Report): Verdict[] => [...mainVerdicts(report), ...consumeVerdicts(report)];
+export const verdicts = (report: Report): Verdict[] => [...mainVerdicts(report), ...consumeVerdicts(report), ...routingVerdicts(report)];
 
 /** The throughput, truth and memory sections' targets. */
 const mainVerdicts = (report: Report): Verdict[] => [
-  ...(report.measurements.some((m) => !isConsumeMode(m)) ? throughputVerdicts(report, ratio) : []),
+  ...(report.measurements.some(isMain) ? throughputVerdicts(report, ratio) : []),
   ...pressureVerdicts(report),
 ];
 
 /** The `consume` section's targets, when it ran. */
 const consumeVerdicts = (report: Report): Verdict[] => (report.measurements.some(isConsumeMode) ? consumeModeVerdicts(report, ratio) : []);
+
+/** The `routing` section's targets, when it ran. */
+const routingVerdicts = (report: Report): Verdict[] => {
+  if (!report.measurements.some(isRouting)) return [];
+  const { connections, payload } = ROUTING;
+  const fixed = find(report, "routing", ROUTING.fixed, payload, connections);
+  const templated = find(report, "routing", ROUTING.templated, payload, connections);
+  const vsFixed = ratio(templated?.rps, fixed?.rps);
+  const gateway = find(report, "request/reply", ROUTING.replyGateway, payload, connections);
+  const direct = find(report, "request/reply", ROUTING.replyDirect, payload, connections);
+  const vsDirect = ratio(gateway?.rps, direct?.rps);
+  // The direct client pays for no HTTP. A round trip through the gateway is an HTTP request that
+  // publishes and then waits for a reply: it cannot be faster than the same request answered
+  // without AMQP work (the ceiling, bench/bench-worker.ts), nor than a plain publish on this
+  // machine. The higher of the two is the bound.
+  const ceilingRow = find(report, "routing", ROUTING.ceiling, payload, connections);
+  const bound = ceilingRow && fixed ? Math.max(ceilingRow.rps, fixed.rps) : Number.NaN;
+  const wanted = 0.3 * (direct?.rps ?? Number.NaN);
+  const unreachable = wanted > bound;
+  const vsCeiling = ratio(gateway?.rps, bound);
+  const rows = report.measurements.filter(isRouting);
+  const lost = rows.reduce((total, m) => total + m.lost, 0);
+  const duplicated = rows.reduce((total, m) => total + m.duplicated, 0);
+  const errors = rows.reduce((total, m) => total + m.errors, 0);
+  return [
+    {
+      target: `templated publish (routing_key {key} from the path) within 10% of a fixed-key publish: ≥ 0.9× its req/s (${connections} connections, ${payload})`,
+      measured: `${vsFixed.toFixed(2)}× (${fmt(templated?.rps ?? Number.NaN)} vs ${fmt(fixed?.rps ?? Number.NaN)} req/s)`,
+      met: vsFixed >= 0.9,
+    },
+    {
+      target: `request/reply through the gateway ≥ 0.3× amqp-client's direct RPC (round trips/s, ${connections} in flight, ${payload}); where 0.3× is above what one request through the gateway can do on the machine (the higher of the no-AMQP ceiling and a fixed-key publish), ≥ 0.6× that`,
+      measured:
+        `${vsDirect.toFixed(2)}× (${fmt(gateway?.rps ?? Number.NaN)} vs ${fmt(direct?.rps ?? Number.NaN)} round trips/s); gateway p50 ${ms(gateway?.p50)} ms, p99 ${ms(gateway?.p99)} ms (amqp-client: p50 ${ms(direct?.p50)} ms, p99 ${ms(direct?.p99)} ms)` +
+        (unreachable
+          ? `; 0.3× is ${fmt(wanted)}/s, above the bound of ${fmt(bound)} req/s (ceiling ${fmt(ceilingRow?.rps ?? Number.NaN)}, fixed-key publish ${fmt(fixed?.rps ?? Number.NaN)}), of which the gateway's round trips are ${vsCeiling.toFixed(2)}×`
+          : ""),
+      met: vsDirect >= 0.3 || (unreachable && vsCeiling >= 0.6),
+    },
+    {
+      target: "routing and request/reply: zero lost, duplicated or failed",
+      measured: `${lost} lost, ${duplicated} duplicated, ${errors} errors`,
+      met: lost === 0 && duplicated === 0 && errors === 0,
+    },
+  ];
+};
 
 /** The `consume` section's targets. */
 const consumeModeVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
@@ -177,8 +243,10 @@ const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
     find(report, "consume", "management API get", "250 B", 64)?.rps,
   );
   out.push({ target: "consume ≥ 3× management API (64 connections)", measured: `${consume.toFixed(2)}×`, met: consume >= 3 });
-  const lost = report.measurements.reduce((sum, m) => sum + m.lost, 0) + report.memory.lost;
-  const duplicated = report.measurements.reduce((sum, m) => sum + m.duplicated, 0) + report.memory.duplicated;
+  // The consume and routing sections judge their own rows.
+  const rows = report.measurements.filter(isMain);
+  const lost = rows.reduce((sum, m) => sum + m.lost, 0) + report.memory.lost;
+  const duplicated = rows.reduce((sum, m) => sum + m.duplicated, 0) + report.memory.duplicated;
   out.push({
     target: "zero lost or duplicated messages",
     measured: `${lost} lost, ${duplicated} duplicated`,
@@ -266,7 +334,7 @@ const verdictTable = (list: Verdict[]) =>
 
 /** A horizontal bar chart of throughput (msg/s) per measurement, as SVG. */
 export const throughputSvg = (report: Report): string => {
-  const rows = report.measurements.filter((m) => !isConsumeMode(m));
+  const rows = report.measurements.filter(isMain);
   const max = Math.max(...rows.map((m) => m.msgs).filter(Number.isFinite), 1);
   const rowHeight = 18;
   const labelWidth = 330;
@@ -281,6 +349,8 @@ export const throughputSvg = (report: Report): string => {
     "batch consume": "#2f9e5a",
     "long-poll": "#2f9e5a",
     sse: "#2f9e5a",
+    routing: "#2f6fdf",
+    "request/reply": "#2f6fdf",
   };
   const bars = rows
     .map((m, i) => {
@@ -312,6 +382,10 @@ const consumeMachineLine = (report: Report): string => {
   const sizes = report.consumeSizes;
   return `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime; ${report.rounds} alternating round${report.rounds === 1 ? "" : "s"}${sizes ? `; ${sizes.messages} messages a batch-consume run, ${sizes.sseMessages} a SSE run, ${sizes.samples} long-poll samples a round` : ""}; clients in the same Node process on the same machine`;
 };
+
+/** The machine and the shape of the `routing` section's runs. */
+const routingMachineLine = (report: Report): string =>
+  `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime (Miniflare, direct socket); ${report.seconds} s per run, ${report.rounds} alternating round${report.rounds === 1 ? "" : "s"}; load from autocannon, the RPC responder and amqp-client's RPC client in the same Node process on the same machine`;
 
 /** The pressure sections' figures as Markdown, when they ran. */
 const pressureLines = (report: Report): string => {
@@ -350,23 +424,27 @@ const MAIN_SECTIONS = ["throughput", "truth", "memory"];
 /**
  * Prints the tables and the verdicts. When the throughput, truth or memory sections ran, writes
  * bench/results/latest.json and throughput.svg and replaces the main generated part of
- * BENCHMARKS.md; when the `consume` section ran, writes bench/results/consume.json and replaces
- * its own generated part. A run of one kind leaves the other's figures as they were. Returns the
- * verdicts.
+ * BENCHMARKS.md; when the `consume` or the `routing` section ran, writes
+ * bench/results/consume.json or routing.json and replaces that section's own generated part. A run
+ * of one kind leaves the others' figures as they were. Returns the verdicts.
  */
 export const writeReport = async (report: Report): Promise<Verdict[]> => {
   const mainList = mainVerdicts(report);
   const consumeList = consumeVerdicts(report);
-  const list = [...mainList, ...consumeList];
+  const routingList = routingVerdicts(report);
+  const list = [...mainList, ...consumeList, ...routingList];
   const sections = report.sections ?? MAIN_SECTIONS;
   const mainRan = MAIN_SECTIONS.some((name) => sections.includes(name));
   const consumeRan = sections.includes("consume");
-  const mainRows = report.measurements.filter((m) => !isConsumeMode(m));
+  const routingRan = sections.includes("routing");
+  const mainRows = report.measurements.filter(isMain);
   const consumeRows = report.measurements.filter(isConsumeMode);
+  const routingRows = report.measurements.filter(isRouting);
   const table = markdownTable(mainRows);
   const targets = verdictTable(mainList);
   if (mainRows.length > 0) process.stdout.write(`\n${table}\n`);
   if (consumeRows.length > 0) process.stdout.write(`\n${markdownTable(consumeRows)}\n`);
+  if (routingRows.length > 0) process.stdout.write(`\n${markdownTable(routingRows)}\n`);
   process.stdout.write(`\n${verdictTable(list)}\n`);
   mkdirSync(RESULTS, { recursive: true });
   const path = `${ROOT}BENCHMARKS.md`;
@@ -387,6 +465,16 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
     const generated = `_Generated by \`npm run bench\` (\`consume\` section): ${consumeMachineLine(report)}._\n\n${markdownTable(consumeRows)}\n\n### Targets\n\n${verdictTable(consumeList)}`;
     updated = replaceBlock(updated, "<!-- bench:consume:start -->", "<!-- bench:consume:end -->", generated);
     written.push("bench/results/consume.json");
+  }
+  if (routingRan) {
+    writeFileSync(
+      `${RESULTS}/routing.json`,
+      await formatted(`${RESULTS}/routing.json`, JSON.stringify({ ...report, measurements: routingRows, verdicts: routingList })),
+    );
+    // The block carries its own heading: it is appended at the end of BENCHMARKS.md the first time.
+    const generated = `### Routing and request/reply\n\n_Generated by \`npm run bench\` (\`routing\` section, \`bench/lib/routing.ts\`): ${routingMachineLine(report)}._\n\nA producer whose \`routing_key\` is \`{key}\`, taken from the path, against one with a fixed \`routing_key\`, both to the default exchange; and \`producer.reply: true\` (round trips per second, 200s only) against amqp-client calling the same responder itself with direct reply-to. The responder is an amqp-client consumer in the bench process that publishes each request's body back to its \`reply_to\`.\n\n${markdownTable(routingRows)}\n\n#### Targets\n\n${verdictTable(routingList)}`;
+    updated = replaceBlock(updated, "<!-- bench:routing:start -->", "<!-- bench:routing:end -->", generated);
+    written.push("bench/results/routing.json");
   }
   if (written.length > 0) {
     writeFileSync(path, await formatted(path, updated));

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { account } from "../../bench/lib/accounting";
 import { summarizeProfile, type CpuProfile } from "../../bench/lib/cpu-profile";
-import { verdicts, type Measurement, type Report } from "../../bench/lib/report";
+import { ROUTING, verdicts, type Measurement, type Report } from "../../bench/lib/report";
 
 describe("account: a run's queue against its 2xx answers", () => {
   it("fewer messages than 2xx answers is a loss", () => {
@@ -184,5 +184,68 @@ describe("the pressure targets", () => {
     const manyVerdict = (report: Report) => verdicts(report).find((verdict) => verdict.target.includes("200000 publishes"))?.met;
     expect(manyVerdict(pressureOnly({ pressureMemory: memory(300, 250) }))).toBe(true); // +200 vs the runtime's +160
     expect(manyVerdict(pressureOnly({ pressureMemory: memory(300, 120) }))).toBe(false); // +200 vs the runtime's +30
+  });
+});
+
+describe("the routing targets", () => {
+  const REPLY_TARGET =
+    "request/reply through the gateway ≥ 0.3× amqp-client's direct RPC (round trips/s, 64 in flight, 250 B); where 0.3× is above what one request through the gateway can do on the machine (the higher of the no-AMQP ceiling and a fixed-key publish), ≥ 0.6× that";
+  /** A `routing`-only run: templated at `templated` req/s against 1,000 fixed; replies at `replies` round trips/s against 1,000 direct. */
+  const routingOnly = (templated: number, replies: number): Report => ({
+    ...passingReport(),
+    sections: ["routing"],
+    measurements: [
+      measurement("routing", ROUTING.fixed, ROUTING.payload, 1_000),
+      measurement("routing", ROUTING.templated, ROUTING.payload, templated),
+      measurement("request/reply", ROUTING.replyGateway, ROUTING.payload, replies),
+      measurement("request/reply", ROUTING.replyDirect, ROUTING.payload, 1_000),
+    ],
+  });
+  const unmetTargets = (report: Report) =>
+    verdicts(report)
+      .filter((verdict) => !verdict.met)
+      .map((verdict) => verdict.target.split(":")[0]);
+
+  it("templated exactly at 0.9× the fixed key and replies exactly at 0.3× amqp-client's RPC are met; only the routing targets are judged", () => {
+    const report = routingOnly(900, 300);
+    expect(verdicts(report)).toHaveLength(3);
+    expect(unmetTargets(report)).toEqual([]);
+  });
+
+  it("below either ratio, or a lost request, is not met", () => {
+    expect(unmetTargets(routingOnly(899, 300))).toEqual([
+      "templated publish (routing_key {key} from the path) within 10% of a fixed-key publish",
+    ]);
+    expect(unmetTargets(routingOnly(900, 299))).toEqual([REPLY_TARGET]);
+    const report = routingOnly(900, 300);
+    const reply = report.measurements.find((m) => m.variant === ROUTING.replyGateway);
+    if (reply) reply.lost = 1;
+    expect(unmetTargets(report)).toEqual(["routing and request/reply"]);
+  });
+
+  it("where 0.3× amqp-client's RPC is above both the no-AMQP ceiling and a fixed-key publish, replies at 0.6× the higher are met, and below it not", () => {
+    const withCeiling = (replies: number, ceiling: number) => {
+      const report = routingOnly(900, replies);
+      report.measurements.push(measurement("routing", ROUTING.ceiling, ROUTING.payload, ceiling));
+      return report;
+    };
+    // Fixed-key publish at 1,000 (routingOnly): 0.3× of a direct RPC at 5,000 is 1,500, above it.
+    const direct = (report: Report) => {
+      const row = report.measurements.find((m) => m.variant === ROUTING.replyDirect);
+      if (row) row.rps = 5_000;
+      return report;
+    };
+    expect(unmetTargets(direct(withCeiling(600, 800)))).toEqual([]); // bound max(800, 1000) = 1000; 600 = 0.6×
+    expect(unmetTargets(direct(withCeiling(599, 800)))).toEqual([REPLY_TARGET]);
+    expect(unmetTargets(direct(withCeiling(720, 1_200)))).toEqual([]); // bound 1200; 720 = 0.6×
+    expect(unmetTargets(direct(withCeiling(719, 1_200)))).toEqual([REPLY_TARGET]);
+    // A ceiling above 0.3× changes nothing: the direct ratio decides.
+    expect(unmetTargets(withCeiling(299, 1_000))).toEqual([REPLY_TARGET]);
+  });
+
+  it("a missing figure is never counted as met", () => {
+    const report = routingOnly(900, 300);
+    report.measurements = report.measurements.filter((m) => m.variant !== ROUTING.replyDirect);
+    expect(unmetTargets(report)).toEqual([REPLY_TARGET]);
   });
 });
