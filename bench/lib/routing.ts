@@ -226,7 +226,7 @@ const gatewayReplies = async (url: string, responder: Responder, seconds: number
  * requires) and publishes the requests persistent and with publisher confirms, as the gateway
  * does (its 200 says the broker took the request and the service answered), `CONNECTIONS` in
  * flight; a round trip ends when both the confirm and the reply are in. (Without confirms the
- * same client measured about 3× faster here: see BENCHMARKS.md.) Each request is waited for to its reply, so a
+ * same client measured about the same here: see BENCHMARKS.md.) Each request is waited for to its reply, so a
  * request without one within the reply timeout is lost, and a reply to none in flight a duplicate.
  */
 const directReplies = async (seconds: number): Promise<Run> => {
