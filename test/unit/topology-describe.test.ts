@@ -43,14 +43,14 @@ describe("describe() of a broker's refusal", () => {
         ),
       ).problem,
     ).toBe("x-message-ttl is 1000 on the broker, not set in routes.yaml");
-    // A classic queue declared without x-queue-type, which routes.yaml says is quorum.
+    // A classic queue declared without x-queue-type, which routes.yaml says is quorum: called classic.
     expect(
       describeRefusal(
         refusal(
           "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'jobs' in vhost '/': received the value 'quorum' of type 'longstr' but current is none (406)",
         ),
       ).problem,
-    ).toBe("x-queue-type is not set on the broker, quorum in routes.yaml");
+    ).toBe("x-queue-type is classic on the broker, quorum in routes.yaml");
   });
 
   it("describes a differing flag or exchange type the same way", () => {
