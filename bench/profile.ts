@@ -18,6 +18,9 @@ import { deleteQueues, freshQueues, prefill } from "./lib/broker";
 import { cpuSeconds, startCpuProfile, summarizeProfile } from "./lib/cpu-profile";
 import { load } from "./lib/load";
 
+// As in `npm run bench`: the request log's one console line per request is not what is profiled.
+process.env.LOG_LEVEL ??= "none";
+
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
 const INSPECTOR_PORT = Number(process.env.PROFILE_INSPECTOR_PORT ?? 9230);
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
