@@ -49,48 +49,54 @@ const checkBroker = async (url: string, routes: RouteConfig[], timeoutMs: number
       clearTimeout(timer);
     }
   } catch (error) {
-    return [`${names}: cannot connect to ${redactUrl(url)}: ${redactSecrets(brokerReason(error), url)}`];
+    return [`${names}: cannot connect to ${redactUrl(url)}: ${redactSecrets(reasonOf(error), url)}`];
   }
   try {
     const lines: string[] = [];
     const open = () => newChannel(session);
-    // A block shared by several routes (the top-level one) is checked once.
-    const checked = new Map<string, string[]>();
     for (const route of routes) {
-      for (const topology of route.amqp.topology) {
-        const key = JSON.stringify(topology);
-        if (!checked.has(key)) {
-          const problems = await applyTopology(open, [topology], { verifyOnly: true, all: true });
-          checked.set(key, problems.map(problemLine));
-        }
-        lines.push(...(checked.get(key) ?? []).map((line) => `route "${route.id}": ${line}`));
-      }
-      const needs = neededObjects(route);
-      const problems = await applyTopology(open, [needs], { verifyOnly: true, all: true, existenceOnly: true });
+      // The route's blocks together: a binding may name what the top-level block declares.
+      const problems = [
+        ...(await applyTopology(open, route.amqp.topology, { verifyOnly: true, all: true })),
+        ...(await applyTopology(open, [neededObjects(route)], { verifyOnly: true, all: true, existenceOnly: true })),
+      ];
       lines.push(...problems.map((problem) => `route "${route.id}": ${problemLine(problem)}`));
     }
     return lines;
   } catch (error) {
-    return [`${names}: the connection to ${redactUrl(url)} failed during the check: ${redactSecrets(brokerReason(error), url)}`];
+    return [`${names}: the connection to ${redactUrl(url)} failed during the check: ${redactSecrets(reasonOf(error), url)}`];
   } finally {
     await session.stop().catch(() => undefined);
   }
 };
 
 /**
- * The route's fixed exchange and queue, as a topology to verify, leaving out what its topology
- * declares (the gateway creates those) and what the request names (`{...}`).
+ * What the route names and must find on the broker, as a topology to verify for existence: its
+ * fixed exchange, its consumer's fixed queue, and for a producer on the default exchange the
+ * queue its fixed routing key names (else the broker drops every message, and confirms it).
+ * Left out: what its topology declares (the gateway creates those) and what the request names.
  */
 const neededObjects = (route: RouteConfig): TopologyConfig => {
   const declared = route.amqp.topology.filter((topology) => topology.mode === "declare");
-  const exchange = route.amqp.producer?.exchange ?? "";
-  const queue = route.amqp.consumer?.queue;
-  const needsExchange = exchange !== "" && !isTemplate(exchange) && !declared.some((t) => t.exchanges.some((e) => e.name === exchange));
-  const needsQueue = queue !== undefined && !isTemplate(queue) && !declared.some((t) => t.queues.some((q) => q.name === queue));
+  const fixed = (name: string | undefined): name is string => name !== undefined && name !== "" && !isTemplate(name);
+  const producer = route.amqp.producer;
+  const exchanges = [producer?.exchange].filter(fixed).filter((name) => !declared.some((t) => t.exchanges.some((e) => e.name === name)));
+  const queues = [route.amqp.consumer?.queue, producer?.exchange === "" ? producer.routing_key : undefined]
+    .filter(fixed)
+    .filter((name) => !declared.some((t) => t.queues.some((q) => q.name === name)));
   return {
     mode: "verify",
-    exchanges: needsExchange ? [{ name: exchange, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} }] : [],
-    queues: needsQueue ? [{ name: queue, durable: true, exclusive: false, auto_delete: false, arguments: {} }] : [],
+    exchanges: exchanges.map((name) => ({ name, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} })),
+    queues: [...new Set(queues)].map((name) => ({ name, durable: true, exclusive: false, auto_delete: false, arguments: {} })),
     bindings: [],
   };
+};
+
+/** An error's words: amqp-client's errors, and the WebSocket's error events, which are not Errors. */
+const reasonOf = (error: unknown): string => {
+  if (error instanceof Error) return brokerReason(error);
+  const message = (error as { message?: unknown } | null)?.message;
+  if (typeof message === "string" && message !== "") return message;
+  const type = (error as { type?: unknown } | null)?.type;
+  return typeof type === "string" ? `the WebSocket failed (${type} event): is the Web-AMQP relay up?` : String(error);
 };

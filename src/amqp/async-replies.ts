@@ -1,15 +1,23 @@
+import { RouteFailureError, type RouteFailure } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 
-/** What `GET <path>/replies/<id>` finds. */
-export type ReplyState = { status: "pending" } | { status: "arrived"; message: ConsumedMessage } | { status: "unknown" };
+/** What `GET <path>/replies/<id>` finds: the reply, still waiting, why there is none, or nothing known. */
+export type ReplyState =
+  | { status: "pending" }
+  | { status: "arrived"; message: ConsumedMessage }
+  | { status: "failed"; failure: RouteFailure }
+  | { status: "unknown" };
 
 interface Entry {
   expiresAt: number;
   message?: ConsumedMessage;
+  failure?: RouteFailure;
 }
 
 /** Most requests answered `202 respond-async` whose replies one route object keeps at a time. */
 export const MAX_ASYNC_REPLIES = 10_000;
+/** Largest reply one answer carries: the object → Worker hop takes 32 MiB at most. */
+export const MAX_REPLY_BYTES = 20 * 1024 * 1024;
 /** Most bytes of unread reply bodies one route object keeps (an isolate has 128 MB in all). */
 export const MAX_ASYNC_REPLY_BYTES = 32 * 1024 * 1024;
 
@@ -35,11 +43,27 @@ export class AsyncReplies {
     arrival.then(
       (message) => {
         if (this.#entries.get(id) !== entry) return;
-        entry.message = message;
         entry.expiresAt = Date.now() + keepMs;
+        // Counted as it arrives, so the budget holds whatever clients fetch or not; and no reply
+        // larger than what may cross to the Worker in one answer.
+        if (this.#bytes + message.body.byteLength > MAX_ASYNC_REPLY_BYTES || message.body.byteLength > MAX_REPLY_BYTES) {
+          entry.failure = {
+            ok: false,
+            kind: "broker_error",
+            message: `the reply (${message.body.byteLength} bytes) was dropped: the route holds ${MAX_ASYNC_REPLY_BYTES} bytes of unread replies at most`,
+          };
+          return;
+        }
+        entry.message = message;
         this.#bytes += message.body.byteLength;
       },
-      () => undefined, // no reply in time: pending until it expires, then unknown
+      (error: unknown) => {
+        // No reply in time, or its channel lost: kept, so that the client learns why.
+        entry.failure =
+          error instanceof RouteFailureError
+            ? error.toFailure()
+            : { ok: false, kind: "no_answer", message: "no reply arrived; the request was published" };
+      },
     );
   }
 
@@ -48,7 +72,8 @@ export class AsyncReplies {
     this.#sweep(now);
     const entry = this.#entries.get(id);
     if (!entry || entry.expiresAt <= now) return { status: "unknown" };
-    return entry.message ? { status: "arrived", message: entry.message } : { status: "pending" };
+    if (entry.message) return { status: "arrived", message: entry.message };
+    return entry.failure ? { status: "failed", failure: entry.failure } : { status: "pending" };
   }
 
   /** Forgets expired entries, at most once a second. */

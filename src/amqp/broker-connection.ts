@@ -147,8 +147,10 @@ export class BrokerConnection {
    */
   #topologyOn(session: AMQPSession): Promise<void> {
     const current = this.#topology;
-    const fresh = current?.generation === this.#generation;
-    if (fresh && (current.failedAt === undefined || Date.now() - current.failedAt < TOPOLOGY_RETRY_MS)) return current.outcome;
+    // A failure stands for a second, across reconnects too: a declare that makes the broker close
+    // the whole connection must not be retried on every reconnect.
+    if (current?.failedAt !== undefined && Date.now() - current.failedAt < TOPOLOGY_RETRY_MS) return current.outcome;
+    if (current?.generation === this.#generation && current.failedAt === undefined) return current.outcome;
     const applied: AppliedTopology = { generation: this.#generation, done: false, outcome: Promise.resolve() };
     const event = { connection: this.settings.name, url: redactUrl(this.settings.url) };
     applied.outcome = (async () => {
@@ -173,7 +175,11 @@ export class BrokerConnection {
       if (first) {
         applied.failedAt = Date.now();
         this.#logger.log("error", "topology failed", { ...event, object: first.object, reason: first.reason });
-        throw new RouteFailureError("unavailable", `topology: ${problemLine(first)} (${first.reason})`, TOPOLOGY_RETRY_MS / 1000);
+        const line = problemLine(first);
+        const message = `topology: ${line.includes(first.reason) ? line : `${line} (${first.reason})`}`;
+        // The route's user may not declare it: the configuration, which a retry will not fix (502).
+        if (first.code === 403) throw new RouteFailureError("misconfigured", message);
+        throw new RouteFailureError("unavailable", message, TOPOLOGY_RETRY_MS / 1000);
       }
       applied.done = true;
       this.#logger.log("info", "topology applied", event);

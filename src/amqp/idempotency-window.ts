@@ -9,7 +9,18 @@ export interface IdempotentPlan {
   confirmed: Set<number>;
   /** Call once per published message, with whether the broker in the end enqueued it. */
   settled: (index: number, enqueued: boolean) => void;
+  /**
+   * Call just before the request is answered: what was confirmed by then is written once (not
+   * once per confirm: a batch of 10,000 would rewrite its row 10,000 times), before the answer.
+   */
+  answering: () => void;
 }
+
+/** `confirmed` when every message of the request was: a batch's row stays small. */
+const ALL_CONFIRMED = "*";
+
+const confirmedIndexes = (stored: string, count: number): number[] =>
+  stored === ALL_CONFIRMED ? Array.from({ length: count }, (_, index) => index) : (JSON.parse(stored) as number[]);
 
 interface Row {
   at: number;
@@ -78,37 +89,51 @@ export class IdempotencyWindow {
         "this Idempotency-Key was used for a different request (other body, exchange or routing key) within the window; nothing was published",
       );
     }
-    const confirmed = new Set<number>(live ? (JSON.parse(live.confirmed) as number[]) : []);
+    const confirmed = new Set<number>(live ? confirmedIndexes(live.confirmed, count) : []);
     const missing = Array.from({ length: count }, (_, index) => index).filter((index) => !confirmed.has(index));
     const at = live?.at ?? now;
     if (!live) this.#remember(request, at, row !== undefined);
-    if (missing.length === 0) return { missing, confirmed, settled: () => undefined };
+    if (missing.length === 0) return { missing, confirmed, settled: () => undefined, answering: () => undefined };
 
     let outstanding = missing.length;
     let done!: () => void;
     this.#inFlight.set(request.key, new Promise<void>((resolve) => (done = resolve)));
     const enqueued = new Set(confirmed);
+    let answered = false;
+    let unwritten = false;
+    // An upsert: the row may have been dropped meanwhile (more than maxEntries new keys during one
+    // confirm wait), and the repeats waiting for this key must still find it.
+    const write = () => {
+      unwritten = false;
+      this.#sql.exec(
+        "INSERT INTO idempotency (key, at, fingerprint, confirmed) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
+        request.key,
+        at,
+        request.fingerprint,
+        enqueued.size === count ? ALL_CONFIRMED : JSON.stringify([...enqueued]),
+      );
+    };
     return {
       missing,
       confirmed,
       settled: (index, ok) => {
         if (ok) {
           enqueued.add(index);
-          // An upsert: the row may have been dropped meanwhile (more than maxEntries new keys
-          // during one confirm wait), and the repeats waiting for this key must still find it.
-          this.#sql.exec(
-            "INSERT INTO idempotency (key, at, fingerprint, confirmed) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
-            request.key,
-            at,
-            request.fingerprint,
-            JSON.stringify([...enqueued]),
-          );
+          unwritten = true;
+          // A confirm after the answer (a 504's late confirm) is written as it comes.
+          if (answered) write();
         }
         if (--outstanding > 0) return;
+        // Written before the repeats waiting for this request read the row.
+        if (unwritten) write();
         this.#inFlight.delete(request.key);
         // Nothing was ever enqueued under the key: it is free for any request again.
         if (enqueued.size === 0) this.#forget(request.key);
         done();
+      },
+      answering: () => {
+        answered = true;
+        if (unwritten) write();
       },
     };
   }

@@ -51,7 +51,7 @@ export class ReplyLine {
   lose(reason: string): void {
     this.#lost = new RouteFailureError(
       "no_answer",
-      `the connection to the broker was lost before the reply arrived (${reason}); the request was published`,
+      `the reply channel closed before the reply arrived (${reason}); the request was published`,
     );
     for (const waiter of this.#waiting.values()) waiter.reject(this.#lost);
     this.#waiting.clear();

@@ -92,6 +92,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const failure = published.find((outcome): outcome is RouteFailure => !outcome.ok);
     if (failure) this.#counters.recordError(failure.message);
     if (!plan || !missing) return { outcomes: published };
+    plan.answering();
     const positionOf = new Map(missing.map((index, position) => [index, position]));
     // Those not published now were confirmed under the key before.
     const outcomes = messages.map((_, index): PublishOutcome => published[positionOf.get(index) ?? -1] ?? { ok: true });
@@ -167,7 +168,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
           body: message.body,
           properties: { ...message.properties, replyTo: DIRECT_REPLY_TO, correlationId: id },
           persistent: producer.persistent,
-          mandatory: producer.mandatory ? connection.returns : undefined,
+          // Always mandatory: a request no queue takes can have no reply, so say so now (422).
+          mandatory: connection.returns,
           window: connection.window,
           confirmTimeoutMs: producer.confirm_timeout_ms,
           deadlines: this.#deadlines,
@@ -182,7 +184,15 @@ export class AmqpRouteObject extends DurableObject<Env> {
         this.#asyncReplies.track(id, arrival, producer.reply_timeout_ms);
         return { ok: true };
       }
-      return { ok: true, reply: await arrival };
+      const reply = await arrival;
+      // What crosses from the object to the Worker is limited to 32 MiB.
+      if (reply.body.byteLength > MAX_ANSWER_BYTES) {
+        throw new RouteFailureError(
+          "broker_error",
+          `the reply is ${reply.body.byteLength} bytes, more than the ${MAX_ANSWER_BYTES} the gateway answers with; the request was published`,
+        );
+      }
+      return { ok: true, reply };
     } catch (error) {
       return this.#failed(error);
     }

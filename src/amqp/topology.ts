@@ -10,6 +10,8 @@ export interface TopologyProblem {
   problem: string;
   /** The broker's own reply, for the record. */
   reason: string;
+  /** Its AMQP reply code: 404 missing, 406 different, 403 not allowed. */
+  code: number;
 }
 
 export interface ApplyOptions {
@@ -23,8 +25,6 @@ export interface ApplyOptions {
 
 interface Step {
   object: string;
-  /** Verified on behalf of a `declare` block (`check --live`), so missing is not a problem. */
-  creatable?: boolean;
   run: (channel: AMQPChannel) => Promise<void>;
 }
 
@@ -45,22 +45,31 @@ export const applyTopology = async (
   const problems: TopologyProblem[] = [];
   let channel: AMQPChannel | undefined;
   try {
+    // What the gateway itself would create: when checking on its behalf, that is not missing.
+    const declared = new Set(
+      topologies
+        .filter((topology) => topology.mode === "declare")
+        .flatMap((topology) => [
+          ...topology.exchanges.map((exchange) => `exchange ${exchange.name}`),
+          ...topology.queues.map((queue) => `queue ${queue.name}`),
+        ]),
+    );
     const all = topologies.flatMap((topology) =>
-      steps(topology, options.verifyOnly ? "verify" : topology.mode, options.existenceOnly ?? false).map((step) => ({
-        ...step,
-        creatable: options.verifyOnly === true && topology.mode === "declare",
-      })),
+      steps(topology, options.verifyOnly ? "verify" : topology.mode, {
+        existenceOnly: options.existenceOnly ?? false,
+        forDeclare: options.verifyOnly === true && topology.mode === "declare",
+      }),
     );
     for (const step of all) {
       if (!channel || channel.closed) channel = await open();
       try {
         await step.run(channel);
       } catch (error) {
-        // Checking a block the gateway declares: what is missing, it will create.
-        if (step.creatable && replyCodeOf(error) === 404) continue;
+        const code = replyCodeOf(error);
+        if (options.verifyOnly && code === 404 && declared.has(step.object)) continue;
         // Not a refusal of this step: the connection itself failed, and the caller must see that.
-        if (replyCodeOf(error) === undefined) throw error;
-        problems.push({ object: step.object, ...describe(error) });
+        if (code === undefined) throw error;
+        problems.push({ object: step.object, code, ...describe(error) });
         if (!options.all) break;
       }
     }
@@ -70,38 +79,57 @@ export const applyTopology = async (
   return problems;
 };
 
-const steps = (topology: TopologyConfig, mode: TopologyConfig["mode"], existenceOnly: boolean): Step[] => [
-  ...topology.exchanges.map((exchange) => exchangeStep(exchange, mode, existenceOnly)),
-  ...topology.queues.map((queue) => queueStep(queue, mode, existenceOnly)),
+/**
+ * The arguments as the broker's table should hold them: amqp-client writes an integer below 2^32
+ * as a signed 32-bit one, so 2^31 and up would arrive negative; such integers go as 64-bit.
+ */
+const table = (args: Record<string, string | number | boolean>): Record<string, string | number | boolean | bigint> =>
+  Object.fromEntries(
+    Object.entries(args).map(([key, value]) => [
+      key,
+      typeof value === "number" && Number.isInteger(value) && (value >= 2 ** 31 || value < -(2 ** 31)) ? BigInt(value) : value,
+    ]),
+  );
+
+/** How a block is checked: existence only (a route's own exchange and queue), or on behalf of a declare block (check --live). */
+interface StepOptions {
+  existenceOnly: boolean;
+  /** Verifying what a `declare` block will do: a user who may not declare it is a problem, not "unchecked". */
+  forDeclare: boolean;
+}
+
+const steps = (topology: TopologyConfig, mode: TopologyConfig["mode"], options: StepOptions): Step[] => [
+  ...topology.exchanges.map((exchange) => exchangeStep(exchange, mode, options)),
+  ...topology.queues.map((queue) => queueStep(queue, mode, options)),
   ...topology.bindings.flatMap((binding) => bindingSteps(binding, mode)),
 ];
 
-const exchangeStep = (exchange: ExchangeConfig, mode: TopologyConfig["mode"], existenceOnly: boolean): Step => ({
+const exchangeStep = (exchange: ExchangeConfig, mode: TopologyConfig["mode"], options: StepOptions): Step => ({
   object: `exchange ${exchange.name}`,
   run: async (channel) => {
     if (mode === "verify") await channel.exchangeDeclare(exchange.name, exchange.type, { passive: true });
-    if (mode === "verify" && existenceOnly) return;
-    await equivalentOrUnchecked(mode, () =>
+    if (mode === "verify" && options.existenceOnly) return;
+    await equivalentOrUnchecked(mode === "verify" && !options.forDeclare, () =>
       channel.exchangeDeclare(
         exchange.name,
         exchange.type,
         { durable: exchange.durable, autoDelete: exchange.auto_delete, internal: exchange.internal },
-        exchange.arguments,
+        table(exchange.arguments),
       ),
     );
   },
 });
 
-const queueStep = (queue: QueueConfig, mode: TopologyConfig["mode"], existenceOnly: boolean): Step => ({
+const queueStep = (queue: QueueConfig, mode: TopologyConfig["mode"], options: StepOptions): Step => ({
   object: `queue ${queue.name}`,
   run: async (channel) => {
     if (mode === "verify") await channel.queueDeclare(queue.name, { passive: true });
-    if (mode === "verify" && existenceOnly) return;
-    await equivalentOrUnchecked(mode, () =>
+    if (mode === "verify" && options.existenceOnly) return;
+    await equivalentOrUnchecked(mode === "verify" && !options.forDeclare, () =>
       channel.queueDeclare(
         queue.name,
         { durable: queue.durable, exclusive: queue.exclusive, autoDelete: queue.auto_delete },
-        queue.arguments,
+        table(queue.arguments),
       ),
     );
   },
@@ -126,8 +154,8 @@ const bindingSteps = (binding: BindingConfig, mode: TopologyConfig["mode"]): Ste
       object: `binding ${binding.source} → ${destination} (key "${binding.routing_key}")`,
       run: (channel) =>
         binding.destination_type === "queue"
-          ? channel.queueBind(binding.destination, binding.source, binding.routing_key, binding.arguments)
-          : channel.exchangeBind(binding.destination, binding.source, binding.routing_key, binding.arguments),
+          ? channel.queueBind(binding.destination, binding.source, binding.routing_key, table(binding.arguments))
+          : channel.exchangeBind(binding.destination, binding.source, binding.routing_key, table(binding.arguments)),
     },
   ];
 };
@@ -137,11 +165,11 @@ const bindingSteps = (binding: BindingConfig, mode: TopologyConfig["mode"]): Ste
  * without configure permission may not redeclare even an equivalent object: the passive check
  * has passed, so existence is all that can be verified then.
  */
-const equivalentOrUnchecked = async (mode: TopologyConfig["mode"], declare: () => Promise<unknown>): Promise<void> => {
+const equivalentOrUnchecked = async (verifying: boolean, declare: () => Promise<unknown>): Promise<void> => {
   try {
     await declare();
   } catch (error) {
-    if (mode === "verify" && replyCodeOf(error) === 403) return;
+    if (verifying && replyCodeOf(error) === 403) return;
     throw error;
   }
 };
@@ -161,7 +189,9 @@ export const describe = (error: unknown): { problem: string; reason: string } =>
     return { problem: `${field} is ${shown(current)} on the broker, ${shown(wanted)} in routes.yaml`, reason };
   }
   if (/^NOT_FOUND - no (queue|exchange) /.test(reason)) return { problem: "does not exist on the broker", reason };
-  if (/^ACCESS_REFUSED/.test(reason)) return { problem: `the broker refused the route's user: ${reason}`, reason };
+  if (/^ACCESS_REFUSED/.test(reason)) {
+    return { problem: `the broker refused the route's user (declaring needs the configure permission): ${reason}`, reason };
+  }
   return { problem: `the broker refused it: ${reason}`, reason };
 };
 

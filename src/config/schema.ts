@@ -8,7 +8,7 @@ import * as v from "valibot";
 import { redactUrl } from "../amqp/broker-url";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
-import { templateProblem } from "./templates";
+import { isTemplate, templateProblem } from "./templates";
 import { TopologySchema, type TopologyConfig } from "./topology-schema";
 import { unknownKeyMessage } from "./unknown-key-message";
 
@@ -361,6 +361,22 @@ const RouteSchema = v.pipe(
     for (const [field, text] of templated) {
       const template = text === undefined ? undefined : templateProblem(text, route.path);
       if (template) problem(`${field}: ${template}`, "amqp");
+    }
+    if (producer?.reply) {
+      if (route.path_prefix || /[*?]/.test(route.path)) {
+        problem(
+          "producer.reply needs a path without *, optional parameters or path_prefix: replies are fetched at <path>/replies/<id>",
+          "amqp",
+        );
+      }
+      // One reply channel serves all of a route object's requests: an exchange the broker refuses
+      // (internal, missing, forbidden) closes it, and every other caller's pending reply with it.
+      if (isTemplate(producer.exchange)) {
+        problem(
+          "producer.exchange cannot take values from the request on a reply route (a refused exchange would close the reply channel all its requests share)",
+          "amqp",
+        );
+      }
     }
     if (broken || url === undefined || !roles) return NEVER;
     const methods = route.methods ?? ROUTE_METHODS.filter((method) => (isPublishMethod(method) ? producer : consumer) !== undefined);

@@ -21,10 +21,23 @@ const flag = (what: string, fallback: boolean) => v.optional(v.boolean(`${what} 
 /** `x-arguments` of a declare or a binding: strings, numbers and booleans, as the broker's table holds them. */
 const ArgumentsSchema = v.optional(
   v.record(
-    v.string(),
+    v.pipe(
+      v.string(),
+      v.check((key) => new TextEncoder().encode(key).length <= 255, "argument names must be at most 255 bytes"),
+    ),
     v.union(
-      [v.string(), v.number(), v.boolean()],
-      (issue) => `argument values must be strings, numbers or true/false, got ${JSON.stringify(issue.input)}`,
+      [
+        v.string(),
+        v.pipe(
+          v.number(),
+          v.check(
+            (value) => Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)),
+            (issue) => `argument value ${String(issue.input)} is not a number the broker can hold exactly (at most 2^53 - 1)`,
+          ),
+        ),
+        v.boolean(),
+      ],
+      (issue) => `argument values must be strings, numbers or true/false, got ${JSON.stringify(issue.input) ?? String(issue.input)}`,
     ),
     "arguments must be a mapping of names to values",
   ),

@@ -31,7 +31,7 @@ const OMITTED_RESERVE_BYTES = 1100;
  * {@link ENCODED_HEADER}, so a client knows to decode it (`decodeURIComponent`). No value can
  * inject a header, and all of them together stay within {@link HEADERS_BUDGET_BYTES}.
  */
-export const messageHeaders = (message: ConsumedMessage): Headers => {
+export const messageHeaders = (message: ConsumedMessage, { reply = false }: { reply?: boolean } = {}): Headers => {
   const headers = new Headers();
   const encoded: string[] = [];
   // Bytes used so far: each header's name, value and ": \r\n", and its place in the encoded list.
@@ -46,13 +46,18 @@ export const messageHeaders = (message: ConsumedMessage): Headers => {
     const shown = shownValue(value);
     put(name, shown, shown !== value);
   };
-  putProperty("Content-Type", message.contentType ?? DEFAULT_CONTENT_TYPE);
-  putProperty("X-Exchange", message.exchange);
-  putProperty("X-Routing-Key", message.routingKey);
-  putProperty("X-Redelivered", String(message.redelivered));
+  // A reply (request/reply) is not a delivery from a queue the client knows: where it came through
+  // (the gateway's own reply channel) says nothing to the client, and a reply without a content
+  // type is bytes, not JSON.
+  putProperty("Content-Type", message.contentType ?? (reply ? "application/octet-stream" : DEFAULT_CONTENT_TYPE));
+  if (!reply) {
+    putProperty("X-Exchange", message.exchange);
+    putProperty("X-Routing-Key", message.routingKey);
+    putProperty("X-Redelivered", String(message.redelivered));
+  }
   if (message.messageId !== undefined) putProperty("X-Message-Id", message.messageId);
   if (message.correlationId !== undefined) putProperty("X-Correlation-Id", message.correlationId);
-  if (message.messageCount !== undefined) putProperty("X-Message-Count", String(message.messageCount));
+  if (message.messageCount !== undefined && !reply) putProperty("X-Message-Count", String(message.messageCount));
 
   const budget = HEADERS_BUDGET_BYTES - OMITTED_RESERVE_BYTES - ENCODED_HEADER.length - 4;
   const omitted: string[] = [];

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { OutgoingMessage, PublishingTarget, ReplyOutcome } from "../amqp/route-messages";
+import type { ConsumedMessage, OutgoingMessage, PublishingTarget, ReplyOutcome } from "../amqp/route-messages";
 import type { ReplyState } from "../amqp/async-replies";
 import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
@@ -35,23 +35,23 @@ export const requestReply = async (
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);
   const id = externalLeaseId(shard, crypto.randomUUID());
-  const async = /(^|[\s,;])respond-async\b/i.test(c.req.header("prefer") ?? "");
+  const async = prefersAsync(c.req.header("prefer"));
   const outcome = await callRouteObject(target.id, "publish", async (): Promise<ReplyOutcome> =>
     routeObject(c.env, target, shard).request({ route: target, message, id, async, ...(admission ? { admission } : {}) }),
   );
   if (!outcome.ok) throw failureError(outcome, target.id);
   if (!outcome.reply) {
-    const location = `${routeBase(c, route)}/replies/${id}`;
+    // The schema allows reply routes only on paths without wildcards or optional parts, so the
+    // request's own path is the route's, and `<path>/replies/:reply_id` matches below it.
+    const location = `${c.req.path.replace(/\/+$/, "")}/replies/${id}`;
     c.header("Location", location);
     c.header("Preference-Applied", "respond-async");
     return c.json({ status: "accepted", id, location }, 202);
   }
-  const headers = messageHeaders(outcome.reply);
-  headers.set("Content-Length", String(outcome.reply.body.byteLength));
-  return new Response(outcome.reply.body, { status: 200, headers });
+  return replyResponse(outcome.reply);
 };
 
-/** `GET <path>/replies/<id>`: 200 with the reply, 202 while it is pending, 404 once it has expired. */
+/** `GET <path>/replies/<id>`: 200 with the reply, 202 while it is pending, the failure's status once it failed, 404 once it has expired. */
 export const fetchReply = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
   const id = c.req.param("reply_id") ?? "";
   const parsed = parseLeaseId(id, route.amqp.shards);
@@ -61,15 +61,28 @@ export const fetchReply = async (c: Context<GatewayEnv>, route: PublishingRoute)
   const state = await callRouteObject(target.id, "consume", async (): Promise<ReplyState> =>
     routeObject(c.env, target, parsed.shard).reply(id),
   );
-  if (state.status === "unknown") throw unknown();
-  if (state.status === "pending") return c.json({ status: "pending", id }, 202, { "Retry-After": "1" });
-  const headers = messageHeaders(state.message);
-  headers.set("Content-Length", String(state.message.body.byteLength));
-  return new Response(state.message.body, { status: 200, headers });
+  switch (state.status) {
+    case "unknown":
+      throw unknown();
+    case "pending":
+      return c.json({ status: "pending", id }, 202, { "Retry-After": "1" });
+    case "failed":
+      throw failureError(state.failure, route.id);
+    case "arrived":
+      return replyResponse(state.message);
+  }
 };
 
-/** The route's path as this request filled it in (`/rpc/:service` → `/rpc/billing`). */
-const routeBase = (c: Context<GatewayEnv>, route: PublishingRoute): string =>
-  route.path
-    .replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?\??/g, (_, name: string) => encodeURIComponent(c.req.param(name) ?? ""))
-    .replace(/\/+$/, "");
+/** The reply as the answer: its body, its content type and properties as headers. */
+const replyResponse = (reply: ConsumedMessage): Response => {
+  const headers = messageHeaders(reply, { reply: true });
+  headers.set("Content-Length", String(reply.body.byteLength));
+  return new Response(reply.body, { status: 200, headers });
+};
+
+/** Whether `Prefer` asks for `respond-async` (RFC 7240: comma-separated preferences, each `token[=value][; params]`). */
+const prefersAsync = (prefer: string | undefined): boolean =>
+  (prefer ?? "").split(",").some((preference) => {
+    const [token = "", value] = (preference.split(";")[0] ?? "").split("=");
+    return token.trim().toLowerCase() === "respond-async" && value === undefined;
+  });

@@ -129,4 +129,31 @@ ${routes(BROKER_URL, queue, `        mode: verify\n        queues: [{ name: ${qu
     expect(lines[0]).toMatch(/routes\.yaml: route "live": cannot connect to amqp:\/\/gwuser:\*\*\*@127\.0\.0\.1:1\//);
     expect(`${stdout}${stderr}`).not.toContain(password);
   });
+
+  it("reports what a declare block cannot do and what a route names that does not exist: a binding to a missing queue, a default-exchange key with no queue", async () => {
+    const [source, missing, keyed] = [uniqueName("live-src"), uniqueName("live-typo"), uniqueName("live-key")];
+    const yaml = `routes:
+  - id: bindings
+    path: /b
+    amqp:
+      enabled: true
+      url: "${BROKER_URL}"
+      producer: { exchange: ${source}, routing_key: k }
+      topology:
+        exchanges: [{ name: ${source} }]
+        bindings: [{ source: ${source}, destination: ${missing} }]
+  - id: keyed
+    path: /k
+    amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${keyed} } }
+`;
+    const { status, stderr } = checkLive(yaml);
+    expect(status).toBe(1);
+    const lines = stderr.trim().split("\n");
+    expect(lines).toEqual([
+      expect.stringMatching(new RegExp(`route "bindings": queue ${missing}: does not exist on the broker$`)),
+      expect.stringMatching(new RegExp(`route "keyed": queue ${keyed}: does not exist on the broker$`)),
+    ]);
+    // Nothing was created by the check: the declared exchange is still missing.
+    expect(await queueExists(missing)).toBe(false);
+  });
 });

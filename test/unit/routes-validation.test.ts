@@ -317,3 +317,51 @@ describe("values from the request", () => {
     expect(result.ok).toBe(true);
   });
 });
+
+describe("issue 12's fields, refused where they cannot work", () => {
+  it("refuses topology argument values the broker could not hold exactly, and argument names over 255 bytes", () => {
+    const withArgument = (argument: string) =>
+      problemsOf(
+        amqp(`      url: "amqp://h/"\n      producer: {}\n      topology: { queues: [{ name: q, arguments: { ${argument} } }] }\n`),
+      );
+    expect(withArgument("x-max-length: 99999999999999999999")).toEqual([expect.stringMatching(/not a number the broker can hold exactly/)]);
+    expect(withArgument("x-message-ttl: .inf")).toEqual([expect.stringMatching(/not a number the broker can hold exactly/)]);
+    expect(withArgument(`${"x".repeat(256)}: 1`)).toEqual([expect.stringMatching(/argument names must be at most 255 bytes/)]);
+    expect(
+      parseRoutes(
+        amqp(
+          `      url: "amqp://h/"\n      producer: {}\n      topology: { queues: [{ name: q, arguments: { x-max-length-bytes: 3000000000 } }] }\n`,
+        ),
+      ).ok,
+    ).toBe(true);
+  });
+
+  it("refuses a reply route whose exchange comes from the request, or whose path has a wildcard, an optional part or path_prefix", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h/"\n      producer: { exchange: "ex.{query.x}", reply: true }\n`))).toEqual([
+      expect.stringMatching(/producer.exchange cannot take values from the request on a reply route/),
+    ]);
+    const reply = `    amqp: { enabled: true, url: "amqp://h/", producer: { reply: true } }\n`;
+    for (const path of ["/rpc/*", "/rpc/:name?"]) {
+      expect(problemsOf(`routes:\n  - id: r1\n    path: "${path}"\n${reply}`)).toEqual([
+        expect.stringMatching(/producer.reply needs a path without \*/),
+      ]);
+    }
+    expect(problemsOf(`routes:\n  - id: r1\n    path: /rpc\n    path_prefix: true\n${reply}`)).toEqual([
+      expect.stringMatching(/producer.reply needs a path without \*/),
+    ]);
+    expect(problemsOf(amqp(`      url: "amqp://h/"\n      producer: { reply: true, batch: true }\n`))).toEqual([
+      expect.stringMatching(/reply: true and batch: true exclude each other/),
+    ]);
+    expect(problemsOf(amqp(`      url: "amqp://h/"\n      producer: { reply: true, dedupe_window_s: 60 }\n`))).toEqual([
+      expect.stringMatching(/reply: true and dedupe_window_s exclude each other/),
+    ]);
+  });
+
+  it("refuses dedupe_window_s with a rate_limit on a sharded route, and a window over 24 h", () => {
+    const sharded = `routes:\n  - id: r1\n    path: /r1\n    rate_limit: { requests: 10, period_s: 60 }\n    amqp: { enabled: true, url: "amqp://h/", shards: 2, producer: { dedupe_window_s: 60 } }\n`;
+    expect(problemsOf(sharded)).toEqual([expect.stringMatching(/dedupe_window_s with rate_limit needs shards: 1/)]);
+    expect(problemsOf(amqp(`      url: "amqp://h/"\n      producer: { dedupe_window_s: 86401 }\n`))).toEqual([
+      expect.stringMatching(/dedupe_window_s must be at most 86400/),
+    ]);
+  });
+});

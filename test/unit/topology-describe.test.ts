@@ -78,7 +78,9 @@ describe("describe() of a broker's refusal", () => {
 
   it("passes on any other refusal in the broker's words, without the reply code", () => {
     const denied = "ACCESS_REFUSED - access to queue 'jobs' in vhost '/' refused for user 'app'";
-    expect(describeRefusal(refusal(`${denied} (403)`)).problem).toBe(`the broker refused the route's user: ${denied}`);
+    expect(describeRefusal(refusal(`${denied} (403)`)).problem).toBe(
+      `the broker refused the route's user (declaring needs the configure permission): ${denied}`,
+    );
     const locked = "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'jobs' in vhost '/'";
     expect(describeRefusal(refusal(`${locked} (405)`))).toEqual({ problem: `the broker refused it: ${locked}`, reason: locked });
   });
@@ -89,6 +91,7 @@ describe("describe() of a broker's refusal", () => {
         object: "queue jobs",
         problem: "x-queue-type is classic on the broker, quorum in routes.yaml",
         reason: "PRECONDITION_FAILED - ...",
+        code: 406,
       }),
     ).toBe("queue jobs: x-queue-type is classic on the broker, quorum in routes.yaml");
   });

@@ -66,6 +66,16 @@ describe("request/reply", () => {
         expect(answer.headers.get("x-message-id")).toBe("pong-1");
         expect(answer.headers.get("x-amqp-header-served")).toBe("yes");
         expect(answer.headers.get("x-correlation-id")).toMatch(/^0\.[0-9a-f-]{36}$/);
+        // Where the reply came through (the gateway's own reply channel) is not the client's business.
+        expect(answer.headers.get("x-routing-key")).toBeNull();
+        expect(answer.headers.get("x-exchange")).toBeNull();
+        // Prefer: a preference that only starts with respond-async is not it: answered at once.
+        const notAsync = await send("POST", "/rpc/echo", {
+          body: "sync",
+          headers: { Prefer: "respond-async-not, foo; respond-async=false" },
+        });
+        expect(notAsync.status).toBe(200);
+        expect(await notAsync.text()).toBe("echo:sync");
       },
     );
   });
@@ -138,7 +148,7 @@ describe("request/reply", () => {
     );
   });
 
-  it("refuses a request that sets its own reply_to or correlation_id (400), and a mandatory request no queue takes (422), publishing nothing", async () => {
+  it("refuses a request that sets its own reply_to or correlation_id (400), and a request no queue takes (422, mandatory by default on reply routes), publishing nothing", async () => {
     const queue = uniqueName("rpc-refused");
     let heard = 0;
     await withResponder(
@@ -161,7 +171,7 @@ describe("request/reply", () => {
     amqp:
       enabled: true
       url: "${BROKER_URL}"
-      producer: { routing_key: ${queue}-no-such-queue, reply: true, mandatory: true, reply_timeout_ms: 2000 }
+      producer: { routing_key: ${queue}-no-such-queue, reply: true, reply_timeout_ms: 2000 }
 `);
         const unroutable = await nowhere("POST", "/nowhere", { body: "x" });
         expect(unroutable.status).toBe(422);

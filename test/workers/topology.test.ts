@@ -174,6 +174,31 @@ routes:
   });
 });
 
+describe("topology arguments", () => {
+  it("reach the broker as written, integers of 2^31 and above included (as 64-bit, not wrapped negative)", async () => {
+    const queue = uniqueName("topo-wide");
+    try {
+      const send = gatewayFor(`routes:
+  - id: ${uniqueRouteId("wide")}
+    path: /wide
+    amqp:
+      enabled: true
+      url: "${BROKER_URL}"
+      producer: { routing_key: ${queue} }
+      topology:
+        queues: [{ name: ${queue}, arguments: { x-max-length-bytes: 3000000000, x-message-ttl: 2500000000 } }]
+`);
+      expect((await send("POST", "/wide", { body: "x" })).status).toBe(202);
+      // Redeclared with the same values as 64-bit integers: accepted only if they are what the broker holds.
+      await withChannel((channel) =>
+        channel.queueDeclare(queue, { durable: true }, { "x-max-length-bytes": 3_000_000_000n, "x-message-ttl": 2_500_000_000n }),
+      );
+    } finally {
+      await deleteQueue(queue);
+    }
+  });
+});
+
 describe("topology with mode: verify", () => {
   it("answers 503 naming a missing queue, creates nothing, and shows the failure in GET /amqp", async () => {
     const queue = uniqueName("topo-missing");
