@@ -231,6 +231,11 @@ const throughput = async (): Promise<Report["memory"]> => {
       queue: Q.subGateway,
       request: () => ({ url: `${base}/sub`, method: "GET", headers: {} }),
     };
+    const consumeGatewayWs: Variant = {
+      name: "gateway GET ws://",
+      queue: Q.subGatewayWs,
+      request: () => ({ url: `${base}/sub/ws`, method: "GET", headers: {} }),
+    };
     const consumeManagement: Variant = {
       name: "management API get",
       queue: Q.subManagement,
@@ -240,14 +245,16 @@ const throughput = async (): Promise<Report["memory"]> => {
     // out: a run that starts right after a large persistent fill competes with that flush.
     // Sized for up to 7,500 msg/s over every run of a variant (both connection counts).
     const fill = Math.ceil(7_500 * SECONDS * ROUNDS * 2);
-    await freshQueues(Q.subGateway, Q.subManagement);
+    await freshQueues(Q.subGateway, Q.subGatewayWs, Q.subManagement);
     await prefill(Q.subGateway, fill, PAYLOADS["250 B"]);
+    await prefill(Q.subGatewayWs, fill, PAYLOADS["250 B"]);
     await prefill(Q.subManagement, fill, PAYLOADS["250 B"]);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     for (const connections of [16, 64]) {
       const runs = new Map<string, Array<LoadResult & Accounting>>();
       for (let round = 0; round < ROUNDS; round++) {
-        for (const variant of round % 2 ? [consumeManagement, consumeGateway] : [consumeGateway, consumeManagement]) {
+        const consumers = [consumeGateway, consumeGatewayWs, consumeManagement];
+        for (const variant of consumers.map((_, i) => consumers[(i + round) % consumers.length] as Variant)) {
           const queue = variant.queue ?? "";
           const before = await queueDepth(queue);
           const result = await load({ ...variant.request(""), connections, seconds: SECONDS });

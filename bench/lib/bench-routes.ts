@@ -16,6 +16,7 @@ export const QUEUES = {
   batch: "bench-batch",
   direct: "bench-direct",
   subGateway: "bench-consume-gateway",
+  subGatewayWs: "bench-consume-gateway-ws",
   subManagement: "bench-consume-management",
 };
 
@@ -34,6 +35,7 @@ routes:
   - { id: bench-s4, path: /pub/s4, amqp: { enabled: true, url: "${AMQP_URL}", shards: 4, producer: { routing_key: ${QUEUES.s4} } } }
   - { id: bench-batch, path: /batch, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${QUEUES.batch}, batch: true } } }
   - { id: bench-consume, path: /sub, amqp: { enabled: true, url: "${AMQP_URL}", consumer: { queue: ${QUEUES.subGateway}, auto_ack: true } } }
+  - { id: bench-consume-ws, path: /sub/ws, amqp: { enabled: true, url: "ws://guest:guest@127.0.0.1:15670/?vhost=/", consumer: { queue: ${QUEUES.subGatewayWs}, auto_ack: true } } }
 `;
 
 /** Writes `yaml` to a temporary file and points $ROUTES at it, for the next local gateway to serve. */

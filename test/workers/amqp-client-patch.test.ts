@@ -1,12 +1,11 @@
 /**
  * The fixes to amqp-client 4.1.1 that `patches/` applies at install (`patch-package` in
  * `postinstall`), checked against the real broker with the library as the gateway runs it: inside
- * workerd. Each test fails on the unpatched library. The upstream report is
- * docs/upstream/amqp-client-nack-multiple.md.
+ * workerd. Each test fails on the unpatched library. The upstream reports are in docs/upstream/.
  */
-import { AMQPClient } from "@cloudamqp/amqp-client";
+import { AMQPClient, AMQPSession, type AMQPChannel } from "@cloudamqp/amqp-client";
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, drain, withQueue } from "../helpers/broker";
+import { BROKER_URL, WEB_AMQP_URL, drain, withQueue } from "../helpers/broker";
 
 describe("amqp-client as patched", () => {
   it("reads basic.nack's multiple bit when RabbitMQ also sets requeue, so no rejected publish resolves as confirmed", async () => {
@@ -44,5 +43,50 @@ describe("amqp-client as patched", () => {
       },
       { "x-max-length": 10, "x-overflow": "reject-publish" },
     );
+  });
+
+  it("sends what is written to a WebSocket within one turn as one message, and every message arrives", async () => {
+    await withQueue("ws-coalesced", async (queue) => {
+      const session = await AMQPSession.connect(WEB_AMQP_URL, { logger: null });
+      try {
+        const client = (session as unknown as { client: { socket: WebSocket } }).client;
+        let messages = 0;
+        const send = client.socket.send.bind(client.socket);
+        client.socket.send = (data) => {
+          messages++;
+          send(data);
+        };
+        const channel = await (session as unknown as { getOpsChannel(): Promise<AMQPChannel> }).getOpsChannel();
+        messages = 0;
+        // 100 publishes in one turn: unpatched, 100 WebSocket messages.
+        await Promise.all(Array.from({ length: 100 }, (_, i) => channel.basicPublish("", queue, `ws ${i}`)));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(messages).toBe(1);
+        await expect.poll(async () => (await drain(queue)).length, { timeout: 5000 }).toBe(100);
+      } finally {
+        await session.stop().catch(() => undefined);
+      }
+    });
+  });
+
+  it("fulfils a TCP send once the bytes are handed to the socket, without waiting for the runtime's write callback", async () => {
+    await withQueue("tcp-eager", async (queue) => {
+      const connection = await new AMQPClient(BROKER_URL).connect();
+      try {
+        const channel = await connection.channel();
+        const socket = (connection as unknown as { socket: { write: (...args: unknown[]) => boolean } }).socket;
+        const write = socket.write.bind(socket);
+        // The runtime's callbacks are withheld: unpatched, every send waits for one forever.
+        socket.write = (data: unknown) => write(data);
+        const published = await Promise.race([
+          Promise.all(Array.from({ length: 10 }, (_, i) => channel.basicPublish("", queue, `tcp ${i}`))).then(() => "published"),
+          new Promise((resolve) => setTimeout(() => resolve("waiting for the write callback"), 2000)),
+        ]);
+        expect(published).toBe("published");
+        await expect.poll(async () => (await drain(queue)).length, { timeout: 5000 }).toBe(10);
+      } finally {
+        await connection.close().catch(() => undefined);
+      }
+    });
   });
 });
