@@ -10,12 +10,21 @@
  */
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
-import { startTruthRig, TRUTH_MODES, truthUnderLoad, type TruthRig, type TruthUnderLoadReport } from "../../test/helpers/truth-under-load";
+import {
+  startTruthRig,
+  TRUTH_MODES,
+  truthUnderLoad,
+  type TruthRig,
+  type TruthTransport,
+  type TruthUnderLoadReport,
+} from "../../test/helpers/truth-under-load";
 import { AMQP_URL, deleteQueues, freshQueues } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
 import { load } from "./load";
 
 export interface TruthFigures extends Omit<TruthUnderLoadReport, "false202" | "falseRefusals" | "duplicates" | "strangers"> {
+  /** How the gateway reached the broker (absent in runs from before both were measured: amqp). */
+  transport?: TruthTransport;
   autoAck: boolean;
   seconds: number;
   false202: number;
@@ -41,6 +50,8 @@ export interface MemoryFigures {
    * the route's object, no broker): how much of the growth is the runtime's own, HTTP and heap.
    */
   ceiling: { idleMb: number; manyMb: number; largeMb: number };
+  /** The same publishes and large publishes over the `ws://` transport, on a fresh gateway of its own. */
+  ws?: { idleMb: number; manyMb: number; largeMb: number; publishes: number; largeAccepted: number };
 }
 
 const rssMb = (pid: number | undefined): number => {
@@ -51,10 +62,17 @@ const rssMb = (pid: number | undefined): number => {
 
 /** Truth under load at full size, both consume modes, each on its own queue (the test suite's rig). */
 export const truthSection = async (port: number, seconds: number, log: (line: string) => void): Promise<TruthFigures[]> => {
+  const figures: TruthFigures[] = [];
+  // Over both transports, each on a rig and a gateway of its own.
+  for (const transport of ["amqp", "ws"] as const) figures.push(...(await truthRun(transport, port, seconds, log)));
+  return figures;
+};
+
+const truthRun = async (transport: TruthTransport, port: number, seconds: number, log: (line: string) => void): Promise<TruthFigures[]> => {
   let rig: TruthRig | undefined;
   let gateway: LocalGateway | undefined;
   try {
-    rig = await startTruthRig();
+    rig = await startTruthRig(transport);
     writeRoutes(rig.routes);
     gateway = await startLocalGateway({ host: "127.0.0.1", port });
     const figures: TruthFigures[] = [];
@@ -74,6 +92,7 @@ export const truthSection = async (port: number, seconds: number, log: (line: st
       });
       const one: TruthFigures = {
         ...report,
+        transport,
         autoAck,
         seconds: (Date.now() - started) / 1000,
         false202: report.false202.length,
@@ -82,7 +101,7 @@ export const truthSection = async (port: number, seconds: number, log: (line: st
         strangers: report.strangers.length,
       };
       log(
-        `  truth | auto_ack ${autoAck} | ${JSON.stringify(one.answers)} | false 202s ${one.false202}, false refusals ${one.falseRefusals}, duplicates ${one.duplicates}, strangers ${one.strangers} | ${one.faults.join(", ")}`,
+        `  truth | ${transport}:// | auto_ack ${autoAck} | ${JSON.stringify(one.answers)} | false 202s ${one.false202}, false refusals ${one.falseRefusals}, duplicates ${one.duplicates}, strangers ${one.strangers} | ${one.faults.join(", ")}`,
       );
       figures.push(one);
     }
@@ -106,13 +125,28 @@ export const memorySection = async (
   writeRoutes(`
 routes:
   - { id: memory-one, path: /one, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${MEMORY_QUEUE}, max_body_bytes: 2097152 } } }
+  - { id: memory-ws, path: /ws, amqp: { enabled: true, url: "ws://guest:guest@127.0.0.1:15670/?vhost=/", producer: { routing_key: ${MEMORY_QUEUE}, max_body_bytes: 2097152 } } }
   - { id: memory-batch, path: /batch, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${MEMORY_QUEUE}, batch: true, max_batch: ${MAX_BATCH}, max_body_bytes: 16777216 } } }
 `);
   const gatewayFigures = await pressureRun(port, "/one", publishes, payload, true);
   const ceilingFigures = await pressureRun(port, "/__ceiling/memory-one", publishes, payload, false);
-  const figures: MemoryFigures = { ...gatewayFigures, ceiling: ceilingFigures };
+  const wsFigures = await pressureRun(port, "/ws", publishes, payload, false);
+  const figures: MemoryFigures = {
+    ...gatewayFigures,
+    ceiling: ceilingFigures,
+    ws: {
+      idleMb: wsFigures.idleMb,
+      manyMb: wsFigures.manyMb,
+      largeMb: wsFigures.largeMb,
+      publishes: wsFigures.publishes,
+      largeAccepted: wsFigures.largeAccepted,
+    },
+  };
   log(
     `  memory | idle ${figures.idleMb.toFixed(1)} MB | batch of ${MAX_BATCH} (${figures.batchStatus}) ${figures.batchMb.toFixed(1)} MB | ${figures.publishes} publishes ${figures.manyMb.toFixed(1)} MB | 64 × 1 MiB (${figures.largeAccepted} × 202) ${figures.largeMb.toFixed(1)} MB`,
+  );
+  log(
+    `  memory | ws://: idle ${wsFigures.idleMb.toFixed(1)} MB | ${wsFigures.publishes} publishes ${wsFigures.manyMb.toFixed(1)} MB | 64 × 1 MiB (${wsFigures.largeAccepted} × 202) ${wsFigures.largeMb.toFixed(1)} MB`,
   );
   log(
     `  memory | ceiling: idle ${ceilingFigures.idleMb.toFixed(1)} MB | ${publishes} requests ${ceilingFigures.manyMb.toFixed(1)} MB | 64 × 1 MiB ${ceilingFigures.largeMb.toFixed(1)} MB`,

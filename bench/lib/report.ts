@@ -288,7 +288,7 @@ const pressureVerdicts = (report: Report): Verdict[] => {
   const out: Verdict[] = [];
   for (const truth of report.truth ?? []) {
     out.push({
-      target: `no false 202 under load and faults (auto_ack ${truth.autoAck})`,
+      target: `no false 202 under load and faults (${truth.transport ?? "amqp"}://, auto_ack ${truth.autoAck})`,
       measured: `${truth.false202} false 202s of ${truth.accepted}; ${truth.falseRefusals} false refusals; ${truth.duplicates} duplicates; ${truth.strangers} strangers`,
       met: truth.false202 === 0 && truth.falseRefusals === 0 && truth.strangers === 0 && (!truth.autoAck || truth.duplicates === 0),
     });
@@ -304,11 +304,18 @@ const pressureVerdicts = (report: Report): Verdict[] => {
       measured: `+${batchGrowth.toFixed(1)} MB (${memory.idleMb.toFixed(0)} → ${memory.batchMb.toFixed(0)} MB)`,
       met: batchGrowth < MEMORY_HEADROOM_MB,
     });
-    for (const [what, mb, ceilingMb] of [
-      [`${memory.publishes} publishes at 64 connections`, memory.manyMb, memory.ceiling.manyMb],
-      ["64 concurrent 1 MiB publishes", memory.largeMb, memory.ceiling.largeMb],
+    const ws = memory.ws;
+    for (const [what, idleMb, mb, ceilingMb] of [
+      [`${memory.publishes} publishes at 64 connections`, memory.idleMb, memory.manyMb, memory.ceiling.manyMb],
+      ["64 concurrent 1 MiB publishes", memory.idleMb, memory.largeMb, memory.ceiling.largeMb],
+      ...(ws
+        ? ([
+            [`${ws.publishes} publishes at 64 connections over ws://`, ws.idleMb, ws.manyMb, memory.ceiling.manyMb],
+            ["64 concurrent 1 MiB publishes over ws://", ws.idleMb, ws.largeMb, memory.ceiling.largeMb],
+          ] as const)
+        : []),
     ] as const) {
-      const growth = mb - memory.idleMb;
+      const growth = mb - idleMb;
       const runtime = ceilingMb - memory.ceiling.idleMb;
       out.push({
         target: `RSS after ${what}: < ${MEMORY_HEADROOM_MB} MB above idle, beyond the runtime's own growth (ceiling route)`,
@@ -406,7 +413,7 @@ const pressureLines = (report: Report): string => {
       .map(([status, count]) => `${count} × ${status}`)
       .join(", ");
     lines.push(
-      `Truth under load (auto_ack ${truth.autoAck}, ${truth.seconds.toFixed(0)} s, 48 publishers, 16 consumers; ${truth.faults.join(", ")}): ${answers}; ${truth.consumed} consumed, ${truth.leftInQueue} left in the queue; **${truth.false202} false 202s**, ${truth.falseRefusals} false refusals, ${truth.duplicates} duplicates.`,
+      `Truth under load (${truth.transport ?? "amqp"}://, auto_ack ${truth.autoAck}, ${truth.seconds.toFixed(0)} s, 48 publishers, 16 consumers; ${truth.faults.join(", ")}): ${answers}; ${truth.consumed} consumed, ${truth.leftInQueue} left in the queue; **${truth.false202} false 202s**, ${truth.falseRefusals} false refusals, ${truth.duplicates} duplicates.`,
     );
   }
   const memory = report.pressureMemory;

@@ -3,28 +3,29 @@
  * refuses what it cannot hold (x-max-length 50, reject-publish, so RabbitMQ nacks, often many at
  * once), while the gateway's links to the broker are cut and then a memory alarm blocks
  * publishers. An AMQP client of the test's own takes what is left, and every answer is held to its
- * promise. Faults run on a disposable broker of the test's own, never the user's.
+ * promise. Faults run on a disposable broker of the test's own, never the user's. Over both
+ * transports: TCP, and Web-AMQP through a websockify relay of the rig's own.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTruthRig, TRUTH_MODES, truthUnderLoad, type TruthRig } from "../helpers/truth-under-load";
+import { startTruthRig, TRUTH_MODES, truthUnderLoad, type TruthRig, type TruthTransport } from "../helpers/truth-under-load";
 import { npmStart, type RunningGateway } from "./npm-start";
 
 const SECONDS = 6;
 
-let rig: TruthRig;
-let gateway: RunningGateway;
+describe.each<TruthTransport>(["amqp", "ws"])("over %s://, under load, while the broker refuses, cuts and blocks", (transport) => {
+  let rig: TruthRig;
+  let gateway: RunningGateway;
 
-beforeAll(async () => {
-  rig = await startTruthRig();
-  gateway = await npmStart(rig.routes);
-}, 180_000);
+  beforeAll(async () => {
+    rig = await startTruthRig(transport);
+    gateway = await npmStart(rig.routes);
+  }, 180_000);
 
-afterAll(async () => {
-  await gateway?.stop();
-  await rig?.stop();
-});
+  afterAll(async () => {
+    await gateway?.stop();
+    await rig?.stop();
+  });
 
-describe("under load, while the broker refuses, cuts and blocks", () => {
   it.each(TRUTH_MODES)(
     "every 202 on $path was queued, nothing refused was, and auto_ack $autoAck holds",
     async ({ path, queue, autoAck }) => {

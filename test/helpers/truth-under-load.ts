@@ -6,6 +6,9 @@
  * 503) must be in neither; with auto-ack no body is delivered twice. Used by the test suite at a
  * size that fits CI and by `npm run bench` at full size.
  */
+import type { ChildProcess } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
+import { startRelay } from "../../scripts/lib/web-amqp-relay";
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { startCuttableLink } from "./cuttable-link";
 import { startDisposableBroker } from "./disposable-broker";
@@ -178,11 +181,16 @@ export interface TruthRig {
   stop(): Promise<void>;
 }
 
-export const startTruthRig = async (): Promise<TruthRig> => {
+/** How the gateway reaches the rig's broker: TCP (`amqp://`), or Web-AMQP through a websockify relay of the rig's own in front of each link (`ws://`). */
+export type TruthTransport = "amqp" | "ws";
+
+export const startTruthRig = async (transport: TruthTransport = "amqp"): Promise<TruthRig> => {
   const broker = await startDisposableBroker();
   const [host = "", port = ""] = broker.address.split(":");
   const publishLink = await startCuttableLink({ host, port: Number(port) });
   const consumeLink = await startCuttableLink({ host, port: Number(port) });
+  // A cut link closes the relay's TCP connection, and the relay then closes the gateway's WebSocket.
+  const relays = transport === "ws" ? await Promise.all([publishLink, consumeLink].map(async (link) => relayTo(link.address))) : [];
   const withChannel = async <T>(
     work: (channel: Awaited<ReturnType<Awaited<ReturnType<AMQPClient["connect"]>>["channel"]>>) => Promise<T>,
   ) => {
@@ -200,8 +208,10 @@ export const startTruthRig = async (): Promise<TruthRig> => {
       await channel.queueDeclare(queue, { durable: false }, { "x-max-length": 50, "x-overflow": "reject-publish" });
     }
   });
-  const publishUrl = `amqp://guest:guest@${publishLink.address}/`;
-  const consumeUrl = `amqp://guest:guest@${consumeLink.address}/`;
+  const [publishUrl, consumeUrl] =
+    transport === "ws"
+      ? relays.map((relay) => `ws://guest:guest@${relay.address}/?vhost=/`)
+      : [publishLink, consumeLink].map((link) => `amqp://guest:guest@${link.address}/`);
   const routes = `routes:\n${TRUTH_MODES.map(
     ({ path, queue, autoAck }) =>
       `  - { id: ${queue}-in, path: ${path}, methods: [POST], amqp: { enabled: true, url: "${publishUrl}", producer: { routing_key: ${queue}, persistent: false } } }\n` +
@@ -229,9 +239,24 @@ export const startTruthRig = async (): Promise<TruthRig> => {
         return bodies;
       }),
     async stop() {
+      for (const relay of relays) relay.process.kill();
       await publishLink.close();
       await consumeLink.close();
       await broker.stop();
     },
   };
+};
+
+/** A websockify relay on a free local port, forwarding to `target`. */
+const relayTo = async (target: string): Promise<{ address: string; process: ChildProcess }> => {
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+  const address = `127.0.0.1:${port}`;
+  return { address, process: await startRelay(address, target) };
 };
