@@ -5,7 +5,7 @@
  * the CPU that workerd and RabbitMQ used, and the functions with the most samples; writes the
  * profile to .wrangler/profiles/ for Chrome DevTools (Performance → Load profile) or speedscope.
  *
- * Variants: publish (250 B, amqp://), publish-16k, publish-ws, consume, consume-ws, ceiling (the no-AMQP
+ * Variants: publish (250 B, amqp://), publish-16k, publish-ws, publish-ws-16k, consume, consume-ws, ceiling (the no-AMQP
  * route). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT (default 9230),
  * BENCH_PORT (default 8790).
  */
@@ -39,6 +39,7 @@ const VARIANTS: Record<string, ProfiledVariant> = {
   publish: { path: "/pub/tcp", method: "POST", body: PAYLOADS["250 B"], queue: QUEUES.tcp },
   "publish-16k": { path: "/pub/tcp", method: "POST", body: PAYLOADS["16 KiB"], queue: QUEUES.tcp },
   "publish-ws": { path: "/pub/ws", method: "POST", body: PAYLOADS["250 B"], queue: QUEUES.ws },
+  "publish-ws-16k": { path: "/pub/ws", method: "POST", body: PAYLOADS["16 KiB"], queue: QUEUES.ws },
   consume: { path: "/sub", method: "GET", queue: QUEUES.subGateway, fill: true },
   "consume-ws": { path: "/sub/ws", method: "GET", queue: QUEUES.subGatewayWs, fill: true },
   ceiling: { path: CEILING_PATH, method: "POST", body: PAYLOADS["250 B"] },

@@ -69,6 +69,40 @@ describe("amqp-client as patched", () => {
     });
   });
 
+  it("stops gathering a WebSocket message at 64 KiB, so large bodies are not gathered whole, and keeps every write in order", async () => {
+    await withQueue("ws-large", async (queue) => {
+      const session = await AMQPSession.connect(WEB_AMQP_URL, { logger: null });
+      try {
+        const client = (session as unknown as { client: { socket: WebSocket } }).client;
+        const sizes: number[] = [];
+        const send = client.socket.send.bind(client.socket);
+        client.socket.send = (data) => {
+          sizes.push((data as Uint8Array).byteLength);
+          send(data);
+        };
+        const channel = await (session as unknown as { getOpsChannel(): Promise<AMQPChannel> }).getOpsChannel();
+        sizes.length = 0;
+        const large = "L".repeat(100 * 1024);
+        await Promise.all([
+          channel.basicPublish("", queue, "first"),
+          channel.basicPublish("", queue, large),
+          channel.basicPublish("", queue, "last"),
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        // However the library splits its writes, a coalesced message stops growing at 64 KiB: the
+        // large body goes out over a few messages, never gathered whole with the others.
+        expect(sizes.length).toBeGreaterThan(1);
+        expect(Math.max(...sizes)).toBeLessThan(64 * 1024 + 16 * 1024);
+        expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(100 * 1024);
+        await expect
+          .poll(async () => (await drain(queue)).map((message) => (message.bodyString() ?? "").slice(0, 5)), { timeout: 5000 })
+          .toEqual(["first", "LLLLL", "last"]);
+      } finally {
+        await session.stop().catch(() => undefined);
+      }
+    });
+  });
+
   it("fulfils a TCP send once the bytes are handed to the socket, without waiting for the runtime's write callback", async () => {
     await withQueue("tcp-eager", async (queue) => {
       const connection = await new AMQPClient(BROKER_URL).connect();
