@@ -12,7 +12,8 @@ import { newChannel } from "../../src/amqp/session-channels";
 import { applyTopology, problemLine } from "../../src/amqp/topology";
 import { isTemplate } from "../../src/config/templates";
 import type { GatewayConfig, RouteConfig } from "../../src/config/schema";
-import type { TopologyConfig } from "../../src/config/topology-schema";
+import * as v from "valibot";
+import { TopologySchema, type TopologyConfig } from "../../src/config/topology-schema";
 
 /** The problems found, one line each (none: everything the routes need is there). */
 export const liveCheck = async (config: GatewayConfig, timeoutMs = 5000): Promise<string[]> => {
@@ -78,18 +79,20 @@ const checkBroker = async (url: string, routes: RouteConfig[], timeoutMs: number
  */
 const neededObjects = (route: RouteConfig): TopologyConfig => {
   const declared = route.amqp.topology.filter((topology) => topology.mode === "declare");
-  const fixed = (name: string | undefined): name is string => name !== undefined && name !== "" && !isTemplate(name);
+  // amq.* objects are the broker's own (and the schema refuses to describe them).
+  const fixed = (name: string | undefined): name is string =>
+    name !== undefined && name !== "" && !isTemplate(name) && !name.startsWith("amq.");
   const producer = route.amqp.producer;
   const exchanges = [producer?.exchange].filter(fixed).filter((name) => !declared.some((t) => t.exchanges.some((e) => e.name === name)));
   const queues = [route.amqp.consumer?.queue, producer?.exchange === "" ? producer.routing_key : undefined]
     .filter(fixed)
     .filter((name) => !declared.some((t) => t.queues.some((q) => q.name === name)));
-  return {
+  // Through the schema, for its defaults: only the names matter to an existence check.
+  return v.parse(TopologySchema, {
     mode: "verify",
-    exchanges: exchanges.map((name) => ({ name, type: "direct", durable: true, auto_delete: false, internal: false, arguments: {} })),
-    queues: [...new Set(queues)].map((name) => ({ name, durable: true, exclusive: false, auto_delete: false, arguments: {} })),
-    bindings: [],
-  };
+    exchanges: exchanges.map((name) => ({ name })),
+    queues: [...new Set(queues)].map((name) => ({ name })),
+  });
 };
 
 /** An error's words: amqp-client's errors, and the WebSocket's error events, which are not Errors. */

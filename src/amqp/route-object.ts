@@ -1,13 +1,14 @@
 import type { AMQPSession } from "@cloudamqp/amqp-client";
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import type { ProducerConfig } from "../config/schema";
 import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
-import { publishMessage } from "./publish-message";
+import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
 import { DIRECT_REPLY_TO, ReplyChannel } from "./reply-channel";
 import { AsyncReplies, type ReplyState } from "./async-replies";
@@ -121,19 +122,26 @@ export class AmqpRouteObject extends DurableObject<Env> {
     return Promise.all(
       messages.map((message, position) =>
         publishMessage(session, {
-          exchange: producer.exchange,
-          routingKey: producer.routing_key,
-          body: message.body,
-          properties: message.properties,
-          persistent: producer.persistent,
-          mandatory: producer.mandatory ? connection.returns : undefined,
-          window: connection.window,
-          confirmTimeoutMs: producer.confirm_timeout_ms,
-          deadlines: this.#deadlines,
+          ...this.#publishing(producer, connection, message),
           ...(settled ? { onSettled: (enqueued: boolean) => settled(position, enqueued) } : {}),
         }).then(ok, asFailure),
       ),
     );
+  }
+
+  /** How `message` is published on `connection` under the route's producer settings. */
+  #publishing(producer: ProducerConfig, connection: BrokerConnection, message: OutgoingMessage): PublishMessage {
+    return {
+      exchange: producer.exchange,
+      routingKey: producer.routing_key,
+      body: message.body,
+      properties: message.properties,
+      persistent: producer.persistent,
+      mandatory: producer.mandatory ? connection.returns : undefined,
+      window: connection.window,
+      confirmTimeoutMs: producer.confirm_timeout_ms,
+      deadlines: this.#deadlines,
+    };
   }
 
   /**
@@ -163,16 +171,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
       arrival.catch(() => undefined);
       try {
         await publishMessage(session, {
-          exchange: producer.exchange,
-          routingKey: producer.routing_key,
-          body: message.body,
+          ...this.#publishing(producer, connection, message),
           properties: { ...message.properties, replyTo: DIRECT_REPLY_TO, correlationId: id },
-          persistent: producer.persistent,
           // Always mandatory: a request no queue takes can have no reply, so say so now (422).
           mandatory: connection.returns,
-          window: connection.window,
-          confirmTimeoutMs: producer.confirm_timeout_ms,
-          deadlines: this.#deadlines,
           channel: () => Promise.resolve(line.channel),
         });
       } catch (error) {

@@ -4,7 +4,7 @@ import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
-import { externalLeaseId } from "./lease-ids";
+import { shardedId } from "./sharded-ids";
 import { messageHeaders } from "./message-headers";
 import { messageJson } from "./message-json";
 import { consumingTarget } from "./request-templates";
@@ -52,7 +52,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const { messages, remaining } = outcome;
   const [first] = messages;
   if (!first) return c.body(null, 204);
-  const leaseIdOf = (id: string) => externalLeaseId(shard, id);
+  const leaseIdOf = (id: string) => shardedId(shard, id);
   // Neither form of answer can fail, whatever the messages' properties hold: nothing here can
   // leave a message at the head of its queue or lose one taken with auto-ack.
   const [body, headers] =

@@ -4,7 +4,7 @@ import type { ConsumingTarget } from "../amqp/route-messages";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { GatewayError } from "./gateway-error";
-import { parseLeaseId } from "./lease-ids";
+import { parseShardedId } from "./sharded-ids";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
 
@@ -32,7 +32,7 @@ export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute
     error: "not a lease id of this route",
   }));
   ids.forEach((leaseId, index) => {
-    const parsed = parseLeaseId(leaseId, route.amqp.shards);
+    const parsed = parseShardedId(leaseId, route.amqp.shards);
     if (!parsed) return;
     byShard.set(parsed.shard, [...(byShard.get(parsed.shard) ?? []), { index, id: parsed.id }]);
   });

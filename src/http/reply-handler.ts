@@ -5,7 +5,7 @@ import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
-import { externalLeaseId, parseLeaseId } from "./lease-ids";
+import { shardedId, parseShardedId } from "./sharded-ids";
 import { messageHeaders } from "./message-headers";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
@@ -34,7 +34,7 @@ export const requestReply = async (
   }
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);
-  const id = externalLeaseId(shard, crypto.randomUUID());
+  const id = shardedId(shard, crypto.randomUUID());
   const async = prefersAsync(c.req.header("prefer"));
   const outcome = await callRouteObject(target.id, "publish", async (): Promise<ReplyOutcome> =>
     routeObject(c.env, target, shard).request({ route: target, message, id, async, ...(admission ? { admission } : {}) }),
@@ -54,7 +54,7 @@ export const requestReply = async (
 /** `GET <path>/replies/<id>`: 200 with the reply, 202 while it is pending, the failure's status once it failed, 404 once it has expired. */
 export const fetchReply = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
   const id = c.req.param("reply_id") ?? "";
-  const parsed = parseLeaseId(id, route.amqp.shards);
+  const parsed = parseShardedId(id, route.amqp.shards);
   const unknown = () => new GatewayError(404, `no reply ${id} here: it has expired, or was never requested on this route`, route.id);
   if (!parsed) throw unknown();
   const target: PublishingTarget = { id: route.id, amqp: route.amqp };

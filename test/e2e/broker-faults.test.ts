@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startRelay } from "../../scripts/lib/web-amqp-relay";
 import { declareQueue, drain as drainFrom, uniqueName } from "../helpers/broker";
 import { startDisposableBroker, type DisposableBroker } from "../helpers/disposable-broker";
-import { npmStart, waitFor, type RunningGateway } from "./npm-start";
+import { connectionEvents, npmStart, waitFor, type RunningGateway } from "./npm-start";
 
 const RELAY = "127.0.0.1:15681";
 const queue = uniqueName("faults");
@@ -57,20 +57,6 @@ const post = async (path: string, body = "{}") => {
   return { status: response.status, body: await response.text(), headers: response.headers, ms: Date.now() - started };
 };
 
-/** The `event` of each JSON log line the gateway wrote about the connection named `connection`. */
-const logEvents = (connection: string): string[] =>
-  gateway
-    .output()
-    .split("\n")
-    .flatMap((line) => {
-      try {
-        const entry = JSON.parse(line) as { event?: string; connection?: string };
-        return entry.connection === connection && entry.event ? [entry.event] : [];
-      } catch {
-        return [];
-      }
-    });
-
 /** Polls `path` with publishes until one is accepted; returns how long that took. */
 const recoveryTime = async (path: string, timeoutMs = 20_000): Promise<number> => {
   const started = Date.now();
@@ -110,7 +96,7 @@ describe("the broker closes the gateway's connections", () => {
     expect([202, 503]).toContain(answer.status);
     for (const path of ["/tcp", "/ws"]) expect(await recoveryTime(path)).toBeLessThan(10_000);
     // Each connection event is a log line of its own, with the URL's password hidden.
-    const events = logEvents(`amqp-edge-gateway ${prefix}-tcp publish`);
+    const events = connectionEvents(gateway, `amqp-edge-gateway ${prefix}-tcp publish`);
     expect(events).toEqual(expect.arrayContaining(["broker connected", "broker connection lost; reconnecting", "broker reconnected"]));
     expect(gateway.output()).not.toContain("guest:guest@");
     await drain(queue);
@@ -217,8 +203,11 @@ describe("the broker blocks publishers (memory alarm)", () => {
       await broker.setMemoryAlarm(false);
     }
     expect(await recoveryTime("/tcp")).toBeLessThan(15_000);
-    await waitFor(() => logEvents(`amqp-edge-gateway ${prefix}-tcp publish`).includes("broker unblocked publishing"), 10_000);
-    expect(logEvents(`amqp-edge-gateway ${prefix}-tcp publish`)).toContain("broker blocked publishing");
+    await waitFor(
+      () => connectionEvents(gateway, `amqp-edge-gateway ${prefix}-tcp publish`).includes("broker unblocked publishing"),
+      10_000,
+    );
+    expect(connectionEvents(gateway, `amqp-edge-gateway ${prefix}-tcp publish`)).toContain("broker blocked publishing");
     await drain(queue);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, uniqueName, withChannel } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, queueExists, uniqueName, withChannel } from "../helpers/broker";
 import { routesFile } from "./npm-start";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -19,15 +19,6 @@ const checkLive = (yaml: string) => {
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.replace(/^npm warn.*\n/gm, "") };
 };
-
-const queueExists = (name: string) =>
-  withChannel((channel) => channel.queueDeclare(name, { passive: true })).then(
-    () => true,
-    (error: Error) => {
-      if (/NOT_FOUND/.test(error.message)) return false;
-      throw error;
-    },
-  );
 
 /** One route consuming from `queue`, with `topology` (YAML lines indented under it). */
 const routes = (url: string, queue: string, topology: string) => `routes:

@@ -20,6 +20,20 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
+/** The `event` of each JSON log line the gateway wrote about the connection named `connection`. */
+export const connectionEvents = (gateway: RunningGateway, connection: string): string[] =>
+  gateway
+    .output()
+    .split("\n")
+    .flatMap((line) => {
+      try {
+        const entry = JSON.parse(line) as { event?: string; connection?: string };
+        return entry.connection === connection && entry.event ? [entry.event] : [];
+      } catch {
+        return [];
+      }
+    });
+
 /** Writes `yaml` to a temporary routes file and returns its path. */
 export const routesFile = (yaml: string): string => {
   const path = join(mkdtempSync(join(tmpdir(), "gw-routes-")), "routes.yaml");

@@ -5,9 +5,9 @@
  * never touched), with the gateway as `npm start` runs it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { drain, uniqueName, withChannel } from "../helpers/broker";
+import { drain, queueExists, uniqueName, withChannel } from "../helpers/broker";
 import { startDisposableBroker, type DisposableBroker } from "../helpers/disposable-broker";
-import { npmStart, waitFor, type RunningGateway } from "./npm-start";
+import { connectionEvents, npmStart, waitFor, type RunningGateway } from "./npm-start";
 
 const queue = uniqueName("topo-reconnect");
 const id = `topo-${queue.slice(-8)}`;
@@ -35,29 +35,6 @@ const post = async (body: string) => {
   return { status: response.status, body: await response.text() };
 };
 
-/** The `event`s of the gateway's JSON log lines about the publishing connection. */
-const logEvents = (): string[] =>
-  gateway
-    .output()
-    .split("\n")
-    .flatMap((line) => {
-      try {
-        const entry = JSON.parse(line) as { event?: string; connection?: string };
-        return entry.connection === connection && entry.event ? [entry.event] : [];
-      } catch {
-        return [];
-      }
-    });
-
-const queueExists = () =>
-  withChannel((channel) => channel.queueDeclare(queue, { passive: true }), broker.url).then(
-    () => true,
-    (error: Error) => {
-      if (/NOT_FOUND/.test(error.message)) return false;
-      throw error;
-    },
-  );
-
 beforeAll(async () => {
   broker = await startDisposableBroker();
   gateway = await npmStart(ROUTES(broker.url));
@@ -70,14 +47,14 @@ afterAll(async () => {
 
 describe("after the broker closes the gateway's connection", () => {
   it("the reconnected connection declares the topology again before it publishes", async () => {
-    expect(await queueExists()).toBe(false);
+    expect(await queueExists(queue, broker.url)).toBe(false);
     expect(await post("before")).toMatchObject({ status: 202 });
     expect((await drain(queue, broker.url)).map((message) => message.bodyString())).toEqual(["before"]);
-    expect(logEvents().filter((event) => event === "topology applied")).toHaveLength(1);
+    expect(connectionEvents(gateway, connection).filter((event) => event === "topology applied")).toHaveLength(1);
 
     // Gone behind the gateway's back; a publish on the same connection would now be unroutable (422).
     await withChannel((channel) => channel.queueDelete(queue), broker.url);
-    expect(await queueExists()).toBe(false);
+    expect(await queueExists(queue, broker.url)).toBe(false);
     expect(await broker.closeConnectionsNamed(connection)).toBe(1);
 
     // 503 while it reconnects; then only 202, never 422, and the queue is back with the message in it.
@@ -88,9 +65,11 @@ describe("after the broker closes the gateway's connection", () => {
       return status === 202;
     }, 20_000);
     expect(seen.filter((status) => status !== 202 && status !== 503)).toEqual([]);
-    expect(await queueExists()).toBe(true);
+    expect(await queueExists(queue, broker.url)).toBe(true);
     expect((await drain(queue, broker.url)).map((message) => message.bodyString())).toEqual(["after"]);
-    expect(logEvents()).toEqual(expect.arrayContaining(["broker connection lost; reconnecting", "broker reconnected"]));
-    expect(logEvents().filter((event) => event === "topology applied")).toHaveLength(2);
+    expect(connectionEvents(gateway, connection)).toEqual(
+      expect.arrayContaining(["broker connection lost; reconnecting", "broker reconnected"]),
+    );
+    expect(connectionEvents(gateway, connection).filter((event) => event === "topology applied")).toHaveLength(2);
   });
 });

@@ -90,3 +90,20 @@ export const withQueue = async (
     await deleteQueue(queue);
   }
 };
+
+/** Whether a passive declare finds it: false on NOT_FOUND, anything else rethrown. Creates nothing. */
+const exists = (declare: Parameters<typeof withChannel>[0], url: string): Promise<boolean> =>
+  withChannel(declare, url).then(
+    () => true,
+    (error: Error) => {
+      if (/NOT_FOUND/.test(error.message)) return false;
+      throw error;
+    },
+  );
+
+/** Whether the queue exists on the broker at `url`. */
+export const queueExists = (name: string, url = BROKER_URL) => exists((channel) => channel.queueDeclare(name, { passive: true }), url);
+
+/** Whether the exchange exists on the broker at `url`. */
+export const exchangeExists = (name: string, url = BROKER_URL) =>
+  exists((channel) => channel.exchangeDeclare(name, "direct", { passive: true }), url);

@@ -10,7 +10,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { describe, expect, it } from "vitest";
 import type { AmqpRouteObject } from "../../src/amqp/route-object";
-import { BROKER_URL, declareQueue, deleteQueue, drain, uniqueName } from "../helpers/broker";
+import { BROKER_URL, drain, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 type Send = ReturnType<typeof gatewayFor>;
@@ -20,17 +20,6 @@ interface Answer {
   replayed: string | null;
   body: unknown;
 }
-
-/** Runs `test` with a fresh `gw-test-*` queue, deleted afterwards whatever happens. */
-const withQueue = async (prefix: string, test: (queue: string) => Promise<void>, args: Record<string, unknown> = {}): Promise<void> => {
-  const queue = uniqueName(prefix);
-  await declareQueue(queue, args);
-  try {
-    await test(queue);
-  } finally {
-    await deleteQueue(queue);
-  }
-};
 
 /** A one-route gateway publishing to `queue`, with `producer` fields added to the route's producer. */
 const gateway = (id: string, queue: string, producer: string, amqp = ""): Send =>

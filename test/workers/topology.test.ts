@@ -5,29 +5,10 @@
  * Every object is a gw-test-* one of the test's own, deleted afterwards.
  */
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, drain, uniqueName, withChannel } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, drain, exchangeExists, queueExists, uniqueName, withChannel } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 const deleteExchange = (name: string) => withChannel((channel) => channel.exchangeDelete(name)).catch(() => undefined);
-
-/** Whether the queue exists, asked with a passive declare (which creates nothing). */
-const queueExists = (name: string) =>
-  withChannel((channel) => channel.queueDeclare(name, { passive: true })).then(
-    () => true,
-    (error: Error) => {
-      if (/NOT_FOUND/.test(error.message)) return false;
-      throw error;
-    },
-  );
-
-const exchangeExists = (name: string) =>
-  withChannel((channel) => channel.exchangeDeclare(name, "direct", { passive: true })).then(
-    () => true,
-    (error: Error) => {
-      if (/NOT_FOUND/.test(error.message)) return false;
-      throw error;
-    },
-  );
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
