@@ -6,6 +6,12 @@
  * publishes. (The body must be read: a route that leaves it unread breaks keep-alive connections
  * in workerd under load.)
  *
+ * Two baselines for what a request costs the runtime itself (`npm run profile -- get-alone`,
+ * `get-object-call`): `GET /__baseline/alone` answers 250 bytes from the Worker alone, and
+ * `GET /__baseline/object-call` does the same after an empty call to the bench-consume route's
+ * object. Their ratio is the price of one call to a Durable Object here, which is why concurrent
+ * requests share calls (src/http/shared-object-calls.ts).
+ *
  * Requests are told apart before either Hono app sees them, so the gateway's routes and the
  * ceiling each pay for one router, as the gateway does when deployed.
  */
@@ -21,6 +27,11 @@ export class AmqpRouteObject extends GatewayRouteObject {
   /** What `publishMany` receives, answered as if every message were confirmed. */
   acceptWithoutPublishing(request: PublishManyRequest): PublishManyOutcome {
     return { outcomes: request.messages.map(() => ({ ok: true })) };
+  }
+
+  /** Nothing: the object call alone. */
+  nothing(): number {
+    return 0;
   }
 }
 
@@ -49,7 +60,22 @@ ceiling.post(`${CEILING_PREFIX}:route`, async (c) => {
   return c.json({ status: "published" }, 202);
 });
 
+/** As bench/lib/bench-routes.ts says, for the profile's variants. */
+const BASELINE_PREFIX = "/__baseline/";
+const baseline = new Hono<GatewayEnv>();
+const BASELINE_BODY = "x".repeat(250);
+baseline.get(`${BASELINE_PREFIX}alone`, (c) => c.body(BASELINE_BODY, 200, { "content-type": "application/json" }));
+baseline.get(`${BASELINE_PREFIX}object-call`, async (c) => {
+  const object = c.env.AMQP_ROUTE.get(c.env.AMQP_ROUTE.idFromName("bench-consume")) as unknown as DurableObjectStub<AmqpRouteObject>;
+  await object.nothing();
+  return c.body(BASELINE_BODY, 200, { "content-type": "application/json" });
+});
+
 export default {
   fetch: (request: Request, env: Env, ctx: ExecutionContext) =>
-    request.url.includes(CEILING_PREFIX) ? ceiling.fetch(request, env, ctx) : gateway.fetch(request, env, ctx),
+    request.url.includes(CEILING_PREFIX)
+      ? ceiling.fetch(request, env, ctx)
+      : request.url.includes(BASELINE_PREFIX)
+        ? baseline.fetch(request, env, ctx)
+        : gateway.fetch(request, env, ctx),
 } satisfies ExportedHandler<Env>;

@@ -6,14 +6,15 @@
  * profile to .wrangler/profiles/ for Chrome DevTools (Performance → Load profile) or speedscope.
  *
  * Variants: publish (250 B, amqp://), publish-16k, publish-ws, publish-ws-16k, consume, consume-ws, ceiling (the no-AMQP
- * route). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT (default 9230),
+ * route); and two baselines for what a request costs the runtime: get-alone (a GET the Worker
+ * answers by itself) and get-object-call (the same, after an empty call to a route's object). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT (default 9230),
  * BENCH_PORT (default 8790).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
-import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
+import { BASELINE_PREFIX, BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import { deleteQueues, freshQueues, prefill } from "./lib/broker";
 import { cpuSeconds, startCpuProfile, summarizeProfile } from "./lib/cpu-profile";
 import { load } from "./lib/load";
@@ -42,6 +43,8 @@ const VARIANTS: Record<string, ProfiledVariant> = {
   "publish-ws-16k": { path: "/pub/ws", method: "POST", body: PAYLOADS["16 KiB"], queue: QUEUES.ws },
   consume: { path: "/sub", method: "GET", queue: QUEUES.subGateway, fill: true },
   "consume-ws": { path: "/sub/ws", method: "GET", queue: QUEUES.subGatewayWs, fill: true },
+  "get-alone": { path: `${BASELINE_PREFIX}alone`, method: "GET" },
+  "get-object-call": { path: `${BASELINE_PREFIX}object-call`, method: "GET" },
   ceiling: { path: CEILING_PATH, method: "POST", body: PAYLOADS["250 B"] },
 };
 
@@ -67,7 +70,11 @@ const main = async () => {
     };
     if (variant.queue) await freshQueues(variant.queue);
     // Enough for the warm-up and the run at up to 10,000 messages a second.
-    if (variant.queue && variant.fill) await prefill(variant.queue, 10_000 * (SECONDS + 2), PAYLOADS["250 B"]);
+    if (variant.queue && variant.fill) {
+      await prefill(variant.queue, 10_000 * (SECONDS + 2), PAYLOADS["250 B"]);
+      // As in the bench: a run right after a large persistent fill competes with its flush to disk.
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+    }
     await load({ ...request, seconds: 2 });
 
     const workerd = gateway.runtimePid;

@@ -51,5 +51,8 @@ export const useBenchRoutes = (): void => writeRoutes(ROUTES);
 /** The Worker the benchmark serves: the gateway plus the no-AMQP ceiling route. */
 export const BENCH_WORKER = "bench/bench-worker.ts";
 
+/** The runtime's baselines (`bench/bench-worker.ts`): `<prefix>alone` and `<prefix>object-call`. */
+export const BASELINE_PREFIX = "/__baseline/";
+
 /** The ceiling route for the bench-tcp route (`bench/bench-worker.ts`). */
 export const CEILING_PATH = "/__ceiling/bench-tcp";

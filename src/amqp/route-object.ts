@@ -276,6 +276,14 @@ export class AmqpRouteObject extends DurableObject<Env> {
   }
 
   /**
+   * Several requests' takes in one call (src/http/shared-object-calls.ts), each done exactly as
+   * if it had been called alone; answered in the order asked.
+   */
+  async consumeEach(calls: Array<[ConsumingTarget, ConsumeRequest]>): Promise<ConsumeOutcome[]> {
+    return Promise.all(calls.map(([route, request]) => this.consume(route, request)));
+  }
+
+  /**
    * A long-poll or stream client went away (the Worker saw its request aborted): it leaves the
    * line at once, and a later take under the same id (a stream's next) takes nothing.
    */
@@ -324,6 +332,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
     } catch (error) {
       return this.#failed(error);
     }
+  }
+
+  /** Several requests' settles in one call, each done as if it had been called alone; answered in the order asked. */
+  async settleEach(calls: Array<[number[], "ack" | "requeue"]>): Promise<SettleOutcome[]> {
+    return Promise.all(calls.map(([tokens, outcome]) => this.settle(tokens, outcome)));
   }
 
   /** The counters behind `GET /amqp` for the route's current URL, and whether a connection is open. */

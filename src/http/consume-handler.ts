@@ -9,6 +9,8 @@ import { messageHeaders } from "./message-headers";
 import { messageJson } from "./message-json";
 import { consumingTarget } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
+import { runBeyondResponse } from "./beyond-response";
+import { consumeShared } from "./shared-route-calls";
 import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
@@ -41,7 +43,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const waitId = waitMs > 0 ? crypto.randomUUID() : undefined;
   if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    routeObject(c.env, target, shard).consume(target, {
+    consumeShared(c, target, shard, {
       max: max ?? 1,
       holdMs: WRITE_HOLD_MS,
       ...(admission ? { admission } : {}),
@@ -97,11 +99,7 @@ const settledOnceWritten = (
     }
     await settle(written).catch(() => undefined);
   })();
-  try {
-    c.executionCtx.waitUntil(delivery);
-  } catch {
-    // No execution context (the app called directly, as in tests): it runs by itself.
-  }
+  runBeyondResponse(c, delivery);
   return new Response(readable, { status: 200, headers });
 };
 
@@ -136,11 +134,7 @@ const endWaitOnDisconnect = (c: Context<GatewayEnv>, target: RouteTarget, shard:
     const ended = routeObject(c.env, target, shard)
       .cancelWait(waitId)
       .catch(() => undefined);
-    try {
-      c.executionCtx.waitUntil(ended);
-    } catch {
-      // No execution context (the app called directly, as in tests): the call runs by itself.
-    }
+    runBeyondResponse(c, ended);
   });
 };
 

@@ -9,6 +9,7 @@ import { callRouteObject } from "./route-object-call";
 import { consumingTarget } from "./request-templates";
 import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
+import { runBeyondResponse } from "./beyond-response";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
 export const HEARTBEAT_MS = 15_000;
@@ -120,11 +121,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     await writer.close().catch(() => undefined);
   };
   const running = run().catch(() => writer.abort().catch(() => undefined));
-  try {
-    c.executionCtx.waitUntil(running);
-  } catch {
-    // No execution context (the app called directly, as in tests): the stream runs by itself.
-  }
+  runBeyondResponse(c, running);
   return new Response(readable, {
     status: 200,
     headers: {
