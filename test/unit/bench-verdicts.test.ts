@@ -207,6 +207,18 @@ describe("the pressure targets", () => {
     expect(manyVerdict(pressureOnly({ pressureMemory: memory(300, 250) }))).toBe(true); // +200 vs the runtime's +160
     expect(manyVerdict(pressureOnly({ pressureMemory: memory(300, 120) }))).toBe(false); // +200 vs the runtime's +30
   });
+
+  it("a batch is judged against its own gateway's idle figure when it had a gateway of its own", () => {
+    const batchVerdict = (report: Report) => verdicts(report).find((verdict) => verdict.target.includes("batch of"));
+    const base = { idleMb: 100, batchSize: 10_000, batchStatus: 202, manyMb: 110, publishes: 200_000, largeMb: 120, largeAccepted: 64 };
+    const ceiling = { idleMb: 90, manyMb: 100, largeMb: 110 };
+    // Its own gateway idled at 40 MB: +70 MB is over the 64 MB headroom, though only +10 above the other gateway's idle.
+    const own = batchVerdict(pressureOnly({ pressureMemory: { ...base, ceiling, batchIdleMb: 40, batchMb: 110 } }));
+    expect(own?.met).toBe(false);
+    expect(own?.measured).toContain("(40 → 110 MB)");
+    // Runs from before: the batch against the one gateway's idle.
+    expect(batchVerdict(pressureOnly({ pressureMemory: { ...base, ceiling, batchMb: 110 } }))?.met).toBe(true);
+  });
 });
 
 describe("the routing targets", () => {
