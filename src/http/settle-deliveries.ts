@@ -18,8 +18,12 @@ export const settleDeliveries = async (
   let settled: SettleOutcome;
   try {
     settled = await settleShared(c, target, shard, tokens, outcome);
-  } catch {
-    // The object was reset: its connection went with it, and the broker requeues the messages.
+  } catch (error) {
+    // The object was reset (its connection went with it, and the broker requeues the messages),
+    // or the call did not answer in time: either way the messages come again.
+    console.warn(
+      `route ${target.id}: the ${outcome} of ${tokens.length} message(s) did not reach the route's object (${String(error)}); they will come again`,
+    );
     return;
   }
   if (!settled.ok)
