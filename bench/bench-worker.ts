@@ -9,8 +9,8 @@
  * Two baselines for what a request costs the runtime itself (`npm run profile -- get-alone`,
  * `get-object-call`): `GET /__baseline/alone` answers 250 bytes from the Worker alone, and
  * `GET /__baseline/object-call` does the same after an empty call to the bench-consume route's
- * object. Their ratio is the price of one call to a Durable Object here, which is why concurrent
- * requests share calls (src/http/shared-object-calls.ts).
+ * object. Their ratio is the price of one call to a Durable Object here (BENCHMARKS.md, "The
+ * object call").
  *
  * Requests are told apart before either Hono app sees them, so the gateway's routes and the
  * ceiling each pay for one router, as the gateway does when deployed.

@@ -111,18 +111,7 @@ export interface ConsumedMessage {
  * `settle` is set when the route does not auto-ack: the Worker must call the object's `settle`
  * with it, "ack" once its response is ready, "requeue" if anything failed.
  */
-export type ConsumeOutcome =
-  | {
-      ok: true;
-      messages: HandedMessage[];
-      remaining?: number;
-      /**
-       * In a shared call (`consumeEach`): what this take found did not fit in the call's answer
-       * beside the others' and went back to the queue; the Worker takes again, alone.
-       */
-      takeAlone?: true;
-    }
-  | RouteFailure;
+export type ConsumeOutcome = { ok: true; messages: HandedMessage[]; remaining?: number } | RouteFailure;
 
 /** What a consume asks for: up to `max` messages, within the caller's rate limit, waiting up to `waitMs` for the first. */
 export interface ConsumeRequest {

@@ -217,23 +217,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * auto-ack they are the client's now; under `ack: lease` each is leased until the client
    * settles it; otherwise each stays unacknowledged until the Worker calls {@link settle}.
    */
-  consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
-    return this.#consume(route, request, undefined);
-  }
-
-  /**
-   * Several requests' takes in one call (src/http/shared-object-calls.ts), each done exactly as
-   * if it had been called alone, but for the size of the answer: the runtime refuses an answer
-   * over 32 MiB, so the takes share {@link SHARED_ANSWER_BYTES}. Each take's messages are taken
-   * unacknowledged and kept only once they fit (acknowledged then, with auto-ack); a take that
-   * does not fit gives its messages back and is answered `takeAlone`. Answered in the order asked.
-   */
-  async consumeEach(calls: Array<[ConsumingTarget, ConsumeRequest]>): Promise<ConsumeOutcome[]> {
-    const answer: AnswerBudget = { bytes: 0 };
-    return Promise.all(calls.map(([route, request]) => this.#consume(route, request, answer)));
-  }
-
-  async #consume(route: ConsumingTarget, request: ConsumeRequest, shared: AnswerBudget | undefined): Promise<ConsumeOutcome> {
+  async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
     if (request.waitId !== undefined && this.#cancelledWaits.has(request.waitId)) return { ok: true, messages: [] };
@@ -254,7 +238,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
       const lease = consumer.ack === "lease" && !request.holdAll;
       // A batch is taken unacknowledged even with auto-ack, so that what does not fit in one
       // answer can go back (see fitting).
-      const brokerAcks = autoAck && request.max === 1 && !shared;
+      const brokerAcks = autoAck && request.max === 1;
       let taken =
         request.waitMs && waitingNow > 0
           ? []
@@ -274,10 +258,6 @@ export class AmqpRouteObject extends DurableObject<Env> {
         ackedByBroker = false;
       }
       taken = await fitting(taken);
-      if (shared && !fitsBeside(taken, shared)) {
-        for (const { delivery } of taken) await delivery.nack(true).catch(() => undefined);
-        return { ok: true, messages: [], takeAlone: true };
-      }
       // Taken unacknowledged; with auto-ack they are the client's as they are handed over.
       if (autoAck && !ackedByBroker) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
       const remaining = taken.at(-1)?.consumed.messageCount;
@@ -346,11 +326,6 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** Several requests' settles in one call, each done as if it had been called alone; answered in the order asked. */
-  async settleEach(calls: Array<[number[], "ack" | "requeue"]>): Promise<SettleOutcome[]> {
-    return Promise.all(calls.map(([tokens, outcome]) => this.settle(tokens, outcome)));
-  }
-
   /** The counters behind `GET /amqp` for the route's current URL, and whether a connection is open. */
   stats(url: string): RouteStats {
     this.#counters.countFor(url);
@@ -409,25 +384,6 @@ const ok = (): PublishOutcome => ({ ok: true });
  * limited to 32 MiB, and the Worker may grow a body by a third (base64 in a batch's JSON).
  */
 const MAX_ANSWER_BYTES = 20 * 1024 * 1024;
-
-/**
- * What the takes of one shared call may answer with together: under the runtime's 32 MiB limit on
- * a call's answer, with room for everything beside the bodies.
- */
-const SHARED_ANSWER_BYTES = 24 * 1024 * 1024;
-
-/** The bodies counted so far in one shared call's answer. */
-interface AnswerBudget {
-  bytes: number;
-}
-
-/** Whether a take's messages fit in the shared answer beside those before it (the first take always does, as alone), counting them if so. */
-const fitsBeside = (taken: TakenMessage[], answer: AnswerBudget): boolean => {
-  const bytes = taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0);
-  if (answer.bytes > 0 && answer.bytes + bytes > SHARED_ANSWER_BYTES) return false;
-  answer.bytes += bytes;
-  return true;
-};
 
 /** The first messages whose bodies fit in one answer (always the first); the rest go back to the queue, in order. */
 const fitting = async (taken: TakenMessage[]): Promise<TakenMessage[]> => {

@@ -10,7 +10,6 @@ import { messageJson } from "./message-json";
 import { consumingTarget } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
 import { runBeyondResponse } from "./beyond-response";
-import { consumeShared } from "./shared-route-calls";
 import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
@@ -43,7 +42,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const waitId = waitMs > 0 ? crypto.randomUUID() : undefined;
   if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
   const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    consumeShared(c, target, shard, {
+    routeObject(c.env, target, shard).consume(target, {
       max: max ?? 1,
       holdMs: WRITE_HOLD_MS,
       ...(admission ? { admission } : {}),

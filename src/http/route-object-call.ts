@@ -29,8 +29,6 @@ export const callRouteObject = async <T>(
   try {
     return await call();
   } catch (first) {
-    // Already the answer (a shared call's timeout, src/http/shared-route-calls.ts).
-    if (first instanceof GatewayError) throw first;
     error = first;
   }
   const firstError = error as DurableObjectCallError;

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { RouteTarget, SettleOutcome } from "../amqp/route-messages";
 import type { GatewayEnv } from "../env";
-import { settleShared } from "./shared-route-calls";
+import { routeObject } from "./route-target";
 
 /**
  * Acknowledges delivered messages with the shard that holds them, or requeues those whose answer
@@ -17,13 +17,9 @@ export const settleDeliveries = async (
 ): Promise<void> => {
   let settled: SettleOutcome;
   try {
-    settled = await settleShared(c, target, shard, tokens, outcome);
-  } catch (error) {
-    // The object was reset (its connection went with it, and the broker requeues the messages),
-    // or the call did not answer in time: either way the messages come again.
-    console.warn(
-      `route ${target.id}: the ${outcome} of ${tokens.length} message(s) did not reach the route's object (${String(error)}); they will come again`,
-    );
+    settled = await routeObject(c.env, target, shard).settle(tokens, outcome);
+  } catch {
+    // The object was reset: its connection went with it, and the broker requeues the messages.
     return;
   }
   if (!settled.ok)
