@@ -22,6 +22,7 @@ import { routesConfig } from "../src/generated/routes";
 import type { PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
 import { routeObject } from "../src/http/route-target";
 import { resolveConfig } from "../src/config/resolve-config";
+import { BASELINE_PREFIX, CEILING_PREFIX } from "./lib/worker-paths";
 
 export class AmqpRouteObject extends GatewayRouteObject {
   /** What `publishMany` receives, answered as if every message were confirmed. */
@@ -34,8 +35,6 @@ export class AmqpRouteObject extends GatewayRouteObject {
     return 0;
   }
 }
-
-const CEILING_PREFIX = "/__ceiling/";
 
 const resolvedConfigs = new WeakMap<Env, ReturnType<typeof resolveConfig>>();
 const resolvedFor = (env: Env): ReturnType<typeof resolveConfig> => {
@@ -60,8 +59,6 @@ ceiling.post(`${CEILING_PREFIX}:route`, async (c) => {
   return c.json({ status: "published" }, 202);
 });
 
-/** As bench/lib/bench-routes.ts says, for the profile's variants. */
-const BASELINE_PREFIX = "/__baseline/";
 const baseline = new Hono<GatewayEnv>();
 const BASELINE_BODY = "x".repeat(250);
 baseline.get(`${BASELINE_PREFIX}alone`, (c) => c.body(BASELINE_BODY, 200, { "content-type": "application/json" }));

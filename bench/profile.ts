@@ -5,10 +5,11 @@
  * the CPU that workerd and RabbitMQ used, and the functions with the most samples; writes the
  * profile to .wrangler/profiles/ for Chrome DevTools (Performance → Load profile) or speedscope.
  *
- * Variants: publish (250 B, amqp://), publish-16k, publish-ws, publish-ws-16k, consume, consume-ws, ceiling (the no-AMQP
- * route); and two baselines for what a request costs the runtime: get-alone (a GET the Worker
- * answers by itself) and get-object-call (the same, after an empty call to a route's object). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT (default 9230),
- * BENCH_PORT (default 8790).
+ * Variants: publish (250 B, amqp://), publish-16k, publish-ws, publish-ws-16k, consume,
+ * consume-ws, ceiling (the no-AMQP route); and two baselines for what a request costs the
+ * runtime: get-alone (a GET the Worker answers by itself) and get-object-call (the same, after an
+ * empty call to a route's object). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT
+ * (default 9230), BENCH_PORT (default 8790).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";

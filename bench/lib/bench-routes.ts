@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AMQP_URL } from "./broker";
+import { CEILING_PREFIX } from "./worker-paths";
 
 /** One queue per variant, so each run's messages can be counted on their own. */
 export const QUEUES = {
@@ -51,8 +52,7 @@ export const useBenchRoutes = (): void => writeRoutes(ROUTES);
 /** The Worker the benchmark serves: the gateway plus the no-AMQP ceiling route. */
 export const BENCH_WORKER = "bench/bench-worker.ts";
 
-/** The runtime's baselines (`bench/bench-worker.ts`): `<prefix>alone` and `<prefix>object-call`. */
-export const BASELINE_PREFIX = "/__baseline/";
+export { BASELINE_PREFIX } from "./worker-paths";
 
 /** The ceiling route for the bench-tcp route (`bench/bench-worker.ts`). */
-export const CEILING_PATH = "/__ceiling/bench-tcp";
+export const CEILING_PATH = `${CEILING_PREFIX}bench-tcp`;

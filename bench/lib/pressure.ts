@@ -24,6 +24,7 @@ import {
 import { AMQP_URL, deleteQueues, freshQueues } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
 import { load } from "./load";
+import { CEILING_PREFIX } from "./worker-paths";
 
 export interface TruthFigures extends Omit<TruthUnderLoadReport, "false202" | "falseRefusals" | "duplicates" | "strangers"> {
   /** How the gateway reached the broker (absent in runs from before both were measured: amqp). */
@@ -135,7 +136,7 @@ routes:
 `);
   const batchFigures = await batchRun(port, payload);
   const gatewayFigures = await pressureRun(port, "/one", publishes, payload);
-  const ceilingFigures = await pressureRun(port, "/__ceiling/memory-one", publishes, payload);
+  const ceilingFigures = await pressureRun(port, `${CEILING_PREFIX}memory-one`, publishes, payload);
   const wsFigures = await pressureRun(port, "/ws", publishes, payload);
   const figures: MemoryFigures = {
     ...gatewayFigures,
@@ -161,42 +162,48 @@ routes:
   return figures;
 };
 
-/** One fresh gateway: idle, then after one batch of `max_batch` messages. */
-const batchRun = async (port: number, payload: string) => {
+/**
+ * One fresh gateway (the bench Worker, which has the ceiling route), warmed on `warmPath` as a
+ * gateway is once it has served a little (connections open, code compiled), then `measure` from
+ * its idle RSS; its queue emptied before and deleted after.
+ */
+const onFreshGateway = async <T>(
+  port: number,
+  warmPath: string,
+  payload: string,
+  measure: (gateway: LocalGateway, idleMb: number) => Promise<T>,
+): Promise<T> => {
   await freshQueues(MEMORY_QUEUE);
   const gateway = await startLocalGateway({ host: "127.0.0.1", port, main: BENCH_WORKER });
   try {
-    const json = { "content-type": "application/json" };
-    // Idle: connections open and code compiled, as a gateway is once it has served a little.
-    await load({ url: `${gateway.url}/one`, method: "POST", headers: json, body: payload, connections: 16, amount: 2_000 });
+    await load({ url: `${gateway.url}${warmPath}`, method: "POST", headers: JSON_BODY, body: payload, connections: 16, amount: 2_000 });
     await settle();
-    const batchIdleMb = rssMb(gateway.runtimePid);
-    const batch = `[${Array.from({ length: MAX_BATCH }, () => payload).join(",")}]`;
-    const batchAnswer = await fetch(`${gateway.url}/batch`, { method: "POST", body: batch, headers: json });
-    await batchAnswer.arrayBuffer();
-    await settle();
-    return { batchIdleMb, batchMb: rssMb(gateway.runtimePid), batchSize: MAX_BATCH, batchStatus: batchAnswer.status };
+    return await measure(gateway, rssMb(gateway.runtimePid));
   } finally {
     await gateway.stop();
     await deleteQueues(MEMORY_QUEUE);
   }
 };
 
-/** One fresh gateway (the bench Worker, which has the ceiling route): idle, many small publishes, 64 large ones. */
-const pressureRun = async (port: number, path: string, publishes: number, payload: string) => {
-  await freshQueues(MEMORY_QUEUE);
-  const gateway = await startLocalGateway({ host: "127.0.0.1", port, main: BENCH_WORKER });
-  try {
-    const one = `${gateway.url}${path}`;
-    const json = { "content-type": "application/json" };
-    // Idle: connections open and code compiled, as a gateway is once it has served a little.
-    await load({ url: one, method: "POST", headers: json, body: payload, connections: 16, amount: 2_000 });
-    await settle();
-    const idleMb = rssMb(gateway.runtimePid);
+const JSON_BODY = { "content-type": "application/json" };
 
+/** Idle, then after one batch of `max_batch` messages. */
+const batchRun = (port: number, payload: string) =>
+  onFreshGateway(port, "/one", payload, async (gateway, batchIdleMb) => {
+    const batch = `[${Array.from({ length: MAX_BATCH }, () => payload).join(",")}]`;
+    const batchAnswer = await fetch(`${gateway.url}/batch`, { method: "POST", body: batch, headers: JSON_BODY });
+    await batchAnswer.arrayBuffer();
+    await settle();
+    return { batchIdleMb, batchMb: rssMb(gateway.runtimePid), batchSize: MAX_BATCH, batchStatus: batchAnswer.status };
+  });
+
+/** Idle, after many small publishes, then after 64 large ones, on `path`. */
+const pressureRun = (port: number, path: string, publishes: number, payload: string) =>
+  onFreshGateway(port, path, payload, async (gateway, idleMb) => {
+    const one = `${gateway.url}${path}`;
     let done = 0;
     for (let quarter = 0; quarter < 4; quarter++) {
-      done += (await load({ url: one, method: "POST", headers: json, body: payload, connections: 64, amount: publishes / 4 })).ok;
+      done += (await load({ url: one, method: "POST", headers: JSON_BODY, body: payload, connections: 64, amount: publishes / 4 })).ok;
       await freshQueues(MEMORY_QUEUE);
     }
     await settle();
@@ -217,11 +224,7 @@ const pressureRun = async (port: number, path: string, publishes: number, payloa
       largeMb,
       largeAccepted: large.filter((status) => status === 202).length,
     };
-  } finally {
-    await gateway.stop();
-    await deleteQueues(MEMORY_QUEUE);
-  }
-};
+  });
 
 /** Lets timers and the garbage collector catch up before RSS is read. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 2_000));

@@ -14,6 +14,7 @@
  *   queue, are counted against the 200s.
  */
 import { performance } from "node:perf_hooks";
+import { CEILING_PREFIX } from "./worker-paths";
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import { account, type Accounting } from "./accounting";
@@ -66,7 +67,7 @@ routes:
       { name: ROUTING.fixed, queue: Q.fixed, url: `${base}/fixed` },
       { name: ROUTING.templated, queue: Q.templated, url: `${base}/tpl/${Q.templated}` },
       // The same request answered without AMQP: what HTTP and the object call alone allow here.
-      { name: ROUTING.ceiling, url: `${base}/__ceiling/bench-fixed` },
+      { name: ROUTING.ceiling, url: `${base}${CEILING_PREFIX}bench-fixed` },
     ];
     const replies = [
       { name: ROUTING.replyGateway, run: () => gatewayReplies(`${base}/rpc`, live, seconds) },

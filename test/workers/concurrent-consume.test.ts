@@ -4,25 +4,23 @@
  * queues of a queue template.
  */
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName } from "../helpers/broker";
+import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 
 describe("concurrent GETs against the real broker", () => {
-  const withMessages = async (count: number, test: (queue: string, bodies: string[]) => Promise<void>) => {
-    const queue = uniqueName("concurrent");
-    await declareQueue(queue);
-    try {
-      const bodies = Array.from({ length: count }, (_, index) => `message ${index} ${crypto.randomUUID()}`);
+  /** A fresh queue holding `bodies`, in order. */
+  const withMessages = (bodies: string[], test: (queue: string) => Promise<void>) =>
+    withQueue("concurrent", async (queue) => {
       for (const body of bodies) await publishDirect(queue, body);
-      await test(queue, bodies);
-    } finally {
-      await deleteQueue(queue);
-    }
-  };
+      await test(queue);
+    });
+  const uniqueBodies = (count: number, length = 0) =>
+    Array.from({ length: count }, (_, index) => `${index}:${crypto.randomUUID()}:`.padEnd(length, "x"));
 
   for (const autoAck of [true, false]) {
-    it(`hands each of ${120} concurrent GETs its own message, every message once (auto_ack: ${autoAck})`, () =>
-      withMessages(120, async (queue, bodies) => {
+    const bodies = uniqueBodies(120);
+    it(`hands each of ${bodies.length} concurrent GETs its own message, every message once (auto_ack: ${autoAck})`, () =>
+      withMessages(bodies, async (queue) => {
         const send = gatewayFor(
           `routes:\n  - { id: ${uniqueRouteId("concurrent")}, path: /jobs, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: ${autoAck} } } }\n`,
         );
@@ -36,10 +34,9 @@ describe("concurrent GETs against the real broker", () => {
       }));
   }
 
-  it("hands 40 concurrent GETs of 1 MiB messages each its own, none lost", () =>
-    withMessages(0, async (queue) => {
-      const bodies = Array.from({ length: 40 }, (_, index) => `${index}:${crypto.randomUUID()}:`.padEnd(1024 * 1024, "x"));
-      for (const body of bodies) await publishDirect(queue, body);
+  it("hands 40 concurrent GETs of 1 MiB messages each its own, none lost", () => {
+    const bodies = uniqueBodies(40, 1024 * 1024);
+    return withMessages(bodies, async (queue) => {
       const send = gatewayFor(
         `routes:\n  - { id: ${uniqueRouteId("concurrent-large")}, path: /jobs, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: true } } }\n`,
       );
@@ -48,7 +45,8 @@ describe("concurrent GETs against the real broker", () => {
       const received = await Promise.all(answers.map((answer) => answer.text()));
       expect([...received].sort()).toEqual([...bodies].sort());
       expect(await messageCount(queue)).toBe(0);
-    }));
+    });
+  });
 
   it("answers concurrent GETs for different queues of one route (a queue template), each from the queue it asked for", async () => {
     const queues = [uniqueName("template-a"), uniqueName("template-b"), uniqueName("template-c")];
