@@ -9,6 +9,7 @@ import type { Deadlines } from "./deadlines";
 import type { Logger } from "../log";
 import type { TopologyConfig } from "../config/topology-schema";
 import { newChannel } from "./session-channels";
+import { QueueDirectory } from "./queue-directory";
 import { applyTopology, problemLine } from "./topology";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
@@ -58,6 +59,8 @@ export class BrokerConnection {
   readonly returns = new ReturnedMessages();
   /** Bounds the publishes in flight on this connection. */
   readonly window = new PublishWindow();
+  /** The queues this connection knows to exist, checked on channels of their own. */
+  readonly queues = new QueueDirectory(async () => newChannel(await this.session()));
   readonly #backoff = new ConnectBackoff();
   /** Bumped on every connect and reconnect: the topology is applied once per connection. */
   #generation = 0;

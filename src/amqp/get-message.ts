@@ -1,6 +1,7 @@
 import type { AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { opsChannel } from "./session-channels";
-import { RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
+import { isAbout, isChannelClosed, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
+import { RouteFailureError, isChannelError } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 import type { Deadlines } from "./deadlines";
 
@@ -9,9 +10,13 @@ export interface GetMessages {
   autoAck: boolean;
   /** How many messages at most. */
   count: number;
+  /** Most body bytes in all; the first message is taken whatever its size. */
+  maxBytes: number;
   timeoutMs: number;
   /** The route object's deadlines, which bound the wait for the answer. */
   deadlines: Deadlines;
+  /** Which queues the connection knows to exist; a queue is checked there before any get. */
+  directory: QueueDirectory;
 }
 
 /** A message taken from the queue: what the Worker needs, and the delivery to acknowledge. */
@@ -20,21 +25,56 @@ export interface TakenMessage {
   delivery: AMQPMessage;
 }
 
+/** How often a take starts again after another request's operation closed the shared channel under it. */
+const ATTEMPTS = 3;
+
 /**
- * Takes up to `count` messages with `basic.get`, in queue order; none when the queue is empty.
- * The gets are sent together, without waiting for each answer (the broker answers them in
- * order): one round trip for a batch. Without auto-ack, the caller owns the deliveries and must
- * acknowledge or reject them; deliveries that arrive after the timeout has already been
- * answered are rejected back to the queue here.
+ * Takes up to `count` messages with `basic.get`, in queue order, whose bodies add up to at most
+ * `maxBytes` (the first is always taken); none when the queue is empty.
+ *
+ * The gets are sent together, without waiting for each answer (the broker answers them in order),
+ * on the connection's shared ops channel. How many go together follows the size of the queue's
+ * messages: the first take of a queue asks for one, later ones for as many as fit by the largest
+ * body seen lately, and a batch stops before a message that would not fit. So a batch is not
+ * filled by taking more and putting the rest back, which would mark those messages redelivered
+ * and spend their delivery attempts (a quorum queue's `x-delivery-limit`) though no client saw them.
+ *
+ * The queue is known to exist before any get (see {@link QueueDirectory}): a get on a missing
+ * queue would make the broker close the shared channel, and with it every other request's gets.
+ * If the channel closes all the same (a queue deleted since, a read the user may not do), a get
+ * fails as its own only when the broker's reason names its queue; another request's failure
+ * makes it start again (gets the broker had not answered were not carried out).
+ *
+ * Without auto-ack, the caller owns the deliveries and must acknowledge or reject them;
+ * deliveries that arrive after the timeout has already been answered are rejected back to the
+ * queue here.
  */
 export const getMessages = async (session: AMQPSession, request: GetMessages): Promise<TakenMessage[]> => {
-  const { queue, autoAck, count, timeoutMs, deadlines } = request;
+  const { queue, autoAck, timeoutMs, deadlines, directory } = request;
   const work = (async (): Promise<TakenMessage[]> => {
-    // The passive declare (once per session: the handle is cached) names a missing queue clearly.
-    await session.queue(queue, { passive: true });
-    const channel = await opsChannel(session);
-    const deliveries = await Promise.all(Array.from({ length: count }, () => channel.basicGet(queue, { noAck: autoAck })));
-    return deliveries.flatMap((delivery) => (delivery ? [{ consumed: consumedMessage(delivery), delivery }] : []));
+    const known = await directory.check(queue, deadlines, timeoutMs);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const taken = await take(session, request, known);
+        known.typicalBytes = typicalBytes(known.typicalBytes, taken);
+        return taken;
+      } catch (error) {
+        if (error instanceof RouteFailureError) throw error;
+        if (isChannelError(error) && isAbout(error, "queue", queue)) {
+          const failure = queueFailure(queue, error);
+          directory.refused(queue, failure);
+          throw failure;
+        }
+        // Another request's operation closed the channel: ours were not carried out.
+        if (!isChannelClosed(error) || session.closed) throw queueFailure(queue, error);
+        if (attempt >= ATTEMPTS) {
+          throw new RouteFailureError(
+            "unavailable",
+            "the broker kept closing the channel this request shares with others, over their requests; nothing was taken, retry",
+          );
+        }
+      }
+    }
   })();
   // consumedMessage never throws, so what was taken is always handed back to the caller, or
   // rejected back to the queue below.
@@ -42,19 +82,79 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
     return await deadlines.within(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
     if (!autoAck) work.then((late) => Promise.all(late.map((taken) => taken.delivery.nack(true)))).catch(() => undefined);
-    if (error instanceof RouteFailureError) throw error;
-    if (replyCodeOf(error) === 404) throw new RouteFailureError("queue_not_found", `queue "${queue}" does not exist`);
-    if (isChannelError(error)) throw new RouteFailureError("broker_error", `the broker refused the request: ${brokerReason(error)}`);
-    throw new RouteFailureError("unavailable", `the connection to the broker was lost: ${brokerReason(error)}`);
+    throw error instanceof RouteFailureError ? error : queueFailure(queue, error);
   }
 };
 
-/** What the Worker needs of a delivery to answer with it (a copy of the body: the delivery's buffer is reused). */
+/**
+ * One attempt: groups of pipelined gets until `count`, `maxBytes` or an empty queue. Rejects with
+ * amqp-client's error when the channel closes, after giving back what it had taken.
+ */
+const take = async (session: AMQPSession, request: GetMessages, known: KnownQueue): Promise<TakenMessage[]> => {
+  const { queue, autoAck, count, maxBytes } = request;
+  const taken: TakenMessage[] = [];
+  let bytes = 0;
+  let largest = known.typicalBytes;
+  for (;;) {
+    const room = maxBytes - bytes;
+    const wanted = count - taken.length;
+    if (wanted <= 0 || (taken.length > 0 && largest !== undefined && largest > room)) return taken;
+    // Unknown sizes: one first, to learn them.
+    const group = largest === undefined ? 1 : Math.max(1, Math.min(wanted, Math.floor(room / Math.max(largest, 1))));
+    const channel = await opsChannel(session);
+    const answers = await Promise.allSettled(Array.from({ length: group }, () => channel.basicGet(queue, { noAck: autoAck })));
+    const failed = answers.find((answer): answer is PromiseRejectedResult => answer.status === "rejected");
+    let empty = false;
+    const over: AMQPMessage[] = [];
+    for (const answer of answers) {
+      if (answer.status === "rejected") continue;
+      const delivery = answer.value;
+      if (!delivery) {
+        empty = true;
+        continue;
+      }
+      const size = delivery.bodySize;
+      largest = Math.max(largest ?? 0, size);
+      if (taken.length > 0 && (bytes + size > maxBytes || over.length > 0)) over.push(delivery);
+      else {
+        bytes += size;
+        taken.push({ consumed: consumedMessage(delivery), delivery });
+      }
+    }
+    if (failed) {
+      // Unacknowledged deliveries of a closed channel are back in the queue already (the broker
+      // requeues them); with auto-ack what was answered is ours and goes to the client.
+      if (!autoAck || taken.length === 0) throw failed.reason;
+      return taken;
+    }
+    // Larger than the sizes seen so far: back to the queue, in order (the rare case the sizing
+    // above cannot foresee).
+    for (const delivery of over) await delivery.nack(true).catch(() => undefined);
+    if (empty || over.length > 0) return taken;
+  }
+};
+
+/** The body size to plan the next take by: a larger one at once, a smaller one slowly. */
+const typicalBytes = (typical: number | undefined, taken: TakenMessage[]): number | undefined => {
+  if (taken.length === 0) return typical;
+  const largest = Math.max(...taken.map(({ delivery }) => delivery.bodySize));
+  return typical === undefined || largest >= typical ? largest : Math.round(0.9 * typical + 0.1 * largest);
+};
+
+/**
+ * What the Worker needs of a delivery to answer with it. The body's buffer is the delivery's own
+ * (amqp-client gives each message a fresh one) and is handed over: the delivery, kept only to be
+ * acknowledged later (a lease, an answer being written), no longer holds it.
+ */
 export const consumedMessage = (delivery: AMQPMessage): ConsumedMessage => {
   const { properties } = delivery;
-  const body = delivery.body ?? new Uint8Array(0);
+  const bytes = delivery.body ?? new Uint8Array(0);
+  const body = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+  delivery.body = null;
+  // amqp-client's frame buffer for the body (internal, and the same bytes).
+  (delivery as unknown as { _rawBytes: Uint8Array | null })._rawBytes = null;
   return {
-    body: body.slice().buffer,
+    body: body as ArrayBuffer,
     contentType: properties.contentType,
     contentEncoding: properties.contentEncoding,
     messageId: properties.messageId,

@@ -5,8 +5,9 @@ import type { ProducerConfig } from "../config/schema";
 import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
-import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
+import { consumedMessage, getMessages } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
+import { channelMax } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
@@ -237,7 +238,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
       const autoAck = consumer.auto_ack && !request.holdAll;
       const lease = consumer.ack === "lease" && !request.holdAll;
       // A batch is taken unacknowledged even with auto-ack, so that what does not fit in one
-      // answer can go back (see fitting).
+      // answer can go back (see getMessages).
       const brokerAcks = autoAck && request.max === 1;
       let taken =
         request.waitMs && waitingNow > 0
@@ -246,18 +247,19 @@ export class AmqpRouteObject extends DurableObject<Env> {
               queue: consumer.queue,
               autoAck: brokerAcks,
               count: request.max,
+              maxBytes: MAX_ANSWER_BYTES,
               timeoutMs: route.amqp.operation_timeout_ms,
               deadlines: this.#deadlines,
+              directory: connection.queues,
             });
       let ackedByBroker = brokerAcks;
       if (taken.length === 0 && request.waitMs) {
-        if (waitingNow > 0) await session.queue(consumer.queue, { passive: true });
-        const waiting = this.#waitingFor(connection, consumer.queue);
+        if (waitingNow > 0) await connection.queues.check(consumer.queue, this.#deadlines, route.amqp.operation_timeout_ms);
+        const waiting = this.#waitingFor(connection, consumer.queue, waitedQueuesAtMost(session));
         const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs);
         taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
         ackedByBroker = false;
       }
-      taken = await fitting(taken);
       // Taken unacknowledged; with auto-ack they are the client's as they are handed over.
       if (autoAck && !ackedByBroker) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
       const remaining = taken.at(-1)?.consumed.messageCount;
@@ -289,12 +291,37 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** The long-poll consumer for `queue` on `connection`; a new connection gets new ones. */
-  #waitingFor(connection: BrokerConnection, queue: string): WaitingConsumer {
+  /**
+   * The long-poll consumer for `queue` on `connection`; a new connection gets new ones. Each
+   * has a channel of its own while it is in use, so the queues waited on at once are bounded:
+   * past `atMost` a wait on yet another queue is refused (503), and the waits on
+   * queues that already have a consumer go on.
+   */
+  #waitingFor(connection: BrokerConnection, queue: string, atMost: number): WaitingConsumer {
     let byQueue = this.#waiting.get(connection);
     if (!byQueue) this.#waiting.set(connection, (byQueue = new Map<string, WaitingConsumer>()));
-    let waiting = byQueue.get(queue);
-    if (!waiting) byQueue.set(queue, (waiting = new WaitingConsumer(queue, () => connection.session())));
+    const queues = byQueue;
+    let waiting = queues.get(queue);
+    if (waiting) return waiting;
+    // Channels kept open for a client that polls again soon are closed first, oldest first.
+    for (const other of [...queues.values()]) {
+      if (queues.size < atMost) break;
+      other.closeIfIdle();
+    }
+    if (queues.size >= atMost) {
+      throw new RouteFailureError(
+        "unavailable",
+        `clients of this route are waiting on ${queues.size} queues at once, as many as it serves; retry`,
+      );
+    }
+    const created = new WaitingConsumer(
+      queue,
+      () => connection.session(),
+      () => {
+        if (queues.get(queue) === created) queues.delete(queue);
+      },
+    );
+    queues.set(queue, (waiting = created));
     return waiting;
   }
 
@@ -380,19 +407,23 @@ export class AmqpRouteObject extends DurableObject<Env> {
 const ok = (): PublishOutcome => ({ ok: true });
 
 /**
+ * Most queues one connection waits on at once (a channel each), and the channels kept for the
+ * connection's other uses (its ops channel, queue checks, topology).
+ */
+const MAX_WAITED_QUEUES = 1000;
+const RESERVED_CHANNELS = 8;
+
+/** How many queues a connection may wait on at once: within what the broker lets it open. */
+const waitedQueuesAtMost = (session: AMQPSession): number => {
+  const negotiated = channelMax(session);
+  return negotiated > 0 ? Math.max(1, Math.min(MAX_WAITED_QUEUES, negotiated - RESERVED_CHANNELS)) : MAX_WAITED_QUEUES;
+};
+
+/**
  * Bodies of one answer add up to at most this: what crosses from the object to the Worker is
  * limited to 32 MiB, and the Worker may grow a body by a third (base64 in a batch's JSON).
  */
 const MAX_ANSWER_BYTES = 20 * 1024 * 1024;
-
-/** The first messages whose bodies fit in one answer (always the first); the rest go back to the queue, in order. */
-const fitting = async (taken: TakenMessage[]): Promise<TakenMessage[]> => {
-  let bytes = 0;
-  const count = taken.findIndex((one, index) => (bytes += one.consumed.body.byteLength) > MAX_ANSWER_BYTES && index > 0);
-  if (count < 0) return taken;
-  for (const { delivery } of taken.slice(count)) await delivery.nack(true).catch(() => undefined);
-  return taken.slice(0, count);
-};
 
 /**
  * Every failure as a {@link RouteFailure}: errors thrown across RPC lose their fields, and a

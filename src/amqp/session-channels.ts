@@ -38,8 +38,14 @@ export const confirmChannel = (session: AMQPSession): Promise<AMQPChannel> => in
 export const opsChannel = (session: AMQPSession): Promise<AMQPChannel> => internals(session, "getOpsChannel")();
 
 interface SessionClient {
-  client?: { channel?: () => Promise<AMQPChannel> };
+  client?: { channel?: () => Promise<AMQPChannel>; channelMax?: number };
 }
+
+/**
+ * The most channels the connection may open, as negotiated with the broker (RabbitMQ's default
+ * is 2047); 0 when there is no limit.
+ */
+export const channelMax = (session: AMQPSession): number => (session as unknown as SessionClient).client?.channelMax ?? 0;
 
 /**
  * A new channel on the session's connection, for a consumer of the gateway's own (long-poll).

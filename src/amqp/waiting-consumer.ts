@@ -14,14 +14,25 @@ interface Waiter {
 const MAX_PREFETCH = 100;
 
 /**
+ * How long the channel of a queue nobody waits on any more is kept open, so that a client that
+ * polls again at once does not pay for a new one. Then it is closed: a route over many queues
+ * (`inbox.{user}`) would otherwise keep a channel for every queue ever waited on, until the
+ * connection runs out of them.
+ */
+export const IDLE_CHANNEL_MS = 2000;
+
+/**
  * Long-poll for one queue: clients wait (`GET ?wait=S`) in arrival order, and a `basic.consume`
  * runs only while someone is waiting, with a prefetch of what the waiters asked for together, so
  * the broker pushes no more than they can take. Each delivery goes to the longest-waiting client
  * (with the deliveries that arrived with it, up to its `max`); a client whose wait ends or who
  * goes away leaves the line at once. When the last one leaves, the consumer is cancelled and any
  * message it had pushed but no client took is requeued, in order, to its place in the queue:
- * nothing is lost or left unacknowledged. Deliveries are handed out unacknowledged; the route
- * object acknowledges, leases or holds them as its mode says.
+ * nothing is lost or left unacknowledged; and once nobody has waited for {@link IDLE_CHANNEL_MS},
+ * its channel is closed and `onClosed` is called (the route object then forgets it). Deliveries
+ * are handed out unacknowledged; the route object acknowledges, leases or holds them as its mode
+ * says. Each queue has a channel of its own, so a queue that is deleted or refused fails only the
+ * clients waiting on it.
  */
 export class WaitingConsumer {
   readonly #waiters: Waiter[] = [];
@@ -40,10 +51,41 @@ export class WaitingConsumer {
   /** Changes to the consumer, one at a time. */
   #reconciling: Promise<void> = Promise.resolve();
   #handOutScheduled = false;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /**
+   * Deliveries handed to clients and not yet settled (a lease, an answer being written): the
+   * channel stays open until each is, since closing it would put them back in the queue.
+   */
+  readonly #unsettled = new Set<AMQPMessage>();
+  readonly #onClosed: () => void;
 
-  constructor(queue: string, session: () => Promise<AMQPSession>) {
+  /** @param onClosed - called once, when the consumer has closed its channel for good */
+  constructor(queue: string, session: () => Promise<AMQPSession>, onClosed: () => void) {
     this.queue = queue;
     this.#session = session;
+    this.#onClosed = onClosed;
+  }
+
+  /** Whether it has closed for good: a new wait needs a new one. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether its channel could be closed now: nobody waits and nothing it handed out is unsettled. */
+  get idle(): boolean {
+    if (this.#closed || this.#waiters.length > 0) return false;
+    for (const delivery of this.#unsettled) if (delivery.isAcked || delivery.channel.closed) this.#unsettled.delete(delivery);
+    return this.#unsettled.size === 0;
+  }
+
+  /** Closes its channel now, without waiting out {@link IDLE_CHANNEL_MS}, when it is {@link idle}. */
+  closeIfIdle(): boolean {
+    if (!this.idle) return false;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#close();
+    return true;
   }
 
   /** Clients waiting now. */
@@ -56,6 +98,9 @@ export class WaitingConsumer {
    * wait ends (or {@link leave} is called with `id`); rejects when the connection is lost.
    */
   wait(id: string, max: number, waitMs: number): Promise<AMQPMessage[]> {
+    if (this.#closed) return Promise.reject(new RouteFailureError("unavailable", "the queue's consumer was closing; retry"));
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.leave(id), waitMs);
       this.#waiters.push({ id, max, resolve, reject, timer });
@@ -92,6 +137,7 @@ export class WaitingConsumer {
       clearTimeout(waiter.timer);
       const deliveries = this.#buffer.splice(0, waiter.max);
       this.#handed += deliveries.length;
+      for (const delivery of deliveries) this.#unsettled.add(delivery);
       waiter.resolve(deliveries);
     }
     this.#reconcile();
@@ -109,6 +155,7 @@ export class WaitingConsumer {
     );
     if (wanted === 0) {
       await this.#stop();
+      this.#closeWhenIdle();
       return;
     }
     if (this.#buffer.length > 0) {
@@ -141,6 +188,31 @@ export class WaitingConsumer {
     for (const delivery of unclaimed) await delivery.nack(true).catch(() => undefined);
   }
 
+  /** Closes the channel once nobody has waited for {@link IDLE_CHANNEL_MS} and what it handed out is settled. */
+  #closeWhenIdle(): void {
+    if (this.#closed || this.#idleTimer !== undefined) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#closed || this.#waiters.length > 0) return;
+      if (this.idle) this.#close();
+      else this.#closeWhenIdle();
+    }, IDLE_CHANNEL_MS);
+  }
+
+  #close(): void {
+    // Forgotten at once, so that the next client's wait makes a new consumer.
+    this.#closed = true;
+    this.#onClosed();
+    this.#reconciling = this.#reconciling
+      .then(async () => {
+        await this.#stop();
+        const channel = this.#channel;
+        this.#channel = undefined;
+        await channel?.close();
+      })
+      .catch(() => undefined);
+  }
+
   async #openChannel(): Promise<AMQPChannel> {
     if (this.#channel && !this.#channel.closed) return this.#channel;
     const channel = await newChannel(await this.#session());
@@ -154,6 +226,7 @@ export class WaitingConsumer {
     this.#consumer = undefined;
     this.#prefetch = 0;
     this.#buffer.length = 0;
+    this.#closeWhenIdle();
     const failure =
       error instanceof RouteFailureError
         ? error

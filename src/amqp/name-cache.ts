@@ -1,0 +1,44 @@
+/**
+ * What a route object has learned about broker names (a queue exists, an exchange took a publish,
+ * an exchange was refused), kept in bounded memory: names may come from requests (`inbox.{user}`),
+ * so the set of them is the callers' to grow. Past `maxEntries` the least recently used go first,
+ * and an entry older than `ttlMs` is as good as absent.
+ */
+export class NameCache<V> {
+  readonly #entries = new Map<string, { value: V; at: number }>();
+
+  constructor(
+    readonly maxEntries: number,
+    readonly ttlMs = Number.POSITIVE_INFINITY,
+  ) {}
+
+  get(name: string, now = Date.now()): V | undefined {
+    const entry = this.#entries.get(name);
+    if (!entry) return undefined;
+    if (now - entry.at >= this.ttlMs) {
+      this.#entries.delete(name);
+      return undefined;
+    }
+    // Most recently used last, so that the oldest are dropped first.
+    this.#entries.delete(name);
+    this.#entries.set(name, entry);
+    return entry.value;
+  }
+
+  set(name: string, value: V, now = Date.now()): void {
+    this.#entries.delete(name);
+    this.#entries.set(name, { value, at: now });
+    for (const key of this.#entries.keys()) {
+      if (this.#entries.size <= this.maxEntries) break;
+      this.#entries.delete(key);
+    }
+  }
+
+  delete(name: string): void {
+    this.#entries.delete(name);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

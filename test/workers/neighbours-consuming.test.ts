@@ -1,0 +1,130 @@
+/**
+ * One route, many callers who do not trust each other: what one caller sends must not change the
+ * answer another caller gets. Each test runs honest callers, whose every answer is checked against
+ * the broker with an AMQP client of the test's own, beside a caller doing one hostile (or merely
+ * unlucky) thing on the same route, at the same time. Here: consuming.
+ */
+import { describe, expect, it } from "vitest";
+import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName, withChannel } from "../helpers/broker";
+import { gatewayFor, uniqueRouteId } from "./gateway";
+import { beside, uniqueBodies } from "./neighbours";
+
+describe("a caller asking for queues that do not exist", () => {
+  for (const autoAck of [true, false]) {
+    it(`changes nothing for callers reading an existing queue of the same route (auto_ack: ${autoAck})`, async () => {
+      const base = uniqueName("inbox");
+      const inbox = `${base}.alice`;
+      const bodies = uniqueBodies(300);
+      await declareQueue(inbox);
+      try {
+        for (const body of bodies) await publishDirect(inbox, body);
+        const routeId = uniqueRouteId("inbox");
+        const send = gatewayFor(
+          `routes:\n  - { id: ${routeId}, path: "/inbox/:user", amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: "${base}.{user}", auto_ack: ${autoAck} } } }\n`,
+        );
+        const hostileStatuses = new Map<number, number>();
+        const { result, hostileRuns } = await beside(
+          async () => {
+            const received: string[] = [];
+            const honestStatuses: number[] = [];
+            const reader = async () => {
+              for (;;) {
+                const answer = await send("GET", "/inbox/alice");
+                honestStatuses.push(answer.status);
+                if (answer.status === 200) received.push(await answer.text());
+                else {
+                  await answer.body?.cancel();
+                  if (answer.status === 204) return;
+                }
+              }
+            };
+            await Promise.all(Array.from({ length: 6 }, reader));
+            return { received, honestStatuses };
+          },
+          async () => {
+            const answers = await Promise.all(
+              Array.from({ length: 4 }, () => send("GET", `/inbox/nobody-${crypto.randomUUID().slice(0, 8)}`)),
+            );
+            for (const answer of answers) {
+              hostileStatuses.set(answer.status, (hostileStatuses.get(answer.status) ?? 0) + 1);
+              await answer.body?.cancel();
+            }
+          },
+        );
+        expect(hostileRuns).toBeGreaterThan(2);
+        // The hostile caller got its own answer: the queues it asked for do not exist.
+        expect([...hostileStatuses.keys()]).toEqual([404]);
+        // The honest callers: only 200s and their final 204s, every message once.
+        expect(result.honestStatuses.filter((status) => status !== 200 && status !== 204)).toEqual([]);
+        expect([...result.received].sort()).toEqual([...bodies].sort());
+        await expect.poll(() => messageCount(inbox), { timeout: 5_000 }).toBe(0);
+      } finally {
+        await deleteQueue(inbox);
+      }
+    });
+  }
+});
+
+describe("long-polls over the queues of a queue template", () => {
+  it("leave no channel behind: more queues than the connection has channels can each be waited on in turn", async () => {
+    const base = uniqueName("poll");
+    const names = Array.from({ length: 30 }, (_, index) => `${base}.${index}`);
+    for (const name of names) await declareQueue(name);
+    try {
+      // A connection of at most 12 channels (the session's own take 2 or 3).
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("poll")}, path: "/inbox/:user", amqp: { enabled: true, url: "${BROKER_URL}?channelMax=12", consumer: { queue: "${base}.{user}", auto_ack: true } } }\n`,
+      );
+      const statuses: number[] = [];
+      for (let index = 0; index < names.length; index++) {
+        const answer = await send("GET", `/inbox/${index}?wait=0.1`);
+        statuses.push(answer.status);
+        await answer.body?.cancel();
+      }
+      expect(statuses).toEqual(names.map(() => 204));
+      // And a message is still delivered to a long-poll on the first queue.
+      await publishDirect(`${base}.0`, "still served");
+      const last = await send("GET", "/inbox/0?wait=1");
+      expect(last.status).toBe(200);
+      expect(await last.text()).toBe("still served");
+    } finally {
+      for (const name of names) await deleteQueue(name);
+    }
+  });
+});
+
+describe("a batch GET of messages that do not all fit in one answer", () => {
+  const mebibyteBodies = (count: number) =>
+    Array.from({ length: count }, (_, index) => `${String(index).padStart(4, "0")}:${crypto.randomUUID()}:`.padEnd(1024 * 1024, "x"));
+
+  for (const [kind, args] of [
+    ["classic", {}],
+    ["quorum with x-delivery-limit 2", { "x-queue-type": "quorum", "x-delivery-limit": 2 }],
+  ] as const) {
+    it(`takes no more than fits, so nothing comes back redelivered and nothing is dropped, in queue order (${kind})`, async () => {
+      const queue = uniqueName("fit");
+      await declareQueue(queue, args);
+      try {
+        const bodies = mebibyteBodies(60);
+        await withChannel(async (channel) => {
+          for (const body of bodies) await channel.basicPublish("", queue, body);
+        });
+        const send = gatewayFor(
+          `routes:\n  - { id: ${uniqueRouteId("fit")}, path: /jobs, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: true } } }\n`,
+        );
+        const received: Array<{ body: string; redelivered: boolean }> = [];
+        for (let round = 0; round < 20; round++) {
+          const answer = await send("GET", "/jobs?max=100");
+          if (answer.status === 204) break;
+          expect(answer.status).toBe(200);
+          const batch = (await answer.json()) as { messages: Array<{ body: string; redelivered: boolean }> };
+          received.push(...batch.messages);
+        }
+        expect(received.map((message) => message.body.slice(0, 4))).toEqual(bodies.map((body) => body.slice(0, 4)));
+        expect(received.filter((message) => message.redelivered)).toEqual([]);
+      } finally {
+        await deleteQueue(queue);
+      }
+    });
+  }
+});
