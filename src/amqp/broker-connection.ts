@@ -2,7 +2,6 @@ import { AMQPSession } from "@cloudamqp/amqp-client";
 import { brokerEndpoint, redactSecrets, redactUrl } from "./broker-url";
 import { ConnectBackoff } from "./connect-backoff";
 import { PublishWindow } from "./publish-window";
-import { ReturnedMessages } from "./returned-messages";
 import "./socket-timer-fix";
 import { RouteFailureError, brokerReason, replyCodeOf } from "./route-failure";
 import type { Deadlines } from "./deadlines";
@@ -10,6 +9,8 @@ import type { Logger } from "../log";
 import type { TopologyConfig } from "../config/topology-schema";
 import { newChannel } from "./session-channels";
 import { QueueDirectory } from "./queue-directory";
+import { PublishChannels } from "./publish-channels";
+import { onReturned } from "./publish-ledger";
 import { applyTopology, problemLine } from "./topology";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
@@ -55,10 +56,10 @@ type State = { status: "zero" } | { status: "starting"; ready: Promise<AMQPSessi
 export class BrokerConnection {
   #state: State = { status: "zero" };
   #closed = false;
-  /** Mandatory publishes in flight on this connection, matched against the broker's returns. */
-  readonly returns = new ReturnedMessages();
   /** Bounds the publishes in flight on this connection. */
   readonly window = new PublishWindow();
+  /** The channels this connection publishes on, and what it knows of what the broker takes. */
+  readonly publishing = new PublishChannels(() => this.session());
   /** The queues this connection knows to exist, checked on channels of their own. */
   readonly queues = new QueueDirectory(async () => newChannel(await this.session()));
   readonly #backoff = new ConnectBackoff();
@@ -221,7 +222,8 @@ export class BrokerConnection {
       frameMax: 131_072,
       name,
       logger: null,
-      onreturn: this.returns.onReturn,
+      // Each return goes to the ledger of the channel it came on.
+      onreturn: onReturned,
       onconnect: () => {
         this.#generation++;
         this.#logger.log("info", connectedOnce ? "broker reconnected" : "broker connected", event);

@@ -1,26 +1,10 @@
-import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
-import { confirmChannel } from "./session-channels";
-import type { ReturnedMessages } from "./returned-messages";
-import { NEGATIVE_CONFIRM, RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
+import type { AMQPChannel } from "@cloudamqp/amqp-client";
+import { ledgerOf, type Publication } from "./publish-ledger";
+import { NEGATIVE_CONFIRM, RouteFailureError, brokerReason, isChannelError } from "./route-failure";
 import type { PublishProperties } from "./route-messages";
 import type { Deadlines } from "./deadlines";
 import type { PublishWindow } from "./publish-window";
-
-const checkedExchanges = new WeakMap<AMQPSession, Set<string>>();
-
-/**
- * Makes sure a named exchange exists, with a passive declare once per session (the gateway never
- * creates topology), so a missing exchange fails with the broker's own reason before anything is
- * published. The default exchange `""` always exists.
- */
-const checkExchange = async (session: AMQPSession, name: string): Promise<void> => {
-  if (name === "") return;
-  let checked = checkedExchanges.get(session);
-  if (!checked) checkedExchanges.set(session, (checked = new Set()));
-  if (checked.has(name)) return;
-  await session.exchange(name, "direct", { passive: true });
-  checked.add(name);
-};
+import type { PublishChannels } from "./publish-channels";
 
 export interface PublishMessage {
   exchange: string;
@@ -28,10 +12,12 @@ export interface PublishMessage {
   body: ArrayBuffer;
   properties: PublishProperties;
   persistent: boolean;
-  /** When set, an unroutable message is returned by the broker and this publish fails as "unroutable". */
-  mandatory: ReturnedMessages | undefined;
+  /** Whether an unroutable message is returned by the broker, and this publish fails as "unroutable". */
+  mandatory: boolean;
   /** The connection's window of publishes in flight; this one waits for a place before it is sent. */
   window: PublishWindow;
+  /** The connection's channels, and what it knows of what the broker takes. */
+  channels: PublishChannels;
   /** Longest wait in milliseconds to send the message, and then, from its send, for the broker's confirm. */
   confirmTimeoutMs: number;
   /** The route object's deadlines, which bound both waits. */
@@ -42,34 +28,44 @@ export interface PublishMessage {
    * its connection closed first.
    */
   onSettled?: (enqueued: boolean) => void;
-  /** The confirm channel to publish on (default: the session's own); request/reply publishes on its reply channel. */
+  /** The confirm channel to publish on, instead of the connection's own; request/reply publishes on its reply channel. */
   channel?: () => Promise<AMQPChannel>;
 }
 
 /**
- * Publishes on the session's confirm channel and resolves only once the broker has confirmed the
- * message (`basic.ack`). Two waits, each at most `confirmTimeoutMs`: to send it (the exchange
- * check, the channel, a place in the window), then from the send for the confirm, so a message
- * late in a big batch is not timed from the request's start. Failures, as {@link RouteFailureError}s:
+ * Publishes with publisher confirms and resolves only once the broker has confirmed the message
+ * (`basic.ack`). The channel is the connection's shared one, or one of its own when the broker
+ * might close the channel over it ({@link PublishChannels}). Two waits, each at most
+ * `confirmTimeoutMs`: to send it (a channel, a place in the window), then from the send for the
+ * confirm, so a message late in a big batch is not timed from the request's start. Failures, as
+ * {@link RouteFailureError}s:
  * - "unavailable": nothing was sent (no connection, blocked by the broker, no place in the window in time);
  * - "invalid_message": its properties do not fit in a frame; nothing was sent;
- * - "broker_error": the broker refused it (channel error, `basic.nack`);
+ * - "too_large": larger than the broker takes; nothing was published;
+ * - "broker_error": the broker refused it (a `basic.nack`, or it closed the channel over this message);
  * - "unroutable": a mandatory message no queue took (returned, then confirmed);
- * - "no_answer": sent, but no confirm within `confirmTimeoutMs` or before the connection dropped,
- *   so the message may or may not be enqueued.
+ * - "no_answer": sent, but no confirm within `confirmTimeoutMs`, or before the connection dropped
+ *   or the broker closed the channel over another message, so it may or may not be enqueued.
  */
-export const publishMessage = async (session: AMQPSession, message: PublishMessage): Promise<void> => {
-  const { exchange, routingKey, properties, persistent, mandatory, window, confirmTimeoutMs, deadlines, onSettled } = message;
+export const publishMessage = async (message: PublishMessage): Promise<void> => {
+  const { exchange, routingKey, properties, persistent, mandatory, window, channels, confirmTimeoutMs, deadlines, onSettled } = message;
   const body = new Uint8Array(message.body);
+  const known = channels.refusal(exchange, body.byteLength);
+  if (known) {
+    onSettled?.(false);
+    throw known;
+  }
   // Entered now, synchronously, so that a batch's messages keep their order in the window's line.
   const ticket = window.enter();
+  const path = message.channel
+    ? { channel: message.channel(), release: () => undefined, isolated: false }
+    : channels.path(exchange, body.byteLength);
+  path.channel.catch(() => undefined);
   let sent = false;
-  let watch: ReturnType<ReturnedMessages["watch"]> | undefined;
   try {
     const channel = await deadlines.within(
       (async () => {
-        await checkExchange(session, exchange);
-        const channel = await (message.channel ? message.channel() : confirmChannel(session));
+        const channel = await path.channel;
         await ticket.granted;
         return channel;
       })(),
@@ -78,35 +74,42 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
       `the message could not be sent within ${confirmTimeoutMs} ms (${window.size} publishes were awaiting the broker's confirm); nothing was sent`,
     );
     if (channel.closed) throw new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
-    watch = mandatory?.watch(exchange, routingKey, body);
+    const sentProperties = { ...properties, deliveryMode: persistent ? 2 : 1 };
+    const ledger = ledgerOf(channel);
+    const mine: Publication = { exchange, routingKey, body, properties: sentProperties, mandatory, returned: false };
+    ledger.add(mine);
     sent = true;
     // Resolves on the broker's basic.ack, rejects on basic.nack or when the channel closes. The
     // place in the window is held until then, even past the deadline: that is what bounds memory.
-    const confirmed = channel.basicPublish(
-      exchange,
-      routingKey,
-      body,
-      { ...properties, deliveryMode: persistent ? 2 : 1 },
-      mandatory !== undefined,
-    );
-    const returned = watch;
+    const confirmed = channel.basicPublish(exchange, routingKey, body, sentProperties, mandatory);
+    let failure: RouteFailureError | undefined;
     confirmed.then(
       () => {
+        ledger.remove(mine);
+        channels.taken(exchange, body.byteLength);
         ticket.release();
-        onSettled?.(!returned?.wasReturned());
+        path.release();
+        onSettled?.(!mine.returned);
       },
-      () => {
+      (error: unknown) => {
+        failure = confirmFailure(error, ledger.afterClose(mine, error) === "refused", message, body.byteLength);
+        ledger.remove(mine);
         ticket.release();
+        path.release();
         onSettled?.(false);
       },
     );
-    await deadlines.within(
-      confirmed,
-      confirmTimeoutMs,
-      "no_answer",
-      `the broker did not confirm the message within ${confirmTimeoutMs} ms; it may or may not have been enqueued`,
-    );
-    if (watch?.wasReturned()) {
+    try {
+      await deadlines.within(
+        confirmed,
+        confirmTimeoutMs,
+        "no_answer",
+        `the broker did not confirm the message within ${confirmTimeoutMs} ms; it may or may not have been enqueued`,
+      );
+    } catch (error) {
+      throw failure ?? error;
+    }
+    if (mine.returned) {
       throw new RouteFailureError(
         "unroutable",
         `no queue is bound to exchange "${exchange}" with routing key "${routingKey}"; nothing was enqueued`,
@@ -115,37 +118,54 @@ export const publishMessage = async (session: AMQPSession, message: PublishMessa
   } catch (error) {
     if (!sent) {
       ticket.release();
+      path.release();
       onSettled?.(false);
     }
-    throw classifyPublishError(error, { session, exchange, sent });
-  } finally {
-    watch?.stop();
+    throw sendFailure(error);
   }
 };
 
-const classifyPublishError = (error: unknown, context: { session: AMQPSession; exchange: string; sent: boolean }): RouteFailureError => {
-  if (error instanceof RouteFailureError) return error;
+/**
+ * Why a message handed to amqp-client was not confirmed. It refuses some before writing them (a
+ * blocked connection, a closed channel, properties that do not fit in a frame). A negative
+ * confirm is the broker refusing it (it did take it in: its exchange and size are fine); a
+ * channel closed while it was alone on it is the broker refusing it; a channel closed with others
+ * in flight, or a lost connection, leaves its fate unknown.
+ */
+const confirmFailure = (error: unknown, alone: boolean, message: PublishMessage, bytes: number): RouteFailureError => {
   // Thrown while amqp-client encodes the message, before anything is written (the Worker checks
   // these limits first; this is for a broker that negotiated a smaller frame).
   if (error instanceof RangeError || (error instanceof Error && error.message.startsWith("Short string too long"))) {
     return new RouteFailureError("invalid_message", `the message cannot be published: ${error.message}; nothing was sent`);
   }
   const reason = brokerReason(error);
-  // The exchange may have been deleted: check it again next time.
-  if (replyCodeOf(error) === 404) checkedExchanges.get(context.session)?.delete(context.exchange);
   if (/^Connection blocked by server/.test(reason)) {
     return new RouteFailureError(
       "unavailable",
       `the broker is not accepting messages right now (${reason.replace(/^Connection blocked by server: ?/, "")})`,
     );
   }
-  if (isChannelError(error) || reason === NEGATIVE_CONFIRM)
+  if (reason === "Channel is closed") return new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
+  if (reason === NEGATIVE_CONFIRM) {
+    message.channels.taken(message.exchange, bytes);
     return new RouteFailureError("broker_error", `the broker refused the message: ${reason}`);
-  if (context.sent) {
+  }
+  if (isChannelError(error)) {
+    if (alone) return message.channels.refused(message.exchange, error);
+    message.channels.lost(message.exchange, error);
     return new RouteFailureError(
       "no_answer",
-      `the connection to the broker was lost before it confirmed the message (${reason}); it may or may not have been enqueued`,
+      `the broker closed the channel before confirming the message (${reason}); it may or may not have been enqueued`,
     );
   }
-  return new RouteFailureError("unavailable", `the connection to the broker was lost: ${reason}`);
+  return new RouteFailureError(
+    "no_answer",
+    `the connection to the broker was lost before it confirmed the message (${reason}); it may or may not have been enqueued`,
+  );
 };
+
+/** A failure before the message was handed to amqp-client. */
+const sendFailure = (error: unknown): RouteFailureError =>
+  error instanceof RouteFailureError
+    ? error
+    : new RouteFailureError("unavailable", `the connection to the broker was lost: ${brokerReason(error)}`);

@@ -1,13 +1,11 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import type { Deadlines } from "./deadlines";
 import { consumedMessage } from "./get-message";
-import type { ReturnedMessages } from "./returned-messages";
+import { DIRECT_REPLY_TO, onReturned } from "./publish-ledger";
 import { RouteFailureError } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 import { newChannel } from "./session-channels";
 
-/** RabbitMQ's direct reply-to: replies come straight back to the channel that published the request. */
-export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
 
 interface Waiter {
   resolve: (message: ConsumedMessage) => void;
@@ -67,10 +65,7 @@ export class ReplyChannel {
   #line: ReplyLine | undefined;
   #opening: Promise<ReplyLine> | undefined;
 
-  constructor(
-    readonly session: () => Promise<AMQPSession>,
-    readonly returns: ReturnedMessages,
-  ) {}
+  constructor(readonly session: () => Promise<AMQPSession>) {}
 
   line(): Promise<ReplyLine> {
     if (this.#line?.usable) return Promise.resolve(this.#line);
@@ -81,7 +76,7 @@ export class ReplyChannel {
   async #open(): Promise<ReplyLine> {
     const channel = await newChannel(await this.session());
     // A mandatory request that no queue takes is returned on this channel, not the session's.
-    channel.onReturn = this.returns.onReturn;
+    channel.onReturn = onReturned;
     await channel.confirmSelect();
     const line = new ReplyLine(channel);
     const consumer = await channel.basicConsume(DIRECT_REPLY_TO, { noAck: true }, line.arrived);

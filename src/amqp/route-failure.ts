@@ -10,6 +10,8 @@ export type FailureKind =
   | "misconfigured"
   /** The message cannot be published as it is (its properties do not fit in a frame); nothing was sent. */
   | "invalid_message"
+  /** The message is larger than the broker takes (its `max_message_size`); nothing was published. */
+  | "too_large"
   /** The consumer's queue does not exist. */
   | "queue_not_found"
   /** The broker refused the operation (channel error, negative confirm). */

@@ -11,7 +11,8 @@ import { channelMax } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
-import { DIRECT_REPLY_TO, ReplyChannel } from "./reply-channel";
+import { ReplyChannel } from "./reply-channel";
+import { DIRECT_REPLY_TO } from "./publish-ledger";
 import { AsyncReplies, type ReplyState } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
@@ -102,8 +103,14 @@ export class AmqpRouteObject extends DurableObject<Env> {
   }
 
   /**
-   * The connection and its session once per call, then every message pipelined on it;
+   * The connection and its session once per call, then every message pipelined on it, in order;
    * `settled` learns, per position, whether each message was in the end enqueued.
+   *
+   * A message the broker might close its channel over (an exchange or a size it has not taken on
+   * this connection yet, see {@link PublishChannels}) goes alone on a channel of its own: the
+   * messages before it are confirmed first, and the ones after it wait for its outcome, so a batch
+   * keeps its order across the two channels, and is judged by it (an exchange refused once is
+   * refused for the rest at once).
    */
   async #publishAll(
     route: PublishingTarget,
@@ -111,23 +118,31 @@ export class AmqpRouteObject extends DurableObject<Env> {
     settled?: (position: number, enqueued: boolean) => void,
   ): Promise<PublishOutcome[]> {
     const producer = route.amqp.producer;
-    let session: AMQPSession;
     const connection = this.#connection("publish", route);
     try {
-      session = await connection.session();
+      await connection.session();
     } catch (error) {
       const failure = asFailure(error);
       messages.forEach((_, position) => settled?.(position, false));
       return messages.map(() => failure);
     }
-    return Promise.all(
-      messages.map((message, position) =>
-        publishMessage(session, {
+    const outcomes: Array<Promise<PublishOutcome>> = [];
+    for (const [position, message] of messages.entries()) {
+      const publish = () =>
+        publishMessage({
           ...this.#publishing(producer, connection, message),
           ...(settled ? { onSettled: (enqueued: boolean) => settled(position, enqueued) } : {}),
-        }).then(ok, asFailure),
-      ),
-    );
+        }).then(ok, asFailure);
+      if (connection.publishing.proven(producer.exchange, message.body.byteLength)) {
+        outcomes.push(publish());
+        continue;
+      }
+      await Promise.all(outcomes);
+      const alone = publish();
+      outcomes.push(alone);
+      await alone;
+    }
+    return Promise.all(outcomes);
   }
 
   /** How `message` is published on `connection` under the route's producer settings. */
@@ -138,8 +153,9 @@ export class AmqpRouteObject extends DurableObject<Env> {
       body: message.body,
       properties: message.properties,
       persistent: producer.persistent,
-      mandatory: producer.mandatory ? connection.returns : undefined,
+      mandatory: producer.mandatory,
       window: connection.window,
+      channels: connection.publishing,
       confirmTimeoutMs: producer.confirm_timeout_ms,
       deadlines: this.#deadlines,
     };
@@ -165,17 +181,16 @@ export class AmqpRouteObject extends DurableObject<Env> {
         );
       }
       const connection = this.#connection("publish", route);
-      const session = await connection.session();
       const line = await this.#replyChannelFor(connection).line();
       const arrival = line.expect(id, producer.reply_timeout_ms, this.#deadlines);
       // Until it is known whether the request went out, a failed wait is the publish's to report.
       arrival.catch(() => undefined);
       try {
-        await publishMessage(session, {
+        await publishMessage({
           ...this.#publishing(producer, connection, message),
           properties: { ...message.properties, replyTo: DIRECT_REPLY_TO, correlationId: id },
           // Always mandatory: a request no queue takes can have no reply, so say so now (422).
-          mandatory: connection.returns,
+          mandatory: true,
           channel: () => Promise.resolve(line.channel),
         });
       } catch (error) {
@@ -209,7 +224,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   /** The reply channel of `connection`; a new connection gets a new one. */
   #replyChannelFor(connection: BrokerConnection): ReplyChannel {
     let replies = this.#replyChannels.get(connection);
-    if (!replies) this.#replyChannels.set(connection, (replies = new ReplyChannel(() => connection.session(), connection.returns)));
+    if (!replies) this.#replyChannels.set(connection, (replies = new ReplyChannel(() => connection.session())));
     return replies;
   }
 

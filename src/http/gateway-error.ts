@@ -36,6 +36,7 @@ const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
   unavailable: 503,
   misconfigured: 502,
   invalid_message: 400,
+  too_large: 413,
   queue_not_found: 404,
   broker_error: 502,
   unroutable: 422,

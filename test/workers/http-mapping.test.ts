@@ -140,7 +140,7 @@ describe("errors", () => {
     expect(await response.json()).toEqual({ error: `queue "${queue}" does not exist`, route: id });
   });
 
-  it("a missing exchange is a JSON 502 with the broker's reason; then the same route and another publish with 202", async () => {
+  it("a missing exchange is a JSON 502 with the broker's reason; once it exists (within a second), the same route and another publish with 202", async () => {
     const queue = uniqueName("after-404");
     const exchange = uniqueName("late-exchange");
     await declareQueue(queue);
@@ -155,12 +155,15 @@ routes:
       expect(refused.status).toBe(502);
       const body = (await refused.json()) as { error: string; route: string };
       expect(body).toEqual({ error: expect.stringContaining(`no exchange '${exchange}'`), route: id });
-      // Once the exchange exists, the same route publishes again: its channel was reopened.
+      // Once the exchange exists, the same route publishes again: the refusal is remembered for a
+      // second (a route whose exchange is missing must not cost the broker a channel per request).
       await withChannel(async (channel) => {
         await channel.exchangeDeclare(exchange, "direct", { durable: false, autoDelete: false });
         await channel.queueBind(queue, exchange, "k");
       });
-      expect((await gateway("POST", "/in", { body: "{}" })).status).toBe(202);
+      const declaredAt = Date.now();
+      await expect.poll(async () => (await gateway("POST", "/in", { body: "{}" })).status, { timeout: 3000, interval: 100 }).toBe(202);
+      expect(Date.now() - declaredAt).toBeLessThan(2000);
       expect((await gateway("POST", "/other", { body: "{}" })).status).toBe(202);
       expect(await messageCount(queue)).toBe(2);
     } finally {
