@@ -22,7 +22,10 @@ export interface GatewayEnv {
     allowed?: Set<string>;
     /** Those routes' ids, for the 405's `route`. */
     routeIds?: string[];
-    /** Who called, once `auth` accepted them: `key#<index>`, `user:<name>` or `sub:<sub>`; never a credential. */
+    /**
+     * Who called, once `auth` accepted them: `key#<index>`, `user:<name>` or `sub:<sub>[@<iss>]`;
+     * never a credential. What `rate_limit` counts by, and whose `Idempotency-Key`s a key is among.
+     */
     caller?: string;
     /** Set by hono/request-id: the request's `X-Request-Id`. */
     requestId?: string;

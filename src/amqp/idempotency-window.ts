@@ -29,6 +29,9 @@ interface Row {
   [column: string]: SqlStorageValue;
 }
 
+/** The key as stored: the caller's own (see {@link IdempotentRequest.caller}); a header value holds no line break. */
+const storedKey = (request: IdempotentRequest): string => (request.caller === "" ? request.key : `${request.caller}\n${request.key}`);
+
 /** How often expired keys are swept out of storage. */
 const SWEEP_EVERY_MS = 60_000;
 
@@ -56,7 +59,13 @@ export class IdempotencyWindow {
     this.#sql.exec(
       "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, at INTEGER NOT NULL, fingerprint TEXT NOT NULL, confirmed TEXT NOT NULL)",
     );
+    // Added when keys became per caller; rows from before belong to no caller.
+    const columns = this.#sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('idempotency')").toArray();
+    if (!columns.some((column) => column.name === "caller")) {
+      this.#sql.exec("ALTER TABLE idempotency ADD COLUMN caller TEXT NOT NULL DEFAULT ''");
+    }
     this.#sql.exec("CREATE INDEX IF NOT EXISTS idempotency_at ON idempotency (at)");
+    this.#sql.exec("CREATE INDEX IF NOT EXISTS idempotency_caller_at ON idempotency (caller, at)");
   }
 
   /**
@@ -65,7 +74,8 @@ export class IdempotencyWindow {
    * content, "no_answer" when the earlier request is still unsettled after `waitMs`.
    */
   async plan(request: IdempotentRequest, count: number): Promise<IdempotentPlan> {
-    for (let earlier = this.#inFlight.get(request.key); earlier; earlier = this.#inFlight.get(request.key)) {
+    const key = storedKey(request);
+    for (let earlier = this.#inFlight.get(key); earlier; earlier = this.#inFlight.get(key)) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const settled = await Promise.race([
         earlier.then(() => true),
@@ -81,7 +91,7 @@ export class IdempotencyWindow {
     }
     const now = Date.now();
     this.#sweep(now, request.windowMs);
-    const row = this.#sql.exec<Row>("SELECT at, fingerprint, confirmed FROM idempotency WHERE key = ?", request.key).toArray()[0];
+    const row = this.#sql.exec<Row>("SELECT at, fingerprint, confirmed FROM idempotency WHERE key = ?", key).toArray()[0];
     const live = row && now - row.at < request.windowMs ? row : undefined;
     if (live && live.fingerprint !== request.fingerprint) {
       throw new RouteFailureError(
@@ -92,12 +102,12 @@ export class IdempotencyWindow {
     const confirmed = new Set<number>(live ? confirmedIndexes(live.confirmed, count) : []);
     const missing = Array.from({ length: count }, (_, index) => index).filter((index) => !confirmed.has(index));
     const at = live?.at ?? now;
-    if (!live) this.#remember(request, at, row !== undefined);
+    if (!live) this.#remember(request, key, at, row !== undefined);
     if (missing.length === 0) return { missing, confirmed, settled: () => undefined, answering: () => undefined };
 
     let outstanding = missing.length;
     let done!: () => void;
-    this.#inFlight.set(request.key, new Promise<void>((resolve) => (done = resolve)));
+    this.#inFlight.set(key, new Promise<void>((resolve) => (done = resolve)));
     const enqueued = new Set(confirmed);
     let answered = false;
     let unwritten = false;
@@ -106,11 +116,12 @@ export class IdempotencyWindow {
     const write = () => {
       unwritten = false;
       this.#sql.exec(
-        "INSERT INTO idempotency (key, at, fingerprint, confirmed) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
-        request.key,
+        "INSERT INTO idempotency (key, at, fingerprint, confirmed, caller) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
+        key,
         at,
         request.fingerprint,
         enqueued.size === count ? ALL_CONFIRMED : JSON.stringify([...enqueued]),
+        request.caller,
       );
     };
     return {
@@ -126,9 +137,9 @@ export class IdempotencyWindow {
         if (--outstanding > 0) return;
         // Written before the repeats waiting for this request read the row.
         if (unwritten) write();
-        this.#inFlight.delete(request.key);
+        this.#inFlight.delete(key);
         // Nothing was ever enqueued under the key: it is free for any request again.
-        if (enqueued.size === 0) this.#forget(request.key);
+        if (enqueued.size === 0) this.#forget(key);
         done();
       },
       answering: () => {
@@ -143,16 +154,33 @@ export class IdempotencyWindow {
     this.#count = undefined;
   }
 
-  /** A row for a new key (replacing an expired one), with the oldest dropped once there are more than `maxEntries`. */
-  #remember(request: IdempotentRequest, at: number, replacing: boolean): void {
+  /**
+   * A row for a new key (replacing an expired one). Past `maxEntriesPerCaller` keys of its caller,
+   * that caller's oldest are dropped; past `maxEntries` in all, the oldest of anyone's: one caller
+   * sending new keys fast pushes out its own, not the keys other callers may still retry with.
+   */
+  #remember(request: IdempotentRequest, key: string, at: number, replacing: boolean): void {
     this.#sql.exec(
-      "INSERT INTO idempotency (key, at, fingerprint, confirmed) VALUES (?, ?, ?, '[]') ON CONFLICT (key) DO UPDATE SET at = excluded.at, fingerprint = excluded.fingerprint, confirmed = '[]'",
-      request.key,
+      "INSERT INTO idempotency (key, at, fingerprint, confirmed, caller) VALUES (?, ?, ?, '[]', ?) ON CONFLICT (key) DO UPDATE SET at = excluded.at, fingerprint = excluded.fingerprint, confirmed = '[]'",
+      key,
       at,
       request.fingerprint,
+      request.caller,
     );
     this.#count ??= this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM idempotency").one().n - (replacing ? 0 : 1);
     if (!replacing) this.#count++;
+    if (request.maxEntriesPerCaller < request.maxEntries) {
+      const mine = this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM idempotency WHERE caller = ?", request.caller).one().n;
+      if (mine > request.maxEntriesPerCaller) {
+        const excess = mine - request.maxEntriesPerCaller;
+        this.#sql.exec(
+          "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE caller = ? ORDER BY at LIMIT ?)",
+          request.caller,
+          excess,
+        );
+        this.#count -= excess;
+      }
+    }
     if (this.#count <= request.maxEntries) return;
     const excess = this.#count - request.maxEntries;
     this.#sql.exec("DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency ORDER BY at LIMIT ?)", excess);

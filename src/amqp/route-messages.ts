@@ -38,12 +38,19 @@ export interface OutgoingMessage {
 /** What one request with an `Idempotency-Key` asks of the window. */
 export interface IdempotentRequest {
   key: string;
+  /**
+   * Who sent it (`key#<index>`, `user:<name>`, `jwt:...`), or "" on a route without `auth`: a key
+   * is one caller's, so another caller's same key is another request.
+   */
+  caller: string;
   /** SHA-256 of what the request publishes (exchange, routing key, bodies): the same key for something else is refused. */
   fingerprint: string;
   /** How long a key is remembered, from its first request. */
   windowMs: number;
   /** Most keys remembered; the oldest go first. */
   maxEntries: number;
+  /** Most keys one caller may hold; past it its own oldest go first, not another caller's. */
+  maxEntriesPerCaller: number;
   /** How long a repeat waits for a first request that is still awaiting its confirms. */
   waitMs: number;
 }

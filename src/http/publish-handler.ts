@@ -44,10 +44,11 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   // but a Worker request may not wait on I/O that another request started: workerd cancels it
   // as hung (tried: BENCHMARKS.md).
   const admission = admissionFor(c, route);
-  // With a dedupe window, the client's Idempotency-Key (not a message_id from the route's templates) names the request.
+  // With a dedupe window, the client's Idempotency-Key (not a message_id from the route's templates)
+  // names the request, among the requests of the same caller.
   const key = producer.dedupe_window_s > 0 ? fromHeaders.messageId : undefined;
-  const idempotency = key === undefined ? undefined : await idempotentRequest(key, producer, messages);
-  const shard = shardFor(target, admission, key);
+  const idempotency = key === undefined ? undefined : await idempotentRequest(key, c.get("caller") ?? "", producer, messages);
+  const shard = shardFor(target, admission, idempotency && `${idempotency.caller}\n${idempotency.key}`);
   const { outcomes, refused, replayed } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
     routeObject(c.env, target, shard).publishMany({
       route: target,
@@ -73,20 +74,29 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
 };
 
 /**
- * The request as the route's idempotency window knows it: its key, and a fingerprint of what it
- * publishes, so that the same key sent with other content is refused rather than answered with
- * the first request's outcome.
+ * The request as the route's idempotency window knows it: its key and caller (`auth` tells callers
+ * apart; on a route without it every caller is one), and a fingerprint of what it publishes, so
+ * that the same key sent with other content is refused rather than answered with the first
+ * request's outcome.
  */
-const idempotentRequest = async (key: string, producer: ProducerConfig, messages: OutgoingMessage[]): Promise<IdempotentRequest> => {
+const idempotentRequest = async (
+  key: string,
+  caller: string,
+  producer: ProducerConfig,
+  messages: OutgoingMessage[],
+): Promise<IdempotentRequest> => {
   const encoder = new TextEncoder();
   const parts = [encoder.encode(`${producer.exchange}\0${producer.routing_key}\0${messages.length}\0`)];
   for (const { body } of messages) parts.push(encoder.encode(`${body.byteLength}\0`), new Uint8Array(body));
   const digest = await crypto.subtle.digest("SHA-256", await new Blob(parts).arrayBuffer());
   return {
     key,
+    caller,
     fingerprint: [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join(""),
     windowMs: producer.dedupe_window_s * 1000,
     maxEntries: producer.dedupe_max_entries,
+    // Where callers are told apart, none may hold more than half: one caller's new keys cannot push out everyone else's.
+    maxEntriesPerCaller: caller === "" ? producer.dedupe_max_entries : Math.max(1, Math.ceil(producer.dedupe_max_entries / 2)),
     waitMs: producer.confirm_timeout_ms,
   };
 };

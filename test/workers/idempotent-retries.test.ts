@@ -229,3 +229,46 @@ describe("a repeated Idempotency-Key", () => {
     );
   });
 });
+
+describe("Idempotency-Keys on a route whose auth tells callers apart", () => {
+  /** A route with two API keys (two callers) and a dedupe window. */
+  const twoCallers = (queue: string, producer = "dedupe_window_s: 60") =>
+    gatewayFor(`
+routes:
+  - id: ${uniqueRouteId("idem-callers")}
+    path: /in
+    auth: { api_key: { header: X-API-Key, keys: [key-of-a, key-of-b] } }
+    amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue}, ${producer} } }
+`);
+
+  it("are each caller's own: the same key from another caller publishes its own message, and each caller's repeat is its own replay", async () => {
+    await withQueue("idem-callers", async (queue) => {
+      const send = twoCallers(queue);
+      const a = { "x-api-key": "key-of-a" };
+      const b = { "x-api-key": "key-of-b" };
+      expect(await post(send, '"A\'s order 42"', "order-42", a)).toMatchObject({ status: 202, replayed: null });
+      // B's own order 42: neither refused as "used for a different request", nor told that A used the key.
+      expect(await post(send, '"B\'s order 42"', "order-42", b)).toMatchObject({ status: 202, replayed: null });
+      expect(await post(send, '"A\'s order 42"', "order-42", a)).toMatchObject({ status: 202, replayed: "true" });
+      expect(await post(send, '"B\'s order 42"', "order-42", b)).toMatchObject({ status: 202, replayed: "true" });
+      // The same caller reusing its key for something else is still refused.
+      expect((await post(send, '"A\'s order 43"', "order-42", a)).status).toBe(422);
+      expect(bodies(await drain(queue)).sort()).toEqual(['"A\'s order 42"', '"B\'s order 42"']);
+    });
+  });
+
+  it("cannot be pushed out by another caller's flood of new keys: a caller holds at most half of dedupe_max_entries", async () => {
+    await withQueue("idem-flood", async (queue) => {
+      const send = twoCallers(queue, "dedupe_window_s: 60, dedupe_max_entries: 10");
+      const a = { "x-api-key": "key-of-a" };
+      const b = { "x-api-key": "key-of-b" };
+      for (let index = 0; index < 3; index++) expect((await post(send, `"a${index}"`, `a${index}`, a)).status).toBe(202);
+      // B sends many new keys: its own oldest go, not A's.
+      for (let index = 0; index < 30; index++) expect((await post(send, `"b${index}"`, `b${index}`, b)).status).toBe(202);
+      for (let index = 0; index < 3; index++) {
+        expect(await post(send, `"a${index}"`, `a${index}`, a)).toMatchObject({ status: 202, replayed: "true" });
+      }
+      expect(bodies(await drain(queue))).toHaveLength(33);
+    });
+  });
+});

@@ -84,7 +84,8 @@ const checkFor = (routeId: string, auth: AuthConfig, needsSub: boolean): Check |
           if (needsSub && typeof claims.sub !== "string") {
             throw new TokenRefused(403, "the token has no sub claim, which this route's rate_limit counts by");
           }
-          return `sub:${String(claims.sub)}`;
+          // The issuer too: two issuers may give out the same sub.
+          return typeof claims.iss === "string" ? `sub:${String(claims.sub)}@${claims.iss}` : `sub:${String(claims.sub)}`;
         } catch (error) {
           if (!(error instanceof TokenRefused)) throw error;
           if (error.status === 503) throw new GatewayError(503, error.message, routeId, { "Retry-After": String(RETRY_AFTER_SECONDS) });
