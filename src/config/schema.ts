@@ -303,7 +303,7 @@ export interface RouteConfig {
   /** Each method once; every one of them is served by the producer (POST, PUT) or the consumer (the others). */
   methods: RouteMethod[];
   amqp: AmqpBackend;
-  /** The route's own, or the top-level default; none: only same-origin requests. */
+  /** The route's own, or the top-level default; none: every request from a web page is refused, its own origin's included. */
   cors?: CorsConfig;
   /** The route's own, or the top-level default, or `{ kind: "none" }`. */
   auth: AuthConfig;
