@@ -1,4 +1,4 @@
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
 import type { IdempotentRequest, OutgoingMessage, PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
@@ -17,8 +17,8 @@ import { requestReply } from "./reply-handler";
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
  * On a route with `producer.batch`, an NDJSON or JSON-array body is several messages, all
  * confirmed before one 202 with their count; if some were not, the answer has the status of the
- * first failure and lists each failed index. Headers are checked and the body's size limited
- * before the route's object is called.
+ * first failure and lists each failed index. Headers are checked before the route's object is
+ * called, and the body's size before this runs ({@link publishBodyLimit}).
  */
 export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
   // Where this request's messages go, from the route's templates (`user.{id}.created`).
@@ -32,7 +32,8 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const properties = withDefaults(fromHeaders, resolved.defaults);
-  const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
+  // Within max_body_bytes: publishBodyLimit is mounted before this.
+  const body = await c.req.arrayBuffer();
   if (producer.reply) return await requestReply(c, route, target, { body, properties });
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
@@ -121,26 +122,21 @@ const batchProperties = (properties: PublishProperties, index: number): PublishP
 });
 
 /**
- * The request body, or 413 once it is known to be larger than `maxBytes`: from Content-Length
- * when given, else while reading, so an oversize body is never buffered whole. (RabbitMQ closes
- * the channel for a message over its max_message_size; this keeps such a body from reaching it.)
+ * The publish body's bound (`amqp.producer.max_body_bytes`), mounted before {@link publish}: 413
+ * once the body is known to be larger, from Content-Length when given, else while it streams in,
+ * so an oversize body is never buffered whole. (RabbitMQ closes the channel for a message over
+ * its max_message_size; this keeps such a body from reaching it.)
  */
-const readLimitedBody = async (c: Context<GatewayEnv>, maxBytes: number, routeId: string): Promise<ArrayBuffer> => {
-  let body: ArrayBuffer | undefined;
-  const limit = bodyLimit({
+export const publishBodyLimit = (route: PublishingRoute): MiddlewareHandler<GatewayEnv> => {
+  const maxBytes = route.amqp.producer.max_body_bytes;
+  return bodyLimit({
     maxSize: maxBytes,
     onError: () => {
       throw new GatewayError(
         413,
         `the body is larger than ${maxBytes} bytes (amqp.producer.max_body_bytes); nothing was published`,
-        routeId,
+        route.id,
       );
     },
   });
-  // hono's bodyLimit is typed for a Context of any environment.
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-argument
-  await limit(c, async () => {
-    body = await c.req.arrayBuffer();
-  });
-  return body ?? new ArrayBuffer(0);
 };
