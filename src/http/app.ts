@@ -8,11 +8,12 @@ import { authenticate } from "./access/authenticate";
 import { corsPolicy } from "./access/cors-policy";
 import { adminStats } from "./admin-stats";
 import { consume } from "./consume-handler";
-import { settleBodyLimit, settleLeases } from "./lease-handlers";
-import { publish, publishBodyLimit } from "./publish-handler";
+import { settleBody, settleLeases } from "./lease-handlers";
+import { publish, publishBody } from "./publish-handler";
 import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
 import { requestLog } from "./request-log";
+import { unreadBodyError } from "./request-body";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
 
 /**
@@ -40,7 +41,7 @@ export const createApp = (config: GatewayConfig) => {
     for (const verb of ["ack", "nack"] as const) {
       const settle: MiddlewareHandler<GatewayEnv> = (c) => settleLeases(c, route, verb);
       app.options(leasePath(route.path, verb), corsPolicy(route.cors, ["POST"], route.id));
-      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), settleBodyLimit(route.id, verb), settle);
+      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), ...settleBody(route.id, verb), settle);
     }
   }
   for (const route of config.routes) {
@@ -86,7 +87,9 @@ export const createApp = (config: GatewayConfig) => {
         : `${c.req.method} is not served here`;
     throw new GatewayError(405, reason, (c.get("routeIds") ?? []).join(","), { Allow: allow });
   });
-  app.onError((error, c) => {
+  app.onError((thrown, c) => {
+    // A body that its client stopped sending fails wherever it was being read: the client's doing.
+    const error = unreadBodyError(c, thrown) ?? thrown;
     // Through the context, so that headers set before the failure (X-Request-Id, CORS) stay on it.
     if (error instanceof GatewayError) {
       c.set("failure", error.message);
@@ -106,7 +109,7 @@ type Chain = [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayE
 
 /**
  * The middleware and handlers of one route: for the methods it publishes with, its access chain,
- * the body's bound and the publish; for those it consumes with, its access chain and the consume.
+ * its body (bounded, read whole) and the publish; for those it consumes with, its access chain and the consume.
  */
 const routeChains = (route: RouteConfig): Array<[string[], Chain]> => {
   const access = accessChain(route, route.methods);
@@ -115,7 +118,7 @@ const routeChains = (route: RouteConfig): Array<[string[], Chain]> => {
   // The schema guarantees a producer for each publishing method in `route.methods`, and a
   // consumer for each consuming one.
   if (publishing.length > 0 && publishes(route)) {
-    chains.push([publishing, [...access, publishBodyLimit(route), async (c) => await publish(c, route)]]);
+    chains.push([publishing, [...access, ...publishBody(route), async (c) => await publish(c, route)]]);
   }
   const consuming = route.methods.filter((method) => !isPublishMethod(method));
   if (consuming.length > 0 && consumes(route)) {

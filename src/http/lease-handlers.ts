@@ -1,5 +1,4 @@
-import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import type { Context } from "hono";
 import type { LeaseResult, LeaseSettlement } from "../amqp/leases";
 import type { ConsumingTarget } from "../amqp/route-messages";
 import type { ConsumingRoute } from "../config/schema";
@@ -8,6 +7,7 @@ import { GatewayError } from "./gateway-error";
 import { parseShardedId } from "./sharded-ids";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
+import { requestBody } from "./request-body";
 
 /** Most lease ids one settle request may carry. */
 const MAX_LEASE_IDS = 1000;
@@ -15,16 +15,17 @@ const MAX_LEASE_IDS = 1000;
 const MAX_SETTLE_BODY_BYTES = 64 * 1024;
 
 /**
- * The settle body's bound, mounted before {@link settleLeases}: 413 as soon as it is known to be
- * larger, from Content-Length when given, else while it streams in, so that a chunked body of any
- * size costs at most this much to refuse (read whole, one of a gigabyte grew workerd by 2 GB).
+ * The settle body, mounted before {@link settleLeases}: 413 as soon as it is known to be larger
+ * than 64 KiB, so that a chunked body of any size costs at most this much to refuse (read whole,
+ * one of a gigabyte grew workerd by 2 GB), and a 400 when the client went away mid-upload.
  */
-export const settleBodyLimit = (routeId: string, verb: "ack" | "nack"): MiddlewareHandler<GatewayEnv> =>
-  bodyLimit({
-    maxSize: MAX_SETTLE_BODY_BYTES,
-    onError: () => {
-      throw new GatewayError(413, `${verb}: the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes; nothing was settled`, routeId);
-    },
+export const settleBody = (routeId: string, verb: "ack" | "nack") =>
+  requestBody({
+    routeId,
+    maxBytes: MAX_SETTLE_BODY_BYTES,
+    tooLarge: `${verb}: the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes; nothing was settled`,
+    prefix: `${verb}: `,
+    nothing: "settled",
   });
 
 /**
@@ -78,7 +79,7 @@ const settleRequest = async (
   verb: "ack" | "nack",
 ): Promise<{ ids: string[]; requeue: boolean }> => {
   const invalid = (reason: string) => new GatewayError(400, `${verb}: ${reason}`, routeId);
-  // Its size is bounded by settleBodyLimit, mounted before this.
+  // Read whole, within its bound, by settleBody, mounted before this.
   const text = await c.req.text();
   let body: unknown;
   try {
