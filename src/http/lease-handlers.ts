@@ -3,7 +3,10 @@ import type { LeaseResult, LeaseSettlement } from "../amqp/leases";
 import type { ConsumingTarget } from "../amqp/route-messages";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
-import { GatewayError } from "./gateway-error";
+import type { Admission } from "../amqp/rate-limiter";
+import type { RouteFailure } from "../amqp/route-failure";
+import { admissionFor, shardFor } from "./access/admission";
+import { failureError, GatewayError } from "./gateway-error";
 import { parseShardedId } from "./sharded-ids";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
@@ -33,7 +36,8 @@ export const settleBody = (routeId: string, verb: "ack" | "nack") =>
  * in `{"lease_ids": [...]}` (nack also takes `"requeue": true|false`; false dead-letters the
  * message when its queue has a dead-letter exchange, else drops it). Answers one result per id,
  * in order; the status is 200 when every id was settled, the ids' own status when they all
- * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207.
+ * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207. A caller
+ * over the route's `rate_limit` gets 429 and nothing is settled.
  */
 export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute, verb: "ack" | "nack"): Promise<Response> => {
   const { ids, requeue } = await settleRequest(c, route.id, verb);
@@ -51,21 +55,31 @@ export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute
     if (!parsed) return;
     byShard.set(parsed.shard, [...(byShard.get(parsed.shard) ?? []), { index, id: parsed.id }]);
   });
-  await Promise.all(
-    [...byShard].map(async ([shard, entries]) => {
-      const settled = await callRouteObject(route.id, "settle", () =>
-        routeObject(c.env, target, shard).settleLeases(
-          entries.map((entry) => entry.id),
-          how,
-        ),
-      );
-      settled.forEach((result, position) => {
-        const entry = entries[position];
-        // Each result names the id as the client sent it.
-        if (entry) results[entry.index] = { ...result, lease_id: ids[entry.index] ?? result.lease_id };
-      });
-    }),
-  );
+  const settleAt = async (shard: number, entries: Array<{ index: number; id: string }>, admission?: Admission) => {
+    const settled = await callRouteObject(route.id, "settle", async (): Promise<LeaseResult[] | RouteFailure> =>
+      routeObject(c.env, target, shard).settleLeases(
+        entries.map((entry) => entry.id),
+        how,
+        admission,
+      ),
+    );
+    if (!Array.isArray(settled)) throw failureError(settled, route.id);
+    settled.forEach((result, position) => {
+      const entry = entries[position];
+      // Each result names the id as the client sent it.
+      if (entry) results[entry.index] = { ...result, lease_id: ids[entry.index] ?? result.lease_id };
+    });
+  };
+  // The route's rate_limit, charged once, in the object of the caller's own shard (where its
+  // consumes went, so where its leases are), before anything is settled: a 429 there settles
+  // nothing anywhere. Its ids there go with the charge; with none there, it is a charge alone.
+  const admission = admissionFor(c, route);
+  if (admission) {
+    const home = shardFor(target, admission);
+    await settleAt(home, byShard.get(home) ?? [], admission);
+    byShard.delete(home);
+  }
+  await Promise.all([...byShard].map(([shard, entries]) => settleAt(shard, entries)));
   const statuses = new Set(results.map((result) => result.status));
   const [only] = statuses;
   const status = statuses.size === 1 && only !== undefined ? only : 207;
