@@ -80,7 +80,8 @@ const describeRoutes = (config: GatewayConfig): string[] =>
     const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
     const access = [
       `auth ${route.auth.kind}`,
-      route.cors ? `cors ${route.cors.allow_origins.join(" ")}` : "same-origin only",
+      // Without cors no origin is listed, the gateway's own included: every page request is refused.
+      route.cors ? `cors ${route.cors.allow_origins.join(" ")}` : "cors none: requests from web pages refused",
       ...(route.rate_limit ? [`rate limit ${route.rate_limit.requests}/${route.rate_limit.period_s}s per ${route.rate_limit.key}`] : []),
     ];
     return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)} (${access.join(", ")})`;

@@ -33,5 +33,7 @@ export interface GatewayEnv {
     routeId?: string;
     /** Why the request failed, for its log line (the JSON error's text). */
     failure?: string;
+    /** Set while the request's body is being read (request-body.ts): the 400 a failure meanwhile becomes. */
+    unreadBody?: { reason: string; route: string } | undefined;
   };
 }

@@ -216,9 +216,12 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** An async request's reply: arrived, still pending, or unknown (expired, or never made here). */
-  reply(id: string): ReplyState {
-    return this.#asyncReplies.get(id);
+  /**
+   * An async request's reply: arrived, still pending, or unknown (expired, or never made here);
+   * or, with `admission`, the refusal of a caller over the route's `rate_limit`.
+   */
+  reply(id: string, admission?: Admission): ReplyState | RouteFailure {
+    return this.#refused(admission) ?? this.#asyncReplies.get(id);
   }
 
   /** The reply channel of `connection`; a new connection gets a new one. */
@@ -340,8 +343,13 @@ export class AmqpRouteObject extends DurableObject<Env> {
     return waiting;
   }
 
-  /** Settles leased messages (`POST <path>/ack` and `/nack`), one result per id. */
-  async settleLeases(ids: string[], how: LeaseSettlement): Promise<LeaseResult[]> {
+  /**
+   * Settles leased messages (`POST <path>/ack` and `/nack`), one result per id; or, with
+   * `admission`, refuses a caller over the route's `rate_limit` and settles none.
+   */
+  async settleLeases(ids: string[], how: LeaseSettlement, admission?: Admission): Promise<LeaseResult[] | RouteFailure> {
+    const refused = this.#refused(admission);
+    if (refused) return refused;
     const results = await this.#leases.settle(ids, how);
     const settled = results.filter((result) => result.status === 200).length;
     if (settled > 0) this.#counters.add(how === "ack" ? "acked" : "nacked", settled);

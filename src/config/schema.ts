@@ -86,10 +86,22 @@ const ProducerSchema = v.pipe(
     message_id: v.optional(v.pipe(v.string("message_id must be a string"), v.minLength(1, "message_id must not be empty"))),
     correlation_id: v.optional(v.pipe(v.string("correlation_id must be a string"), v.minLength(1, "correlation_id must not be empty"))),
     type: v.optional(v.pipe(v.string("type must be a string"), v.minLength(1, "type must not be empty"))),
-    /** Entries of each message's headers table (the request's `X-AMQP-Header-*` win); values may take values from the request. */
+    /**
+     * Entries of each message's headers table (the request's `X-AMQP-Header-*` win); values may take
+     * values from the request. Not `CC` or `BCC`: RabbitMQ takes those only as lists of routing keys,
+     * and closes the channel every caller of the route publishes on for a string.
+     */
     headers: v.optional(
       v.record(
-        v.pipe(v.string(), v.minLength(1, "a header name must not be empty")),
+        v.pipe(
+          v.string(),
+          v.minLength(1, "a header name must not be empty"),
+          v.check(
+            (name) => name !== "CC" && name !== "BCC",
+            (issue) =>
+              `headers: ${String(issue.input)} is RabbitMQ's sender-selected distribution header, which takes only a list of routing keys (a string closes the route's channel)`,
+          ),
+        ),
         v.string("each header value must be a string"),
         "headers must be a mapping",
       ),
@@ -303,7 +315,7 @@ export interface RouteConfig {
   /** Each method once; every one of them is served by the producer (POST, PUT) or the consumer (the others). */
   methods: RouteMethod[];
   amqp: AmqpBackend;
-  /** The route's own, or the top-level default; none: only same-origin requests. */
+  /** The route's own, or the top-level default; none: every request from a web page is refused, its own origin's included. */
   cors?: CorsConfig;
   /** The route's own, or the top-level default, or `{ kind: "none" }`. */
   auth: AuthConfig;

@@ -8,11 +8,12 @@ import { authenticate } from "./access/authenticate";
 import { corsPolicy } from "./access/cors-policy";
 import { adminStats } from "./admin-stats";
 import { consume } from "./consume-handler";
-import { settleLeases } from "./lease-handlers";
-import { publish } from "./publish-handler";
+import { settleBody, settleLeases } from "./lease-handlers";
+import { publish, publishBody } from "./publish-handler";
 import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
 import { requestLog } from "./request-log";
+import { unreadBodyError } from "./request-body";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
 
 /**
@@ -40,7 +41,7 @@ export const createApp = (config: GatewayConfig) => {
     for (const verb of ["ack", "nack"] as const) {
       const settle: MiddlewareHandler<GatewayEnv> = (c) => settleLeases(c, route, verb);
       app.options(leasePath(route.path, verb), corsPolicy(route.cors, ["POST"], route.id));
-      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), settle);
+      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), ...settleBody(route.id, verb), settle);
     }
   }
   for (const route of config.routes) {
@@ -58,7 +59,7 @@ export const createApp = (config: GatewayConfig) => {
     const groupCors = corsPolicy(group.routes[0]?.cors, group.allowed, null, { refuseOrigins: false });
     for (const pattern of group.patterns) {
       app.options(pattern, preflight(group));
-      for (const route of group.routes) app.on(route.methods, pattern, ...routeChain(route));
+      for (const route of group.routes) for (const [methods, chain] of routeChains(route)) app.on(methods, pattern, ...chain);
       app.all(pattern, (c, next) => {
         c.set("allowed", new Set([...(c.get("allowed") ?? []), ...group.allowed]));
         c.set("routeIds", [...new Set([...(c.get("routeIds") ?? []), ...group.routes.map((one) => one.id)])]);
@@ -86,7 +87,9 @@ export const createApp = (config: GatewayConfig) => {
         : `${c.req.method} is not served here`;
     throw new GatewayError(405, reason, (c.get("routeIds") ?? []).join(","), { Allow: allow });
   });
-  app.onError((error, c) => {
+  app.onError((thrown, c) => {
+    // A body that its client stopped sending fails wherever it was being read: the client's doing.
+    const error = unreadBodyError(c, thrown) ?? thrown;
     // Through the context, so that headers set before the failure (X-Request-Id, CORS) stay on it.
     if (error instanceof GatewayError) {
       c.set("failure", error.message);
@@ -102,28 +105,36 @@ export const createApp = (config: GatewayConfig) => {
   return app;
 };
 
-/** The middleware and handler of one route, for the methods it serves. */
-const routeChain = (route: RouteConfig): [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayEnv>>] => {
-  const handler: MiddlewareHandler<GatewayEnv> = async (c, next) => {
-    const method = c.req.method;
-    // Hono routes HEAD to GET handlers; HEAD would take a message and drop its body, so it
-    // goes on to the 405.
-    if (method === "HEAD") return next();
-    // The schema guarantees a producer for each publishing method in `route.methods`, and a
-    // consumer for each consuming one.
-    if (isPublishMethod(method) && publishes(route)) return await publish(c, route);
-    if (!isPublishMethod(method) && consumes(route)) return await consume(c, route);
-    await next();
-  };
-  const [first, ...rest] = accessChain(route, route.methods);
-  return [first, ...rest, handler];
+type Chain = [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayEnv>>];
+
+/**
+ * The middleware and handlers of one route: for the methods it publishes with, its access chain,
+ * its body (bounded, read whole) and the publish; for those it consumes with, its access chain and the consume.
+ */
+const routeChains = (route: RouteConfig): Array<[string[], Chain]> => {
+  const access = accessChain(route, route.methods);
+  const chains: Array<[string[], Chain]> = [];
+  const publishing = route.methods.filter(isPublishMethod);
+  // The schema guarantees a producer for each publishing method in `route.methods`, and a
+  // consumer for each consuming one.
+  if (publishing.length > 0 && publishes(route)) {
+    chains.push([publishing, [...access, ...publishBody(route), async (c) => await publish(c, route)]]);
+  }
+  const consuming = route.methods.filter((method) => !isPublishMethod(method));
+  if (consuming.length > 0 && consumes(route)) {
+    const handler: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+      // Hono routes HEAD to GET handlers; HEAD would take a message and drop its body, so it
+      // goes on to the 405.
+      if (c.req.method === "HEAD") return next();
+      return await consume(c, route);
+    };
+    chains.push([consuming, [...access, handler]]);
+  }
+  return chains;
 };
 
 /** What every request to a route passes first: its name for the log, its `cors`, its `auth`. */
-const accessChain = (
-  route: RouteConfig,
-  methods: readonly string[],
-): [MiddlewareHandler<GatewayEnv>, ...Array<MiddlewareHandler<GatewayEnv>>] => {
+const accessChain = (route: RouteConfig, methods: readonly string[]): Chain => {
   const auth = authenticate(route);
   const named: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     c.set("routeId", route.id);

@@ -13,6 +13,7 @@ import { runBeyondResponse } from "./beyond-response";
 import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
+import { untrustedBodyHeaders } from "./untrusted-body";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
 export const MAX_BATCH_CONSUME = 100;
@@ -61,7 +62,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
       ? [new Uint8Array(first.message.body), singleMessageHeaders(first, leaseIdOf)]
       : [
           encoder.encode(JSON.stringify({ messages: messages.map((one) => messageJson(one, leaseIdOf)), remaining: remaining ?? null })),
-          new Headers({ "Content-Type": "application/json" }),
+          new Headers([["Content-Type", "application/json"], ...untrustedBodyHeaders("application/json")]),
         ];
   // Stated, so that the request's log line can count the bytes it sent.
   headers.set("Content-Length", String(body.byteLength));

@@ -3,22 +3,41 @@ import type { LeaseResult, LeaseSettlement } from "../amqp/leases";
 import type { ConsumingTarget } from "../amqp/route-messages";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
-import { GatewayError } from "./gateway-error";
+import type { Admission } from "../amqp/rate-limiter";
+import type { RouteFailure } from "../amqp/route-failure";
+import { admissionFor, shardFor } from "./access/admission";
+import { failureError, GatewayError } from "./gateway-error";
 import { parseShardedId } from "./sharded-ids";
 import { callRouteObject } from "./route-object-call";
 import { routeObject } from "./route-target";
+import { requestBody } from "./request-body";
 
 /** Most lease ids one settle request may carry. */
 const MAX_LEASE_IDS = 1000;
-/** Largest settle body read. */
+/** Largest settle body read: 1000 ids of 39 characters, with room to spare. */
 const MAX_SETTLE_BODY_BYTES = 64 * 1024;
+
+/**
+ * The settle body, mounted before {@link settleLeases}: 413 as soon as it is known to be larger
+ * than 64 KiB, so that a chunked body of any size costs at most this much to refuse (read whole,
+ * one of a gigabyte grew workerd by 2 GB), and a 400 when the client went away mid-upload.
+ */
+export const settleBody = (routeId: string, verb: "ack" | "nack") =>
+  requestBody({
+    routeId,
+    maxBytes: MAX_SETTLE_BODY_BYTES,
+    tooLarge: `${verb}: the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes; nothing was settled`,
+    prefix: `${verb}: `,
+    nothing: "settled",
+  });
 
 /**
  * `POST <path>/ack` and `POST <path>/nack` on a route with `ack: lease`: settles the leases named
  * in `{"lease_ids": [...]}` (nack also takes `"requeue": true|false`; false dead-letters the
  * message when its queue has a dead-letter exchange, else drops it). Answers one result per id,
  * in order; the status is 200 when every id was settled, the ids' own status when they all
- * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207.
+ * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207. A caller
+ * over the route's `rate_limit` gets 429 and nothing is settled.
  */
 export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute, verb: "ack" | "nack"): Promise<Response> => {
   const { ids, requeue } = await settleRequest(c, route.id, verb);
@@ -36,21 +55,31 @@ export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute
     if (!parsed) return;
     byShard.set(parsed.shard, [...(byShard.get(parsed.shard) ?? []), { index, id: parsed.id }]);
   });
-  await Promise.all(
-    [...byShard].map(async ([shard, entries]) => {
-      const settled = await callRouteObject(route.id, "settle", () =>
-        routeObject(c.env, target, shard).settleLeases(
-          entries.map((entry) => entry.id),
-          how,
-        ),
-      );
-      settled.forEach((result, position) => {
-        const entry = entries[position];
-        // Each result names the id as the client sent it.
-        if (entry) results[entry.index] = { ...result, lease_id: ids[entry.index] ?? result.lease_id };
-      });
-    }),
-  );
+  const settleAt = async (shard: number, entries: Array<{ index: number; id: string }>, admission?: Admission) => {
+    const settled = await callRouteObject(route.id, "settle", async (): Promise<LeaseResult[] | RouteFailure> =>
+      routeObject(c.env, target, shard).settleLeases(
+        entries.map((entry) => entry.id),
+        how,
+        admission,
+      ),
+    );
+    if (!Array.isArray(settled)) throw failureError(settled, route.id);
+    settled.forEach((result, position) => {
+      const entry = entries[position];
+      // Each result names the id as the client sent it.
+      if (entry) results[entry.index] = { ...result, lease_id: ids[entry.index] ?? result.lease_id };
+    });
+  };
+  // The route's rate_limit, charged once, in the object of the caller's own shard (where its
+  // consumes went, so where its leases are), before anything is settled: a 429 there settles
+  // nothing anywhere. Its ids there go with the charge; with none there, it is a charge alone.
+  const admission = admissionFor(c, route);
+  if (admission) {
+    const home = shardFor(target, admission);
+    await settleAt(home, byShard.get(home) ?? [], admission);
+    byShard.delete(home);
+  }
+  await Promise.all([...byShard].map(([shard, entries]) => settleAt(shard, entries)));
   const statuses = new Set(results.map((result) => result.status));
   const [only] = statuses;
   const status = statuses.size === 1 && only !== undefined ? only : 207;
@@ -64,16 +93,12 @@ const settleRequest = async (
   verb: "ack" | "nack",
 ): Promise<{ ids: string[]; requeue: boolean }> => {
   const invalid = (reason: string) => new GatewayError(400, `${verb}: ${reason}`, routeId);
-  // A settle names at most 1000 ids of 39 characters: no body needs more than this.
-  if (Number(c.req.header("content-length") ?? 0) > MAX_SETTLE_BODY_BYTES)
-    throw invalid(`the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes`);
+  // Read whole, within its bound, by settleBody, mounted before this.
+  const text = await c.req.text();
   let body: unknown;
   try {
-    const text = await c.req.text();
-    if (text.length > MAX_SETTLE_BODY_BYTES) throw invalid(`the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes`);
     body = JSON.parse(text);
-  } catch (error) {
-    if (error instanceof GatewayError) throw error;
+  } catch {
     throw invalid('the body must be JSON: {"lease_ids": ["..."]}');
   }
   const { lease_ids: ids, requeue = true } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown };

@@ -1,5 +1,6 @@
 import type { ConsumedMessage } from "../amqp/route-messages";
 import { AMQP_HEADER_PREFIX, DEFAULT_CONTENT_TYPE } from "./message-properties";
+import { untrustedBodyHeaders } from "./untrusted-body";
 
 /** Lists the response headers whose value is percent-encoded UTF-8 because it could not be sent as it is. */
 export const ENCODED_HEADER = "X-AMQP-Encoded";
@@ -19,8 +20,8 @@ export const HEADERS_BUDGET_BYTES = 8192;
 const OMITTED_RESERVE_BYTES = 1100;
 
 /**
- * The response headers for a consumed message: its content type (default `application/json`),
- * its ids, where it came from, whether it was redelivered, how many messages are left, and each
+ * The response headers for a consumed message: its content type (default `application/json`)
+ * with the headers that keep a browser from running it ({@link untrustedBodyHeaders}), its ids, where it came from, whether it was redelivered, how many messages are left, and each
  * headers-table entry as `X-AMQP-Header-<name>`.
  *
  * Never fails, whatever a producer put in the properties: a consume that failed here would leave
@@ -50,6 +51,8 @@ export const messageHeaders = (message: ConsumedMessage, { reply = false }: { re
   // (the gateway's own reply channel) says nothing to the client, and a reply without a content
   // type is bytes, not JSON.
   putProperty("Content-Type", message.contentType ?? (reply ? "application/octet-stream" : DEFAULT_CONTENT_TYPE));
+  // The body is a producer's: a browser that opens it must run nothing in the gateway's origin.
+  for (const [name, value] of untrustedBodyHeaders(headers.get("Content-Type") ?? "")) put(name, value, false);
   if (!reply) {
     putProperty("X-Exchange", message.exchange);
     putProperty("X-Routing-Key", message.routingKey);

@@ -23,9 +23,13 @@ export const DEFAULT_CONTENT_TYPE = "application/json";
  *
  * A value the broker could not take answers 400 naming the header, before anything is published:
  * a short string over 255 bytes, a table name over 255 bytes, properties that do not fit in one
- * frame, and a single-valued header sent twice. (The Fetch API joins a repeated header into one
- * value with ", ", so a comma is how a repeat shows: these headers may not hold one, apart from
- * a quoted parameter of Content-Type.)
+ * frame, a single-valued header sent twice, and the values for which RabbitMQ closes the channel
+ * that every caller of the route publishes on: an expiration over {@link MAX_EXPIRATION_MS} or in
+ * any form but digits, and a reply-to naming its direct reply-to. The Fetch API joins a repeated
+ * header into one value with ", ", so a comma is how a repeat shows: these headers may not hold
+ * one, apart from a quoted parameter of Content-Type. Table entries are strings under lower-case
+ * names, so `CC` and `BCC`, which RabbitMQ takes only as lists, cannot be set from a request
+ * (`cc` is an ordinary name to it).
  */
 export const publishProperties = (headers: Headers, routeId: string): PublishProperties => {
   const invalid = (header: string, reason: string) => new GatewayError(400, `header ${header}: ${reason}`, routeId);
@@ -69,7 +73,15 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
   const correlationId = shortString("x-correlation-id");
   if (correlationId !== undefined) properties.correlationId = correlationId;
   const replyTo = shortString("x-reply-to");
-  if (replyTo !== undefined) properties.replyTo = replyTo;
+  if (replyTo !== undefined) {
+    if (isDirectReplyTo(replyTo)) {
+      throw invalid(
+        "X-Reply-To",
+        `"${replyTo.slice(0, 60)}" is RabbitMQ's direct reply-to, which only a channel consuming from it may name (the broker closes the route's channel for it); nothing was published`,
+      );
+    }
+    properties.replyTo = replyTo;
+  }
   const type = shortString("x-type");
   if (type !== undefined) properties.type = type;
 
@@ -81,7 +93,15 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
   const expiration = found["x-expiration"];
   if (expiration !== undefined) {
     if (!/^[0-9]{1,10}$/.test(expiration.trim())) throw invalid("X-Expiration", `"${expiration}" is not a number of milliseconds`);
-    properties.expiration = String(Number(expiration.trim()));
+    const milliseconds = Number(expiration.trim());
+    if (milliseconds > MAX_EXPIRATION_MS) {
+      throw invalid(
+        "X-Expiration",
+        `${milliseconds} is more than ${MAX_EXPIRATION_MS} milliseconds, the most the gateway sends (past its limit RabbitMQ closes the route's channel); nothing was published`,
+      );
+    }
+    // Written as digits alone ("01" is 1): RabbitMQ closes the channel for any other form.
+    properties.expiration = String(milliseconds);
   }
   if (table) properties.headers = table;
   const bytes = encodedPropertiesBytes(properties);
@@ -96,6 +116,28 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
   }
   return properties;
 };
+
+/**
+ * Longest `X-Expiration` (2^32 - 1 ms, about 49.7 days). Past its limit RabbitMQ refuses an
+ * expiration with a channel error (PRECONDITION_FAILED `value_too_large`), which closes the
+ * channel every caller of the route publishes on. The limit was long this one (erlang:send_after's,
+ * to which RabbitMQ's JMS client still clamps); 3.10, tested here, takes up to ten years
+ * (315360000000, which no 10-digit value reaches). The gateway holds to the smaller.
+ */
+export const MAX_EXPIRATION_MS = 4_294_967_295;
+
+/** RabbitMQ's direct reply-to pseudo-queue, as the broker matches it: exact, case-sensitive. */
+const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+
+/**
+ * Whether a reply-to names RabbitMQ's direct reply-to: `amq.rabbitmq.reply-to` itself, which the
+ * broker refuses on a channel that does not consume from it by closing that channel
+ * (PRECONDITION_FAILED "fast reply consumer does not exist"), or `amq.rabbitmq.reply-to.<key>`,
+ * the address of another connection's direct reply-to consumer (the gateway's own reply channel
+ * among them), which no HTTP client can own. Other cases are other names: queue names are
+ * case-sensitive, and RabbitMQ 3.10 takes `AMQ.RABBITMQ.REPLY-TO` as any other.
+ */
+const isDirectReplyTo = (replyTo: string): boolean => replyTo === DIRECT_REPLY_TO || replyTo.startsWith(`${DIRECT_REPLY_TO}.`);
 
 /** A comma where none belongs: outside a quoted string for Content-Type, anywhere for the others. */
 const repeated = (name: string, value: string): boolean =>

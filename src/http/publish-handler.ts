@@ -1,5 +1,4 @@
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
 import type { IdempotentRequest, OutgoingMessage, PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
 import { splitBatch } from "./batch-body";
@@ -12,13 +11,14 @@ import { callRouteObject } from "./route-object-call";
 import { admissionFor, shardFor } from "./access/admission";
 import { routeObject } from "./route-target";
 import { requestReply } from "./reply-handler";
+import { requestBody } from "./request-body";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
  * On a route with `producer.batch`, an NDJSON or JSON-array body is several messages, all
  * confirmed before one 202 with their count; if some were not, the answer has the status of the
- * first failure and lists each failed index. Headers are checked and the body's size limited
- * before the route's object is called.
+ * first failure and lists each failed index. Headers are checked before the route's object is
+ * called, and the body's size before this runs ({@link publishBody}).
  */
 export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
   // Where this request's messages go, from the route's templates (`user.{id}.created`).
@@ -32,7 +32,8 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const properties = withDefaults(fromHeaders, resolved.defaults);
-  const body = await readLimitedBody(c, producer.max_body_bytes, target.id);
+  // Read whole, within max_body_bytes, by publishBody, mounted before this.
+  const body = await c.req.arrayBuffer();
   if (producer.reply) return await requestReply(c, route, target, { body, properties });
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
@@ -131,26 +132,16 @@ const batchProperties = (properties: PublishProperties, index: number): PublishP
 });
 
 /**
- * The request body, or 413 once it is known to be larger than `maxBytes`: from Content-Length
- * when given, else while reading, so an oversize body is never buffered whole. (RabbitMQ closes
- * the channel for a message over its max_message_size; this keeps such a body from reaching it.)
+ * The publish body, mounted before {@link publish}: bounded by `amqp.producer.max_body_bytes`
+ * (413; RabbitMQ closes the channel for a message over its max_message_size, and this keeps such
+ * a body from reaching it), and a 400 when the client went away before sending all of it.
  */
-const readLimitedBody = async (c: Context<GatewayEnv>, maxBytes: number, routeId: string): Promise<ArrayBuffer> => {
-  let body: ArrayBuffer | undefined;
-  const limit = bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
-      throw new GatewayError(
-        413,
-        `the body is larger than ${maxBytes} bytes (amqp.producer.max_body_bytes); nothing was published`,
-        routeId,
-      );
-    },
+export const publishBody = (route: PublishingRoute) => {
+  const maxBytes = route.amqp.producer.max_body_bytes;
+  return requestBody({
+    routeId: route.id,
+    maxBytes,
+    tooLarge: `the body is larger than ${maxBytes} bytes (amqp.producer.max_body_bytes); nothing was published`,
+    nothing: "published",
   });
-  // hono's bodyLimit is typed for a Context of any environment.
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-argument
-  await limit(c, async () => {
-    body = await c.req.arrayBuffer();
-  });
-  return body ?? new ArrayBuffer(0);
 };

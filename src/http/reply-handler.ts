@@ -3,7 +3,8 @@ import type { ConsumedMessage, OutgoingMessage, PublishingTarget, ReplyOutcome }
 import type { ReplyState } from "../amqp/async-replies";
 import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
-import { admissionFor, shardFor } from "./access/admission";
+import type { RouteFailure } from "../amqp/route-failure";
+import { admissionFor, chargeCaller, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { shardedId, parseShardedId } from "./sharded-ids";
 import { messageHeaders } from "./message-headers";
@@ -51,16 +52,25 @@ export const requestReply = async (
   return replyResponse(outcome.reply);
 };
 
-/** `GET <path>/replies/<id>`: 200 with the reply, 202 while it is pending, the failure's status once it failed, 404 once it has expired. */
+/**
+ * `GET <path>/replies/<id>`: 200 with the reply, 202 while it is pending, the failure's status
+ * once it failed, 404 once it has expired; 429 for a caller over the route's `rate_limit`.
+ */
 export const fetchReply = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
   const id = c.req.param("reply_id") ?? "";
   const parsed = parseShardedId(id, route.amqp.shards);
   const unknown = () => new GatewayError(404, `no reply ${id} here: it has expired, or was never requested on this route`, route.id);
   if (!parsed) throw unknown();
   const target: PublishingTarget = { id: route.id, amqp: route.amqp };
-  const state = await callRouteObject(target.id, "consume", async (): Promise<ReplyState> =>
-    routeObject(c.env, target, parsed.shard).reply(id),
+  // The route's rate_limit, charged once, in the object of the caller's own shard: the one its
+  // request went to, which the id names, unless the id is another caller's (then a charge alone).
+  const admission = admissionFor(c, route);
+  const home = admission ? shardFor(target, admission) : parsed.shard;
+  if (admission && home !== parsed.shard) await chargeCaller(c, target, admission);
+  const state = await callRouteObject(target.id, "consume", async (): Promise<ReplyState | RouteFailure> =>
+    routeObject(c.env, target, parsed.shard).reply(id, home === parsed.shard ? admission : undefined),
   );
+  if ("ok" in state) throw failureError(state, route.id);
   switch (state.status) {
     case "unknown":
       throw unknown();

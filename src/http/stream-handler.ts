@@ -10,6 +10,7 @@ import { consumingTarget } from "./request-templates";
 import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { runBeyondResponse } from "./beyond-response";
+import { untrustedBodyHeaders } from "./untrusted-body";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
 export const HEARTBEAT_MS = 15_000;
@@ -17,6 +18,8 @@ export const HEARTBEAT_MS = 15_000;
 const CONFIRM_AFTER_MS = 250;
 /** How long the object holds a message for its answer (or event) to be written before it requeues it. */
 export const WRITE_HOLD_MS = 60_000;
+
+const EVENT_STREAM_TYPE = "text/event-stream; charset=utf-8";
 
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -124,12 +127,13 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   runBeyondResponse(c, running);
   return new Response(readable, {
     status: 200,
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache, no-transform",
+    headers: [
+      ["Content-Type", EVENT_STREAM_TYPE],
+      ["Cache-Control", "no-cache, no-transform"],
       // Proxies such as nginx would otherwise hold events back.
-      "X-Accel-Buffering": "no",
-    },
+      ["X-Accel-Buffering", "no"],
+      ...untrustedBodyHeaders(EVENT_STREAM_TYPE),
+    ],
   });
 };
 

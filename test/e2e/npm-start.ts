@@ -41,7 +41,8 @@ export const routesFile = (yaml: string): string => {
   return path;
 };
 
-const freePort = (): Promise<number> =>
+/** A port nothing listens on now, for a gateway whose routes must name its own origin before it starts (`PORT`). */
+export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = createServer();
     server.listen(0, "127.0.0.1", () => {

@@ -172,6 +172,13 @@ describe("a routes file is refused, naming the route and the field, when", () =>
     ]);
   });
 
+  it("a producer header is CC or BCC, which RabbitMQ takes only as a list (a string closes the channel)", () => {
+    expect(problemsOf(amqp(`      url: "amqp://h"\n      producer: { headers: { CC: "{query.to}", BCC: x, cc: fine } }\n`))).toEqual([
+      "routes.yaml:7: route \"r1\": amqp.producer.headers.CC: headers: CC is RabbitMQ's sender-selected distribution header, which takes only a list of routing keys (a string closes the route's channel)",
+      "routes.yaml:7: route \"r1\": amqp.producer.headers.BCC: headers: BCC is RabbitMQ's sender-selected distribution header, which takes only a list of routing keys (a string closes the route's channel)",
+    ]);
+  });
+
   it("a location hint or a shard count is out of range", () => {
     expect(problemsOf(amqp(`      url: "amqp://h"\n      shards: 0\n      location_hint: mars\n      producer: {}\n`))).toEqual([
       'routes.yaml:7: route "r1": amqp.shards: shards must be at least 1',

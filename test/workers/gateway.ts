@@ -19,8 +19,12 @@ export const gatewayFor = (yaml: string, overrides: Partial<Env> = {}) => {
   const gateway = createGateway(result.config);
   const quiet = { ...env, LOG_LEVEL: "none", ...overrides } as Env;
   const heard = { ...env, LOG_LEVEL: "info", ...overrides } as Env;
+  // A path is sent to http://gateway.test; a whole URL as it is (the request's own origin is its host, as workerd builds it from Host).
   return async (method: string, path: string, init: RequestInit = {}): Promise<Response> =>
-    gateway.fetch(new Request(`http://gateway.test${path}`, { method, ...init }), gatewayLogs.heard ? heard : quiet);
+    gateway.fetch(
+      new Request(/^https?:/.test(path) ? path : `http://gateway.test${path}`, { method, ...init }),
+      gatewayLogs.heard ? heard : quiet,
+    );
 };
 
 /** A route id no other test uses, so each test gets fresh Durable Objects and counters. */

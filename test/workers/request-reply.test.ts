@@ -1,45 +1,13 @@
 /**
- * Request/reply inside workerd against the real broker: a responder written here (an amqp-client
- * consumer that answers each request on its reply_to with its correlation id), the synchronous
+ * Request/reply inside workerd against the real broker: a responder of the tests' own
+ * (./responder.ts: an amqp-client consumer that answers each request on its reply_to), the synchronous
  * answer with the reply's body and properties, the timeout (504, the request was published), the
  * async form polled at its Location, and many concurrent requests each getting their own reply.
  */
-import { AMQPClient, type AMQPMessage } from "@cloudamqp/amqp-client";
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, uniqueName } from "../helpers/broker";
+import { BROKER_URL, uniqueName } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
-
-/** A service behind the broker: answers each request with `answer(request)`, after `delayMs`. */
-const withResponder = async (
-  queue: string,
-  answer: (
-    request: AMQPMessage,
-  ) =>
-    | { body: string; properties?: Record<string, unknown> }
-    | undefined
-    | Promise<{ body: string; properties?: Record<string, unknown> } | undefined>,
-  test: () => Promise<void>,
-) => {
-  await declareQueue(queue);
-  const client = new AMQPClient(BROKER_URL);
-  const connection = await client.connect();
-  try {
-    const channel = await connection.channel();
-    await channel.basicConsume(queue, { noAck: true }, async (request) => {
-      const reply = await answer(request);
-      if (!reply || !request.properties.replyTo) return;
-      await channel.basicPublish("", request.properties.replyTo, reply.body, {
-        correlationId: request.properties.correlationId ?? "",
-        contentType: "text/plain",
-        ...reply.properties,
-      });
-    });
-    await test();
-  } finally {
-    await connection.close().catch(() => undefined);
-    await deleteQueue(queue);
-  }
-};
+import { withResponder } from "./responder";
 
 const rpcRoute = (queue: string, timeoutMs = 1500) => `routes:
   - id: ${uniqueRouteId("rpc")}

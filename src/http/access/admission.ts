@@ -5,6 +5,7 @@ import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
 import type { RouteFailure } from "../../amqp/route-failure";
 import { failureError } from "../gateway-error";
+import { callRouteObject } from "../route-object-call";
 import { pickShard, routeObject } from "../route-target";
 
 /**
@@ -41,6 +42,18 @@ export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig):
     return; // The object is unreachable: the 401 stands.
   }
   if (refused) throw failureError(refused, route.id);
+};
+
+/**
+ * Takes a request from `admission`'s bucket in the object of the caller's shard, for a request
+ * whose own call goes to another shard (a reply id of another shard): 429 once the bucket is
+ * empty. The limit then still counts each request once, in one place.
+ */
+export const chargeCaller = async (c: Context<GatewayEnv>, target: RouteTarget, admission: Admission): Promise<void> => {
+  const refused = await callRouteObject(target.id, "consume", () =>
+    routeObject(c.env, target, shardFor(target, admission)).refuseAttempt(admission),
+  );
+  if (refused) throw failureError(refused, target.id);
 };
 
 /**
