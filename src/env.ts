@@ -1,3 +1,4 @@
+import type { HTTPException } from "hono/http-exception";
 import type { AmqpRouteObject } from "./amqp/route-object";
 
 /** The Worker's bindings (wrangler.toml) and environment (vars and secrets). */
@@ -33,7 +34,10 @@ export interface GatewayEnv {
     routeId?: string;
     /** Why the request failed, for its log line (the JSON error's text). */
     failure?: string;
-    /** Set while the request's body is being read (request-body.ts): the 400 a failure meanwhile becomes. */
-    unreadBody?: { reason: string; route: string } | undefined;
+    /**
+     * Set while the request's body is being read (request-body.ts): the 400 a failure meanwhile
+     * becomes, or the answer already decided (the isolate had no room for the rest of it: 503).
+     */
+    unreadBody?: { reason: string; route: string } | HTTPException | undefined;
   };
 }

@@ -1,5 +1,5 @@
 import { RouteFailureError, type RouteFailure } from "./route-failure";
-import type { ConsumedMessage } from "./route-messages";
+import { MAX_ANSWER_BYTES, type ConsumedMessage } from "./route-messages";
 
 /** What `GET <path>/replies/<id>` finds: the reply, still waiting, why there is none, or nothing known. */
 export type ReplyState =
@@ -16,8 +16,8 @@ interface Entry {
 
 /** Most requests answered `202 respond-async` whose replies one route object keeps at a time. */
 export const MAX_ASYNC_REPLIES = 10_000;
-/** Largest reply one answer carries: the object → Worker hop takes 32 MiB at most. */
-export const MAX_REPLY_BYTES = 20 * 1024 * 1024;
+/** Largest reply one answer carries. */
+export const MAX_REPLY_BYTES = MAX_ANSWER_BYTES;
 /** Most bytes of unread reply bodies one route object keeps (an isolate has 128 MB in all). */
 export const MAX_ASYNC_REPLY_BYTES = 32 * 1024 * 1024;
 

@@ -5,6 +5,9 @@ import type { PublishProperties } from "./route-messages";
 import type { Deadlines } from "./deadlines";
 import type { PublishWindow } from "./publish-window";
 import type { PublishChannels } from "./publish-channels";
+import { releaseBuffer } from "../release-buffer";
+
+const EMPTY = new Uint8Array(0);
 
 export interface PublishMessage {
   exchange: string;
@@ -52,6 +55,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
   const body = new Uint8Array(message.body);
   const known = channels.refusal(exchange, body.byteLength);
   if (known) {
+    releaseBuffer(message.body);
     onSettled?.(false);
     throw known;
   }
@@ -76,7 +80,15 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
     if (channel.closed) throw new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
     const sentProperties = { ...properties, deliveryMode: persistent ? 2 : 1 };
     const ledger = ledgerOf(channel);
-    const mine: Publication = { exchange, routingKey, body, properties: sentProperties, mandatory, returned: false };
+    // The body is kept only where a return must be matched against it.
+    const mine: Publication = {
+      exchange,
+      routingKey,
+      body: mandatory ? body : EMPTY,
+      properties: sentProperties,
+      mandatory,
+      returned: false,
+    };
     ledger.add(mine);
     sent = true;
     // Resolves on the broker's basic.ack, rejects on basic.nack or when the channel closes. The
@@ -89,6 +101,8 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
         channels.taken(exchange, body.byteLength);
         ticket.release();
         path.release();
+        // Written out (a large body is sent from where it lies) and confirmed: nothing reads it again.
+        releaseBuffer(message.body);
         onSettled?.(!mine.returned);
       },
       (error: unknown) => {
@@ -96,6 +110,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
         ledger.remove(mine);
         ticket.release();
         path.release();
+        releaseBuffer(message.body);
         onSettled?.(false);
       },
     );
@@ -119,6 +134,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
     if (!sent) {
       ticket.release();
       path.release();
+      releaseBuffer(message.body);
       onSettled?.(false);
     }
     throw sendFailure(error);
@@ -145,7 +161,8 @@ const confirmFailure = (error: unknown, alone: boolean, message: PublishMessage,
       `the broker is not accepting messages right now (${reason.replace(/^Connection blocked by server: ?/, "")})`,
     );
   }
-  if (reason === "Channel is closed") return new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
+  if (reason === "Channel is closed")
+    return new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
   if (reason === NEGATIVE_CONFIRM) {
     message.channels.taken(message.exchange, bytes);
     return new RouteFailureError("broker_error", `the broker refused the message: ${reason}`);

@@ -52,6 +52,11 @@ export class QueueDirectory {
     return checking;
   }
 
+  /** The body size to plan takes from `queue` by, when a take has seen one. */
+  typicalBytes(queue: string): number | undefined {
+    return this.#known.get(queue)?.typicalBytes;
+  }
+
   /** A get found `queue` missing or refused (deleted since it was checked): it is asked about again later. */
   refused(queue: string, failure: RouteFailureError): void {
     this.#known.delete(queue);

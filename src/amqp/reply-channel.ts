@@ -6,7 +6,6 @@ import { RouteFailureError } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 import { newChannel } from "./session-channels";
 
-
 interface Waiter {
   resolve: (message: ConsumedMessage) => void;
   reject: (error: Error) => void;

@@ -7,6 +7,12 @@ import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/sch
 import type { Admission } from "./rate-limiter";
 import type { RouteFailure } from "./route-failure";
 
+/**
+ * Bodies of one answer (a batch, a reply) add up to at most this: what crosses from the object to
+ * the Worker is limited to 32 MiB, and the Worker may grow a body by a third (base64 in a batch's JSON).
+ */
+export const MAX_ANSWER_BYTES = 20 * 1024 * 1024;
+
 /** The parts of a route the object needs, with `${NAME}` resolved. */
 export type RouteTarget = Pick<RouteConfig, "id" | "amqp">;
 /** A route to publish with. */
@@ -124,6 +130,8 @@ export type ConsumeOutcome = { ok: true; messages: HandedMessage[]; remaining?: 
 export interface ConsumeRequest {
   max: number;
   admission?: Admission;
+  /** Most body bytes the answer may carry, the first message whatever its size (default, and at most, {@link MAX_ANSWER_BYTES}). */
+  maxBytes?: number;
   /** Long-poll: how long to wait when the queue is empty (0 or absent: answer at once). */
   waitMs?: number;
   /** Names the wait, so that the Worker can end it when its client goes away (the object's `cancelWait`). */

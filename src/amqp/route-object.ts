@@ -5,7 +5,7 @@ import type { ProducerConfig } from "../config/schema";
 import { createLogger, type Logger } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
-import { consumedMessage, getMessages } from "./get-message";
+import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
 import { channelMax } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
@@ -17,22 +17,24 @@ import { AsyncReplies, type ReplyState } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import { RouteFailureError, type RouteFailure } from "./route-failure";
 import { PendingDeliveries } from "./pending-deliveries";
+import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
 import { RateLimiter, type Admission } from "./rate-limiter";
-import type {
-  ConsumeOutcome,
-  ConsumeRequest,
-  ConsumingTarget,
-  HandedMessage,
-  OutgoingMessage,
-  PublishManyOutcome,
-  PublishManyRequest,
-  PublishOutcome,
-  PublishingTarget,
-  ReplyOutcome,
-  ReplyRequest,
-  RouteStats,
-  RouteTarget,
-  SettleOutcome,
+import {
+  MAX_ANSWER_BYTES,
+  type ConsumeOutcome,
+  type ConsumeRequest,
+  type ConsumingTarget,
+  type HandedMessage,
+  type OutgoingMessage,
+  type PublishManyOutcome,
+  type PublishManyRequest,
+  type PublishOutcome,
+  type PublishingTarget,
+  type ReplyOutcome,
+  type ReplyRequest,
+  type RouteStats,
+  type RouteTarget,
+  type SettleOutcome,
 } from "./route-messages";
 
 type Role = "publish" | "consume";
@@ -58,6 +60,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #idempotency: IdempotencyWindow;
   readonly #replyChannels = new WeakMap<BrokerConnection, ReplyChannel>();
   readonly #asyncReplies = new AsyncReplies();
+  /** Bodies held at once by the object's requests: publishes awaiting confirms, answers being taken. */
+  readonly #memory = new MemoryBudget(OBJECT_MEMORY_BYTES);
   readonly #logger: Logger;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -72,12 +76,26 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * confirmed or has failed. Never throws: every failure is an outcome.
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
-    const { route, messages, admission, idempotency } = request;
+    const { route, messages, admission } = request;
     this.#counters.countFor(route.amqp.url);
     const refused = this.#refused(admission);
     if (refused) return { outcomes: [], refused };
     // One call is one HTTP request, however many messages it carries.
     this.#counters.increment("total_requests");
+    const bytes = messages.reduce((sum, message) => sum + message.body.byteLength, 0);
+    const held =
+      this.#memory.take(bytes, "publish", admission?.key) ??
+      (await this.#memory.takeWithin(bytes, "publish", admission?.key, MEMORY_WAIT_MS));
+    if (!held) return { outcomes: [], refused: this.#failed(busy("nothing was published")) };
+    try {
+      return await this.#publishMany(request);
+    } finally {
+      held.release();
+    }
+  }
+
+  async #publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
+    const { route, messages, idempotency } = request;
     let plan: IdempotentPlan | undefined;
     try {
       plan = idempotency && (await this.#idempotency.plan(idempotency, messages.length));
@@ -173,6 +191,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const refused = this.#refused(admission);
     if (refused) return refused;
     this.#counters.increment("total_requests");
+    const held =
+      this.#memory.take(message.body.byteLength, "publish", admission?.key) ??
+      (await this.#memory.takeWithin(message.body.byteLength, "publish", admission?.key, MEMORY_WAIT_MS));
+    if (!held) return this.#failed(busy("nothing was published"));
     try {
       if (request.async && this.#asyncReplies.full) {
         throw new RouteFailureError(
@@ -203,6 +225,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
         return { ok: true };
       }
       const reply = await arrival;
+      // In memory already: counted, so that other requests see it.
+      held.resize(message.body.byteLength + reply.body.byteLength);
       // What crosses from the object to the Worker is limited to 32 MiB.
       if (reply.body.byteLength > MAX_ANSWER_BYTES) {
         throw new RouteFailureError(
@@ -213,6 +237,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
       return { ok: true, reply };
     } catch (error) {
       return this.#failed(error);
+    } finally {
+      held.release();
     }
   }
 
@@ -258,28 +284,40 @@ export class AmqpRouteObject extends DurableObject<Env> {
       // A batch is taken unacknowledged even with auto-ack, so that what does not fit in one
       // answer can go back (see getMessages).
       const brokerAcks = autoAck && request.max === 1;
-      let taken =
-        request.waitMs && waitingNow > 0
-          ? []
-          : await getMessages(session, {
-              queue: consumer.queue,
-              autoAck: brokerAcks,
-              count: request.max,
-              maxBytes: MAX_ANSWER_BYTES,
-              timeoutMs: route.amqp.operation_timeout_ms,
-              deadlines: this.#deadlines,
-              directory: connection.queues,
-            });
+      const held = await this.#answerRoom(request, connection.queues.typicalBytes(consumer.queue));
+      if (!held) throw busy("nothing was taken");
+      const maxBytes = held.bytes;
+      let taken: TakenMessage[];
       let ackedByBroker = brokerAcks;
-      if (taken.length === 0 && request.waitMs) {
-        if (waitingNow > 0) await connection.queues.check(consumer.queue, this.#deadlines, route.amqp.operation_timeout_ms);
-        const waiting = this.#waitingFor(connection, consumer.queue, waitedQueuesAtMost(session));
-        const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs);
-        taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
-        ackedByBroker = false;
+      try {
+        taken =
+          request.waitMs && waitingNow > 0
+            ? []
+            : await getMessages(session, {
+                queue: consumer.queue,
+                autoAck: brokerAcks,
+                count: request.max,
+                maxBytes,
+                timeoutMs: route.amqp.operation_timeout_ms,
+                deadlines: this.#deadlines,
+                directory: connection.queues,
+              });
+        if (taken.length === 0 && request.waitMs) {
+          // Nothing is held while waiting: what the consumer may be sent is bounded by the room left.
+          held.resize(0);
+          if (waitingNow > 0) await connection.queues.check(consumer.queue, this.#deadlines, route.amqp.operation_timeout_ms);
+          const waiting = this.#waitingFor(connection, consumer.queue, waitedQueuesAtMost(session));
+          const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs, maxBytes);
+          taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
+          ackedByBroker = false;
+        }
+        held.resize(taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0));
+        // Taken unacknowledged; with auto-ack they are the client's as they are handed over.
+        if (autoAck && !ackedByBroker) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
+      } finally {
+        // Handed to the runtime with the answer from here on.
+        held.release();
       }
-      // Taken unacknowledged; with auto-ack they are the client's as they are handed over.
-      if (autoAck && !ackedByBroker) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
       const remaining = taken.at(-1)?.consumed.messageCount;
       const handed = taken.map(({ consumed, delivery }): HandedMessage => {
         if (autoAck) return { message: consumed };
@@ -293,6 +331,25 @@ export class AmqpRouteObject extends DurableObject<Env> {
     } catch (error) {
       return this.#failed(error);
     }
+  }
+
+  /**
+   * Room in the object's memory for the answer of a take of up to `request.max` messages, planned
+   * by the queue's typical body size (64 KiB while it is unknown) and at most the answer's limit
+   * (or the Worker's, `request.maxBytes`); at least one message's worth, waiting up to a second
+   * for it, or undefined when even that does not fit.
+   */
+  async #answerRoom(request: ConsumeRequest, typical: number | undefined): Promise<Reservation | undefined> {
+    const caller = request.admission?.key;
+    const each = Math.max(1, typical ?? SMALL_BYTES);
+    // A share of the memory, so that several answers can be taken at once.
+    const want = Math.min(request.maxBytes ?? MAX_ANSWER_BYTES, request.max * each, Math.floor(this.#memory.largest / ANSWERS_AT_ONCE));
+    const least = Math.min(want, each);
+    return (
+      this.#memory.take(want, "answer", caller) ??
+      this.#memory.take(Math.max(least, this.#memory.room("answer", caller)), "answer", caller) ??
+      (await this.#memory.takeWithin(least, "answer", caller, MEMORY_WAIT_MS))
+    );
   }
 
   /**
@@ -332,13 +389,13 @@ export class AmqpRouteObject extends DurableObject<Env> {
         `clients of this route are waiting on ${queues.size} queues at once, as many as it serves; retry`,
       );
     }
-    const created = new WaitingConsumer(
-      queue,
-      () => connection.session(),
-      () => {
+    const created = new WaitingConsumer(queue, {
+      session: () => connection.session(),
+      room: () => this.#memory.room("answer"),
+      onClosed: () => {
         if (queues.get(queue) === created) queues.delete(queue);
       },
-    );
+    });
     queues.set(queue, (waiting = created));
     return waiting;
   }
@@ -443,10 +500,22 @@ const waitedQueuesAtMost = (session: AMQPSession): number => {
 };
 
 /**
- * Bodies of one answer add up to at most this: what crosses from the object to the Worker is
- * limited to 32 MiB, and the Worker may grow a body by a third (base64 in a batch's JSON).
+ * Bytes of message bodies one route object holds at once (publishes awaiting their confirms,
+ * answers being taken): with the copies the runtime makes of them, well inside an isolate's
+ * 128 MB (measured: BENCHMARKS.md, "Memory").
  */
-const MAX_ANSWER_BYTES = 20 * 1024 * 1024;
+const OBJECT_MEMORY_BYTES = 16 * 1024 * 1024;
+
+/** How many answers of the largest size the object's memory holds at once. */
+const ANSWERS_AT_ONCE = 2;
+
+/** The refusal of a request the object's memory has no room for now (503, Retry-After). */
+const busy = (what: string): RouteFailureError =>
+  new RouteFailureError(
+    "unavailable",
+    `the route is holding as many message bytes as it can at once (its other requests); ${what}, retry`,
+    1,
+  );
 
 /**
  * Every failure as a {@link RouteFailure}: errors thrown across RPC lose their fields, and a

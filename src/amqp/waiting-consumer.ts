@@ -5,6 +5,8 @@ import { newChannel } from "./session-channels";
 interface Waiter {
   id: string;
   max: number;
+  /** Most body bytes it takes (the first delivery whatever its size). */
+  maxBytes: number;
   resolve: (deliveries: AMQPMessage[]) => void;
   reject: (error: RouteFailureError) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -40,6 +42,9 @@ export class WaitingConsumer {
   readonly #buffer: AMQPMessage[] = [];
   readonly queue: string;
   readonly #session: () => Promise<AMQPSession>;
+  readonly #room: () => number;
+  /** The largest body lately, to bound what the broker may push by bytes as well as by count. */
+  #typicalBytes = 0;
   #channel: AMQPChannel | undefined;
   #consumer: AMQPConsumer | undefined;
   #prefetch = 0;
@@ -60,11 +65,17 @@ export class WaitingConsumer {
   readonly #unsettled = new Set<AMQPMessage>();
   readonly #onClosed: () => void;
 
-  /** @param onClosed - called once, when the consumer has closed its channel for good */
-  constructor(queue: string, session: () => Promise<AMQPSession>, onClosed: () => void) {
+  /**
+   * @param options.session - the connection's session
+   * @param options.room - bytes the route object's memory has room for now: the broker is sent
+   *   no more prefetch than fits, by the body size seen lately
+   * @param options.onClosed - called once, when the consumer has closed its channel for good
+   */
+  constructor(queue: string, options: { session: () => Promise<AMQPSession>; room: () => number; onClosed: () => void }) {
     this.queue = queue;
-    this.#session = session;
-    this.#onClosed = onClosed;
+    this.#session = options.session;
+    this.#room = options.room;
+    this.#onClosed = options.onClosed;
   }
 
   /** Whether it has closed for good: a new wait needs a new one. */
@@ -97,13 +108,13 @@ export class WaitingConsumer {
    * Waits up to `waitMs` for messages: resolves with 1 to `max` deliveries, or none when the
    * wait ends (or {@link leave} is called with `id`); rejects when the connection is lost.
    */
-  wait(id: string, max: number, waitMs: number): Promise<AMQPMessage[]> {
+  wait(id: string, max: number, waitMs: number, maxBytes: number): Promise<AMQPMessage[]> {
     if (this.#closed) return Promise.reject(new RouteFailureError("unavailable", "the queue's consumer was closing; retry"));
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.leave(id), waitMs);
-      this.#waiters.push({ id, max, resolve, reject, timer });
+      this.#waiters.push({ id, max, maxBytes, resolve, reject, timer });
       this.#reconcile();
     });
   }
@@ -121,6 +132,7 @@ export class WaitingConsumer {
 
   #onDelivery = (delivery: AMQPMessage): void => {
     this.#buffer.push(delivery);
+    this.#typicalBytes = Math.max(delivery.bodySize, Math.round(0.9 * this.#typicalBytes));
     // Deliveries that arrive together (one read from the socket) go out together.
     if (this.#handOutScheduled) return;
     this.#handOutScheduled = true;
@@ -135,7 +147,15 @@ export class WaitingConsumer {
       const waiter = this.#waiters.shift();
       if (!waiter) break;
       clearTimeout(waiter.timer);
-      const deliveries = this.#buffer.splice(0, waiter.max);
+      // Up to its max, and its bytes (the first whatever its size).
+      let count = 0;
+      let bytes = 0;
+      for (const delivery of this.#buffer) {
+        if (count >= waiter.max || (count > 0 && bytes + delivery.bodySize > waiter.maxBytes)) break;
+        bytes += delivery.bodySize;
+        count++;
+      }
+      const deliveries = this.#buffer.splice(0, count);
       this.#handed += deliveries.length;
       for (const delivery of deliveries) this.#unsettled.add(delivery);
       waiter.resolve(deliveries);
@@ -149,9 +169,12 @@ export class WaitingConsumer {
   }
 
   async #adjust(): Promise<void> {
+    const each = Math.max(1, this.#typicalBytes);
     const wanted = Math.min(
       MAX_PREFETCH,
-      this.#waiters.reduce((sum, waiter) => sum + waiter.max, 0),
+      this.#waiters.reduce((sum, waiter) => sum + Math.min(waiter.max, Math.max(1, Math.floor(waiter.maxBytes / each))), 0),
+      // At least one, so that a waiter is served even when memory is short: one body at a time.
+      Math.max(1, Math.floor(this.#room() / each)),
     );
     if (wanted === 0) {
       await this.#stop();

@@ -41,7 +41,7 @@ export const createApp = (config: GatewayConfig) => {
     for (const verb of ["ack", "nack"] as const) {
       const settle: MiddlewareHandler<GatewayEnv> = (c) => settleLeases(c, route, verb);
       app.options(leasePath(route.path, verb), corsPolicy(route.cors, ["POST"], route.id));
-      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), ...settleBody(route.id, verb), settle);
+      app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), ...settleBody(route, verb), settle);
     }
   }
   for (const route of config.routes) {

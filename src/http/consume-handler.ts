@@ -14,6 +14,8 @@ import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
 import { untrustedBodyHeaders } from "./untrusted-body";
+import { holdAnswerRoom, learnAnswer } from "./request-memory";
+import { releaseBuffer } from "../release-buffer";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
 export const MAX_BATCH_CONSUME = 100;
@@ -41,19 +43,48 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const shard = shardFor(target, admission);
   const waitMs = waitTime(c, route);
   const waitId = waitMs > 0 ? crypto.randomUUID() : undefined;
-  if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
-  const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-    routeObject(c.env, target, shard).consume(target, {
-      max: max ?? 1,
-      holdMs: WRITE_HOLD_MS,
-      ...(admission ? { admission } : {}),
-      ...(waitId ? { waitMs, waitId } : {}),
-    }),
-  );
-  if (!outcome.ok) throw failureError(outcome, target.id);
+  // A batch's JSON holds each body again as text (base64 a third larger), while it is built.
+  const expansion = max === undefined ? 1 : JSON_EXPANSION;
+  const held = await holdAnswerRoom(target.id, max ?? 1, expansion, admission?.key, "nothing was taken");
+  let settling = false;
+  try {
+    if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
+    const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
+      routeObject(c.env, target, shard).consume(target, {
+        max: max ?? 1,
+        maxBytes: Math.floor(held.bytes / expansion),
+        holdMs: WRITE_HOLD_MS,
+        ...(admission ? { admission } : {}),
+        ...(waitId ? { waitMs, waitId } : {}),
+      }),
+    );
+    if (!outcome.ok) throw failureError(outcome, target.id);
+    const sizes = outcome.messages.map((one) => one.message.body.byteLength);
+    learnAnswer(target.id, sizes);
+    held.resize(sizes.reduce((sum, size) => sum + size, 0) * expansion);
+    const response = answer(c, target, shard, outcome, max, () => held.release());
+    settling = response.settling;
+    return response.response;
+  } finally {
+    if (!settling) held.release();
+  }
+};
+
+/**
+ * The answer to a take: 204, one message, or a batch as JSON; `settling` when its messages are
+ * acknowledged once it is written, and `written` is called then.
+ */
+const answer = (
+  c: Context<GatewayEnv>,
+  target: RouteTarget,
+  shard: number,
+  outcome: Extract<ConsumeOutcome, { ok: true }>,
+  max: number | undefined,
+  written: () => void,
+): { response: Response; settling: boolean } => {
   const { messages, remaining } = outcome;
   const [first] = messages;
-  if (!first) return c.body(null, 204);
+  if (!first) return { response: c.body(null, 204), settling: false };
   const leaseIdOf = (id: string) => shardedId(shard, id);
   // Neither form of answer can fail, whatever the messages' properties hold: nothing here can
   // leave a message at the head of its queue or lose one taken with auto-ack.
@@ -64,12 +95,23 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
           encoder.encode(JSON.stringify({ messages: messages.map((one) => messageJson(one, leaseIdOf)), remaining: remaining ?? null })),
           new Headers([["Content-Type", "application/json"], ...untrustedBodyHeaders("application/json")]),
         ];
+  // In the JSON now: nothing reads the bodies again.
+  if (max !== undefined) for (const one of messages) releaseBuffer(one.message.body);
   // Stated, so that the request's log line can count the bytes it sent.
   headers.set("Content-Length", String(body.byteLength));
   const tokens = messages.flatMap((one) => (one.settle === undefined ? [] : [one.settle]));
-  if (tokens.length === 0) return new Response(body, { status: 200, headers });
-  return settledOnceWritten(c, body, headers, (written) => settleDeliveries(c, target, shard, tokens, written ? "ack" : "requeue"));
+  if (tokens.length === 0) return { response: new Response(body, { status: 200, headers }), settling: false };
+  return {
+    response: settledOnceWritten(c, body, headers, async (wasWritten) => {
+      written();
+      await settleDeliveries(c, target, shard, tokens, wasWritten ? "ack" : "requeue");
+    }),
+    settling: true,
+  };
 };
+
+/** How much larger than its bodies a batch's JSON answer gets while it is built (text, base64, the encoded JSON). */
+const JSON_EXPANSION = 3;
 
 const encoder = new TextEncoder();
 

@@ -22,9 +22,10 @@ const MAX_SETTLE_BODY_BYTES = 64 * 1024;
  * than 64 KiB, so that a chunked body of any size costs at most this much to refuse (read whole,
  * one of a gigabyte grew workerd by 2 GB), and a 400 when the client went away mid-upload.
  */
-export const settleBody = (routeId: string, verb: "ack" | "nack") =>
+export const settleBody = (route: ConsumingRoute, verb: "ack" | "nack") =>
   requestBody({
-    routeId,
+    routeId: route.id,
+    route,
     maxBytes: MAX_SETTLE_BODY_BYTES,
     tooLarge: `${verb}: the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes; nothing was settled`,
     prefix: `${verb}: `,

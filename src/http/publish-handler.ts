@@ -12,6 +12,7 @@ import { admissionFor, shardFor } from "./access/admission";
 import { routeObject } from "./route-target";
 import { requestReply } from "./reply-handler";
 import { requestBody } from "./request-body";
+import { releaseBuffer } from "../release-buffer";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.
@@ -34,7 +35,28 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const properties = withDefaults(fromHeaders, resolved.defaults);
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
   const body = await c.req.arrayBuffer();
-  if (producer.reply) return await requestReply(c, route, target, { body, properties });
+  try {
+    if (producer.reply) return await requestReply(c, route, target, { body, properties });
+    return await publishRead(c, { route, target, producer, fromHeaders, properties, body });
+  } finally {
+    // Passed on to the route's object (a copy), or refused: nothing reads it again.
+    releaseBuffer(body);
+  }
+};
+
+/** A publish whose body is read: its route, where it goes, its properties (those the request set, and with the route's defaults). */
+interface ReadPublish {
+  route: PublishingRoute;
+  target: PublishingTarget;
+  producer: ProducerConfig;
+  fromHeaders: PublishProperties;
+  properties: PublishProperties;
+  body: ArrayBuffer;
+}
+
+/** The rest of a publish, once its body is read. */
+const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promise<Response> => {
+  const { route, target, producer, fromHeaders, properties, body } = request;
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
   const messages = batch
@@ -57,7 +79,9 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
       ...(admission ? { admission } : {}),
       ...(idempotency ? { idempotency } : {}),
     }),
-  );
+  ).finally(() => {
+    if (batch) for (const element of batch) releaseBuffer(element);
+  });
   if (refused) throw failureError(refused, target.id);
   const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
   const [first] = failures;
@@ -143,5 +167,8 @@ export const publishBody = (route: PublishingRoute) => {
     maxBytes,
     tooLarge: `the body is larger than ${maxBytes} bytes (amqp.producer.max_body_bytes); nothing was published`,
     nothing: "published",
+    route,
+    // A batch's elements are copies of its body.
+    expansion: route.amqp.producer.batch ? 2 : 1,
   });
 };

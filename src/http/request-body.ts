@@ -2,7 +2,11 @@ import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { GatewayEnv } from "../env";
+import { SMALL_BYTES, type Reservation } from "../memory-budget";
 import { GatewayError } from "./gateway-error";
+import { admissionFor } from "./access/admission";
+import { holdMemory, memoryRefusal } from "./request-memory";
+import type { RouteConfig } from "../config/schema";
 
 /** What a route's body needs said about it: its bound, and the answers when it is over it or cannot be read. */
 export interface BodyPolicy {
@@ -15,19 +19,26 @@ export interface BodyPolicy {
   prefix?: string;
   /** What did not happen: `published`, `settled`. */
   nothing: string;
+  /** The route whose `rate_limit` names the caller whose share of the isolate's memory the body takes. */
+  route: Pick<RouteConfig, "rate_limit">;
+  /** Memory the body takes while the request runs, per byte of it (a batch's elements are copies: 2). */
+  expansion?: number;
 }
 
 /**
  * The middleware that gets a request's body to its handler, to mount in front of it:
  * 1. a mark that the body is being read, for {@link unreadBodyError};
- * 2. hono's `bodyLimit`: 413 as soon as the body is known to be over `maxBytes`, from
+ * 2. room for the body in the isolate's memory, held until the request is answered: from its
+ *    Content-Length before anything is read (503 with Retry-After when it does not fit), or, for
+ *    a body sent in chunks, grown chunk by chunk as it streams in (503 once it no longer fits);
+ * 3. hono's `bodyLimit`: 413 as soon as the body is known to be over `maxBytes`, from
  *    Content-Length when given, else while it streams in, so an oversize body is never buffered
  *    whole and the rest of it never read;
- * 3. the read of the whole body, which the handler then takes from hono's cache (`c.req.text()`,
+ * 4. the read of the whole body, which the handler then takes from hono's cache (`c.req.text()`,
  *    `c.req.arrayBuffer()`), and the mark taken off.
  *
  * A body ends early when its client goes away mid-upload (workerd's read fails with "Network
- * connection lost."), inside `bodyLimit` for a chunked body, in step 3 otherwise. That is the
+ * connection lost."), inside `bodyLimit` for a chunked body, in step 4 otherwise. That is the
  * client's doing, not the gateway's: a 400 (the request that arrived is incomplete, RFC 9112
  * section 8), one warn line in the request log and nothing done, rather than a 500 "internal
  * error" with a stack trace for each abort. Not 408 (the server did not time out waiting) nor
@@ -37,10 +48,34 @@ export interface BodyPolicy {
  */
 export const requestBody = (
   policy: BodyPolicy,
-): [MiddlewareHandler<GatewayEnv>, MiddlewareHandler<GatewayEnv>, MiddlewareHandler<GatewayEnv>] => {
+): [MiddlewareHandler<GatewayEnv>, MiddlewareHandler<GatewayEnv>, MiddlewareHandler<GatewayEnv>, MiddlewareHandler<GatewayEnv>] => {
   const unread = {
     reason: `${policy.prefix ?? ""}the request body could not be read: the client closed the connection before sending all of it; nothing was ${policy.nothing}`,
     route: policy.routeId,
+  };
+  const expansion = policy.expansion ?? 1;
+  const what = `nothing was ${policy.nothing}`;
+  const hold: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+    const declared = Number(c.req.header("content-length"));
+    const known = c.req.header("content-length") !== undefined && Number.isSafeInteger(declared) && declared >= 0;
+    const caller = admissionFor(c, policy.route)?.key;
+    // Over the bound, bodyLimit answers 413 without reading it: nothing to hold for it. A small
+    // bound (a settle's) is held whole; a larger one, sent in chunks, is counted as it comes.
+    const small = policy.maxBytes <= SMALL_BYTES;
+    const upFront = known ? Math.min(declared, policy.maxBytes + 1) : small ? policy.maxBytes : 0;
+    const held = await holdMemory(policy.routeId, "publish", upFront * expansion, caller, what);
+    try {
+      const body = c.req.raw.body as ReadableStream<Uint8Array> | null;
+      if (!known && !small && body) {
+        c.req.raw = new Request(c.req.raw, {
+          body: counted(body, held, expansion, () => c.set("unreadBody", memoryRefusal(policy.routeId, what))),
+          duplex: "half",
+        } as RequestInit);
+      }
+      await next();
+    } finally {
+      held.release();
+    }
   };
   const reading: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     c.set("unreadBody", unread);
@@ -57,7 +92,39 @@ export const requestBody = (
     c.set("unreadBody", undefined);
     await next();
   };
-  return [reading, limit, read];
+  return [reading, hold, limit, read];
+};
+
+/**
+ * `body`, growing `held` by each chunk (times `expansion`) as it is read; a chunk that no longer
+ * fits ends the body with an error, after `refused` has marked the answer (a 503: the client may
+ * retry) for {@link unreadBodyError}.
+ */
+const counted = (
+  body: ReadableStream<Uint8Array>,
+  held: Reservation,
+  expansion: number,
+  refused: () => void,
+): ReadableStream<Uint8Array> => {
+  let bytes = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>(
+      {
+        transform(chunk, controller) {
+          bytes += chunk.byteLength;
+          if (!held.grow(bytes * expansion)) {
+            refused();
+            controller.error(new Error("no room for the body in memory"));
+            return;
+          }
+          controller.enqueue(chunk);
+        },
+      },
+      // Nothing read ahead: a chunk is pulled when the reader asks for one.
+      { highWaterMark: 0 },
+      { highWaterMark: 0 },
+    ),
+  );
 };
 
 /**
@@ -66,5 +133,6 @@ export const requestBody = (
  */
 export const unreadBodyError = (c: Context<GatewayEnv>, error: Error): GatewayError | undefined => {
   const unread = c.get("unreadBody");
-  return unread && !(error instanceof HTTPException) ? new GatewayError(400, unread.reason, unread.route) : undefined;
+  if (!unread || error instanceof HTTPException) return undefined;
+  return unread instanceof HTTPException ? (unread as GatewayError) : new GatewayError(400, unread.reason, unread.route);
 };

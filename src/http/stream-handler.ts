@@ -11,6 +11,9 @@ import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { runBeyondResponse } from "./beyond-response";
 import { untrustedBodyHeaders } from "./untrusted-body";
+import { holdAnswerRoom, learnAnswer, workerMemory } from "./request-memory";
+import { GatewayError } from "./gateway-error";
+import type { Reservation } from "../memory-budget";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
 export const HEARTBEAT_MS = 15_000;
@@ -46,10 +49,20 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   const shard = shardFor(target, admission);
   const object = () => routeObject(c.env, target, shard);
   const waitId = crypto.randomUUID();
-  const take = (waitMs: number, continued: boolean) =>
-    callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
+  let open = true;
+  // Room for the message being taken and written, held until its event is written: a client that
+  // reads slowly holds its event, and the isolate's memory is every stream's.
+  let held: Reservation | undefined;
+  const take = async (waitMs: number, continued: boolean): Promise<ConsumeOutcome> => {
+    held?.release();
+    held = continued
+      ? await roomWhileOpen(() => open, route.id, admission?.key)
+      : await holdAnswerRoom(route.id, 1, EVENT_EXPANSION, admission?.key, "nothing was taken");
+    const room = held;
+    const outcome = await callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
       object().consume(target, {
         max: 1,
+        maxBytes: Math.floor(room.bytes / EVENT_EXPANSION),
         waitMs,
         waitId,
         holdMs: WRITE_HOLD_MS,
@@ -58,15 +71,28 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
         ...(continued ? { continued } : admission ? { admission } : {}),
       }),
     );
+    const sizes = outcome.ok ? outcome.messages.map((one) => one.message.body.byteLength) : [];
+    learnAnswer(route.id, sizes);
+    room.resize((sizes[0] ?? 0) * EVENT_EXPANSION);
+    return outcome;
+  };
   // The first take answers before the stream opens, so that a refusal is a plain error answer.
-  const first = await take(0, false);
-  if (!first.ok) throw failureError(first, route.id);
+  let first: ConsumeOutcome;
+  try {
+    first = await take(0, false);
+  } catch (error) {
+    held?.release();
+    throw error;
+  }
+  if (!first.ok) {
+    held?.release();
+    throw failureError(first, route.id);
+  }
 
   // workerd's identity stream holds no chunk of its own: a write completes only when the
   // response has read the chunk to send it, so "written" means passed to the client's connection.
   const { readable, writable } = new IdentityTransformStream();
   const writer = writable.getWriter();
-  let open = true;
   // The client went away: the runtime aborts the request (deployed, or a reset connection), or
   // cancels the body it was reading. Either ends the stream's wait at once.
   const leave = () => {
@@ -123,7 +149,9 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     await settle(unconfirmed, "requeue");
     await writer.close().catch(() => undefined);
   };
-  const running = run().catch(() => writer.abort().catch(() => undefined));
+  const running = run()
+    .catch(() => writer.abort().catch(() => undefined))
+    .finally(() => held?.release());
   runBeyondResponse(c, running);
   return new Response(readable, {
     status: 200,
@@ -136,6 +164,26 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     ],
   });
 };
+
+/** An event holds its body again as text (or base64), while it is built and written. */
+const EVENT_EXPANSION = 2;
+
+/**
+ * Room for a stream's next message: when the isolate has none, the stream waits for some (its
+ * connection stays open) rather than fail; a stream whose client left gets an empty room.
+ */
+const roomWhileOpen = async (open: () => boolean, routeId: string, caller: string | undefined): Promise<Reservation> => {
+  for (;;) {
+    try {
+      return await holdAnswerRoom(routeId, 1, EVENT_EXPANSION, caller, "nothing was taken");
+    } catch (error) {
+      if (!(error instanceof GatewayError) || !open()) return workerMemory.take(0, "answer") ?? NO_ROOM;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+};
+
+const NO_ROOM: Reservation = { bytes: 0, resize: () => undefined, grow: () => false, release: () => undefined };
 
 /**
  * One event: `id:` the message id (or the stream's count), `data:` each line of the body; a body
