@@ -4,6 +4,8 @@ export interface Admission {
   key: string;
   requests: number;
   periodS: number;
+  /** Long-polls and streams the caller may hold open at once. */
+  openWaits: number;
 }
 
 /** Callers tracked at most; past it the longest-idle are forgotten (they come back with a full bucket). */

@@ -140,7 +140,7 @@ export interface ConsumeRequest {
   holdMs?: number;
   /** Hold every message for `settle`, whatever the route's mode (auto-ack or lease): a stream acknowledges each once its event is written. */
   holdAll?: boolean;
-  /** A stream's next take after its first: not a request of its own (not counted, not rate-limited again). */
+  /** A stream's next take after its first: not a request of its own (not counted, not rate-limited again; its admission only keeps the stream among its caller's open waits). */
   continued?: boolean;
 }
 

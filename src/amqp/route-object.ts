@@ -7,6 +7,7 @@ import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
+import { OpenWaits } from "./open-waits";
 import { channelMax } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
@@ -53,6 +54,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #leases = new Leases(() => this.#counters.increment("expired"));
   /** Long-poll consumers per connection and queue (a route's queue may come from the request). */
   readonly #waiting = new Map<BrokerConnection, Map<string, WaitingConsumer>>();
+  /** Long-polls and streams open per rate-limited caller. */
+  readonly #openWaits = new OpenWaits();
   /** Waits whose client went away, for a minute (see {@link cancelWait}). */
   readonly #cancelledWaits = new Map<string, number>();
   readonly #deadlines = new Deadlines();
@@ -271,6 +274,16 @@ export class AmqpRouteObject extends DurableObject<Env> {
       if (refused) return refused;
       this.#counters.increment("total_requests");
     }
+    const { admission, waitId } = request;
+    if (request.waitMs && waitId !== undefined && admission && !this.#openWaits.open(waitId, admission.key, admission.openWaits)) {
+      this.#counters.increment("rejected");
+      return {
+        ok: false,
+        kind: "rate_limited",
+        message: `this caller holds ${admission.openWaits} long-polls and streams open on this route already (rate_limit.open_waits); retry once one has ended`,
+        retryAfterS: 1,
+      };
+    }
     try {
       const connection = this.#connection("consume", route);
       const session = await connection.session();
@@ -329,7 +342,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
       if (lease) this.#counters.add("leased", handed.length);
       return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };
     } catch (error) {
+      if (waitId !== undefined) this.#openWaits.close(waitId);
       return this.#failed(error);
+    } finally {
+      // A long-poll's wait ends with its take; a stream's with the stream (cancelWait).
+      if (waitId !== undefined && !request.holdAll) this.#openWaits.close(waitId);
     }
   }
 
@@ -357,6 +374,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * line at once, and a later take under the same id (a stream's next) takes nothing.
    */
   cancelWait(waitId: string): void {
+    this.#openWaits.close(waitId);
     for (const byQueue of this.#waiting.values()) for (const waiting of byQueue.values()) waiting.leave(waitId);
     const now = Date.now();
     this.#cancelledWaits.set(waitId, now);

@@ -242,6 +242,20 @@ const RateLimitSchema = strictObject({
   ),
   /** Whom the limit counts: the client's IP (default), its API key, or its JWT's `sub`. */
   key: v.optional(v.picklist(RATE_LIMIT_KEYS, `key must be one of ${RATE_LIMIT_KEYS.join(", ")}`), "ip"),
+  /**
+   * Long-polls and streams one caller may hold open at once on one route object (default 16, at
+   * most 1000): a stream is one request however long it lasts, so the request rate alone does not
+   * bound them.
+   */
+  open_waits: v.optional(
+    v.pipe(
+      v.number("open_waits must be a number"),
+      v.integer("open_waits must be a whole number"),
+      v.minValue(1, "open_waits must be at least 1"),
+      v.maxValue(1000, "open_waits must be at most 1000"),
+    ),
+    16,
+  ),
 });
 export type RateLimitConfig = v.InferOutput<typeof RateLimitSchema>;
 

@@ -67,8 +67,10 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
         waitId,
         holdMs: WRITE_HOLD_MS,
         holdAll: true,
-        // The stream is one request: counted, and held to the rate limit, once.
-        ...(continued ? { continued } : admission ? { admission } : {}),
+        // The stream is one request: counted, and held to the rate limit, once (a continued take
+        // only keeps its place among the caller's open waits).
+        ...(continued ? { continued } : {}),
+        ...(admission ? { admission } : {}),
       }),
     );
     const sizes = outcome.ok ? outcome.messages.map((one) => one.message.body.byteLength) : [];
@@ -148,6 +150,8 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     }
     await settle(unconfirmed, "requeue");
     await writer.close().catch(() => undefined);
+    // Ended: its place among the caller's open waits is free again.
+    leave();
   };
   const running = run()
     .catch(() => writer.abort().catch(() => undefined))

@@ -129,3 +129,36 @@ describe("a batch GET of messages that do not all fit in one answer", () => {
     });
   }
 });
+
+describe("a caller holding many long-polls open", () => {
+  it("is refused (429) past rate_limit.open_waits, while another caller's long-poll on the same route gets its message", async () => {
+    const queue = uniqueName("open-waits");
+    await declareQueue(queue);
+    try {
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("open-waits")}, path: /jobs, rate_limit: { requests: 1000, period_s: 1, open_waits: 3 }, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: true } } }\n`,
+      );
+      const hostile = { "cf-connecting-ip": "203.0.113.1" };
+      const honest = { "cf-connecting-ip": "203.0.113.2" };
+      const held = Array.from({ length: 3 }, () => send("GET", "/jobs?wait=2", { headers: hostile }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const fourth = await send("GET", "/jobs?wait=2", { headers: hostile });
+      expect(fourth.status).toBe(429);
+      expect(fourth.headers.get("retry-after")).toBe("1");
+      expect(((await fourth.json()) as { error: string }).error).toMatch(/open_waits/);
+      // The honest caller waits in line behind the three, and the first three messages go to them.
+      const honestWait = send("GET", "/jobs?wait=3", { headers: honest });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const body of ["one", "two", "three", "four"]) await publishDirect(queue, body);
+      const answers = await Promise.all([...held, honestWait]);
+      const bodies = await Promise.all(answers.map((answer) => answer.text()));
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      expect([...bodies].sort()).toEqual(["four", "one", "three", "two"]);
+      // Its waits over, the caller may wait again.
+      const again = await send("GET", "/jobs?wait=0.2", { headers: hostile });
+      expect(again.status).toBe(204);
+    } finally {
+      await deleteQueue(queue);
+    }
+  });
+});

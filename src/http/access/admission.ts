@@ -17,7 +17,7 @@ export const admissionFor = (c: Context<GatewayEnv>, route: Pick<RouteConfig, "r
   const limit = route.rate_limit;
   if (!limit) return undefined;
   const key = limit.key === "ip" ? ipKey(c) : (c.get("caller") ?? "anonymous");
-  return { key, requests: limit.requests, periodS: limit.period_s };
+  return { key, requests: limit.requests, periodS: limit.period_s, openWaits: limit.open_waits };
 };
 
 /**
@@ -33,7 +33,7 @@ const ipKey = (c: Context<GatewayEnv>): string => `ip:${c.req.header("cf-connect
 export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig): Promise<void> => {
   const limit = route.rate_limit;
   if (!limit) return;
-  const admission: Admission = { key: ipKey(c), requests: limit.requests, periodS: limit.period_s };
+  const admission: Admission = { key: ipKey(c), requests: limit.requests, periodS: limit.period_s, openWaits: limit.open_waits };
   const target: RouteTarget = { id: route.id, amqp: route.amqp };
   let refused: RouteFailure | undefined;
   try {
