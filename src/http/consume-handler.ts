@@ -45,7 +45,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const waitId = waitMs > 0 ? crypto.randomUUID() : undefined;
   // A batch's JSON holds each body again as text (base64 a third larger), while it is built.
   const expansion = max === undefined ? 1 : JSON_EXPANSION;
-  const held = await holdAnswerRoom(target.id, max ?? 1, expansion, admission?.key, "nothing was taken");
+  const held = await holdAnswerRoom(target, max ?? 1, expansion, admission?.key, "nothing was taken");
   let settling = false;
   try {
     if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
@@ -60,7 +60,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
     );
     if (!outcome.ok) throw failureError(outcome, target.id);
     const sizes = outcome.messages.map((one) => one.message.body.byteLength);
-    learnAnswer(target.id, sizes);
+    learnAnswer(target, sizes);
     held.resize(sizes.reduce((sum, size) => sum + size, 0) * expansion);
     const response = answer(c, target, shard, outcome, max, () => held.release());
     settling = response.settling;

@@ -1,4 +1,5 @@
-import { MAX_ANSWER_BYTES } from "../amqp/route-messages";
+import { MAX_ANSWER_BYTES, type ConsumingTarget } from "../amqp/route-messages";
+import { NameCache } from "../amqp/name-cache";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Lane, type Reservation } from "../memory-budget";
 import { GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
 
@@ -44,23 +45,31 @@ export const memoryRefusal = (routeId: string, what: string): GatewayError =>
 /** How many answers of the largest size the budget holds at once. */
 const ANSWERS_AT_ONCE = 2;
 
-/** The body size answers of each route have lately had (this isolate's view), to plan a take's room by. */
-const typicalAnswers = new Map<string, number>();
+/**
+ * The body size answers from each queue of each route have lately had (this isolate's view), to
+ * plan a take's room by: per queue, so that one caller's queue of large messages does not make
+ * another caller's small answers look large. Bounded: the queue may come from the request.
+ */
+const typicalAnswers = new NameCache<number>(10_000);
+
+/** Where a take's answers come from: the route and its queue for this request. */
+const answersOf = (target: ConsumingTarget): string => `${target.id}\n${target.amqp.consumer.queue}`;
 
 /**
- * Room for the answer of a take of up to `max` messages from the route `routeId`, planned by the
- * body size its answers have lately had (64 KiB while unknown), times `expansion` (a JSON batch
+ * Room for the answer of a take of up to `max` messages from `target`, planned by the body size
+ * its answers have lately had (64 KiB while unknown), times `expansion` (a JSON batch
  * holds each body again as text); 503 when even one message's worth does not fit. The room's
  * `bytes / expansion` is what the route's object may answer with.
  */
 export const holdAnswerRoom = async (
-  routeId: string,
+  target: ConsumingTarget,
   max: number,
   expansion: number,
   caller: string | undefined,
   what: string,
 ): Promise<Reservation> => {
-  const each = typicalAnswers.get(routeId) ?? SMALL_BYTES;
+  const routeId = target.id;
+  const each = typicalAnswers.get(answersOf(target)) ?? SMALL_BYTES;
   // A share of the budget, so that several answers can be taken at once.
   const want = Math.min(Math.min(MAX_ANSWER_BYTES, max * each) * expansion, Math.floor(workerMemory.largest / ANSWERS_AT_ONCE));
   const least = Math.min(want, each * expansion);
@@ -72,10 +81,10 @@ export const holdAnswerRoom = async (
   );
 };
 
-/** Learns the body size of an answer of `routeId` (the largest at once, a smaller one slowly). */
-export const learnAnswer = (routeId: string, bodies: readonly number[]): void => {
+/** Learns the body sizes of an answer from `target` (the largest at once, a smaller one slowly). */
+export const learnAnswer = (target: ConsumingTarget, bodies: readonly number[]): void => {
   if (bodies.length === 0) return;
   const largest = Math.max(...bodies);
-  const typical = typicalAnswers.get(routeId);
-  typicalAnswers.set(routeId, typical === undefined || largest >= typical ? largest : Math.round(0.9 * typical + 0.1 * largest));
+  const typical = typicalAnswers.get(answersOf(target));
+  typicalAnswers.set(answersOf(target), typical === undefined || largest >= typical ? largest : Math.round(0.9 * typical + 0.1 * largest));
 };

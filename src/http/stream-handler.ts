@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { ConsumedMessage, ConsumeOutcome } from "../amqp/route-messages";
+import type { ConsumedMessage, ConsumeOutcome, ConsumingTarget } from "../amqp/route-messages";
 import { base64 } from "../base64";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
@@ -56,8 +56,8 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   const take = async (waitMs: number, continued: boolean): Promise<ConsumeOutcome> => {
     held?.release();
     held = continued
-      ? await roomWhileOpen(() => open, route.id, admission?.key)
-      : await holdAnswerRoom(route.id, 1, EVENT_EXPANSION, admission?.key, "nothing was taken");
+      ? await roomWhileOpen(() => open, target, admission?.key)
+      : await holdAnswerRoom(target, 1, EVENT_EXPANSION, admission?.key, "nothing was taken");
     const room = held;
     const outcome = await callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
       object().consume(target, {
@@ -74,7 +74,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
       }),
     );
     const sizes = outcome.ok ? outcome.messages.map((one) => one.message.body.byteLength) : [];
-    learnAnswer(route.id, sizes);
+    learnAnswer(target, sizes);
     room.resize((sizes[0] ?? 0) * EVENT_EXPANSION);
     return outcome;
   };
@@ -176,10 +176,10 @@ const EVENT_EXPANSION = 2;
  * Room for a stream's next message: when the isolate has none, the stream waits for some (its
  * connection stays open) rather than fail; a stream whose client left gets an empty room.
  */
-const roomWhileOpen = async (open: () => boolean, routeId: string, caller: string | undefined): Promise<Reservation> => {
+const roomWhileOpen = async (open: () => boolean, target: ConsumingTarget, caller: string | undefined): Promise<Reservation> => {
   for (;;) {
     try {
-      return await holdAnswerRoom(routeId, 1, EVENT_EXPANSION, caller, "nothing was taken");
+      return await holdAnswerRoom(target, 1, EVENT_EXPANSION, caller, "nothing was taken");
     } catch (error) {
       if (!(error instanceof GatewayError) || !open()) return workerMemory.take(0, "answer") ?? NO_ROOM;
       await new Promise((resolve) => setTimeout(resolve, 250));

@@ -42,7 +42,8 @@ export const routesFile = (yaml: string): string => {
 };
 
 /** A port nothing listens on now, for a gateway whose routes must name its own origin before it starts (`PORT`). */
-export const freePort = (): Promise<number> =>
+export /** A port nothing listens on now, on 127.0.0.1. */
+const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
     const server = createServer();
     server.listen(0, "127.0.0.1", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_CALLERS, RateLimiter } from "../../src/amqp/rate-limiter";
 
-const rule = (key: string) => ({ key, requests: 3, periodS: 6 });
+const rule = (key: string) => ({ key, requests: 3, periodS: 6, openWaits: 16 });
 
 describe("the rate limiter's token buckets", () => {
   it("let a caller burst up to the limit, then refuse with the seconds until a request is free", () => {
@@ -34,7 +34,7 @@ describe("the rate limiter's token buckets", () => {
 
   it(`track at most ${MAX_CALLERS} callers, forgetting the longest idle`, () => {
     const limiter = new RateLimiter();
-    const long = { requests: 1, periodS: 86_400 };
+    const long = { requests: 1, periodS: 86_400, openWaits: 16 };
     for (let i = 0; i <= MAX_CALLERS; i++) limiter.admit({ key: `ip:${i}`, ...long }, 0);
     expect(limiter.size).toBe(MAX_CALLERS);
     // ip:0 was forgotten (full again); ip:1 is still counted.
