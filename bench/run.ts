@@ -18,11 +18,16 @@
  * path against a fixed one, and `producer.reply: true` against amqp-client's own RPC (direct
  * reply-to), both calling the same responder in this process.
  *
+ * Then many callers on one route (bench/lib/callers.ts), on gateways of their own: workerd's peak
+ * memory under large requests from many callers at once, an honest caller's success and latency
+ * during each flood a hostile caller can make, and the many-callers rig at full size.
+ *
  * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 2), BENCH_MEMORY_PUBLISHES
  * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
  * (default "throughput,truth,memory,consume,routing"; a subset runs only those, and judges only their
  * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
- * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200).
+ * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200), BENCH_CALLERS_SECONDS (per fairness run; the
+ * many-callers rig runs three times as long; default 8).
  */
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
@@ -44,6 +49,7 @@ import { load, type LoadResult } from "./lib/load";
 import { consumeModesSection, rabbitmqctlVersion } from "./lib/consume-modes";
 import { memorySection, truthSection } from "./lib/pressure";
 import { routingSection } from "./lib/routing";
+import { callersSection } from "./lib/callers";
 import { writeReport, type Measurement, type Report } from "./lib/report";
 
 // The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
@@ -57,7 +63,10 @@ const MEMORY_WARM_UP = 20_000;
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
 const TRUTH_SECONDS = Number(process.env.BENCH_TRUTH_SECONDS ?? 30);
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing").split(",").map((name) => name.trim()));
+const SECTIONS = new Set(
+  (process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing,callers").split(",").map((name) => name.trim()),
+);
+const CALLERS_SECONDS = Number(process.env.BENCH_CALLERS_SECONDS ?? 8);
 const CONSUME_MESSAGES = Number(process.env.BENCH_CONSUME_MESSAGES ?? 30_000);
 const SSE_MESSAGES = Number(process.env.BENCH_SSE_MESSAGES ?? 10_000);
 const LONGPOLL_SAMPLES = Number(process.env.BENCH_LONGPOLL_SAMPLES ?? 200);
@@ -165,6 +174,11 @@ const main = async () => {
     log("routing (a fresh gateway): templated vs fixed routing key, request/reply vs amqp-client's own RPC");
     if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
     measurements.push(...(await routingSection({ port: PORT, seconds: SECONDS, rounds: ROUNDS, log })));
+  }
+  if (SECTIONS.has("callers")) {
+    log("many callers on one route (fresh gateways): memory under large requests at once, fairness under floods, the many-callers rig");
+    if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
+    report.callers = await callersSection(PORT, CALLERS_SECONDS, log);
   }
   const verdicts = await writeReport(report);
   process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;

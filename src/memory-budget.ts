@@ -49,6 +49,8 @@ export class MemoryBudget {
 
   /** Whether a reservation of `bytes` in all (of which `holding` are held already) fits the rules. */
   #fits(bytes: number, holding: number, lane: Lane, caller: string | undefined): boolean {
+    // Nothing held yet (a wait's, grown or resized once its answer is in): always.
+    if (bytes === 0) return true;
     const more = bytes - holding;
     const used = this.#used - holding;
     const share = Math.floor(this.capacity * SHARE);

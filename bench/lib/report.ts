@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { format, resolveConfig } from "prettier";
 import type { MemoryFigures, TruthFigures } from "./pressure";
+import type { CallersFigures } from "./callers";
 import type { AfterClose } from "./consume-modes";
 import { BATCH_CLIENTS, SSE_CLIENTS, VARIANTS } from "./consume-mode-names";
 
@@ -77,7 +78,12 @@ export interface Report {
   consumeSizes?: { messages: number; sseMessages: number; samples: number };
   /** RSS of a fresh gateway idle and after each kind of pressure; absent when skipped. */
   pressureMemory?: MemoryFigures;
+  /** Many callers on one route: memory, fairness, the rig at full size; absent when `callers` was skipped. */
+  callers?: CallersFigures;
 }
+
+/** How far above the idle gateway workerd's peak may go under many callers' large requests at once. */
+export const CALLERS_MEMORY_MB = 96;
 
 /** How far above its idle figure workerd's RSS may be after any pressure (a Cloudflare isolate has 128 MB). */
 export const MEMORY_HEADROOM_MB = 64;
@@ -101,7 +107,58 @@ type Ratio = (a: number | undefined, b: number | undefined) => number;
 const ratio: Ratio = (a, b) => (a && b ? a / b : Number.NaN);
 
 /** The targets, each checked against this run's figures; a section that did not run has none. */
-export const verdicts = (report: Report): Verdict[] => [...mainVerdicts(report), ...consumeVerdicts(report), ...routingVerdicts(report)];
+export const verdicts = (report: Report): Verdict[] => [
+  ...mainVerdicts(report),
+  ...consumeVerdicts(report),
+  ...routingVerdicts(report),
+  ...callersVerdicts(report),
+];
+
+/** The `callers` section's targets, when it ran. */
+export const callersVerdicts = (report: Report): Verdict[] => {
+  const callers = report.callers;
+  if (!callers) return [];
+  const list: Verdict[] = [];
+  for (const run of callers.memory) {
+    const above = run.peakMb - run.idleMb;
+    const smallFailures = Object.entries(run.small)
+      .filter(([status]) => !/^2\d\d$/.test(status))
+      .reduce((sum, [, count]) => sum + count, 0);
+    const ceiling = /ceiling/.test(run.name);
+    list.push({
+      target: ceiling
+        ? `${run.name}: the runtime's own peak above idle (shown)`
+        : `${run.name}: workerd's peak RSS < ${CALLERS_MEMORY_MB} MB above the idle gateway, and every small publish beside them succeeds`,
+      measured: `+${above.toFixed(1)} MB (${run.idleMb.toFixed(0)} → ${run.peakMb.toFixed(0)} MB); large ${JSON.stringify(run.large)}; small ${JSON.stringify(run.small)}`,
+      met: ceiling || (above < CALLERS_MEMORY_MB && smallFailures === 0),
+      ...(ceiling ? { info: true } : {}),
+    });
+  }
+  const alone = callers.fairness.find((run) => run.flood === "none");
+  for (const run of callers.fairness) {
+    list.push({
+      target:
+        run.flood === "none"
+          ? "an honest caller alone on the route: its success and latency (the baseline)"
+          : `an honest caller beside a flood of ${run.flood} on the same route: every request succeeds (p99 shown against the baseline)`,
+      measured: `${run.requests - run.failures} of ${run.requests} succeeded; p50 ${run.p50} ms, p99 ${run.p99} ms${alone && run !== alone ? ` (alone: ${alone.p99} ms)` : ""}`,
+      met: run.failures === 0 && run.requests > 0,
+    });
+  }
+  for (const run of callers.many) {
+    list.push({
+      target: `many callers, ${run.transport}://, ${run.shards} shard(s), auto_ack ${run.autoAck}, ${run.seconds} s: every honest 2xx true, no honest failure, no stranger${run.autoAck ? ", no duplicate" : ""}, peak < ${CALLERS_MEMORY_MB} MB above idle`,
+      measured: `${run.accepted} honest 202s, ${run.consumed} consumed, ${run.leftInQueue} left; false 202s ${run.false202.length}, honest failures ${run.honestFailures.length}, strangers ${run.strangers.length}, duplicates ${run.duplicates.length}; honest p99 ${run.honestP99} ms; peak +${run.peakAboveIdleMb.toFixed(1)} MB`,
+      met:
+        run.false202.length === 0 &&
+        run.honestFailures.length === 0 &&
+        run.strangers.length === 0 &&
+        (!run.autoAck || run.duplicates.length === 0) &&
+        run.peakAboveIdleMb < CALLERS_MEMORY_MB,
+    });
+  }
+  return list;
+};
 
 /** The throughput, truth and memory sections' targets. */
 const mainVerdicts = (report: Report): Verdict[] => [
@@ -455,11 +512,13 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   const mainList = mainVerdicts(report);
   const consumeList = consumeVerdicts(report);
   const routingList = routingVerdicts(report);
-  const list = [...mainList, ...consumeList, ...routingList];
+  const callersList = callersVerdicts(report);
+  const list = [...mainList, ...consumeList, ...routingList, ...callersList];
   const sections = report.sections ?? MAIN_SECTIONS;
   const mainRan = MAIN_SECTIONS.some((name) => sections.includes(name));
   const consumeRan = sections.includes("consume");
   const routingRan = sections.includes("routing");
+  const callersRan = sections.includes("callers") && report.callers !== undefined;
   const mainRows = report.measurements.filter(isMain);
   const consumeRows = report.measurements.filter(isConsumeMode);
   const routingRows = report.measurements.filter(isRouting);
@@ -498,6 +557,16 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
     const generated = `### Routing and request/reply\n\n_Generated by \`npm run bench\` (\`routing\` section, \`bench/lib/routing.ts\`): ${routingMachineLine(report)}._\n\nA producer whose \`routing_key\` is \`{key}\`, taken from the path, against one with a fixed \`routing_key\`, both to the default exchange; and \`producer.reply: true\` (round trips per second, 200s only) against amqp-client calling the same responder itself with direct reply-to. The responder is an amqp-client consumer in the bench process that publishes each request's body back to its \`reply_to\`.\n\n${markdownTable(routingRows)}\n\n#### Targets\n\n${verdictTable(routingList)}`;
     updated = replaceBlock(updated, "<!-- bench:routing:start -->", "<!-- bench:routing:end -->", generated);
     written.push("bench/results/routing.json");
+  }
+  if (callersRan) {
+    writeFileSync(
+      `${RESULTS}/callers.json`,
+      await formatted(`${RESULTS}/callers.json`, JSON.stringify({ ...report, measurements: [], verdicts: callersList })),
+    );
+    // The block carries its own heading: it is appended at the end of BENCHMARKS.md the first time.
+    const generated = `### Many callers on one route\n\n_Generated by \`npm run bench\` (\`callers\` section, \`bench/lib/callers.ts\`): ${routingMachineLine(report)}._\n\nMemory: workerd's peak resident set (VmHWM, reset as the load starts) above the same gateway idle after it served the route's messages one at a time, with a small caller publishing beside the load. Fairness: an honest caller's small publishes and GETs (8 at a time) on its own queue of a route, alone and beside each flood a hostile caller can make on the same route. Many callers: test/helpers/many-callers.ts at full size.\n\n#### Targets\n\n${verdictTable(callersList)}`;
+    updated = replaceBlock(updated, "<!-- bench:callers:start -->", "<!-- bench:callers:end -->", generated);
+    written.push("bench/results/callers.json");
   }
   if (written.length > 0) {
     writeFileSync(path, await formatted(path, updated));

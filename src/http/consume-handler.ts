@@ -14,7 +14,7 @@ import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
 import { untrustedBodyHeaders } from "./untrusted-body";
-import { holdAnswerRoom, learnAnswer } from "./request-memory";
+import { answerPlan, holdAnswerRoom, holdNothingYet, learnAnswer } from "./request-memory";
 import { releaseBuffer } from "../release-buffer";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
@@ -45,14 +45,18 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   const waitId = waitMs > 0 ? crypto.randomUUID() : undefined;
   // A batch's JSON holds each body again as text (base64 a third larger), while it is built.
   const expansion = max === undefined ? 1 : JSON_EXPANSION;
-  const held = await holdAnswerRoom(target, max ?? 1, expansion, admission?.key, "nothing was taken");
+  // A long-poll holds nothing while it waits; a take that answers at once holds its answer's room.
+  const held = waitId
+    ? holdNothingYet(admission?.key)
+    : await holdAnswerRoom(target, max ?? 1, expansion, admission?.key, "nothing was taken");
+  const maxBytes = waitId ? answerPlan(target, max ?? 1, expansion).want : held.bytes;
   let settling = false;
   try {
     if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
     const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
       routeObject(c.env, target, shard).consume(target, {
         max: max ?? 1,
-        maxBytes: Math.floor(held.bytes / expansion),
+        maxBytes: Math.floor(maxBytes / expansion),
         holdMs: WRITE_HOLD_MS,
         ...(admission ? { admission } : {}),
         ...(waitId ? { waitMs, waitId } : {}),

@@ -69,10 +69,7 @@ export const holdAnswerRoom = async (
   what: string,
 ): Promise<Reservation> => {
   const routeId = target.id;
-  const each = typicalAnswers.get(answersOf(target)) ?? SMALL_BYTES;
-  // A share of the budget, so that several answers can be taken at once.
-  const want = Math.min(Math.min(MAX_ANSWER_BYTES, max * each) * expansion, Math.floor(workerMemory.largest / ANSWERS_AT_ONCE));
-  const least = Math.min(want, each * expansion);
+  const { want, least } = answerPlan(target, max, expansion);
   const room = workerMemory.room("answer", caller);
   return (
     workerMemory.take(want, "answer", caller) ??
@@ -80,6 +77,25 @@ export const holdAnswerRoom = async (
     (await holdMemory(routeId, "answer", least, caller, what))
   );
 };
+
+/**
+ * What a take of up to `max` messages from `target` would hold (`want`), and at least (`least`:
+ * one message), times `expansion`, by the body size its answers have lately had (64 KiB while
+ * unknown), within a share of the budget, so that several answers can be taken at once.
+ */
+export const answerPlan = (target: ConsumingTarget, max: number, expansion: number): { want: number; least: number } => {
+  const each = typicalAnswers.get(answersOf(target)) ?? SMALL_BYTES;
+  const want = Math.min(Math.min(MAX_ANSWER_BYTES, max * each) * expansion, Math.floor(workerMemory.largest / ANSWERS_AT_ONCE));
+  return { want, least: Math.min(want, each * expansion) };
+};
+
+/**
+ * The reservation of a long-poll or a stream's take: nothing while it waits (a thousand waiting
+ * clients must not hold the isolate's memory that other requests need), resized to its answer
+ * once that is in. What all the waits can be answered with at once is bounded by the route
+ * object's own budget, which sends no more than it has room for.
+ */
+export const holdNothingYet = (caller: string | undefined): Reservation => workerMemory.take(0, "answer", caller) as Reservation;
 
 /** Learns the body sizes of an answer from `target` (the largest at once, a smaller one slowly). */
 export const learnAnswer = (target: ConsumingTarget, bodies: readonly number[]): void => {

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { ConsumedMessage, ConsumeOutcome, ConsumingTarget } from "../amqp/route-messages";
+import type { ConsumedMessage, ConsumeOutcome } from "../amqp/route-messages";
 import { base64 } from "../base64";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
@@ -11,8 +11,7 @@ import { routeObject } from "./route-target";
 import { settleDeliveries } from "./settle-deliveries";
 import { runBeyondResponse } from "./beyond-response";
 import { untrustedBodyHeaders } from "./untrusted-body";
-import { holdAnswerRoom, learnAnswer, workerMemory } from "./request-memory";
-import { GatewayError } from "./gateway-error";
+import { answerPlan, holdAnswerRoom, holdNothingYet, learnAnswer } from "./request-memory";
 import type { Reservation } from "../memory-budget";
 
 /** A comment goes out when no message has come for this long, so that proxies and browsers keep the stream open. */
@@ -55,14 +54,16 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   let held: Reservation | undefined;
   const take = async (waitMs: number, continued: boolean): Promise<ConsumeOutcome> => {
     held?.release();
+    // The first take answers at once and holds its room; a later one waits, and holds nothing meanwhile.
     held = continued
-      ? await roomWhileOpen(() => open, target, admission?.key)
+      ? holdNothingYet(admission?.key)
       : await holdAnswerRoom(target, 1, EVENT_EXPANSION, admission?.key, "nothing was taken");
     const room = held;
+    const maxBytes = continued ? answerPlan(target, 1, EVENT_EXPANSION).want : room.bytes;
     const outcome = await callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
       object().consume(target, {
         max: 1,
-        maxBytes: Math.floor(room.bytes / EVENT_EXPANSION),
+        maxBytes: Math.floor(maxBytes / EVENT_EXPANSION),
         waitMs,
         waitId,
         holdMs: WRITE_HOLD_MS,
@@ -171,23 +172,6 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
 
 /** An event holds its body again as text (or base64), while it is built and written. */
 const EVENT_EXPANSION = 2;
-
-/**
- * Room for a stream's next message: when the isolate has none, the stream waits for some (its
- * connection stays open) rather than fail; a stream whose client left gets an empty room.
- */
-const roomWhileOpen = async (open: () => boolean, target: ConsumingTarget, caller: string | undefined): Promise<Reservation> => {
-  for (;;) {
-    try {
-      return await holdAnswerRoom(target, 1, EVENT_EXPANSION, caller, "nothing was taken");
-    } catch (error) {
-      if (!(error instanceof GatewayError) || !open()) return workerMemory.take(0, "answer") ?? NO_ROOM;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
-};
-
-const NO_ROOM: Reservation = { bytes: 0, resize: () => undefined, grow: () => false, release: () => undefined };
 
 /**
  * One event: `id:` the message id (or the stream's count), `data:` each line of the body; a body

@@ -50,7 +50,7 @@ export const manyCallersNames = (run = crypto.randomUUID().slice(0, 8)): ManyCal
  */
 export const manyCallersRoutes = (names: ManyCallersNames, options: ManyCallersOptions): string => {
   const dedupe = options.shards === 1 ? ", dedupe_window_s: 60" : "";
-  const rateLimit = options.shards === 1 ? "    rate_limit: { requests: 2000, period_s: 1, key: api_key, open_waits: 8 }\n" : "";
+  const rateLimit = options.shards === 1 ? "    rate_limit: { requests: 2000, period_s: 1, key: api_key, open_waits: 32 }\n" : "";
   return `routes:
   - id: many-${names.run}
     path: /many/:box
