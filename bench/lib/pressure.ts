@@ -26,9 +26,14 @@ import { BENCH_WORKER, writeRoutes } from "./bench-routes";
 import { load } from "./load";
 import { CEILING_PREFIX } from "./worker-paths";
 
-export interface TruthFigures extends Omit<TruthUnderLoadReport, "false202" | "falseRefusals" | "duplicates" | "strangers"> {
+export interface TruthFigures extends Omit<
+  TruthUnderLoadReport,
+  "false202" | "falseRefusals" | "duplicates" | "strangers" | "consumeAnswers"
+> {
   /** How the gateway reached the broker (absent in runs from before both were measured: amqp). */
   transport?: TruthTransport;
+  /** The consumers' answers by status (absent in runs from before they were counted). */
+  consumeAnswers?: Record<string, number>;
   autoAck: boolean;
   seconds: number;
   false202: number;
@@ -107,7 +112,7 @@ const truthRun = async (transport: TruthTransport, port: number, seconds: number
         strangers: report.strangers.length,
       };
       log(
-        `  truth | ${transport}:// | auto_ack ${autoAck} | ${JSON.stringify(one.answers)} | false 202s ${one.false202}, false refusals ${one.falseRefusals}, duplicates ${one.duplicates}, strangers ${one.strangers} | ${one.faults.join(", ")}`,
+        `  truth | ${transport}:// | auto_ack ${autoAck} | ${JSON.stringify(one.answers)} | GETs ${JSON.stringify(one.consumeAnswers)} | false 202s ${one.false202}, false refusals ${one.falseRefusals}, duplicates ${one.duplicates}, strangers ${one.strangers} | ${one.faults.join(", ")}`,
       );
       figures.push(one);
     }

@@ -1,5 +1,5 @@
-import type { AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
-import { opsChannel } from "./session-channels";
+import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
+import { giveBack } from "./hand-over";
 import { isAbout, isChannelClosed, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
 import { RouteFailureError, isChannelError } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
@@ -7,7 +7,8 @@ import type { Deadlines } from "./deadlines";
 
 export interface GetMessages {
   queue: string;
-  autoAck: boolean;
+  /** The channel to take them on: the session's ops channel, or for an `auto_ack` answer its transactional one (see `autoAckChannel`). */
+  channel: (session: AMQPSession) => Promise<AMQPChannel>;
   /** How many messages at most. */
   count: number;
   /** Most body bytes in all; the first message is taken whatever its size. */
@@ -45,12 +46,14 @@ const ATTEMPTS = 3;
  * fails as its own only when the broker's reason names its queue; another request's failure
  * makes it start again (gets the broker had not answered were not carried out).
  *
- * Without auto-ack, the caller owns the deliveries and must acknowledge or reject them;
- * deliveries that arrive after the timeout has already been answered are rejected back to the
- * queue here.
+ * Always unacknowledged, whatever the route's mode: the caller owns the deliveries and must
+ * acknowledge or reject them (for `auto_ack`, see `acknowledgeForHandOver`). Deliveries that
+ * arrive after the timeout has been answered are rejected back to the queue here. Taken with
+ * `basic.get`'s no-ack, such a late delivery would be gone from the broker with nobody to hand
+ * it to: a message lost for a request that had already been answered.
  */
 export const getMessages = async (session: AMQPSession, request: GetMessages): Promise<TakenMessage[]> => {
-  const { queue, autoAck, timeoutMs, deadlines, directory } = request;
+  const { queue, timeoutMs, deadlines, directory } = request;
   const work = (async (): Promise<TakenMessage[]> => {
     const known = await directory.check(queue, deadlines, timeoutMs);
     for (let attempt = 1; ; attempt++) {
@@ -81,7 +84,7 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
   try {
     return await deadlines.within(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
-    if (!autoAck) work.then((late) => Promise.all(late.map((taken) => taken.delivery.nack(true)))).catch(() => undefined);
+    work.then((late) => giveBack(late.map((taken) => taken.delivery))).catch(() => undefined);
     throw error instanceof RouteFailureError ? error : queueFailure(queue, error);
   }
 };
@@ -91,7 +94,7 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
  * amqp-client's error when the channel closes, after giving back what it had taken.
  */
 const take = async (session: AMQPSession, request: GetMessages, known: KnownQueue): Promise<TakenMessage[]> => {
-  const { queue, autoAck, count, maxBytes } = request;
+  const { queue, count, maxBytes } = request;
   const taken: TakenMessage[] = [];
   let bytes = 0;
   let largest = known.typicalBytes;
@@ -101,8 +104,8 @@ const take = async (session: AMQPSession, request: GetMessages, known: KnownQueu
     if (wanted <= 0 || (taken.length > 0 && largest !== undefined && largest > room)) return taken;
     // Unknown sizes: one first, to learn them.
     const group = largest === undefined ? 1 : Math.max(1, Math.min(wanted, Math.floor(room / Math.max(largest, 1))));
-    const channel = await opsChannel(session);
-    const answers = await Promise.allSettled(Array.from({ length: group }, () => channel.basicGet(queue, { noAck: autoAck })));
+    const channel = await request.channel(session);
+    const answers = await Promise.allSettled(Array.from({ length: group }, () => channel.basicGet(queue, { noAck: false })));
     const failed = answers.find((answer): answer is PromiseRejectedResult => answer.status === "rejected");
     let empty = false;
     const over: AMQPMessage[] = [];
@@ -121,15 +124,12 @@ const take = async (session: AMQPSession, request: GetMessages, known: KnownQueu
         taken.push({ consumed: consumedMessage(delivery), delivery });
       }
     }
-    if (failed) {
-      // Unacknowledged deliveries of a closed channel are back in the queue already (the broker
-      // requeues them); with auto-ack what was answered is ours and goes to the client.
-      if (!autoAck || taken.length === 0) throw failed.reason;
-      return taken;
-    }
+    // Unacknowledged deliveries of a closed channel are back in the queue already (the broker
+    // requeues them): the attempt starts again, or fails, with nothing taken.
+    if (failed) throw failed.reason;
     // Larger than the sizes seen so far: back to the queue, in order (the rare case the sizing
     // above cannot foresee).
-    for (const delivery of over) await delivery.nack(true).catch(() => undefined);
+    await giveBack(over);
     if (empty || over.length > 0) return taken;
   }
 };

@@ -7,8 +7,9 @@ import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
+import { acknowledgeForHandOver, autoAckChannel } from "./hand-over";
 import { OpenWaits } from "./open-waits";
-import { channelMax } from "./session-channels";
+import { channelMax, opsChannel } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
@@ -294,21 +295,20 @@ export class AmqpRouteObject extends DurableObject<Env> {
       // A stream holds every message until the Worker has written its event, whatever the mode.
       const autoAck = consumer.auto_ack && !request.holdAll;
       const lease = consumer.ack === "lease" && !request.holdAll;
-      // A batch is taken unacknowledged even with auto-ack, so that what does not fit in one
-      // answer can go back (see getMessages).
-      const brokerAcks = autoAck && request.max === 1;
+      // Taken unacknowledged in every mode, auto-ack too: a message the broker hands over after
+      // this request was answered goes back to the queue (see getMessages).
       const held = await this.#answerRoom(request, connection.queues.typicalBytes(consumer.queue));
       if (!held) throw busy("nothing was taken");
       const maxBytes = held.bytes;
       let taken: TakenMessage[];
-      let ackedByBroker = brokerAcks;
+      let fromGets = true;
       try {
         taken =
           request.waitMs && waitingNow > 0
             ? []
             : await getMessages(session, {
                 queue: consumer.queue,
-                autoAck: brokerAcks,
+                channel: autoAck ? autoAckChannel : opsChannel,
                 count: request.max,
                 maxBytes,
                 timeoutMs: route.amqp.operation_timeout_ms,
@@ -322,11 +322,14 @@ export class AmqpRouteObject extends DurableObject<Env> {
           const waiting = this.#waitingFor(connection, consumer.queue, waitedQueuesAtMost(session));
           const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs, maxBytes);
           taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
-          ackedByBroker = false;
+          fromGets = false;
         }
         held.resize(taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0));
-        // Taken unacknowledged; with auto-ack they are the client's as they are handed over.
-        if (autoAck && !ackedByBroker) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
+        // With auto-ack they are the client's as they are handed over: taken with gets, once the
+        // broker has committed their acknowledgements (so never twice); pushed to the long-poll
+        // consumer, once the acknowledgements are written.
+        if (autoAck && fromGets) await acknowledgeForHandOver(taken, this.#deadlines, route.amqp.operation_timeout_ms);
+        else if (autoAck) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
       } finally {
         // Handed to the runtime with the answer from here on.
         held.release();

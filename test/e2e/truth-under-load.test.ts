@@ -40,7 +40,13 @@ describe.each<TruthTransport>(["amqp", "ws"])("over %s://, under load, while the
         drainQueue: rig.drainQueue(queue),
       });
       // What the run saw, shown only when an assertion fails.
-      const seen = JSON.stringify({ answers: report.answers, faults: report.faults, consumed: report.consumed, left: report.leftInQueue });
+      const seen = JSON.stringify({
+        answers: report.answers,
+        consumeAnswers: report.consumeAnswers,
+        faults: report.faults,
+        consumed: report.consumed,
+        left: report.leftInQueue,
+      });
       // Each fault must have happened, and the load must have met each kind of answer, or the test says nothing.
       expect(report.faults, seen).toHaveLength(3);
       expect(report.accepted, seen).toBeGreaterThan(200);

@@ -42,8 +42,13 @@ export interface TruthUnderLoadOptions {
 }
 
 export interface TruthUnderLoadReport {
-  /** Answers by status ("error" for a request that got no answer). */
+  /** Answers to the publishers by status ("error" for a request that got no answer). */
   answers: Record<string, number>;
+  /**
+   * Answers to the consumers by status, likewise. With auto_ack a GET not answered 200 may have
+   * taken a message no one got (at most once): where a false 202 of that mode went.
+   */
+  consumeAnswers: Record<string, number>;
   /** Bodies answered 202. */
   accepted: number;
   /** Bodies answered 202 that were neither consumed nor left in the queue: the promise broken. */
@@ -64,11 +69,19 @@ const NOT_PUBLISHED = new Set([400, 413, 422, 502, 503]);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs the load, injects the faults, drains the queue and reports what each answer promised against what happened. */
+/**
+ * Runs the load, injects the faults, drains the queue and reports what each answer promised
+ * against what happened. The accounting is taken the moment the load ends: when the last request
+ * has been answered (none is ever abandoned: a request the client gives up on can take a message
+ * that nobody then gets), the queue is drained at once, with no grace period in which the
+ * gateway could still put something back.
+ */
 export const truthUnderLoad = async (options: TruthUnderLoadOptions): Promise<TruthUnderLoadReport> => {
   const run = crypto.randomUUID().slice(0, 8);
   const statusOf = new Map<string, number | "error">();
   const deliveries = new Map<string, number>();
+  const consumeAnswers: Record<string, number> = {};
+  const countAnswer = (status: number | "error") => (consumeAnswers[String(status)] = (consumeAnswers[String(status)] ?? 0) + 1);
   let deadline = Date.now() + options.seconds * 1000;
   let faultsDone = false;
   let publishersDone = false;
@@ -98,9 +111,11 @@ export const truthUnderLoad = async (options: TruthUnderLoadOptions): Promise<Tr
       try {
         const response = await fetch(`${options.gatewayUrl}${options.consume.path}`, { signal: AbortSignal.timeout(30_000) });
         const text = await response.text();
+        countAnswer(response.status);
         if (response.status === 200) deliveries.set(text, (deliveries.get(text) ?? 0) + 1);
         else await sleep(response.status === 204 ? 2 : 10);
       } catch {
+        countAnswer("error");
         await sleep(10);
       }
     }
@@ -123,9 +138,11 @@ export const truthUnderLoad = async (options: TruthUnderLoadOptions): Promise<Tr
   const consumers = Array.from({ length: options.consumers }, consumer);
   await Promise.all(Array.from({ length: options.publishers }, (_, i) => publisher(i)));
   publishersDone = true;
+  // Each consumer's last GET is awaited, whatever it took.
   await Promise.all(consumers);
   await faults;
 
+  // The load has ended: count now.
   const queued = await options.drainQueue();
   const queuedSet = new Set(queued);
   const present = new Set([...deliveries.keys(), ...queued]);
@@ -134,6 +151,7 @@ export const truthUnderLoad = async (options: TruthUnderLoadOptions): Promise<Tr
   const accepted = [...statusOf].filter(([, status]) => status === 202).map(([body]) => body);
   return {
     answers,
+    consumeAnswers,
     accepted: accepted.length,
     false202: accepted.filter((body) => !present.has(body)),
     falseRefusals: [...statusOf]
