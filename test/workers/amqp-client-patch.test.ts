@@ -108,16 +108,63 @@ describe("amqp-client as patched", () => {
       const connection = await new AMQPClient(BROKER_URL).connect();
       try {
         const channel = await connection.channel();
-        const socket = (connection as unknown as { socket: { write: (...args: unknown[]) => boolean } }).socket;
+        const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
         const write = socket.write.bind(socket);
-        // The runtime's callbacks are withheld: unpatched, every send waits for one forever.
-        socket.write = (data: unknown) => write(data);
-        const published = await Promise.race([
-          Promise.all(Array.from({ length: 10 }, (_, i) => channel.basicPublish("", queue, `tcp ${i}`))).then(() => "published"),
-          new Promise((resolve) => setTimeout(() => resolve("waiting for the write callback"), 2000)),
+        // The runtime's callbacks are held back: unpatched, the send waits for its own.
+        let holding = true;
+        const held: Array<() => void> = [];
+        socket.write = (data, cb) => write(data, (error) => (holding ? held.push(() => cb?.(error)) : cb?.(error)));
+        const heartbeat = new Uint8Array([8, 0, 0, 0, 0, 0, 0, 206]);
+        const sent = await Promise.race([
+          connection.send(heartbeat).then(() => "sent"),
+          new Promise((resolve) => setTimeout(() => resolve("waiting for the write callback"), 1000)),
         ]);
-        expect(published).toBe("published");
-        await expect.poll(async () => (await drain(queue)).length, { timeout: 5000 }).toBe(10);
+        expect(sent).toBe("sent");
+        // Once the callbacks come, everything written after flows, in order.
+        const publishing = Promise.all(Array.from({ length: 10 }, (_, i) => channel.basicPublish("", queue, `tcp ${i}`)));
+        holding = false;
+        for (const release of held.splice(0)) release();
+        await publishing;
+        expect((await drain(queue)).map((message) => message.bodyString())).toEqual(Array.from({ length: 10 }, (_, i) => `tcp ${i}`));
+      } finally {
+        await connection.close().catch(() => undefined);
+      }
+    });
+  });
+
+  it("writes to a TCP socket one write at a time, small writes gathered and large ones as they are: never one copy of every body in flight", async () => {
+    await withQueue("tcp-one-write", async (queue) => {
+      const connection = await new AMQPClient(`${BROKER_URL}?frameMax=131072`).connect();
+      try {
+        const channel = await connection.channel();
+        await channel.confirmSelect();
+        const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
+        const write = socket.write.bind(socket);
+        let inFlight = 0;
+        let most = 0;
+        let largest = 0;
+        let writes = 0;
+        socket.write = (data, cb) => {
+          inFlight++;
+          writes++;
+          most = Math.max(most, inFlight);
+          largest = Math.max(largest, data.byteLength);
+          return write(data, (error) => {
+            inFlight--;
+            cb?.(error);
+          });
+        };
+        const large = Array.from({ length: 24 }, (_, i) => `large ${i} `.padEnd(256 * 1024, "x"));
+        const small = Array.from({ length: 200 }, (_, i) => `small ${i}`);
+        // Unpatched, Node's Writable gathers whatever waits behind the write in flight into one
+        // Buffer.concat: here, several MiB in one write.
+        await Promise.all([...large, ...small].map((body) => channel.basicPublish("", queue, body)));
+        expect(most).toBe(1);
+        expect(largest).toBeLessThanOrEqual(131_072);
+        // The 200 small publishes went in far fewer writes than 200.
+        expect(writes).toBeLessThan(24 * 4 + 100);
+        const arrived = (await drain(queue)).map((message) => message.bodyString());
+        expect(arrived).toEqual([...large, ...small]);
       } finally {
         await connection.close().catch(() => undefined);
       }
