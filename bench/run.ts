@@ -27,7 +27,8 @@
  * (default "throughput,truth,memory,consume,routing"; a subset runs only those, and judges only their
  * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
  * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200), BENCH_CALLERS_SECONDS (per fairness run; the
- * many-callers rig runs three times as long; default 8).
+ * many-callers rig runs three times as long; default 8), BENCH_CALLERS_PARTS (default
+ * "memory,fairness,many").
  */
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
@@ -67,6 +68,7 @@ const SECTIONS = new Set(
   (process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing,callers").split(",").map((name) => name.trim()),
 );
 const CALLERS_SECONDS = Number(process.env.BENCH_CALLERS_SECONDS ?? 8);
+const CALLERS_PARTS = (process.env.BENCH_CALLERS_PARTS ?? "memory,fairness,many").split(",").map((name) => name.trim());
 const CONSUME_MESSAGES = Number(process.env.BENCH_CONSUME_MESSAGES ?? 30_000);
 const SSE_MESSAGES = Number(process.env.BENCH_SSE_MESSAGES ?? 10_000);
 const LONGPOLL_SAMPLES = Number(process.env.BENCH_LONGPOLL_SAMPLES ?? 200);
@@ -178,7 +180,7 @@ const main = async () => {
   if (SECTIONS.has("callers")) {
     log("many callers on one route (fresh gateways): memory under large requests at once, fairness under floods, the many-callers rig");
     if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
-    report.callers = await callersSection(PORT, CALLERS_SECONDS, log);
+    report.callers = await callersSection(PORT, CALLERS_SECONDS, log, CALLERS_PARTS);
   }
   const verdicts = await writeReport(report);
   process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;

@@ -81,12 +81,17 @@ const status = async (request: Promise<Response>): Promise<number | string> => {
   }
 };
 
-export const callersSection = async (port: number, seconds: number, log: (line: string) => void): Promise<CallersFigures> => {
-  const memory = await memoryRuns(port, log);
-  const fairness = await fairnessRuns(port, seconds, log);
-  const many = await manyRuns(port, seconds * 3, log);
-  return { memory, fairness, many };
-};
+/** Runs the section's `parts` (default all three). */
+export const callersSection = async (
+  port: number,
+  seconds: number,
+  log: (line: string) => void,
+  parts: readonly string[] = ["memory", "fairness", "many"],
+): Promise<CallersFigures> => ({
+  memory: parts.includes("memory") ? await memoryRuns(port, log) : [],
+  fairness: parts.includes("fairness") ? await fairnessRuns(port, seconds, log) : [],
+  many: parts.includes("many") ? await manyRuns(port, seconds * 3, log) : [],
+});
 
 /** Peak RSS above idle for the large loads, with a small caller beside them. */
 const memoryRuns = async (port: number, log: (line: string) => void): Promise<MemoryRun[]> => {
