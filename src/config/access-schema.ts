@@ -8,6 +8,14 @@ import { isMessageHeader } from "../http/message-properties";
 import { hasEnvReference } from "./env-references";
 import { unknownKeyMessage } from "./unknown-key-message";
 
+/** A whole number from `min` to `max`, its refusals naming the field `name`. */
+const wholeNumber = (name: string, min: number, max: number) =>
+  v.pipe(
+    v.number(`${name} must be a number`),
+    v.integer(`${name} must be a whole number`),
+    v.minValue(min, min === 0 ? `${name} must not be negative` : `${name} must be at least ${min}`),
+    v.maxValue(max, `${name} must be at most ${max}`),
+  );
 const strictObject = <const TEntries extends v.ObjectEntries>(entries: TEntries) =>
   v.strictObject(entries, unknownKeyMessage(Object.keys(entries)));
 
@@ -54,15 +62,7 @@ const CorsSchema = v.pipe(
     /** Let pages send cookies and HTTP authentication (default false). */
     allow_credentials: v.optional(v.boolean("allow_credentials must be true or false"), false),
     /** Seconds a browser may cache a preflight answer (default 600). */
-    max_age: v.optional(
-      v.pipe(
-        v.number("max_age must be a number"),
-        v.integer("max_age must be a whole number"),
-        v.minValue(0, "max_age must not be negative"),
-        v.maxValue(86_400, "max_age must be at most 86400"),
-      ),
-      600,
-    ),
+    max_age: v.optional(wholeNumber("max_age", 0, 86_400), 600),
   }),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
@@ -234,12 +234,7 @@ const RateLimitSchema = strictObject({
     v.minValue(1, "requests must be at least 1"),
   ),
   /** The period in seconds. */
-  period_s: v.pipe(
-    v.number("period_s must be a number"),
-    v.integer("period_s must be a whole number"),
-    v.minValue(1, "period_s must be at least 1"),
-    v.maxValue(86_400, "period_s must be at most 86400"),
-  ),
+  period_s: wholeNumber("period_s", 1, 86_400),
   /** Whom the limit counts: the client's IP (default), its API key, or its JWT's `sub`. */
   key: v.optional(v.picklist(RATE_LIMIT_KEYS, `key must be one of ${RATE_LIMIT_KEYS.join(", ")}`), "ip"),
   /**
@@ -247,15 +242,7 @@ const RateLimitSchema = strictObject({
    * most 1000): a stream is one request however long it lasts, so the request rate alone does not
    * bound them.
    */
-  open_waits: v.optional(
-    v.pipe(
-      v.number("open_waits must be a number"),
-      v.integer("open_waits must be a whole number"),
-      v.minValue(1, "open_waits must be at least 1"),
-      v.maxValue(1000, "open_waits must be at most 1000"),
-    ),
-    16,
-  ),
+  open_waits: v.optional(wholeNumber("open_waits", 1, 1000), 16),
 });
 export type RateLimitConfig = v.InferOutput<typeof RateLimitSchema>;
 
