@@ -106,8 +106,10 @@ describe("a batch GET of messages that do not all fit in one answer", () => {
       await declareQueue(queue, args);
       try {
         const bodies = mebibyteBodies(60);
+        // Confirmed: all of them in the queue before the first GET (a quorum queue takes a moment).
         await withChannel(async (channel) => {
-          for (const body of bodies) await channel.basicPublish("", queue, body);
+          await channel.confirmSelect();
+          await Promise.all(bodies.map((body) => channel.basicPublish("", queue, body)));
         });
         const send = gatewayFor(
           `routes:\n  - { id: ${uniqueRouteId("fit")}, path: /jobs, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, auto_ack: true } } }\n`,
