@@ -3,6 +3,7 @@ import { ChannelPool } from "./channel-pool";
 import { NameCache } from "./name-cache";
 import { RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
 import type { Deadlines } from "./deadlines";
+import { DIRECT_REPLY_TO } from "./publish-ledger";
 
 /** Queues known to exist, per connection (the least recently used forgotten past this many). */
 const KNOWN_QUEUES = 10_000;
@@ -40,6 +41,8 @@ export class QueueDirectory {
 
   /** Resolves once `queue` is known to exist; rejects with a {@link RouteFailureError} naming it. */
   check(queue: string, deadlines: Deadlines, timeoutMs: number): Promise<KnownQueue> {
+    const unreadable = unreadableName(queue);
+    if (unreadable) return Promise.reject(unreadable);
     const known = this.#known.get(queue);
     if (known) return Promise.resolve(known);
     const refused = this.#refused.get(queue);
@@ -91,12 +94,39 @@ export const queueFailure = (queue: string, error: unknown): RouteFailureError =
 };
 
 /**
- * Whether the broker's reason for closing a channel is about `queue` itself (RabbitMQ names it in
- * quotes: "NOT_FOUND - no queue 'jobs' in vhost '/'"): if not, the operation failed because of
- * another operation on the same channel.
+ * Names a passive declare finds but no `basic.get` can read, answered 404 before the broker is
+ * asked. RabbitMQ's `queue.declare` drops CR and LF from a name and `basic.get` does not, so
+ * `inbox.alice\n` passes the check as `inbox.alice` and its get fails (no queue can hold a line
+ * break: the declare that made it dropped them); and it declares its direct reply-to, a
+ * pseudo-queue that only a consumer of its own channel reads. Each such get would close the
+ * channel that every other request's gets, leases and answers being written are on.
  */
-export const isAbout = (error: unknown, kind: "queue" | "exchange", name: string): boolean =>
-  error instanceof Error && error.message.includes(`${kind} '${name}'`);
+const unreadableName = (queue: string): RouteFailureError | undefined => {
+  if (/[\r\n]/.test(queue)) {
+    return new RouteFailureError("queue_not_found", `queue ${JSON.stringify(queue)} does not exist (a queue's name holds no line break)`);
+  }
+  if (queue === DIRECT_REPLY_TO || queue.startsWith(`${DIRECT_REPLY_TO}.`)) {
+    return new RouteFailureError(
+      "queue_not_found",
+      `queue "${queue.slice(0, 60)}" does not exist: it is RabbitMQ's direct reply-to, which only its own consumer reads`,
+    );
+  }
+  return undefined;
+};
+
+/**
+ * Whether the broker's reason for closing a channel is about `name` itself (RabbitMQ names it in
+ * quotes: "NOT_FOUND - no queue 'jobs' in vhost '/'", "ACCESS_REFUSED - access to queue 'jobs'
+ * in vhost '/' refused for user 'app'"): if not, the operation failed because of another
+ * operation on the same channel. The name is read whole, up to the last `' in vhost '`, and
+ * compared exactly: another request's name may hold quotes, or this name followed by more
+ * (`jobs' in vhost '/`), and must not pass for it.
+ */
+export const isAbout = (error: unknown, kind: "queue" | "exchange", name: string): boolean => {
+  if (!(error instanceof Error)) return false;
+  const named = new RegExp(`^[A-Z_]+ - [\\s\\S]*?\\b${kind} '([\\s\\S]*)' in vhost '[^']*'`).exec(brokerReason(error))?.[1];
+  return named === name;
+};
 
 /**
  * Whether an operation failed because its channel was closed (by the broker, over this operation
