@@ -1,6 +1,6 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { giveBack } from "./hand-over";
-import { isAbout, isChannelClosed, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
+import { isAbout, isChannelClosed, isConnectionRefusal, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
 import { RouteFailureError, isChannelError } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 import type { Deadlines } from "./deadlines";
@@ -68,6 +68,7 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
           directory.refused(queue, failure);
           throw failure;
         }
+        if (isConnectionRefusal(error) && isAbout(error, "queue", queue)) throw directory.closedConnection(queue, error);
         // Another request's operation closed the channel: ours were not carried out.
         if (!isChannelClosed(error) || session.closed) throw queueFailure(queue, error);
         if (attempt >= ATTEMPTS) {

@@ -11,6 +11,12 @@ const KNOWN_QUEUES = 10_000;
 const MISSING_FOR_MS = 1000;
 /** Passive declares in flight at once, each on a channel of its own. */
 const PROBE_CHANNELS = 4;
+/**
+ * How long a queue whose get made the broker close the whole connection (a stream queue) is
+ * refused from memory: long, since each time it is asked about again costs every request on the
+ * connection, and across reconnects (the directory outlives them).
+ */
+const CONNECTION_CLOSER_FOR_MS = 60 * 60 * 1000;
 
 /**
  * Which queues exist, as one consuming connection knows them. A queue's name may come from the
@@ -32,6 +38,7 @@ export interface KnownQueue {
 export class QueueDirectory {
   readonly #known = new NameCache<KnownQueue>(KNOWN_QUEUES);
   readonly #refused = new NameCache<RouteFailureError>(KNOWN_QUEUES, MISSING_FOR_MS);
+  readonly #closers = new NameCache<RouteFailureError>(KNOWN_QUEUES, CONNECTION_CLOSER_FOR_MS);
   readonly #checking = new Map<string, Promise<KnownQueue>>();
   readonly #probes: ChannelPool;
 
@@ -43,6 +50,8 @@ export class QueueDirectory {
   check(queue: string, deadlines: Deadlines, timeoutMs: number): Promise<KnownQueue> {
     const unreadable = unreadableName(queue);
     if (unreadable) return Promise.reject(unreadable);
+    const closer = this.#closers.get(queue);
+    if (closer) return Promise.reject(closer);
     const known = this.#known.get(queue);
     if (known) return Promise.resolve(known);
     const refused = this.#refused.get(queue);
@@ -64,6 +73,23 @@ export class QueueDirectory {
   refused(queue: string, failure: RouteFailureError): void {
     this.#known.delete(queue);
     this.#refused.set(queue, failure);
+  }
+
+  /**
+   * A get on `queue` made the broker close the connection, over `queue` itself (a stream queue,
+   * which `basic.get` cannot read: 540 NOT_IMPLEMENTED): the {@link RouteFailureError} to answer
+   * with, and, for {@link CONNECTION_CLOSER_FOR_MS}, the answer to every request for it, before
+   * anything is sent. A passive declare cannot tell a stream from another queue, so the first
+   * get on one costs the connection once; without this, every request naming it would.
+   */
+  closedConnection(queue: string, error: unknown): RouteFailureError {
+    const failure = new RouteFailureError(
+      "broker_error",
+      `the broker refused to read queue "${queue}" with basic.get (${brokerReason(error)}); nothing was taken`,
+    );
+    this.#known.delete(queue);
+    this.#closers.set(queue, failure);
+    return failure;
   }
 
   async #probe(queue: string, deadlines: Deadlines, timeoutMs: number): Promise<KnownQueue> {
@@ -127,6 +153,10 @@ export const isAbout = (error: unknown, kind: "queue" | "exchange", name: string
   const named = new RegExp(`^[A-Z_]+ - [\\s\\S]*?\\b${kind} '([\\s\\S]*)' in vhost '[^']*'`).exec(brokerReason(error))?.[1];
   return named === name;
 };
+
+/** Whether the broker closed the whole connection over a get it will not carry out (540 NOT_IMPLEMENTED: a stream queue). */
+export const isConnectionRefusal = (error: unknown): boolean =>
+  error instanceof Error && /^connection closed: NOT_IMPLEMENTED - [\s\S]*\(540\)$/.test(error.message);
 
 /**
  * Whether an operation failed because its channel was closed (by the broker, over this operation

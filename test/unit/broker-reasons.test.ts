@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isAbout } from "../../src/amqp/queue-directory";
+import { isAbout, isConnectionRefusal } from "../../src/amqp/queue-directory";
 import { causeOf } from "../../src/amqp/publish-ledger";
 import { isChannelError } from "../../src/amqp/route-failure";
 
@@ -24,6 +24,16 @@ describe("the broker's reasons for closing a channel", () => {
       expect(isAbout(refused(other), "queue", "inbox.alice"), JSON.stringify(other)).toBe(false);
       expect(isAbout(missing(other), "queue", other), JSON.stringify(other)).toBe(true);
     }
+  });
+
+  it("tell the stream queue a get closed the connection over", () => {
+    const error = new Error(
+      "connection closed: NOT_IMPLEMENTED - basic.get not supported by stream queues queue 'events' in vhost '/' (540)",
+    );
+    expect(isConnectionRefusal(error)).toBe(true);
+    expect(isAbout(error, "queue", "events")).toBe(true);
+    expect(isAbout(error, "queue", "inbox")).toBe(false);
+    expect(isConnectionRefusal(new Error("connection closed: CONNECTION_FORCED - broker forced connection closure (320)"))).toBe(false);
   });
 
   it("name the exchange they refused, line breaks included", () => {

@@ -216,3 +216,55 @@ describe("a caller naming a queue that the broker's declare finds but its get do
     }
   });
 });
+
+describe("a caller naming a stream queue", () => {
+  // RabbitMQ answers a basic.get on a stream queue by closing the whole connection (540
+  // NOT_IMPLEMENTED), and a passive declare cannot tell a stream from any other queue.
+  it("costs the route's consuming connection once at most: after that it is that caller's 502 at once, and others' leases stay theirs", async () => {
+    const inbox = uniqueName("beside-stream");
+    const stream = uniqueName("stream");
+    const bodies = uniqueBodies(10);
+    await declareQueue(inbox);
+    await declareQueue(stream, { "x-queue-type": "stream" });
+    try {
+      for (const body of bodies) await publishDirect(inbox, body);
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("stream")}, path: "/q/:name", amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: "{name}", ack: lease } } }\n`,
+      );
+      // The first time may cost the connection (and the leases on it): the broker says what it is only so.
+      const first = await send("GET", `/q/${stream}`);
+      await first.body?.cancel();
+      expect([502, 503]).toContain(first.status);
+      const take = async () => {
+        for (let attempt = 0; attempt < 50; attempt++) {
+          const answer = await send("GET", `/q/${inbox}`);
+          if (answer.status === 200) return { lease: answer.headers.get("X-Lease-Id") ?? "", body: await answer.text() };
+          await answer.body?.cancel();
+          // Reconnecting after the first.
+          expect(answer.status).toBe(503);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        throw new Error("no message");
+      };
+      const taken = [await take(), await take(), await take()];
+      const hostile: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        const [answer, honest] = await Promise.all([send("GET", `/q/${stream}`), take()]);
+        hostile.push(answer.status);
+        await answer.body?.cancel();
+        taken.push(honest);
+      }
+      expect(hostile).toEqual([502, 502, 502, 502, 502]);
+      const acked = await send("POST", `/q/${inbox}/ack`, {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lease_ids: taken.map((one) => one.lease) }),
+      });
+      const results = ((await acked.json()) as { results: Array<{ outcome: string }> }).results;
+      expect(results.map((result) => result.outcome)).toEqual(taken.map(() => "acked"));
+      expect(await messageCount(inbox)).toBe(bodies.length - taken.length);
+    } finally {
+      await deleteQueue(inbox);
+      await deleteQueue(stream);
+    }
+  });
+});
