@@ -40,6 +40,8 @@ export class QueueDirectory {
   readonly #refused = new NameCache<RouteFailureError>(KNOWN_QUEUES, MISSING_FOR_MS);
   readonly #closers = new NameCache<RouteFailureError>(KNOWN_QUEUES, CONNECTION_CLOSER_FOR_MS);
   readonly #checking = new Map<string, Promise<KnownQueue>>();
+  /** The one take in flight of each queue whose body size no take has shown yet (see {@link sizing}). */
+  readonly #sizing = new Map<string, Promise<void>>();
   readonly #probes: ChannelPool;
 
   constructor(openChannel: () => Promise<AMQPChannel>) {
@@ -67,6 +69,34 @@ export class QueueDirectory {
   /** The body size to plan takes from `queue` by, when a take has seen one. */
   typicalBytes(queue: string): number | undefined {
     return this.#known.get(queue)?.typicalBytes;
+  }
+
+  /**
+   * While no take from `queue` has shown the size of its bodies, one take at a time: resolves
+   * when this one may go (the one before it is done, waiting at most `waitMs`), with the function
+   * to call once its gets are answered. A take is planned by the sizes seen, and the first message
+   * is taken whatever its size: a hundred takes planned at once without a size would each take a
+   * message of any size (a hundred 16 MiB messages in an isolate of 128 MB), where one at a time
+   * learns the size from the first and the others plan by it. Once a size is known, none waits.
+   */
+  async sizing(queue: string, waitMs: number): Promise<() => void> {
+    const deadline = Date.now() + waitMs;
+    for (let before = this.#sizing.get(queue); before; before = this.#sizing.get(queue)) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([before, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+      clearTimeout(timer);
+      if (this.typicalBytes(queue) !== undefined) return () => undefined;
+    }
+    if (this.typicalBytes(queue) !== undefined || this.#sizing.has(queue)) return () => undefined;
+    let done!: () => void;
+    const taking = new Promise<void>((resolve) => (done = resolve));
+    this.#sizing.set(queue, taking);
+    return () => {
+      if (this.#sizing.get(queue) === taking) this.#sizing.delete(queue);
+      done();
+    };
   }
 
   /** A get found `queue` missing or refused (deleted since it was checked): it is asked about again later. */
