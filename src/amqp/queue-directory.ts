@@ -1,4 +1,4 @@
-import type { AMQPChannel } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
 import { ChannelPool } from "./channel-pool";
 import { NameCache } from "./name-cache";
 import { RouteFailureError, brokerReason, isChannelError, replyCodeOf } from "./route-failure";
@@ -33,7 +33,19 @@ const CONNECTION_CLOSER_FOR_MS = 60 * 60 * 1000;
 export interface KnownQueue {
   /** The body size to plan batches by (see `getMessages`); undefined until a message was taken. */
   typicalBytes: number | undefined;
+  /**
+   * Whether a get on it has been answered on this connection. Until then its gets go on a
+   * channel of their own ({@link QueueDirectory.firstGetChannel}): a passive declare finds a
+   * queue the route's user may not read (RabbitMQ checks no permission there), and the get is
+   * refused by closing its channel.
+   */
+  readable: boolean;
 }
+
+/** Channels of first gets kept open at once while the message they took is held (a lease, an answer being written). */
+const FIRST_GET_CHANNELS = 16;
+/** How often channels of first gets are looked at, to close those whose messages are settled. */
+const FIRST_GET_SWEEP_MS = 1000;
 
 export class QueueDirectory {
   readonly #known = new NameCache<KnownQueue>(KNOWN_QUEUES);
@@ -44,8 +56,64 @@ export class QueueDirectory {
   readonly #sizing = new Map<string, Promise<void>>();
   readonly #probes: ChannelPool;
 
+  /** Channels of first gets that took a message, open until it is settled (see {@link firstGetChannel}). */
+  readonly #firstGets = new Map<AMQPChannel, AMQPMessage[]>();
+  #firstGetsOpening = 0;
+  #sweep: ReturnType<typeof setInterval> | undefined;
+
   constructor(openChannel: () => Promise<AMQPChannel>) {
     this.#probes = new ChannelPool(PROBE_CHANNELS, openChannel);
+  }
+
+  /**
+   * A channel of its own for the first get of a queue on this connection (`open` makes it: the
+   * session's kind for the take, transactional for `auto_ack`). A get that the broker refuses by
+   * closing its channel (a queue the route's user may not read) then closes only this one, not
+   * the channel every other request's gets, leases and answers being written are on. Give it
+   * back with {@link firstGetDone}. At most {@link FIRST_GET_CHANNELS} at once (those whose
+   * message is still held count): past that, "unavailable".
+   */
+  async firstGetChannel(open: () => Promise<AMQPChannel>): Promise<AMQPChannel> {
+    if (this.#firstGets.size + this.#firstGetsOpening >= FIRST_GET_CHANNELS) {
+      this.#sweepFirstGets();
+      if (this.#firstGets.size + this.#firstGetsOpening >= FIRST_GET_CHANNELS) {
+        throw new RouteFailureError("unavailable", "the route is reading as many queues for the first time as it can at once; retry");
+      }
+    }
+    this.#firstGetsOpening += 1;
+    try {
+      return await open();
+    } finally {
+      this.#firstGetsOpening -= 1;
+    }
+  }
+
+  /**
+   * The first get on `channel` is answered: closed now when it took nothing, else kept open until
+   * each of `taken` is settled (closing it would put them back in the queue).
+   */
+  firstGetDone(channel: AMQPChannel, taken: readonly AMQPMessage[]): void {
+    if (taken.length === 0 || channel.closed) {
+      if (!channel.closed) channel.close().catch(() => undefined);
+      return;
+    }
+    this.#firstGets.set(channel, [...taken]);
+    this.#sweep ??= setInterval(() => this.#sweepFirstGets(), FIRST_GET_SWEEP_MS);
+  }
+
+  /** Closes the channels of first gets whose messages are all settled (or gone with the channel). */
+  #sweepFirstGets(): void {
+    for (const [channel, taken] of this.#firstGets) {
+      if (!channel.closed && !taken.every((delivery) => delivery.isAcked)) continue;
+      this.#firstGets.delete(channel);
+      // Acknowledgements are written before the close, on the same channel (an auto_ack take's
+      // commit was answered before its message was handed over).
+      if (!channel.closed) channel.close().catch(() => undefined);
+    }
+    if (this.#firstGets.size === 0 && this.#sweep !== undefined) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
   }
 
   /** Resolves once `queue` is known to exist; rejects with a {@link RouteFailureError} naming it. */
@@ -127,7 +195,7 @@ export class QueueDirectory {
     try {
       const declared = (async () => (await lease.granted).queueDeclare(queue, { passive: true }))();
       await deadlines.within(declared, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
-      const known: KnownQueue = { typicalBytes: undefined };
+      const known: KnownQueue = { typicalBytes: undefined, readable: false };
       this.#known.set(queue, known);
       return known;
     } catch (error) {

@@ -1,4 +1,4 @@
-import type { AMQPSession } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import type { ProducerConfig } from "../config/schema";
@@ -7,9 +7,9 @@ import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
-import { acknowledgeForHandOver, autoAckChannel } from "./hand-over";
+import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./hand-over";
 import { OpenWaits } from "./open-waits";
-import { channelMax, opsChannel } from "./session-channels";
+import { channelMax, newChannel, opsChannel } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
@@ -331,6 +331,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
               : await getMessages(session, {
                   queue: consumer.queue,
                   channel: autoAck ? autoAckChannel : opsChannel,
+                  firstGetChannel: autoAck ? transactionalChannel : plainChannel,
                   count: request.max,
                   maxBytes,
                   timeoutMs: route.amqp.operation_timeout_ms,
@@ -580,6 +581,13 @@ export class AmqpRouteObject extends DurableObject<Env> {
 }
 
 const ok = (): PublishOutcome => ({ ok: true });
+
+/** A new channel of the session's connection whose failures reach only the requests that use it. */
+const plainChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
+  const channel = await newChannel(session);
+  channel.onerror = () => undefined;
+  return channel;
+};
 
 /**
  * `count` functions that each give back one share of `held` (once), the last one all of it: the
