@@ -140,24 +140,24 @@ export class QueueDirectory {
   }
 
   /**
-   * While no take from `queue` has shown the size of its bodies, one take at a time: resolves
-   * when this one may go (the one before it is done, waiting at most `waitMs`), with the function
-   * to call once its gets are answered. A take is planned by the sizes seen, and the first message
-   * is taken whatever its size: a hundred takes planned at once without a size would each take a
-   * message of any size (a hundred 16 MiB messages in an isolate of 128 MB), where one at a time
-   * learns the size from the first and the others plan by it. Once a size is known, none waits.
+   * While no take from `queue` has shown the size of its bodies, the takes that come while one is
+   * under way wait for it: resolves when this one may go (at once, or once the take before it is
+   * done, waiting at most `waitMs`), with the function to call once its gets are answered. A take
+   * is planned by the sizes seen, and the first message is taken whatever its size: a hundred
+   * takes planned at once without a size would each take a message of any size (a hundred 16 MiB
+   * messages in an isolate of 128 MB), where those that wait plan by the size the first one saw.
+   * (When it found the queue empty, they go on together: there was nothing to learn.) Once a size
+   * is known, none waits.
    */
   async sizing(queue: string, waitMs: number): Promise<() => void> {
-    const deadline = Date.now() + waitMs;
-    for (let before = this.#sizing.get(queue); before; before = this.#sizing.get(queue)) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
+    if (this.typicalBytes(queue) !== undefined) return () => undefined;
+    const before = this.#sizing.get(queue);
+    if (before) {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([before, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+      await Promise.race([before, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);
-      if (this.typicalBytes(queue) !== undefined) return () => undefined;
+      return () => undefined;
     }
-    if (this.typicalBytes(queue) !== undefined || this.#sizing.has(queue)) return () => undefined;
     let done!: () => void;
     const taking = new Promise<void>((resolve) => (done = resolve));
     this.#sizing.set(queue, taking);
