@@ -24,7 +24,7 @@ export interface GatewayEnv {
     /** Those routes' ids, for the 405's `route`. */
     routeIds?: string[];
     /**
-     * Who called, once `auth` accepted them: `key#<index>`, `user:<name>` or `sub:<sub>[@<iss>]`;
+     * Who called, once `auth` accepted them: `key:<digest>`, `user:<name>` or `sub:<sub>[@<iss>]`;
      * never a credential. What `rate_limit` counts by, and whose `Idempotency-Key`s a key is among.
      */
     caller?: string;

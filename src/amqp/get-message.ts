@@ -1,6 +1,6 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { giveBack } from "./hand-over";
-import { isAbout, isChannelClosed, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
+import { isAbout, isChannelClosed, isConnectionRefusal, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
 import { RouteFailureError, isChannelError } from "./route-failure";
 import type { ConsumedMessage } from "./route-messages";
 import type { Deadlines } from "./deadlines";
@@ -9,6 +9,8 @@ export interface GetMessages {
   queue: string;
   /** The channel to take them on: the session's ops channel, or for an `auto_ack` answer its transactional one (see `autoAckChannel`). */
   channel: (session: AMQPSession) => Promise<AMQPChannel>;
+  /** A new channel of the same kind, for the first get of a queue on the connection (see `QueueDirectory.firstGetChannel`). */
+  firstGetChannel: (session: AMQPSession) => Promise<AMQPChannel>;
   /** How many messages at most. */
   count: number;
   /** Most body bytes in all; the first message is taken whatever its size. */
@@ -31,7 +33,9 @@ const ATTEMPTS = 3;
 
 /**
  * Takes up to `count` messages with `basic.get`, in queue order, whose bodies add up to at most
- * `maxBytes` (the first is always taken); none when the queue is empty.
+ * `maxBytes` (the first is always taken); none when the queue is empty. The first get of a queue
+ * on the connection goes on a channel of its own, and the others only once one was answered: a
+ * get the broker refuses (a queue the route's user may not read) closes its channel.
  *
  * The gets are sent together, without waiting for each answer (the broker answers them in order),
  * on the connection's shared ops channel. How many go together follows the size of the queue's
@@ -68,6 +72,7 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
           directory.refused(queue, failure);
           throw failure;
         }
+        if (isConnectionRefusal(error) && isAbout(error, "queue", queue)) throw directory.closedConnection(queue, error);
         // Another request's operation closed the channel: ours were not carried out.
         if (!isChannelClosed(error) || session.closed) throw queueFailure(queue, error);
         if (attempt >= ATTEMPTS) {
@@ -102,10 +107,18 @@ const take = async (session: AMQPSession, request: GetMessages, known: KnownQueu
     const room = maxBytes - bytes;
     const wanted = count - taken.length;
     if (wanted <= 0 || (taken.length > 0 && largest !== undefined && largest > room)) return taken;
-    // Unknown sizes: one first, to learn them.
-    const group = largest === undefined ? 1 : Math.max(1, Math.min(wanted, Math.floor(room / Math.max(largest, 1))));
-    const channel = await request.channel(session);
+    // Unknown sizes, or a queue not read on this connection yet: one first, on a channel of its own.
+    const first = !known.readable;
+    const group = largest === undefined || first ? 1 : Math.max(1, Math.min(wanted, Math.floor(room / Math.max(largest, 1))));
+    const channel = first
+      ? await request.directory.firstGetChannel(() => request.firstGetChannel(session))
+      : await request.channel(session);
     const answers = await Promise.allSettled(Array.from({ length: group }, () => channel.basicGet(queue, { noAck: false })));
+    if (first) {
+      const got = answers.flatMap((answer) => (answer.status === "fulfilled" && answer.value ? [answer.value] : []));
+      request.directory.firstGetDone(channel, got);
+      if (answers.every((answer) => answer.status === "fulfilled")) known.readable = true;
+    }
     const failed = answers.find((answer): answer is PromiseRejectedResult => answer.status === "rejected");
     let empty = false;
     const over: AMQPMessage[] = [];

@@ -33,16 +33,19 @@ export const autoAckChannel = async (session: AMQPSession): Promise<AMQPChannel>
     const next = opened.get(session);
     if (next && next !== cached) return next;
   }
-  const opening = (async () => {
-    const channel = await newChannel(session);
-    // Its failures reach the requests that use it; the session need not hear of them.
-    channel.onerror = () => undefined;
-    await channel.txSelect();
-    transactional.add(channel);
-    return channel;
-  })();
+  const opening = transactionalChannel(session);
   opened.set(session, opening);
   return opening;
+};
+
+/** A new channel of the session's connection in transaction mode, whose acknowledgements {@link acknowledgeForHandOver} commits. */
+export const transactionalChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
+  const channel = await newChannel(session);
+  // Its failures reach the requests that use it; the session need not hear of them.
+  channel.onerror = () => undefined;
+  await channel.txSelect();
+  transactional.add(channel);
+  return channel;
 };
 
 /** Per channel, the commit that acknowledgements written in the current turn of the event loop will share. */

@@ -4,6 +4,8 @@ import { RouteFailureError } from "./route-failure";
 interface Pending {
   delivery: AMQPMessage;
   timer: ReturnType<typeof setTimeout>;
+  /** Gives back the room its body holds in the object's memory, once it is settled. */
+  release: (() => void) | undefined;
 }
 
 /**
@@ -16,11 +18,14 @@ export class PendingDeliveries {
   readonly #pending = new Map<number, Pending>();
   #nextToken = 1;
 
-  /** Holds `delivery` until settled; requeues it after `holdMs`. Returns its token. */
-  hold(delivery: AMQPMessage, holdMs: number): number {
+  /**
+   * Holds `delivery` until settled; requeues it after `holdMs`. Returns its token. `release` is
+   * called once it is settled (or requeued): its answer is then out of the Worker's hands.
+   */
+  hold(delivery: AMQPMessage, holdMs: number, release?: () => void): number {
     const token = this.#nextToken++;
     const timer = setTimeout(() => void this.settle(token, "requeue").catch(() => undefined), holdMs);
-    this.#pending.set(token, { delivery, timer });
+    this.#pending.set(token, { delivery, timer, release });
     return token;
   }
 
@@ -34,6 +39,7 @@ export class PendingDeliveries {
     if (!pending) throw new RouteFailureError("internal", "the message was already given back to the queue");
     this.#pending.delete(token);
     clearTimeout(pending.timer);
+    pending.release?.();
     try {
       await (outcome === "ack" ? pending.delivery.ack() : pending.delivery.nack(true));
     } catch {

@@ -99,7 +99,7 @@ export const onReturned = (message: AMQPMessage): void => ledgers.get(message.ch
 /** The cause named in the broker's reason for closing a channel, when it names one the gateway can learn from. */
 export const causeOf = (error: unknown): CloseCause => {
   const reason = brokerReason(error);
-  const exchange = /^(?:NOT_FOUND|ACCESS_REFUSED) - .*\bexchange '(.*)' in vhost '[^']*'/.exec(reason)?.[1];
+  const exchange = /^(?:NOT_FOUND|ACCESS_REFUSED) - [\s\S]*?\bexchange '([\s\S]*)' in vhost '[^']*'/.exec(reason)?.[1];
   if (exchange !== undefined) return { exchange };
   const maxBytes = /message size \d+ is larger than (?:configured )?max size (\d+)/.exec(reason)?.[1];
   if (maxBytes !== undefined) return { maxBytes: Number(maxBytes) };

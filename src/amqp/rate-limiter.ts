@@ -1,6 +1,6 @@
 /** A route's `rate_limit` as the object applies it to one request: whom it counts, and how many per period. */
 export interface Admission {
-  /** The caller: `ip:<address>`, `key#<index>` of an API key, `user:<name>`, or `sub:<sub>` of a JWT; never a credential. */
+  /** The caller: `ip:<address>`, `key:<digest>` of an API key, `user:<name>`, or `sub:<sub>` of a JWT; never a credential. */
   key: string;
   requests: number;
   periodS: number;

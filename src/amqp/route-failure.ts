@@ -62,10 +62,12 @@ export const replyCodeOf = (error: unknown): number | undefined => {
 
 /**
  * Sorts an error from amqp-client: a channel closed by the broker (with its reply code) is the
- * broker refusing this operation; anything else means the connection itself went away.
+ * broker refusing this operation; anything else means the connection itself went away. The
+ * broker's reason quotes names that may come from a request, line breaks included: any
+ * character may stand between the prefix and the code.
  */
 export const isChannelError = (error: unknown): boolean =>
-  error instanceof Error && /^channel \d+ closed: .*\(\d{3}\)$/.test(error.message);
+  error instanceof Error && /^channel \d+ closed: [\s\S]*\(\d{3}\)$/.test(error.message);
 
 /** How {@link brokerReason} names amqp-client's rejection for a `basic.nack`. */
 export const NEGATIVE_CONFIRM = "negative confirm (basic.nack)";

@@ -45,7 +45,7 @@ export interface OutgoingMessage {
 export interface IdempotentRequest {
   key: string;
   /**
-   * Who sent it (`key#<index>`, `user:<name>`, `jwt:...`), or "" on a route without `auth`: a key
+   * Who sent it (`key:<digest>`, `user:<name>`, `jwt:...`), or "" on a route without `auth`: a key
    * is one caller's, so another caller's same key is another request.
    */
   caller: string;

@@ -1,4 +1,4 @@
-import type { AMQPSession } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import type { ProducerConfig } from "../config/schema";
@@ -7,9 +7,9 @@ import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
-import { acknowledgeForHandOver, autoAckChannel } from "./hand-over";
+import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./hand-over";
 import { OpenWaits } from "./open-waits";
-import { channelMax, opsChannel } from "./session-channels";
+import { channelMax, newChannel, opsChannel } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
@@ -57,6 +57,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #waiting = new Map<BrokerConnection, Map<string, WaitingConsumer>>();
   /** Long-polls and streams open per rate-limited caller. */
   readonly #openWaits = new OpenWaits();
+  /** Room held for waits' answers that the Worker is writing, by wait id (see {@link cancelWait}). */
+  readonly #beingWritten = new Map<string, () => void>();
   /** Waits whose client went away, for a minute (see {@link cancelWait}). */
   readonly #cancelledWaits = new Map<string, number>();
   readonly #deadlines = new Deadlines();
@@ -297,31 +299,57 @@ export class AmqpRouteObject extends DurableObject<Env> {
       const lease = consumer.ack === "lease" && !request.holdAll;
       // Taken unacknowledged in every mode, auto-ack too: a message the broker hands over after
       // this request was answered goes back to the queue (see getMessages).
-      const held = await this.#answerRoom(request, connection.queues.typicalBytes(consumer.queue));
-      if (!held) throw busy("nothing was taken");
-      const maxBytes = held.bytes;
+      const sized = await connection.queues.sizing(consumer.queue, route.amqp.operation_timeout_ms);
+      let room: Reservation | undefined;
+      try {
+        room = await this.#answerRoom(request, connection.queues.typicalBytes(consumer.queue));
+      } catch (error) {
+        sized();
+        throw error;
+      }
+      // No room now: a wait waits for room as it waits for a message (the consumer hands over only
+      // with room); a take that answers at once is refused.
+      if (!room && !request.waitMs) {
+        sized();
+        throw busy("nothing was taken");
+      }
+      const caller = admission?.key;
+      let held: Reservation = room ?? this.#nothingHeld(caller);
+      const maxBytes = Math.min(
+        room ? room.bytes : this.#plannedAnswer(request, connection.queues.typicalBytes(consumer.queue)),
+        request.maxBytes ?? MAX_ANSWER_BYTES,
+      );
       let taken: TakenMessage[];
       let fromGets = true;
+      // Whether `held` goes on with the messages (until they are out of the Worker's hands) rather than end here.
+      let passedOn = false;
       try {
-        taken =
-          request.waitMs && waitingNow > 0
-            ? []
-            : await getMessages(session, {
-                queue: consumer.queue,
-                channel: autoAck ? autoAckChannel : opsChannel,
-                count: request.max,
-                maxBytes,
-                timeoutMs: route.amqp.operation_timeout_ms,
-                deadlines: this.#deadlines,
-                directory: connection.queues,
-              });
+        try {
+          taken =
+            request.waitMs && (waitingNow > 0 || !room)
+              ? []
+              : await getMessages(session, {
+                  queue: consumer.queue,
+                  channel: autoAck ? autoAckChannel : opsChannel,
+                  firstGetChannel: autoAck ? transactionalChannel : plainChannel,
+                  count: request.max,
+                  maxBytes,
+                  timeoutMs: route.amqp.operation_timeout_ms,
+                  deadlines: this.#deadlines,
+                  directory: connection.queues,
+                });
+        } finally {
+          // The gets are answered: a size is known now, unless the queue was empty.
+          sized();
+        }
         if (taken.length === 0 && request.waitMs) {
-          // Nothing is held while waiting: what the consumer may be sent is bounded by the room left.
-          held.resize(0);
-          if (waitingNow > 0) await connection.queues.check(consumer.queue, this.#deadlines, route.amqp.operation_timeout_ms);
+          // Nothing is held while waiting: the consumer holds room for what it hands over.
+          held.release();
+          if (waitingNow > 0 || !room) await connection.queues.check(consumer.queue, this.#deadlines, route.amqp.operation_timeout_ms);
           const waiting = this.#waitingFor(connection, consumer.queue, waitedQueuesAtMost(session));
-          const deliveries = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs, maxBytes);
-          taken = deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
+          const answer = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs, maxBytes, caller);
+          held = answer.held ?? this.#nothingHeld(caller);
+          taken = answer.deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
           fromGets = false;
         }
         held.resize(taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0));
@@ -330,17 +358,27 @@ export class AmqpRouteObject extends DurableObject<Env> {
         // consumer, once the acknowledgements are written.
         if (autoAck && fromGets) await acknowledgeForHandOver(taken, this.#deadlines, route.amqp.operation_timeout_ms);
         else if (autoAck) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
+        passedOn = true;
       } finally {
-        // Handed to the runtime with the answer from here on.
-        held.release();
+        if (!passedOn) held.release();
       }
       const remaining = taken.at(-1)?.consumed.messageCount;
-      const handed = taken.map(({ consumed, delivery }): HandedMessage => {
+      const holdMs = request.holdMs ?? route.amqp.operation_timeout_ms;
+      // The room stays held while the Worker writes the answer: for messages it settles, until
+      // each is settled; for a long-poll's answer, until the Worker says it is written
+      // (cancelWait); for an answer taken at once, the Worker holds room of its own for it.
+      const releases = parts(held, taken.length);
+      if (autoAck || lease) {
+        if (waitId !== undefined && taken.length > 0) this.#holdUntilWritten(waitId, held, holdMs);
+        else held.release();
+      }
+      const handed = taken.map(({ consumed, delivery }, index): HandedMessage => {
         if (autoAck) return { message: consumed };
         if (lease) return { message: consumed, leaseId: this.#leases.lease(delivery, consumer.lease_timeout_ms) };
         // Counted as consumed once acknowledged, in settle.
-        return { message: consumed, settle: this.#pending.hold(delivery, request.holdMs ?? route.amqp.operation_timeout_ms) };
+        return { message: consumed, settle: this.#pending.hold(delivery, holdMs, releases[index]) };
       });
+      if (taken.length === 0) held.release();
       if (autoAck) this.#counters.add("consumed", handed.length);
       if (lease) this.#counters.add("leased", handed.length);
       return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };
@@ -362,9 +400,15 @@ export class AmqpRouteObject extends DurableObject<Env> {
   async #answerRoom(request: ConsumeRequest, typical: number | undefined): Promise<Reservation | undefined> {
     const caller = request.admission?.key;
     const each = Math.max(1, typical ?? SMALL_BYTES);
-    // A share of the memory, so that several answers can be taken at once.
-    const want = Math.min(request.maxBytes ?? MAX_ANSWER_BYTES, request.max * each, Math.floor(this.#memory.largest / ANSWERS_AT_ONCE));
-    const least = Math.min(want, each);
+    // A share of the memory, so that several answers can be taken at once; and at least one
+    // message by the sizes this object has seen, whatever the Worker planned by its own (it may
+    // not have seen any yet): the first message is taken whatever its size, and a hundred takes
+    // planned at 64 KiB each held a hundred 1 MiB messages at once.
+    const least = each;
+    const want = Math.max(
+      least,
+      Math.min(request.maxBytes ?? MAX_ANSWER_BYTES, request.max * each, Math.floor(this.#memory.largest / ANSWERS_AT_ONCE)),
+    );
     return (
       this.#memory.take(want, "answer", caller) ??
       this.#memory.take(Math.max(least, this.#memory.room("answer", caller)), "answer", caller) ??
@@ -372,11 +416,40 @@ export class AmqpRouteObject extends DurableObject<Env> {
     );
   }
 
+  /** A reservation of nothing, for `caller` (always granted). */
+  #nothingHeld(caller: string | undefined): Reservation {
+    return this.#memory.take(0, "answer", caller) as Reservation;
+  }
+
+  /** The most body bytes an answer to `request` is planned to carry (see {@link #answerRoom}). */
+  #plannedAnswer(request: ConsumeRequest, typical: number | undefined): number {
+    const each = Math.max(1, typical ?? SMALL_BYTES);
+    return Math.min(request.maxBytes ?? MAX_ANSWER_BYTES, request.max * each, Math.floor(this.#memory.largest / ANSWERS_AT_ONCE));
+  }
+
   /**
-   * A long-poll or stream client went away (the Worker saw its request aborted): it leaves the
-   * line at once, and a later take under the same id (a stream's next) takes nothing.
+   * Keeps `held`, the room of a wait's answer, until the Worker has written it ({@link cancelWait}
+   * with `waitId`), or for `holdMs` at most: a client that does not read its answer holds it, and
+   * the consumer hands no more over than the room left.
+   */
+  #holdUntilWritten(waitId: string, held: Reservation, holdMs: number): void {
+    this.#beingWritten.get(waitId)?.();
+    const timer = setTimeout(() => release(), holdMs);
+    const release = () => {
+      clearTimeout(timer);
+      if (this.#beingWritten.get(waitId) === release) this.#beingWritten.delete(waitId);
+      held.release();
+    };
+    this.#beingWritten.set(waitId, release);
+  }
+
+  /**
+   * A long-poll or stream client went away (the Worker saw its request aborted), or a long-poll's
+   * answer has been written: it leaves the line at once, the room held for its answer is free,
+   * and a later take under the same id (a stream's next) takes nothing.
    */
   cancelWait(waitId: string): void {
+    this.#beingWritten.get(waitId)?.();
     this.#openWaits.close(waitId);
     for (const byQueue of this.#waiting.values()) for (const waiting of byQueue.values()) waiting.leave(waitId);
     const now = Date.now();
@@ -413,6 +486,8 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const created = new WaitingConsumer(queue, {
       session: () => connection.session(),
       room: () => this.#memory.room("answer"),
+      reserve: (bytes, caller) => this.#memory.take(bytes, "answer", caller),
+      typicalBytes: connection.queues.typicalBytes(queue),
       onClosed: () => {
         if (queues.get(queue) === created) queues.delete(queue);
       },
@@ -506,6 +581,32 @@ export class AmqpRouteObject extends DurableObject<Env> {
 }
 
 const ok = (): PublishOutcome => ({ ok: true });
+
+/** A new channel of the session's connection whose failures reach only the requests that use it. */
+const plainChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
+  const channel = await newChannel(session);
+  channel.onerror = () => undefined;
+  return channel;
+};
+
+/**
+ * `count` functions that each give back one share of `held` (once), the last one all of it: the
+ * room of an answer's messages, freed as each is settled. A share is an equal part: only the sum
+ * matters, and it is what the budget counts.
+ */
+const parts = (held: Reservation, count: number): Array<() => void> => {
+  let left = count;
+  return Array.from({ length: count }, () => {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      left -= 1;
+      if (left === 0) held.release();
+      else held.resize(Math.round((held.bytes * left) / (left + 1)));
+    };
+  });
+};
 
 /**
  * Most queues one connection waits on at once (a channel each), and the channels kept for the

@@ -1,19 +1,32 @@
 import type { AMQPChannel, AMQPConsumer, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { RouteFailureError, brokerReason } from "./route-failure";
 import { newChannel } from "./session-channels";
+import type { Reservation } from "../memory-budget";
+
+/** What a wait receives: its deliveries, and the room in the object's memory held for their bodies. */
+export interface Handed {
+  deliveries: AMQPMessage[];
+  /** Held for the bodies of `deliveries` (none for none); the route object releases it once they are out of its hands. */
+  held: Reservation | undefined;
+}
 
 interface Waiter {
   id: string;
   max: number;
   /** Most body bytes it takes (the first delivery whatever its size). */
   maxBytes: number;
-  resolve: (deliveries: AMQPMessage[]) => void;
+  /** Whose room the deliveries take (the rate-limited caller), if the route tells callers apart. */
+  caller: string | undefined;
+  resolve: (handed: Handed) => void;
   reject: (error: RouteFailureError) => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
 /** Most messages the broker may push ahead of the waiters' answers. */
 const MAX_PREFETCH = 100;
+
+/** How often deliveries that had no room in the object's memory are offered to the waiters again. */
+const ROOM_RETRY_MS = 50;
 
 /**
  * How long the channel of a queue nobody waits on any more is kept open, so that a client that
@@ -43,8 +56,10 @@ export class WaitingConsumer {
   readonly queue: string;
   readonly #session: () => Promise<AMQPSession>;
   readonly #room: () => number;
-  /** The largest body lately, to bound what the broker may push by bytes as well as by count. */
+  readonly #reserve: (bytes: number, caller: string | undefined) => Reservation | undefined;
+  /** The largest body lately, to bound what the broker may push by bytes as well as by count; 0 until one is seen. */
   #typicalBytes = 0;
+  #roomRetry: ReturnType<typeof setTimeout> | undefined;
   #channel: AMQPChannel | undefined;
   #consumer: AMQPConsumer | undefined;
   #prefetch = 0;
@@ -69,12 +84,27 @@ export class WaitingConsumer {
    * @param options.session - the connection's session
    * @param options.room - bytes the route object's memory has room for now: the broker is sent
    *   no more prefetch than fits, by the body size seen lately
+   * @param options.reserve - holds room in the object's memory for bodies about to be handed to a
+   *   waiter, or undefined when there is none: the deliveries then wait in line until there is
+   * @param options.typicalBytes - the body size the queue's gets have seen, if any: until a size
+   *   is known, the broker is sent a prefetch of one, to learn it
    * @param options.onClosed - called once, when the consumer has closed its channel for good
    */
-  constructor(queue: string, options: { session: () => Promise<AMQPSession>; room: () => number; onClosed: () => void }) {
+  constructor(
+    queue: string,
+    options: {
+      session: () => Promise<AMQPSession>;
+      room: () => number;
+      reserve: (bytes: number, caller: string | undefined) => Reservation | undefined;
+      typicalBytes?: number | undefined;
+      onClosed: () => void;
+    },
+  ) {
     this.queue = queue;
     this.#session = options.session;
     this.#room = options.room;
+    this.#reserve = options.reserve;
+    this.#typicalBytes = options.typicalBytes ?? 0;
     this.#onClosed = options.onClosed;
   }
 
@@ -105,16 +135,17 @@ export class WaitingConsumer {
   }
 
   /**
-   * Waits up to `waitMs` for messages: resolves with 1 to `max` deliveries, or none when the
-   * wait ends (or {@link leave} is called with `id`); rejects when the connection is lost.
+   * Waits up to `waitMs` for messages: resolves with 1 to `max` deliveries and the room held for
+   * them, or none when the wait ends (or {@link leave} is called with `id`); rejects when the
+   * connection is lost.
    */
-  wait(id: string, max: number, waitMs: number, maxBytes: number): Promise<AMQPMessage[]> {
+  wait(id: string, max: number, waitMs: number, maxBytes: number, caller?: string): Promise<Handed> {
     if (this.#closed) return Promise.reject(new RouteFailureError("unavailable", "the queue's consumer was closing; retry"));
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.leave(id), waitMs);
-      this.#waiters.push({ id, max, maxBytes, resolve, reject, timer });
+      this.#waiters.push({ id, max, maxBytes, caller, resolve, reject, timer });
       this.#reconcile();
     });
   }
@@ -126,13 +157,13 @@ export class WaitingConsumer {
     const [waiter] = this.#waiters.splice(index, 1);
     if (!waiter) return;
     clearTimeout(waiter.timer);
-    waiter.resolve([]);
+    waiter.resolve({ deliveries: [], held: undefined });
     this.#reconcile();
   }
 
   #onDelivery = (delivery: AMQPMessage): void => {
     this.#buffer.push(delivery);
-    this.#typicalBytes = Math.max(delivery.bodySize, Math.round(0.9 * this.#typicalBytes));
+    this.#typicalBytes = Math.max(delivery.bodySize, 1, Math.round(0.9 * this.#typicalBytes));
     // Deliveries that arrive together (one read from the socket) go out together.
     if (this.#handOutScheduled) return;
     this.#handOutScheduled = true;
@@ -144,9 +175,8 @@ export class WaitingConsumer {
 
   #handOut(): void {
     while (this.#waiters.length > 0 && this.#buffer.length > 0) {
-      const waiter = this.#waiters.shift();
+      const [waiter] = this.#waiters;
       if (!waiter) break;
-      clearTimeout(waiter.timer);
       // Up to its max, and its bytes (the first whatever its size).
       let count = 0;
       let bytes = 0;
@@ -155,10 +185,24 @@ export class WaitingConsumer {
         bytes += delivery.bodySize;
         count++;
       }
+      // Handed over only with room for the bodies in the object's memory: the deliveries and
+      // the line wait until there is (what was handed out is written, settled, or given back).
+      // Without this, every waiter got its message at once whatever was still held for the
+      // answers before it, and clients that do not read held them all.
+      const held = this.#reserve(bytes, waiter.caller);
+      if (!held) {
+        this.#roomRetry ??= setTimeout(() => {
+          this.#roomRetry = undefined;
+          this.#handOut();
+        }, ROOM_RETRY_MS);
+        return;
+      }
+      this.#waiters.shift();
+      clearTimeout(waiter.timer);
       const deliveries = this.#buffer.splice(0, count);
       this.#handed += deliveries.length;
       for (const delivery of deliveries) this.#unsettled.add(delivery);
-      waiter.resolve(deliveries);
+      waiter.resolve({ deliveries, held });
     }
     this.#reconcile();
   }
@@ -175,6 +219,9 @@ export class WaitingConsumer {
       this.#waiters.reduce((sum, waiter) => sum + Math.min(waiter.max, Math.max(1, Math.floor(waiter.maxBytes / each))), 0),
       // At least one, so that a waiter is served even when memory is short: one body at a time.
       Math.max(1, Math.floor(this.#room() / each)),
+      // Sizes unknown: one first, to learn them (a hundred 1 MiB messages pushed at once would
+      // be a hundred MiB in the object before any was looked at).
+      this.#typicalBytes === 0 ? 1 : MAX_PREFETCH,
     );
     if (wanted === 0) {
       await this.#stop();
@@ -246,6 +293,8 @@ export class WaitingConsumer {
 
   /** The channel or connection closed under the waiters: each gets 503; the broker requeued what it had pushed. */
   #failAll(error: unknown): void {
+    clearTimeout(this.#roomRetry);
+    this.#roomRetry = undefined;
     this.#consumer = undefined;
     this.#prefetch = 0;
     this.#buffer.length = 0;

@@ -16,6 +16,7 @@ import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler"
 import { untrustedBodyHeaders } from "./untrusted-body";
 import { answerPlan, holdAnswerRoom, holdNothingYet, learnAnswer } from "./request-memory";
 import { releaseBuffer } from "../release-buffer";
+import { SMALL_BYTES } from "../memory-budget";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
 export const MAX_BATCH_CONSUME = 100;
@@ -66,7 +67,14 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
     const sizes = outcome.messages.map((one) => one.message.body.byteLength);
     learnAnswer(target, sizes);
     held.resize(sizes.reduce((sum, size) => sum + size, 0) * expansion);
-    const response = answer(c, target, shard, outcome, max, () => held.release());
+    // A wait's answer holds room in the route's object too, until it is written (or, for
+    // messages acknowledged once written, until they are settled).
+    const heldByObject = waitId !== undefined && outcome.messages.length > 0 && outcome.messages.every((one) => one.settle === undefined);
+    const written = () => {
+      held.release();
+      if (heldByObject) endWait(c, target, shard, waitId);
+    };
+    const response = answer(c, target, shard, outcome, max, written);
     settling = response.settling;
     return response.response;
   } finally {
@@ -104,11 +112,17 @@ const answer = (
   // Stated, so that the request's log line can count the bytes it sent.
   headers.set("Content-Length", String(body.byteLength));
   const tokens = messages.flatMap((one) => (one.settle === undefined ? [] : [one.settle]));
-  if (tokens.length === 0) return { response: new Response(body, { status: 200, headers }), settling: false };
+  // A small answer goes out whole into the connection's buffers: its room is free at once. A
+  // larger one keeps its room until it has been written (a client that does not read holds it),
+  // so that what clients have yet to read counts in the isolate's memory.
+  if (tokens.length === 0 && body.byteLength <= SMALL_BYTES) {
+    written();
+    return { response: new Response(body, { status: 200, headers }), settling: true };
+  }
   return {
     response: settledOnceWritten(c, body, headers, async (wasWritten) => {
       written();
-      await settleDeliveries(c, target, shard, tokens, wasWritten ? "ack" : "requeue");
+      if (tokens.length > 0) await settleDeliveries(c, target, shard, tokens, wasWritten ? "ack" : "requeue");
     }),
     settling: true,
   };
@@ -176,12 +190,15 @@ const waitTime = (c: Context<GatewayEnv>, route: ConsumingRoute): number => {
  * object's line is given up at once, so that no message is handed to a client that is gone.
  */
 const endWaitOnDisconnect = (c: Context<GatewayEnv>, target: RouteTarget, shard: number, waitId: string): void => {
-  c.req.raw.signal.addEventListener("abort", () => {
-    const ended = routeObject(c.env, target, shard)
-      .cancelWait(waitId)
-      .catch(() => undefined);
-    runBeyondResponse(c, ended);
-  });
+  c.req.raw.signal.addEventListener("abort", () => endWait(c, target, shard, waitId));
+};
+
+/** Tells the object that wait `waitId` is over: its client left, or its answer is written (the room held for it is free). */
+const endWait = (c: Context<GatewayEnv>, target: RouteTarget, shard: number, waitId: string): void => {
+  const ended = routeObject(c.env, target, shard)
+    .cancelWait(waitId)
+    .catch(() => undefined);
+  runBeyondResponse(c, ended);
 };
 
 /** One message's properties as headers, with its lease id under `ack: lease`. */

@@ -8,6 +8,7 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import type { AmqpRouteObject } from "../../src/amqp/route-object";
 import { BROKER_URL, drain, withQueue } from "../helpers/broker";
@@ -254,6 +255,61 @@ routes:
       // The same caller reusing its key for something else is still refused.
       expect((await post(send, '"A\'s order 43"', "order-42", a)).status).toBe(422);
       expect(bodies(await drain(queue)).sort()).toEqual(['"A\'s order 42"', '"B\'s order 42"']);
+    });
+  });
+
+  it("stay with the API key when the route's list of keys changes: another key never inherits them", async () => {
+    await withQueue("idem-rotated", async (queue) => {
+      const routeId = uniqueRouteId("idem-rotated");
+      const withKeys = (keys: string) =>
+        gatewayFor(`
+routes:
+  - id: ${routeId}
+    path: /in
+    auth: { api_key: { header: X-API-Key, keys: [${keys}] } }
+    amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue}, dedupe_window_s: 60 } }
+`);
+      const a = { "x-api-key": "key-of-a" };
+      const b = { "x-api-key": "key-of-b" };
+      expect(await post(withKeys("key-of-a, key-of-b"), '"order 42"', "order-42", a)).toMatchObject({ status: 202, replayed: null });
+      expect(await post(withKeys("key-of-a, key-of-b"), '"A\'s order 43"', "order-43", a)).toMatchObject({ status: 202, replayed: null });
+      // A's key is revoked: B's key is now the first in the list. B's own order 42 (the same
+      // request as A's) is published, not answered from A's; B's order 43 is not A's conflict.
+      const rotated = withKeys("key-of-b");
+      expect(await post(rotated, '"order 42"', "order-42", b)).toMatchObject({ status: 202, replayed: null });
+      expect(await post(rotated, '"B\'s order 43"', "order-43", b)).toMatchObject({ status: 202, replayed: null });
+      expect(bodies(await drain(queue)).sort()).toEqual(['"A\'s order 43"', '"B\'s order 43"', '"order 42"', '"order 42"']);
+    });
+  });
+
+  it('of two tokens are apart whatever their sub and iss hold: no pair reads as another, no sub-less token as sub "undefined"', async () => {
+    await withQueue("idem-jwt", async (queue) => {
+      const send = gatewayFor(`
+routes:
+  - id: ${uniqueRouteId("idem-jwt")}
+    path: /in
+    auth: { bearer_jwt: { secret: jwt-secret-of-the-test } }
+    amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue}, dedupe_window_s: 60 } }
+`);
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const as = async (claims: Record<string, unknown>) => ({
+        authorization: `Bearer ${await sign({ ...claims, exp }, "jwt-secret-of-the-test")}`,
+      });
+      const pairs = [
+        [
+          { sub: "a@b", iss: "c" },
+          { sub: "a", iss: "b@c" },
+        ],
+        [{ iss: "c" }, { sub: "undefined", iss: "c" }],
+      ];
+      for (const [index, [first, second]] of pairs.entries()) {
+        expect(await post(send, `"first ${index}"`, `key-${index}`, await as(first ?? {}))).toMatchObject({ status: 202, replayed: null });
+        expect(await post(send, `"second ${index}"`, `key-${index}`, await as(second ?? {}))).toMatchObject({
+          status: 202,
+          replayed: null,
+        });
+      }
+      expect(bodies(await drain(queue))).toHaveLength(4);
     });
   });
 

@@ -164,3 +164,109 @@ describe("a caller holding many long-polls open", () => {
     }
   });
 });
+
+describe("a caller naming a queue that the broker's declare finds but its get does not", () => {
+  // RabbitMQ's queue.declare drops CR and LF from a name, basic.get does not; and it declares
+  // its direct reply-to pseudo-queue, which no get can read. Each such get closes its channel.
+  it("gets its own 404, and the leases other callers hold on the same route stay theirs to settle", async () => {
+    const inbox = uniqueName("leased");
+    const bodies = uniqueBodies(20);
+    await declareQueue(inbox);
+    try {
+      for (const body of bodies) await publishDirect(inbox, body);
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("leased")}, path: "/q/:name", amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: "{name}", ack: lease } } }\n`,
+      );
+      const leases: string[] = [];
+      const received: string[] = [];
+      for (let index = 0; index < bodies.length / 2; index++) {
+        const answer = await send("GET", `/q/${inbox}`);
+        expect(answer.status).toBe(200);
+        leases.push(answer.headers.get("X-Lease-Id") ?? "");
+        received.push(await answer.text());
+      }
+      const hostile = [`${inbox}%0A`, `%0D${inbox}`, `${inbox.slice(0, 8)}%0D%0A${inbox.slice(8)}`, "amq.rabbitmq.reply-to"];
+      const hostileStatuses: number[] = [];
+      for (const name of hostile) {
+        // Beside honest gets in flight on the same route.
+        const [answer, honest] = await Promise.all([send("GET", `/q/${name}`), send("GET", `/q/${inbox}`)]);
+        hostileStatuses.push(answer.status);
+        await answer.body?.cancel();
+        expect(`${name}: ${honest.status}`).toBe(`${name}: 200`);
+        leases.push(honest.headers.get("X-Lease-Id") ?? "");
+        received.push(await honest.text());
+      }
+      expect(hostileStatuses).toEqual(hostile.map(() => 404));
+      const acked = await send("POST", `/q/${inbox}/ack`, {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lease_ids: leases }),
+      });
+      const results = ((await acked.json()) as { results: Array<{ outcome: string }> }).results;
+      expect(results.map((result) => result.outcome)).toEqual(leases.map(() => "acked"));
+      // Each message handed out once: what is left was never delivered.
+      const left = await withChannel(async (channel) => {
+        const rest: Array<{ body: string; redelivered: boolean }> = [];
+        for (let message = await channel.basicGet(inbox); message; message = await channel.basicGet(inbox)) {
+          rest.push({ body: message.bodyString() ?? "", redelivered: message.redelivered });
+        }
+        return rest;
+      });
+      expect(left.filter((message) => message.redelivered)).toEqual([]);
+      expect([...received, ...left.map((message) => message.body)].sort()).toEqual([...bodies].sort());
+    } finally {
+      await deleteQueue(inbox);
+    }
+  });
+});
+
+describe("a caller naming a stream queue", () => {
+  // RabbitMQ answers a basic.get on a stream queue by closing the whole connection (540
+  // NOT_IMPLEMENTED), and a passive declare cannot tell a stream from any other queue.
+  it("costs the route's consuming connection once at most: after that it is that caller's 502 at once, and others' leases stay theirs", async () => {
+    const inbox = uniqueName("beside-stream");
+    const stream = uniqueName("stream");
+    const bodies = uniqueBodies(10);
+    await declareQueue(inbox);
+    await declareQueue(stream, { "x-queue-type": "stream" });
+    try {
+      for (const body of bodies) await publishDirect(inbox, body);
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("stream")}, path: "/q/:name", amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: "{name}", ack: lease } } }\n`,
+      );
+      // The first time may cost the connection (and the leases on it): the broker says what it is only so.
+      const first = await send("GET", `/q/${stream}`);
+      await first.body?.cancel();
+      expect([502, 503]).toContain(first.status);
+      const take = async () => {
+        for (let attempt = 0; attempt < 50; attempt++) {
+          const answer = await send("GET", `/q/${inbox}`);
+          if (answer.status === 200) return { lease: answer.headers.get("X-Lease-Id") ?? "", body: await answer.text() };
+          await answer.body?.cancel();
+          // Reconnecting after the first.
+          expect(answer.status).toBe(503);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        throw new Error("no message");
+      };
+      const taken = [await take(), await take(), await take()];
+      const hostile: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        const [answer, honest] = await Promise.all([send("GET", `/q/${stream}`), take()]);
+        hostile.push(answer.status);
+        await answer.body?.cancel();
+        taken.push(honest);
+      }
+      expect(hostile).toEqual([502, 502, 502, 502, 502]);
+      const acked = await send("POST", `/q/${inbox}/ack`, {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lease_ids: taken.map((one) => one.lease) }),
+      });
+      const results = ((await acked.json()) as { results: Array<{ outcome: string }> }).results;
+      expect(results.map((result) => result.outcome)).toEqual(taken.map(() => "acked"));
+      expect(await messageCount(inbox)).toBe(bodies.length - taken.length);
+    } finally {
+      await deleteQueue(inbox);
+      await deleteQueue(stream);
+    }
+  });
+});

@@ -109,3 +109,41 @@ describe("large bodies from many callers at once", () => {
     }
   });
 });
+
+describe("answers to clients that do not read them", () => {
+  for (const kind of ["stream", "long-poll"] as const) {
+    it(`are held within the route's budget (${kind}s): the other messages stay in the queue`, async () => {
+      const queue = uniqueName(`unread-${kind}`);
+      await withChannel((channel) => channel.queueDeclare(queue, { durable: false }));
+      try {
+        const send = gatewayFor(
+          `routes:\n  - { id: ${uniqueRouteId("unread")}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${queue}, stream: true, auto_ack: true } } }\n`,
+        );
+        const clients = 40;
+        // Nobody reads these answers' bodies (a stream's opening comment aside): the gateway's
+        // writes of them never complete.
+        const answers = Array.from({ length: clients }, async () => {
+          if (kind === "long-poll") return send("GET", "/out?wait=10");
+          const stream = await send("GET", "/out", { headers: { accept: "text/event-stream" } });
+          const reader = stream.body?.getReader();
+          await reader?.read();
+          reader?.releaseLock();
+          return stream;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await withChannel(async (channel) => {
+          for (let index = 0; index < clients; index++) await channel.basicPublish("", queue, new Uint8Array(MiB).fill(index));
+        });
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        const taken = clients - (await messageCount(queue));
+        // At most what the route's object holds at once (16 MiB); before, every client got one.
+        expect(taken).toBeGreaterThan(0);
+        expect(taken).toBeLessThanOrEqual(16);
+        // Read now: the rest are handed out in turn.
+        for (const answer of answers) await (await answer).body?.cancel();
+      } finally {
+        await withChannel((channel) => channel.queueDelete(queue));
+      }
+    });
+  }
+});

@@ -102,3 +102,20 @@ describe("mandatory publishes of the same body by two callers", () => {
     });
   });
 });
+
+describe("a publish to an exchange whose name holds a line break", () => {
+  // RabbitMQ quotes the name in its reason for closing the channel, line break and all.
+  it("is the broker's refusal of that message (502), not an unknown outcome (504)", async () => {
+    await withQueue("ex-line-break", async (queue) => {
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("ex-lb")}, path: "/to/:exchange", amqp: { enabled: true, url: "${BROKER_URL}", producer: { exchange: "{exchange}", routing_key: ${queue} } } }\n`,
+      );
+      for (const name of [`${queue}%0A`, `%0D${queue}`]) {
+        const answer = await send("POST", `/to/${name}`, { body: "refused" });
+        expect(`${name}: ${answer.status}`).toBe(`${name}: 502`);
+        await answer.body?.cancel();
+      }
+      expect(await messageCount(queue)).toBe(0);
+    });
+  });
+});

@@ -8,7 +8,7 @@ import { chargeRefusal } from "./admission";
 import { verifyBearerJwt, TokenRefused } from "./bearer-jwt";
 import { basicCredentials, bearerToken } from "./credentials";
 
-/** Who the credentials of a request belong to (`key#<index>`, `user:<name>`, `sub:<sub>`), or a thrown 401/403/503. */
+/** Who the credentials of a request belong to (`key:<digest>`, `user:<name>`, `sub:<sub>`), or a thrown 401/403/503. */
 type Check = (c: Context<GatewayEnv>) => Promise<string>;
 
 /**
@@ -50,7 +50,7 @@ const checkFor = (routeId: string, auth: AuthConfig, needsSub: boolean): Check |
         if (!sent) throw new GatewayError(401, `this route requires an API key in the ${place}`, routeId, challenge);
         const index = await matchingIndex(auth.keys, sent);
         if (index < 0) throw new GatewayError(401, `the API key in the ${place} is not valid`, routeId, challenge);
-        return `key#${index}`;
+        return keyCaller(sent);
       };
     }
     case "basic": {
@@ -84,8 +84,10 @@ const checkFor = (routeId: string, auth: AuthConfig, needsSub: boolean): Check |
           if (needsSub && typeof claims.sub !== "string") {
             throw new TokenRefused(403, "the token has no sub claim, which this route's rate_limit counts by");
           }
-          // The issuer too: two issuers may give out the same sub.
-          return typeof claims.iss === "string" ? `sub:${String(claims.sub)}@${claims.iss}` : `sub:${String(claims.sub)}`;
+          // The issuer too: two issuers may give out the same sub. Each quoted, so that no sub
+          // and issuer read as another pair ("a@b" of "c", "a" of "b@c"), and a token without a
+          // sub is not the one whose sub is "undefined".
+          return jwtCaller(claims.sub, claims.iss);
         } catch (error) {
           if (!(error instanceof TokenRefused)) throw error;
           if (error.status === 503) throw new GatewayError(503, error.message, routeId, { "Retry-After": String(RETRY_AFTER_SECONDS) });
@@ -100,6 +102,30 @@ const checkFor = (routeId: string, auth: AuthConfig, needsSub: boolean): Check |
     }
   }
 };
+
+/** Digests of the API keys seen, by key (valid keys only: as many as the routes list). */
+const keyDigests = new Map<string, Promise<string>>();
+
+/**
+ * The caller an API key names: a digest of the key itself, not its place in `keys`, so that a
+ * caller stays itself when the list changes (a key revoked, added or moved): its idempotency
+ * keys, rate-limit bucket and shares never pass to the key that takes its place. Never the key.
+ */
+const keyCaller = (key: string): Promise<string> => {
+  let digest = keyDigests.get(key);
+  if (!digest) {
+    digest = crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)).then((hash) => {
+      const hex = [...new Uint8Array(hash).slice(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+      return `key:${hex}`;
+    });
+    keyDigests.set(key, digest);
+  }
+  return digest;
+};
+
+/** The caller a JWT names: its `sub` with its `iss` when it has one, each as JSON (see above). */
+const jwtCaller = (sub: unknown, iss: unknown): string =>
+  typeof iss === "string" ? `sub:${JSON.stringify(sub) ?? "none"}@${JSON.stringify(iss)}` : `sub:${JSON.stringify(sub) ?? "none"}`;
 
 /** The index of the key that `sent` is, or -1; every key is compared, in constant time. */
 const matchingIndex = async (keys: string[], sent: string): Promise<number> => {
