@@ -137,8 +137,10 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
       }
       const chunk = handed ? eventOf(handed.message, ++sequence) : unconfirmed === undefined ? ": heartbeat\n\n" : ":\n\n";
       try {
-        await writer.write(encoder.encode(chunk));
+        await writtenWithin(writer.write(encoder.encode(chunk)), STALLED_WRITE_MS);
       } catch {
+        // Gone, or reading nothing: the stream ends (aborted, so that nothing waits on the write).
+        await writer.abort().catch(() => undefined);
         await settle(unconfirmed, "requeue");
         await settle(handed?.settle, "requeue");
         unconfirmed = undefined;
@@ -168,6 +170,28 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
       ...untrustedBodyHeaders(EVENT_STREAM_TYPE),
     ],
   });
+};
+
+/**
+ * How long an event may wait for the client to take it: a client that reads nothing holds its
+ * event, and the room it takes, for good. The stream ends before the route's object would requeue
+ * the message by itself ({@link WRITE_HOLD_MS}) and before it would stop counting the stream
+ * among its caller's open waits, so the message goes back and the caller's place is given up
+ * together.
+ */
+const STALLED_WRITE_MS = WRITE_HOLD_MS - 10_000;
+
+/** Resolves when `write` does; rejects when it has not within `ms`. */
+const writtenWithin = async (write: Promise<void>, ms: number): Promise<void> => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      write,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the client took nothing")), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 };
 
 /** An event holds its body again as text (or base64), while it is built and written. */
