@@ -80,6 +80,18 @@ export class MemoryBudget {
       : (this.#used + bytes <= this.largest && (this.#byLane.get(lane) ?? 0) + bytes <= share) ||
         (this.#used === 0 && bytes > this.largest);
     if (!fits || (caller !== undefined && mine > 0 && mine + bytes > share)) return undefined;
+    return this.#reservation(bytes, lane, caller);
+  }
+
+  /**
+   * A reservation of nothing yet, which every request gets whatever the others hold (a wait that
+   * holds nothing cannot be refused for lack of room), to be resized to what it is answered with.
+   */
+  holdNothing(lane: Lane, caller?: string): Reservation {
+    return this.#reservation(0, lane, caller);
+  }
+
+  #reservation(bytes: number, lane: Lane, caller: string | undefined): Reservation {
     let held = 0;
     let released = false;
     const set = (next: number) => {

@@ -418,7 +418,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
 
   /** A reservation of nothing, for `caller` (always granted). */
   #nothingHeld(caller: string | undefined): Reservation {
-    return this.#memory.take(0, "answer", caller) as Reservation;
+    return this.#memory.holdNothing("answer", caller);
   }
 
   /** The most body bytes an answer to `request` is planned to carry (see {@link #answerRoom}). */

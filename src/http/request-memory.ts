@@ -95,7 +95,7 @@ export const answerPlan = (target: ConsumingTarget, max: number, expansion: numb
  * once that is in. What all the waits can be answered with at once is bounded by the route
  * object's own budget, which sends no more than it has room for.
  */
-export const holdNothingYet = (caller: string | undefined): Reservation => workerMemory.take(0, "answer", caller) as Reservation;
+export const holdNothingYet = (caller: string | undefined): Reservation => workerMemory.holdNothing("answer", caller);
 
 /** Learns the body sizes of an answer from `target` (the largest at once, a smaller one slowly). */
 export const learnAnswer = (target: ConsumingTarget, bodies: readonly number[]): void => {

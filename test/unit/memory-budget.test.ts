@@ -65,6 +65,21 @@ describe("a memory budget", () => {
     expect(budget.used).toBe(0);
   });
 
+  it("grants a reservation of nothing yet even when the budget and the caller's share are overdrawn", () => {
+    const budget = new MemoryBudget(8 * MiB);
+    // An answer resized past what was planned overdraws both (resize does not refuse what is in).
+    const answered = budget.take(MiB, "answer", "caller-a");
+    answered?.resize(9 * MiB);
+    expect(budget.take(0, "answer", "caller-a")).toBeUndefined();
+    const waiting = budget.holdNothing("answer", "caller-a");
+    expect(waiting.bytes).toBe(0);
+    waiting.resize(MiB);
+    expect(budget.used).toBe(10 * MiB);
+    waiting.release();
+    answered?.release();
+    expect(budget.used).toBe(0);
+  });
+
   it("waits for room that another reservation gives back, and gives up after its wait", async () => {
     const budget = new MemoryBudget(8 * MiB);
     const first = budget.take(4 * MiB, "publish");
