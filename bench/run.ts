@@ -34,6 +34,7 @@ import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { account, type Accounting } from "./lib/accounting";
 import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
+import { BASELINE_PREFIX } from "./lib/worker-paths";
 import {
   deleteQueues,
   directPublishRate,
@@ -252,6 +253,12 @@ const throughput = async (): Promise<Report["memory"]> => {
       queue: Q.subGatewayWs,
       request: () => ({ url: `${base}/sub/ws`, method: "GET", headers: {} }),
     };
+    // The consume ceiling: a GET answered after one empty call to the route's object, what the
+    // runtime alone can do for a request that needs the object (`get-object-call`).
+    const consumeCeiling: Variant = {
+      name: "ceiling (object call, no AMQP)",
+      request: () => ({ url: `${base}${BASELINE_PREFIX}object-call`, method: "GET", headers: {} }),
+    };
     const consumeManagement: Variant = {
       name: "management API get",
       queue: Q.subManagement,
@@ -269,16 +276,17 @@ const throughput = async (): Promise<Report["memory"]> => {
     for (const connections of [16, 64]) {
       const runs = new Map<string, Array<LoadResult & Accounting>>();
       for (let round = 0; round < ROUNDS; round++) {
-        const consumers = [consumeGateway, consumeGatewayWs, consumeManagement];
+        const consumers = [consumeGateway, consumeGatewayWs, consumeManagement, consumeCeiling];
         for (const variant of consumers.map((_, i) => consumers[(i + round) % consumers.length] as Variant)) {
-          const queue = variant.queue ?? "";
-          const before = await queueDepth(queue);
+          const queue = variant.queue;
+          const before = queue === undefined ? 0 : await queueDepth(queue);
           const result = await load({ ...variant.request(""), connections, seconds: SECONDS });
-          const left = await queueDepth(queue);
-          if (left === 0) log(`  warning: ${queue} ran dry; the figure is a lower bound`);
+          const left = queue === undefined ? 0 : await queueDepth(queue);
+          if (queue !== undefined && left === 0) log(`  warning: ${queue} ran dry; the figure is a lower bound`);
           // Each 200 took one message; messages gone beyond that were taken for requests the load
-          // generator stopped waiting for at its deadline (at most one per connection).
-          const accounted = account(before - left, result.status200, connections);
+          // generator stopped waiting for at its deadline (at most one per connection). The
+          // ceiling takes none.
+          const accounted = queue === undefined ? account(0, 0, 0) : account(before - left, result.status200, connections);
           runs.set(variant.name, [...(runs.get(variant.name) ?? []), { ...result, rps: result.status200 / result.seconds, ...accounted }]);
           log(
             `  consume | ${variant.name} | c=${connections} | ${(result.status200 / result.seconds).toFixed(0)} msg/s p99 ${result.p99} ms (${left} left) dup ${accounted.duplicated}`,

@@ -2,7 +2,7 @@
  * `npm start [-- FILE | --routes FILE]`: serves the routes file (the argument, else `$ROUTES`,
  * else routes.yaml) on http://127.0.0.1:$PORT (default 8787), starting a Web-AMQP relay for
  * `ws://` URLs on this machine if none is listening. The route objects' storage (the `/amqp`
- * counters) is kept in `$STATE_DIR` (default .wrangler/state/durable-objects), so it survives a
+ * counters) is kept in `$STATE_DIR` (default .wrangler/state; the objects' storage is in its do/), so it survives a
  * restart as it would on Cloudflare. With $INSPECTOR_PORT set, workerd's inspector listens there
  * for Chrome DevTools.
  */
@@ -94,7 +94,7 @@ if (!(await portIsFree(port))) refuse(`${host}:${port} is already in use by anot
 
 try {
   const inspectorPort = process.env.INSPECTOR_PORT ? Number(process.env.INSPECTOR_PORT) : undefined;
-  const persistTo = process.env.STATE_DIR ?? ".wrangler/state/durable-objects";
+  const persistTo = process.env.STATE_DIR ?? ".wrangler/state";
   starting = startLocalGateway({ host, port, persistTo, inspectorPort, signal: startup.signal });
   const gateway = await starting;
   const lines = [`amqp-edge-gateway serving ${displayPath(path)} on ${gateway.url}`, ...describeRoutes(config)];

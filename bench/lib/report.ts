@@ -275,23 +275,33 @@ const consumeModeVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
   return out;
 };
 
+/**
+ * What share of the runtime's own ceiling (a request that calls the route's object and does no
+ * AMQP work) a publish or a GET through the gateway must reach: the Worker → object call is the
+ * floor of every request, and what is above it is the gateway's.
+ */
+const CEILING_SHARE = 0.85;
+
 const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
   const out: Verdict[] = [];
   for (const payload of ["250 B", "16 KiB"]) {
     const gateway = find(report, "publish", "gateway amqp://", payload, 64);
     const management = find(report, "publish", "management API", payload, 64);
     const ceiling = find(report, "publish", "ceiling (no AMQP)", payload, 64);
-    const vsManagement = ratio(gateway?.rps, management?.rps);
-    out.push({
-      target: `publish ≥ 3× management API (64 connections, ${payload})`,
-      measured: `${vsManagement.toFixed(2)}×`,
-      met: vsManagement >= 3,
-    });
+    // Judged against the runtime's own ceiling measured in the same run: the management API's
+    // rate moves ±15% between runs and machines, and says more about RabbitMQ than the gateway.
     const vsCeiling = ratio(gateway?.rps, ceiling?.rps);
     out.push({
-      target: `publish ≥ 0.8× no-AMQP ceiling (64 connections, ${payload})`,
+      target: `publish ≥ ${CEILING_SHARE}× no-AMQP ceiling (64 connections, ${payload})`,
       measured: `${vsCeiling.toFixed(2)}×`,
-      met: vsCeiling >= 0.8,
+      met: vsCeiling >= CEILING_SHARE,
+    });
+    const vsManagement = ratio(gateway?.rps, management?.rps);
+    out.push({
+      target: `publish against the management API (64 connections, ${payload}) (shown, not judged)`,
+      measured: `${vsManagement.toFixed(2)}×`,
+      met: true,
+      info: true,
     });
     // The Web-AMQP transport against TCP, on the same kind of route. Judged at 250 B, the load the
     // target was set for; at 16 KiB the local relay's per-byte cost (websockify, a Python process
@@ -312,8 +322,19 @@ const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
     });
   }
   const tcpConsume = find(report, "consume", "gateway GET", "250 B", 64)?.rps;
+  const consumeCeiling = ratio(tcpConsume, find(report, "consume", "ceiling (object call, no AMQP)", "250 B", 64)?.rps);
+  out.push({
+    target: `consume ≥ ${CEILING_SHARE}× the object-call ceiling (\`get-object-call\`, 64 connections)`,
+    measured: `${consumeCeiling.toFixed(2)}×`,
+    met: consumeCeiling >= CEILING_SHARE,
+  });
   const consume = ratio(tcpConsume, find(report, "consume", "management API get", "250 B", 64)?.rps);
-  out.push({ target: "consume ≥ 3.3× management API (64 connections)", measured: `${consume.toFixed(2)}×`, met: consume >= 3.3 });
+  out.push({
+    target: "consume against the management API (64 connections) (shown, not judged)",
+    measured: `${consume.toFixed(2)}×`,
+    met: true,
+    info: true,
+  });
   const wsConsume = ratio(find(report, "consume", "gateway GET ws://", "250 B", 64)?.rps, tcpConsume);
   out.push({
     target: "consume over ws:// ≥ 0.8× over amqp:// (64 connections)",

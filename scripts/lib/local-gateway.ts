@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare, type V4MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { envReferences } from "../../src/config/env-references";
 import { resolveConfig } from "../../src/config/resolve-config";
@@ -30,6 +30,7 @@ export interface LocalGateway {
 export const startLocalGateway = async (options: {
   host: string;
   port: number;
+  /** Where the route objects keep their storage between runs (Miniflare puts it under do/); in memory without. */
   persistTo?: string;
   /** Another entry point than wrangler.toml's `main` (the benchmark's, which adds a baseline route). */
   main?: string;
@@ -88,23 +89,31 @@ export const startLocalGateway = async (options: {
     const value = process.env[name];
     if (value !== undefined) bindings[name] = value;
   }
-  const miniflare = new Miniflare({
-    ...workerOptions,
-    name: "amqp-edge-gateway",
-    modules: true,
-    // wrangler names the bundle after the entry point (index.js for src/index.ts).
-    scriptPath: join(outdir, readdirSync(outdir).find((file) => file.endsWith(".js")) ?? "index.js"),
-    modulesRoot: outdir,
-    bindings: { ...((workerOptions.bindings ?? {}) as Record<string, unknown>), ...bindings },
-    // The Worker gets its own socket, so requests reach it without passing through Miniflare's
-    // entry worker first (measured: ~1.6x the requests per second). Miniflare's entry socket, with
-    // its dev conveniences, is moved to a free port of its own.
-    unsafeDirectSockets: [{ host: options.host, port: options.port }],
-    host: options.host,
-    port: 0,
-    ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
-    ...(options.persistTo ? { durableObjectsPersist: options.persistTo } : {}),
-  });
+  // Miniflare 5 takes Cloudflare-config-shaped options, and wrangler still gives the v4 shape,
+  // which Miniflare converts. The module rules are left out: they cannot be converted, and the
+  // bundle is one module that imports no other file. (Cast: wrangler's type for its options is an
+  // Omit<> of a union, which TypeScript no longer sees as one of the union's members.)
+  const { modulesRules: _moduleRules, ...fromWrangler } = workerOptions;
+  const miniflare = new Miniflare(
+    convertV4MiniflareOptions({
+      ...fromWrangler,
+      name: "amqp-edge-gateway",
+      modules: true,
+      // wrangler names the bundle after the entry point (index.js for src/index.ts).
+      scriptPath: join(outdir, readdirSync(outdir).find((file) => file.endsWith(".js")) ?? "index.js"),
+      modulesRoot: outdir,
+      bindings: { ...((workerOptions.bindings ?? {}) as Record<string, unknown>), ...bindings },
+      // The Worker gets its own socket, so requests reach it without passing through Miniflare's
+      // entry worker first (measured: ~1.6x the requests per second). Miniflare's entry socket, with
+      // its dev conveniences, is moved to a free port of its own.
+      unsafeDirectSockets: [{ host: options.host, port: options.port }],
+      host: options.host,
+      port: 0,
+      ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
+      // The route objects' storage, under do/ (Miniflare 5 has one root for every kind of state).
+      ...(options.persistTo ? { resourcePersistencePath: options.persistTo } : {}),
+    } as V4MiniflareOptions),
+  );
   await miniflare.ready;
   runtimePid = workerdChildPid();
   if (options.signal?.aborted) await miniflare.dispose().catch(() => undefined);

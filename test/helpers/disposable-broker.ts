@@ -53,7 +53,7 @@ const ctl = async (node: string, args: string[], timeoutMs = 120_000): Promise<s
     return (await run("rabbitmqctl", ["-n", node, "-q", ...args], { encoding: "utf8", timeout: timeoutMs })).stdout;
   } catch (error) {
     const { stderr = "", stdout = "" } = error as { stderr?: string; stdout?: string };
-    throw new Error(`rabbitmqctl -n ${node} ${args.join(" ")} failed: ${stderr}${stdout}`);
+    throw new Error(`rabbitmqctl -n ${node} ${args.join(" ")} failed: ${stderr}${stdout}`, { cause: error });
   }
 };
 
@@ -218,7 +218,7 @@ const awaitStart = async (server: ChildProcess, nodeName: string, dir: string): 
     // only once it has exited.
     await Promise.race([exited, sleep(10_000)]);
     const reason = (error as { stderr?: string }).stderr || String(error);
-    throw new Error(`${nodeName} did not start: ${reason.trim()}\n${startupOutput(dir)}`);
+    throw new Error(`${nodeName} did not start: ${reason.trim()}\n${startupOutput(dir)}`, { cause: error });
   }
 };
 

@@ -5,7 +5,6 @@
  * providers (`typ: at+jwt`, a JWKS with `kid`s) are accepted, a `sub`-less token cannot share a
  * `jwt_sub` bucket, and a route can drop a top-level `cors` or `rate_limit` with `none`.
  */
-import { fetchMock } from "cloudflare:test";
 import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, messageCount, uniqueName } from "../helpers/broker";
@@ -160,17 +159,16 @@ describe("bearer_jwt with tokens of real identity providers", () => {
       )) as CryptoKeyPair;
       privateJwk = { ...((await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey), kid: "k1", alg: "RS256" };
       publicJwk = { ...((await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey), kid: "k1", alg: "RS256" } as JsonWebKey;
-      fetchMock.activate();
-      fetchMock.disableNetConnect();
+      realFetch = globalThis.fetch;
+      globalThis.fetch = fetchOnlyIntercepted;
     });
-    afterAll(() => fetchMock.deactivate());
+    afterAll(() => {
+      globalThis.fetch = realFetch;
+    });
 
     it("verifies a token against the issuer's keys (fetched once, then cached), and answers 401 for one naming no key", () =>
       withQueue(async (queue) => {
-        fetchMock
-          .get("https://id.example.test")
-          .intercept({ path: "/.well-known/jwks.json" })
-          .reply(200, { keys: [publicJwk] });
+        interceptOnce(JWKS, () => Response.json({ keys: [publicJwk] }));
         const id = uniqueRouteId("jwks");
         const send = gatewayFor(`routes:\n${route(id, "/in", queue, `auth: { bearer_jwt: { jwks_url: "${JWKS}", audience: jobs } }`)}`);
         const token = await sign({ sub: "u1", aud: "jobs", exp: now() + 60 }, privateJwk, "RS256");
@@ -191,7 +189,7 @@ describe("bearer_jwt with tokens of real identity providers", () => {
       }));
 
     it("answers 503 with Retry-After while the key set cannot be fetched", async () => {
-      fetchMock.get("https://down.example.test").intercept({ path: "/jwks" }).reply(500, "down");
+      interceptOnce("https://down.example.test/jwks", () => new Response("down", { status: 500 }));
       const send = gatewayFor(
         `routes:\n${route(uniqueRouteId("down"), "/in", "unused", 'auth: { bearer_jwt: { jwks_url: "https://down.example.test/jwks" } }')}`,
       );
@@ -202,6 +200,21 @@ describe("bearer_jwt with tokens of real identity providers", () => {
     });
   });
 });
+
+/**
+ * The key-set server: each intercepted URL answers once, and any other fetch fails as a network
+ * error would (no request leaves the test).
+ */
+const intercepted = new Map<string, Array<() => Response>>();
+let realFetch: typeof fetch;
+const interceptOnce = (url: string, answer: () => Response): void => {
+  intercepted.set(url, [...(intercepted.get(url) ?? []), answer]);
+};
+const fetchOnlyIntercepted: typeof fetch = (input, init) => {
+  const url = new Request(input, init).url;
+  const answer = intercepted.get(url)?.shift();
+  return answer ? Promise.resolve(answer()) : Promise.reject(new TypeError(`fetch to ${url}: no network in this test`));
+};
 
 /** An HS256 token with extra header fields (hono's sign sets only alg and typ). */
 const hs256 = async (header: Record<string, string>, payload: Record<string, unknown>, secret: string): Promise<string> => {

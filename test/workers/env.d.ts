@@ -1,7 +1,9 @@
-import type { Env } from "../../src/env";
+import type { Env as GatewayBindings } from "../../src/env";
 
-declare module "cloudflare:test" {
-  // Declaration merging: the test env is the Worker's.
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-  interface ProvidedEnv extends Env {}
+declare global {
+  namespace Cloudflare {
+    // Declaration merging: the test env (`env` of cloudflare:test) is the Worker's.
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+    interface Env extends GatewayBindings {}
+  }
 }

@@ -6,7 +6,7 @@
  * there to fetch. On a sharded route too, where a caller's consumes and requests go to its own
  * shard, which is where it is charged even for an id of another shard (the other caller's here).
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { BROKER_URL, messageCount, publishDirect, uniqueName, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 import { withResponder } from "./responder";
@@ -55,9 +55,13 @@ describe("settling leases over the caller's rate limit", () => {
 describe("fetching an async reply over the caller's rate limit", () => {
   it.each([1, 4])("is 429, counted as rejected, and the reply is still there for another caller (%i shard(s))", async (shards) => {
     const queue = uniqueName("limited-reply");
+    let answered = 0;
     await withResponder(
       queue,
-      (request) => ({ body: `reply to ${request.bodyToString() ?? ""}` }),
+      (request) => {
+        answered++;
+        return { body: `reply to ${request.bodyToString() ?? ""}` };
+      },
       async () => {
         const id = uniqueRouteId("limited-reply");
         const send = gatewayFor(
@@ -70,7 +74,10 @@ describe("fetching an async reply over the caller's rate limit", () => {
         };
         // A's budget of 2: two requests.
         const [one, two] = [await ask("one"), await ask("two")];
-        // Both replies in, fetched by B (a budget of its own), who may read any reply it knows the id of.
+        // Both replies in, fetched by B (a budget of its own), who may read any reply it knows the id
+        // of. Each of B's polls counts against its budget of 2, so B asks only once both are answered.
+        await vi.waitUntil(() => answered === 2, { timeout: 5000, interval: 20 });
+        await new Promise((resolve) => setTimeout(resolve, 200));
         const fetched = async (location: string) => {
           for (let tries = 0; tries < 50; tries++) {
             const answer = await send("GET", location, { headers: B });

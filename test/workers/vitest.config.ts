@@ -1,8 +1,20 @@
-import { defineWorkersProject } from "@cloudflare/vitest-pool-workers/config";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineProject } from "vitest/config";
 
 const root = new URL("../..", import.meta.url).pathname;
 
-export default defineWorkersProject({
+export default defineProject({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: `${root}/wrangler.toml` },
+      // The tests' broker, when the user points them elsewhere (process.env inside workerd).
+      // LOG_LEVEL none: the route objects' connection events stay out of the test output (the
+      // tests that read log lines give the gateway its own level, see gateway.ts).
+      miniflare: {
+        bindings: { LOG_LEVEL: "none", ...(process.env.AMQP_TEST_URL ? { AMQP_TEST_URL: process.env.AMQP_TEST_URL } : {}) },
+      },
+    }),
+  ],
   test: {
     name: "workers",
     root,
@@ -12,20 +24,5 @@ export default defineWorkersProject({
     testTimeout: 30_000,
     // Before the black-box project, whose fault tests stop and restart the broker.
     sequence: { groupOrder: 1 },
-    poolOptions: {
-      workers: {
-        // The Durable Objects hold live broker sockets across tests, which per-test storage
-        // snapshots cannot capture; each test uses its own route ids and queues instead.
-        singleWorker: true,
-        isolatedStorage: false,
-        wrangler: { configPath: `${root}/wrangler.toml` },
-        // The tests' broker, when the user points them elsewhere (process.env inside workerd).
-        // LOG_LEVEL none: the route objects' connection events stay out of the test output (the
-        // tests that read log lines give the gateway its own level, see gateway.ts).
-        miniflare: {
-          bindings: { LOG_LEVEL: "none", ...(process.env.AMQP_TEST_URL ? { AMQP_TEST_URL: process.env.AMQP_TEST_URL } : {}) },
-        },
-      },
-    },
   },
 });
