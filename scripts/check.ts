@@ -4,6 +4,7 @@
  * and exits 1; prints a summary and exits 0 when it is valid. With `--live` it then connects to
  * each broker and verifies the topology and the routes' exchanges and queues (creating nothing).
  */
+import { capacityWarnings } from "../src/config/capacity";
 import { envReferences } from "../src/config/env-references";
 import { resolveConfig } from "../src/config/resolve-config";
 import { liveCheck } from "./lib/live-check";
@@ -17,6 +18,7 @@ const resolved = resolveConfig(config, Object.fromEntries(names.map((name) => [n
 if (!resolved.ok) fail(resolved.problems.map((problem) => `${displayPath(path)}: ${problem}`));
 process.stdout.write(`${displayPath(path)}: ${config.routes.length} route(s), valid\n`);
 if (names.length > 0) process.stdout.write(`reads from the environment: ${names.join(", ")}\n`);
+for (const warning of capacityWarnings(config)) process.stdout.write(`${displayPath(path)}: warning: ${warning}\n`);
 
 if (process.argv.includes("--live")) {
   const unset = names.filter((name) => process.env[name] === undefined);

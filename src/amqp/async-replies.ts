@@ -37,6 +37,14 @@ export class AsyncReplies {
     return this.#entries.size >= MAX_ASYNC_REPLIES || this.#bytes >= MAX_ASYNC_REPLY_BYTES;
   }
 
+  /** How many requests still wait for their reply (kept ones do not need the connection). */
+  get awaiting(): number {
+    const now = Date.now();
+    let count = 0;
+    for (const entry of this.#entries.values()) if (!entry.message && !entry.failure && entry.expiresAt > now) count++;
+    return count;
+  }
+
   track(id: string, arrival: Promise<ConsumedMessage>, keepMs: number): void {
     const entry: Entry = { expiresAt: Date.now() + keepMs };
     this.#entries.set(id, entry);

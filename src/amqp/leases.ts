@@ -17,6 +17,10 @@ interface Lease {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** Where a route object keeps its lives (see `#life`), and how many. */
+const LIVES_KEY = "lease_lives";
+const LIVES_KEPT = 1000;
+
 /** Outcomes of settled and expired leases are remembered this long, to answer a late or repeated settle clearly. */
 const REMEMBER_MS = 15 * 60 * 1000;
 /** ... and at most this many (the oldest are forgotten first). */
@@ -33,15 +37,29 @@ export class Leases {
   readonly #leases = new Map<string, Lease>();
   readonly #ended = new Map<string, { outcome: LeaseResult["outcome"]; at: number }>();
   readonly #onExpired: () => void;
+  /**
+   * This object's life: the first 8 hex digits of each lease id it hands out. A lease id of
+   * another life was handed out before the object restarted (evicted, or the Worker redeployed),
+   * when its connection closed and the broker put the message back: 410, not "never handed out".
+   */
+  readonly #life = crypto.randomUUID().slice(0, 8);
+  /** The object's earlier lives, from its storage (the most recent {@link LIVES_KEPT}). */
+  readonly #earlierLives: ReadonlySet<string>;
 
-  /** @param onExpired - called once per lease that ran out (for the `expired` counter) */
-  constructor(onExpired: () => void) {
+  /**
+   * @param storage - where the object's lives are kept, so that a lease of an earlier one is told from an id never handed out
+   * @param onExpired - called once per lease that ran out (for the `expired` counter)
+   */
+  constructor(storage: DurableObjectStorage, onExpired: () => void) {
     this.#onExpired = onExpired;
+    const earlier = storage.kv.get<string[]>(LIVES_KEY) ?? [];
+    this.#earlierLives = new Set(earlier);
+    storage.kv.put(LIVES_KEY, [...earlier, this.#life].slice(-LIVES_KEPT));
   }
 
-  /** Leases `delivery` for `timeoutMs`; returns its id. */
+  /** Leases `delivery` for `timeoutMs`; returns its id (a UUID: 96 random bits after the object's life). */
   lease(delivery: AMQPMessage, timeoutMs: number): string {
-    const id = crypto.randomUUID();
+    const id = `${this.#life}${crypto.randomUUID().slice(8)}`;
     const timer = setTimeout(() => {
       if (!this.#leases.delete(id)) return;
       this.#remember(id, "expired");
@@ -91,6 +109,15 @@ export class Leases {
 
   #notHeld(id: string): LeaseResult {
     const ended = this.#ended.get(id);
+    if (!ended && this.#earlierLives.has(id.slice(0, 8))) {
+      return {
+        lease_id: id,
+        status: 410,
+        outcome: "gone",
+        error:
+          "the route's object has restarted since it was leased (evicted or redeployed); the broker has put the message back in the queue",
+      };
+    }
     if (!ended) return { lease_id: id, status: 404, outcome: "unknown", error: "no such lease (never handed out, or long settled)" };
     if (ended.outcome === "expired") {
       return { lease_id: id, status: 410, outcome: "expired", error: "the lease ran out; the message went back to the queue" };

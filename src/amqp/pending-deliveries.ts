@@ -18,6 +18,11 @@ export class PendingDeliveries {
   readonly #pending = new Map<number, Pending>();
   #nextToken = 1;
 
+  /** How many deliveries wait for their settle now. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
   /**
    * Holds `delivery` until settled; requeues it after `holdMs`. Returns its token. `release` is
    * called once it is settled (or requeued): its answer is then out of the Worker's hands.

@@ -7,6 +7,7 @@ import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
+import { IdleDisconnect, KEEP_ALIVE_MS } from "./idle-disconnect";
 import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./hand-over";
 import { OpenWaits } from "./open-waits";
 import { channelMax, newChannel, opsChannel } from "./session-channels";
@@ -52,7 +53,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   readonly #counters: RouteCountersStore;
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
-  readonly #leases = new Leases(() => this.#counters.increment("expired"));
+  readonly #leases: Leases;
   /** Long-poll consumers per connection and queue (a route's queue may come from the request). */
   readonly #waiting = new Map<BrokerConnection, Map<string, WaitingConsumer>>();
   /** Long-polls and streams open per rate-limited caller. */
@@ -69,10 +70,19 @@ export class AmqpRouteObject extends DurableObject<Env> {
   /** Bodies held at once by the object's requests: publishes awaiting confirms, answers being taken. */
   readonly #memory = new MemoryBudget(OBJECT_MEMORY_BYTES);
   readonly #logger: Logger;
+  /** Requests being served now (an idle route's connections close only once none is). */
+  #inFlight = 0;
+  readonly #idle = new IdleDisconnect(
+    () => this.#holdsNothing(),
+    () => this.#disconnectIdle(),
+  );
+  /** Whether a keep-alive alarm is set (routes with `idle_disconnect_s: never`). */
+  #keepAliveSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#counters = new RouteCountersStore(ctx.storage);
+    this.#leases = new Leases(ctx.storage, () => this.#counters.increment("expired"));
     this.#idempotency = new IdempotencyWindow(ctx.storage);
     this.#logger = createLogger(env);
   }
@@ -82,6 +92,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * confirmed or has failed. Never throws: every failure is an outcome.
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
+    return this.#serving(request.route, () => this.#publishManyRequest(request));
+  }
+
+  async #publishManyRequest(request: PublishManyRequest): Promise<PublishManyOutcome> {
     const { route, messages, admission } = request;
     this.#counters.countFor(route.amqp.url);
     const refused = this.#refused(admission);
@@ -191,6 +205,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * the request is confirmed and keeps the reply for {@link reply}. Never throws.
    */
   async request(request: ReplyRequest): Promise<ReplyOutcome> {
+    return this.#serving(request.route, () => this.#replyRequest(request));
+  }
+
+  async #replyRequest(request: ReplyRequest): Promise<ReplyOutcome> {
     const { route, message, id, admission } = request;
     const producer = route.amqp.producer;
     this.#counters.countFor(route.amqp.url);
@@ -253,6 +271,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * or, with `admission`, the refusal of a caller over the route's `rate_limit`.
    */
   reply(id: string, admission?: Admission): ReplyState | RouteFailure {
+    this.#idle.request();
     return this.#refused(admission) ?? this.#asyncReplies.get(id);
   }
 
@@ -269,6 +288,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * settles it; otherwise each stays unacknowledged until the Worker calls {@link settle}.
    */
   async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
+    return this.#serving(route, () => this.#consumeRequest(route, request));
+  }
+
+  async #consumeRequest(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
     const consumer = route.amqp.consumer;
     this.#counters.countFor(route.amqp.url);
     if (request.waitId !== undefined && this.#cancelledWaits.has(request.waitId)) return { ok: true, messages: [] };
@@ -449,6 +472,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
    * and a later take under the same id (a stream's next) takes nothing.
    */
   cancelWait(waitId: string): void {
+    this.#idle.request();
     this.#beingWritten.get(waitId)?.();
     this.#openWaits.close(waitId);
     for (const byQueue of this.#waiting.values()) for (const waiting of byQueue.values()) waiting.leave(waitId);
@@ -503,7 +527,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   async settleLeases(ids: string[], how: LeaseSettlement, admission?: Admission): Promise<LeaseResult[] | RouteFailure> {
     const refused = this.#refused(admission);
     if (refused) return refused;
-    const results = await this.#leases.settle(ids, how);
+    const results = await this.#serving(undefined, () => this.#leases.settle(ids, how));
     const settled = results.filter((result) => result.status === 200).length;
     if (settled > 0) this.#counters.add(how === "ack" ? "acked" : "nacked", settled);
     if (how === "ack") this.#counters.add("consumed", settled);
@@ -521,7 +545,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   /** Acknowledges (the Worker's response is ready) or requeues messages taken without auto-ack. */
   async settle(tokens: number[], outcome: "ack" | "requeue"): Promise<SettleOutcome> {
     try {
-      await Promise.all(tokens.map((token) => this.#pending.settle(token, outcome)));
+      await this.#serving(undefined, () => Promise.all(tokens.map((token) => this.#pending.settle(token, outcome))));
       if (outcome === "ack") this.#counters.add("consumed", tokens.length);
       return { ok: true };
     } catch (error) {
@@ -558,6 +582,64 @@ export class AmqpRouteObject extends DurableObject<Env> {
     const failure = asFailure(error);
     this.#counters.recordError(failure.message);
     return failure;
+  }
+
+  /**
+   * Runs one request's work, counted as in flight: the route is idle only once it is done, and
+   * its idle time starts from its end (a long-poll of 50 s is not idle time). `route` brings the
+   * route's `idle_disconnect_s`; settles and replies keep the setting last seen.
+   */
+  async #serving<T>(route: RouteTarget | undefined, work: () => Promise<T>): Promise<T> {
+    const idleAfter = route?.amqp.idle_disconnect_s;
+    this.#inFlight++;
+    this.#idle.request(idleAfter);
+    if (idleAfter === "never") this.#keepAwake();
+    try {
+      return await work();
+    } finally {
+      this.#inFlight--;
+      this.#idle.request();
+    }
+  }
+
+  /** Nothing is held for a client: no request in flight, no lease, no answer being written or settled, no async reply awaited. */
+  #holdsNothing(): boolean {
+    return (
+      this.#inFlight === 0 &&
+      this.#leases.size === 0 &&
+      this.#pending.size === 0 &&
+      this.#beingWritten.size === 0 &&
+      this.#asyncReplies.awaiting === 0
+    );
+  }
+
+  /** Closes the broker connections of a route idle for its `idle_disconnect_s`; the next request connects again. */
+  #disconnectIdle(): void {
+    if (this.#connections.size === 0) return;
+    for (const connection of this.#connections.values()) {
+      this.#waiting.delete(connection);
+      void connection.close();
+      this.#logger.log("info", "broker disconnected while idle", { connection: connection.settings.name });
+    }
+    this.#connections.clear();
+  }
+
+  /**
+   * Sets the keep-alive alarm of a route that stays connected, unless one is set: an object with
+   * no incoming request or alarm is evicted after 70-140 s (an open socket holds it 15 minutes
+   * at most).
+   */
+  #keepAwake(): void {
+    if (this.#keepAliveSet) return;
+    this.#keepAliveSet = true;
+    void this.ctx.storage.setAlarm(Date.now() + KEEP_ALIVE_MS).catch(() => (this.#keepAliveSet = false));
+  }
+
+  /** The keep-alive alarm: set again while the object holds a connection (and its route says `never`). */
+  override async alarm(): Promise<void> {
+    this.#keepAliveSet = false;
+    if (this.#idle.keepsConnected && this.#connections.size > 0) this.#keepAwake();
+    return Promise.resolve();
   }
 
   /** The connection for `role`, replaced when the route's configuration has changed. */

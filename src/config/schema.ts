@@ -70,6 +70,16 @@ const positiveInteger = (what: string) =>
 /** RabbitMQ's default `max_message_size`; a larger message would close the publishing channel. */
 export const BROKER_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * A route's objects close their broker connections after this many seconds without a request.
+ * A minute: long enough that a route in steady use never reconnects between requests, short
+ * enough that an idle route stops being billed soon (Cloudflare evicts an object without a socket
+ * within 70-140 s), and the first request after it pays one connect (BENCHMARKS.md).
+ */
+export const DEFAULT_IDLE_DISCONNECT_S = 60;
+/** Longest `idle_disconnect_s`: a day (beyond 15 minutes Cloudflare evicts the object anyway). */
+export const MAX_IDLE_DISCONNECT_S = 24 * 60 * 60;
+
 /** Longest idempotency window: 24 hours. */
 export const MAX_DEDUPE_WINDOW_S = 24 * 60 * 60;
 
@@ -245,12 +255,37 @@ const AmqpSchema = strictObject({
    * object is single-threaded, so this is how a busy route scales out (default 1).
    */
   shards: v.optional(v.pipe(positiveInteger("shards"), v.maxValue(64, "shards must be at most 64")), 1),
+  /**
+   * The requests a second the route is expected to serve at its busiest, for `npm run check` to
+   * say whether `shards` are enough (one object serves about 1,000). Informative only.
+   */
+  expected_rps: v.optional(positiveInteger("expected_rps")),
   /** Where Cloudflare should place the route's objects, near the broker (e.g. `weur`); default: near the first request. */
   location_hint: v.optional(
     v.picklist(LOCATION_HINTS, (issue) => `location_hint ${String(issue.input)} is not one of ${LOCATION_HINTS.join(", ")}`),
   ),
   /** Longest wait in milliseconds for one broker operation other than a publish confirm (default 5000). */
   operation_timeout_ms: v.optional(positiveInteger("operation_timeout_ms"), 5000),
+  /**
+   * Seconds without a request after which the route's objects close their broker connections
+   * (once nothing is held for a client), so that Cloudflare can evict them and bill nothing while
+   * the route is idle; the next request connects again. `never`: stay connected (an alarm keeps
+   * each object awake, billed all the time). Default 60.
+   */
+  idle_disconnect_s: v.optional(
+    v.union(
+      [
+        v.pipe(
+          positiveInteger("idle_disconnect_s"),
+          v.maxValue(MAX_IDLE_DISCONNECT_S, `idle_disconnect_s must be at most ${MAX_IDLE_DISCONNECT_S}`),
+        ),
+        v.literal("never"),
+      ],
+      (issue) =>
+        `idle_disconnect_s must be a whole number of seconds (1 to ${MAX_IDLE_DISCONNECT_S}) or "never", not ${JSON.stringify(issue.input)}`,
+    ),
+    DEFAULT_IDLE_DISCONNECT_S,
+  ),
   /** Exchanges, queues and bindings the route needs, declared or verified once per connection. */
   topology: v.optional(TopologySchema),
 });
@@ -291,7 +326,7 @@ const RouteFields = strictObject({
 
 type AmqpSettings = Pick<
   v.InferOutput<typeof AmqpSchema>,
-  "heartbeat_s" | "connect_timeout_ms" | "shards" | "location_hint" | "operation_timeout_ms"
+  "heartbeat_s" | "connect_timeout_ms" | "shards" | "location_hint" | "operation_timeout_ms" | "idle_disconnect_s" | "expected_rps"
 >;
 export type ProducerConfig = v.InferOutput<typeof ProducerSchema>;
 export type ConsumerConfig = v.InferOutput<typeof ConsumerSchema>;

@@ -1,0 +1,84 @@
+/**
+ * `idle_disconnect_s`: a route's objects close their broker connections once the route has had
+ * no request for that long and nothing is held for a client, and the next request connects
+ * again; `never` keeps them, with an alarm that keeps the object awake. (Whether the broker sees
+ * the connection go is checked from outside, in test/e2e/idle-disconnect.test.ts.)
+ */
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
+import { gatewayFor, uniqueRouteId } from "./gateway";
+
+const json = { "content-type": "application/json" };
+
+const routes = (id: string, queue: string, idle: string) => `
+routes:
+  - { id: ${id}-in, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", idle_disconnect_s: ${idle}, producer: { routing_key: ${queue} } } }
+  - { id: ${id}, path: /jobs, amqp: { enabled: true, url: "${BROKER_URL}", idle_disconnect_s: ${idle}, consumer: { queue: ${queue}, ack: lease, lease_timeout_ms: 20000 } } }
+`;
+
+const connected = async (send: ReturnType<typeof gatewayFor>, id: string): Promise<boolean> => {
+  const stats = (await (await send("GET", "/amqp")).json()) as Record<string, { connected: boolean }>;
+  return stats[id]?.connected ?? false;
+};
+
+const withQueue = async (test: (queue: string) => Promise<void>) => {
+  const queue = uniqueName("idle");
+  await declareQueue(queue);
+  try {
+    await test(queue);
+  } finally {
+    await deleteQueue(queue);
+  }
+};
+
+describe("a route with idle_disconnect_s", () => {
+  it("closes its connection after that long without a request, and the next request connects again", () =>
+    withQueue(async (queue) => {
+      const id = uniqueRouteId("idle");
+      const send = gatewayFor(routes(id, queue, "1"));
+      expect((await send("POST", "/in", { body: '"first"', headers: json })).status).toBe(202);
+      expect(await connected(send, `${id}-in`)).toBe(true);
+      await vi.waitUntil(async () => !(await connected(send, `${id}-in`)), { timeout: 4000, interval: 100 });
+      expect((await send("POST", "/in", { body: '"second"', headers: json })).status).toBe(202);
+      expect(await connected(send, `${id}-in`)).toBe(true);
+      expect((await drain(queue)).map((message) => message.bodyString())).toEqual(['"first"', '"second"']);
+    }));
+
+  it(
+    "keeps its connection while a lease is held, and lets go once it is settled",
+    () =>
+      withQueue(async (queue) => {
+        const id = uniqueRouteId("idle-lease");
+        const send = gatewayFor(routes(id, queue, "1"));
+        await publishDirect(queue, "leased");
+        const taken = await send("GET", "/jobs");
+        expect(taken.status).toBe(200);
+        const leaseId = taken.headers.get("x-lease-id") ?? "";
+        // Three times the idle time: the lease holds the connection (closing it would requeue the message).
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        expect(await connected(send, id)).toBe(true);
+        const acked = await send("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [leaseId] }) });
+        expect(((await acked.json()) as { results: Array<{ outcome: string }> }).results[0]?.outcome).toBe("acked");
+        // Looked at again every few seconds while something was held.
+        await vi.waitUntil(async () => !(await connected(send, id)), { timeout: 9000, interval: 200 });
+        expect(await messageCount(queue)).toBe(0);
+      }),
+    20_000,
+  );
+
+  it("never: keeps its connection, and an alarm wakes the object while it is connected", () =>
+    withQueue(async (queue) => {
+      const id = uniqueRouteId("never");
+      const send = gatewayFor(routes(id, queue, "never"));
+      expect((await send("POST", "/in", { body: '"kept"', headers: json })).status).toBe(202);
+      const stub = env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(`${id}-in`));
+      const alarm = await runInDurableObject(stub, (_, state) => state.storage.getAlarm());
+      expect(alarm).toBeGreaterThan(Date.now());
+      expect(await runDurableObjectAlarm(stub)).toBe(true);
+      // Set again by the alarm, since the object is still connected.
+      expect(await runInDurableObject(stub, (_, state) => state.storage.getAlarm())).toBeGreaterThan(Date.now());
+      expect(await connected(send, `${id}-in`)).toBe(true);
+      expect(await messageCount(queue)).toBe(1);
+    }));
+});
