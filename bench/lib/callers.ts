@@ -13,6 +13,7 @@
  * - The many-callers rig (test/helpers/many-callers.ts) at full size, over both transports.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { Agent, fetch as fetchOwnConnections } from "undici";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import {
   HONEST_KEY,
@@ -43,6 +44,8 @@ export interface FairnessRun {
   /** The honest caller's requests and how many were not 2xx. */
   requests: number;
   failures: number;
+  /** The honest caller's answers that were not 2xx, by status. */
+  failed: Record<string, number>;
   p50: number;
   p99: number;
   /** The hostile caller's answers, by status. */
@@ -219,40 +222,48 @@ const fairnessRuns = async (port: number, seconds: number, log: (line: string) =
       const deadline = Date.now() + seconds * 1000;
       const hostileAnswers: Array<number | string> = [];
       const latencies: number[] = [];
-      let failures = 0;
+      const failed: Array<number | string> = [];
       const flooding = Array.from({ length: loops }, async () => {
         while (Date.now() < deadline) hostileAnswers.push(await act());
       });
       // Let the flood build up before the honest caller is measured.
       await sleep(loops > 0 ? 1000 : 0);
+      // The honest caller has connections of its own, as a caller elsewhere would: on the
+      // process's shared pool, a socket the gateway closed under a hostile upload (a 503 before
+      // the body was read) could be handed to an honest request, whose "failure" would be ours.
+      const ownConnections = new Agent({ connections: 8 });
+      const honestFetch = (url: string, init: RequestInit = {}) =>
+        fetchOwnConnections(url, { ...(init as object), dispatcher: ownConnections }) as unknown as Promise<Response>;
       const honestLoops = Array.from({ length: 8 }, async (_, index) => {
         for (let n = 0; Date.now() < deadline; n++) {
           const started = Date.now();
           const answer =
             (index + n) % 2 === 0
               ? await status(
-                  fetch(`${base}/honest?ex=${names.exchange}`, {
+                  honestFetch(`${base}/honest?ex=${names.exchange}`, {
                     method: "POST",
                     body: JSON.stringify({ index, n }),
                     headers: { ...honest, "content-type": "application/json" },
                   }),
                 )
-              : await status(fetch(`${base}/honest`, { headers: honest }));
+              : await status(honestFetch(`${base}/honest`, { headers: honest }));
           latencies.push(Date.now() - started);
-          if (typeof answer !== "number" || answer >= 300) failures++;
+          if (typeof answer !== "number" || answer >= 300) failed.push(answer);
         }
       });
       await Promise.all([...flooding, ...honestLoops]);
+      await ownConnections.close();
       const result: FairnessRun = {
         flood,
         requests: latencies.length,
-        failures,
+        failures: failed.length,
+        failed: tally(failed),
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         hostile: tally(hostileAnswers),
       };
       log(
-        `  callers | fairness | flood: ${flood} | honest ${result.requests} requests, ${result.failures} failed, p50 ${result.p50} ms, p99 ${result.p99} ms | hostile ${JSON.stringify(result.hostile)}`,
+        `  callers | fairness | flood: ${flood} | honest ${result.requests} requests, ${result.failures} failed ${JSON.stringify(result.failed)}, p50 ${result.p50} ms, p99 ${result.p99} ms | hostile ${JSON.stringify(result.hostile)}`,
       );
       runs.push(result);
       await sleep(2500);

@@ -143,7 +143,7 @@ export const callersVerdicts = (report: Report): Verdict[] => {
         run.flood === "none"
           ? "an honest caller alone on the route: its success and latency (the baseline)"
           : `an honest caller beside a flood of ${run.flood} on the same route: every request succeeds (p99 shown against the baseline)`,
-      measured: `${run.requests - run.failures} of ${run.requests} succeeded; p50 ${run.p50} ms, p99 ${run.p99} ms${alone && run !== alone ? ` (alone: ${alone.p99} ms)` : ""}`,
+      measured: `${run.requests - run.failures} of ${run.requests} succeeded${run.failures > 0 ? ` (failed: ${JSON.stringify(run.failed)})` : ""}; p50 ${run.p50} ms, p99 ${run.p99} ms${alone && run !== alone ? ` (alone: ${alone.p99} ms)` : ""}`,
       met: run.failures === 0 && run.requests > 0,
     });
   }
