@@ -10,7 +10,9 @@
  * - Fairness: an honest caller (small publishes and GETs on its own queue of the route) alone,
  *   then during each flood a hostile caller can make on the same route: 1 MiB bodies, missing
  *   queues, 1,000 long-polls, 200 streams. Its success and p99 latency during each.
- * - The many-callers rig (test/helpers/many-callers.ts) at full size, over both transports.
+ * - The many-callers rig (test/helpers/many-callers.ts) at full size, over both transports; on one
+ *   shard, again while workerd's inspector collects garbage every half second, for the isolate's
+ *   live memory (its RSS peak is mostly garbage not collected yet).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { Agent, fetch as fetchOwnConnections } from "undici";
@@ -27,6 +29,7 @@ import {
 } from "../../test/helpers/many-callers";
 import { AMQP_URL, withChannel } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
+import { connectInspector } from "./inspector";
 import { CEILING_PREFIX } from "./worker-paths";
 
 export interface MemoryRun {
@@ -52,10 +55,44 @@ export interface FairnessRun {
   hostile: Record<string, number>;
 }
 
+/**
+ * The many-callers rig again, its isolate's live memory read through workerd's inspector: a full
+ * garbage collection every {@link LIVE_EVERY_MS}, then the JS heap in use and the bytes of
+ * ArrayBuffers, the most of them over the run.
+ */
+export interface LiveRun {
+  /** The most the isolate held alive after a collection, JS heap and ArrayBuffers (MB). */
+  liveMaxMb: number;
+  /** Its two parts at that moment (MB). */
+  heapMb: number;
+  buffersMb: number;
+  /** Collections made during the run, and how often. */
+  samples: number;
+  everyMs: number;
+  /** Workerd's peak RSS above idle during this run (with the collections). */
+  peakAboveIdleMb: number;
+  accepted: number;
+  /** Honest answers that were not 2xx in this run (shown: the plain run is the one judged on them). */
+  honestFailures: string[];
+  false202: number;
+  strangers: number;
+  duplicates: number;
+}
+
 export interface CallersFigures {
   memory: MemoryRun[];
   fairness: FairnessRun[];
-  many: Array<ManyCallersReport & { transport: string; shards: number; autoAck: boolean; seconds: number; peakAboveIdleMb: number }>;
+  many: Array<
+    ManyCallersReport & {
+      transport: string;
+      shards: number;
+      autoAck: boolean;
+      seconds: number;
+      peakAboveIdleMb: number;
+      /** The same load again with a full garbage collection each half second (one shard only). */
+      live?: LiveRun;
+    }
+  >;
 }
 
 const MiB = 1024 * 1024;
@@ -275,7 +312,17 @@ const fairnessRuns = async (port: number, seconds: number, log: (line: string) =
   return runs;
 };
 
-/** The many-callers rig at full size: honest callers beside a hostile one doing everything at once. */
+/** How often the live-memory run collects the isolate's garbage and reads what is left. */
+const LIVE_EVERY_MS = 500;
+
+/**
+ * The many-callers rig at full size: honest callers beside a hostile one doing everything at once.
+ * Workerd's peak RSS is read for each; with one shard (the Worker and one route object, as one
+ * isolate of 128 MB would hold them) the rig runs again on the same gateway while its inspector
+ * collects garbage every half second, for what the isolate holds alive: the RSS peak is mostly
+ * garbage V8 had not collected yet, which the isolate's limit does not count against it (V8
+ * collects before it would exceed its heap's limit).
+ */
 const manyRuns = async (port: number, seconds: number, log: (line: string) => void): Promise<CallersFigures["many"]> => {
   const runs: CallersFigures["many"] = [];
   for (const { transport, shards, autoAck } of [
@@ -286,24 +333,73 @@ const manyRuns = async (port: number, seconds: number, log: (line: string) => vo
     await setUpManyCallers(names, AMQP_URL, 100);
     const brokerUrl = transport === "ws" ? "ws://guest:guest@127.0.0.1:15670/?vhost=/" : AMQP_URL;
     writeRoutes(manyCallersRoutes(names, { brokerUrl, adminUrl: AMQP_URL, shards, autoAck }));
+    const inspectorPort = shards === 1 ? port + 1 : undefined;
     let gateway: LocalGateway | undefined;
     try {
-      gateway = await startLocalGateway({ host: "127.0.0.1", port });
+      gateway = await startLocalGateway({ host: "127.0.0.1", port, inspectorPort });
+      const pid = gateway.runtimePid;
       const common = { gatewayUrl: gateway.url, names, adminUrl: AMQP_URL, autoAck, dedupe: shards === 1 };
+      const full = { ...common, seconds, honestPublishers: 32, honestConsumers: 16, hostileLoops: 4 };
       await runManyCallers({ ...common, seconds: 2, honestPublishers: 1, honestConsumers: 1, hostileLoops: 1 });
       await sleep(2000);
-      const idle = procStatus(gateway.runtimePid, "VmRSS");
-      resetPeak(gateway.runtimePid);
-      const report = await runManyCallers({ ...common, seconds, honestPublishers: 32, honestConsumers: 16, hostileLoops: 4 });
-      const peakAboveIdleMb = procStatus(gateway.runtimePid, "VmHWM") - idle;
+      const idle = procStatus(pid, "VmRSS");
+      resetPeak(pid);
+      const report = await runManyCallers(full);
+      const peakAboveIdleMb = procStatus(pid, "VmHWM") - idle;
       log(
         `  callers | many callers | ${transport}://, ${shards} shard(s), auto_ack ${autoAck} | honest ${JSON.stringify(report.honestPublishes)} ${JSON.stringify(report.honestConsumes)}, p99 ${report.honestP99} ms | false 202s ${report.false202.length}, honest failures ${report.honestFailures.length}, duplicates ${report.duplicates.length}, strangers ${report.strangers.length} | peak +${peakAboveIdleMb.toFixed(1)} MB`,
       );
-      runs.push({ ...report, transport, shards, autoAck, seconds, peakAboveIdleMb });
+      const live = inspectorPort === undefined ? undefined : await liveRun(inspectorPort, pid, () => runManyCallers(full));
+      if (live) {
+        log(
+          `  callers | many callers | ${transport}://, ${shards} shard(s), collected every ${LIVE_EVERY_MS} ms | live at most ${live.liveMaxMb.toFixed(1)} MB (heap ${live.heapMb.toFixed(1)}, buffers ${live.buffersMb.toFixed(1)}) over ${live.samples} collections | peak +${live.peakAboveIdleMb.toFixed(1)} MB | honest failures ${live.honestFailures.length} ${JSON.stringify(live.honestFailures)}`,
+        );
+      }
+      runs.push({ ...report, transport, shards, autoAck, seconds, peakAboveIdleMb, ...(live ? { live } : {}) });
     } finally {
       await gateway?.stop();
       await tearDownManyCallers(names, AMQP_URL);
     }
   }
   return runs;
+};
+
+/** Runs `load` while collecting the isolate's garbage every {@link LIVE_EVERY_MS} and reading what is alive. */
+const liveRun = async (inspectorPort: number, pid: number | undefined, load: () => Promise<ManyCallersReport>): Promise<LiveRun> => {
+  const MB = 1024 * 1024;
+  const inspector = await connectInspector(inspectorPort);
+  try {
+    // Idle again, without the first run's garbage.
+    await inspector.liveHeap();
+    await sleep(2000);
+    const idle = procStatus(pid, "VmRSS");
+    resetPeak(pid);
+    let done = false;
+    let most = { liveMaxMb: 0, heapMb: 0, buffersMb: 0 };
+    let samples = 0;
+    const sampling = (async () => {
+      while (!done) {
+        const usage = await inspector.liveHeap();
+        samples++;
+        const [heapMb, buffersMb] = [usage.usedSize / MB, usage.backingStorageSize / MB];
+        if (heapMb + buffersMb > most.liveMaxMb) most = { liveMaxMb: heapMb + buffersMb, heapMb, buffersMb };
+        await sleep(LIVE_EVERY_MS);
+      }
+    })();
+    const report = await load().finally(() => (done = true));
+    await sampling;
+    return {
+      ...most,
+      samples,
+      everyMs: LIVE_EVERY_MS,
+      peakAboveIdleMb: procStatus(pid, "VmHWM") - idle,
+      accepted: report.accepted,
+      honestFailures: report.honestFailures.slice(0, 5),
+      false202: report.false202.length,
+      strangers: report.strangers.length,
+      duplicates: report.duplicates.length,
+    };
+  } finally {
+    inspector.close();
+  }
 };
