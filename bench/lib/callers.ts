@@ -29,7 +29,7 @@ import {
 } from "../../test/helpers/many-callers";
 import { AMQP_URL, withChannel } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
-import { connectInspector } from "./inspector";
+import { connectInspector, mostAliveDuring } from "../../test/helpers/inspector";
 import { CEILING_PREFIX } from "./worker-paths";
 
 export interface MemoryRun {
@@ -366,7 +366,6 @@ const manyRuns = async (port: number, seconds: number, log: (line: string) => vo
 
 /** Runs `load` while collecting the isolate's garbage every {@link LIVE_EVERY_MS} and reading what is alive. */
 const liveRun = async (inspectorPort: number, pid: number | undefined, load: () => Promise<ManyCallersReport>): Promise<LiveRun> => {
-  const MB = 1024 * 1024;
   const inspector = await connectInspector(inspectorPort);
   try {
     // Idle again, without the first run's garbage.
@@ -374,23 +373,12 @@ const liveRun = async (inspectorPort: number, pid: number | undefined, load: () 
     await sleep(2000);
     const idle = procStatus(pid, "VmRSS");
     resetPeak(pid);
-    let done = false;
-    let most = { liveMaxMb: 0, heapMb: 0, buffersMb: 0 };
-    let samples = 0;
-    const sampling = (async () => {
-      while (!done) {
-        const usage = await inspector.liveHeap();
-        samples++;
-        const [heapMb, buffersMb] = [usage.usedSize / MB, usage.backingStorageSize / MB];
-        if (heapMb + buffersMb > most.liveMaxMb) most = { liveMaxMb: heapMb + buffersMb, heapMb, buffersMb };
-        await sleep(LIVE_EVERY_MS);
-      }
-    })();
-    const report = await load().finally(() => (done = true));
-    await sampling;
+    const { result: report, most } = await mostAliveDuring(inspector, LIVE_EVERY_MS, load);
     return {
-      ...most,
-      samples,
+      liveMaxMb: most.liveMb,
+      heapMb: most.heapMb,
+      buffersMb: most.buffersMb,
+      samples: most.samples,
       everyMs: LIVE_EVERY_MS,
       peakAboveIdleMb: procStatus(pid, "VmHWM") - idle,
       accepted: report.accepted,

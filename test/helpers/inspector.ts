@@ -63,3 +63,40 @@ export const connectInspector = async (port: number): Promise<Inspector> => {
     close: () => socket.close(),
   };
 };
+
+/** The most of the isolate's memory found alive while a load ran. */
+export interface MostAlive {
+  /** JS heap and ArrayBuffers together, in MB, at the sample where they were the most. */
+  liveMb: number;
+  heapMb: number;
+  buffersMb: number;
+  /** How many collections were made. */
+  samples: number;
+}
+
+/**
+ * Runs `load` while collecting the isolate's garbage every `everyMs` and reading what is left
+ * alive: what the gateway holds, which the resident set (mostly garbage not collected yet, and
+ * memory the allocator keeps) cannot tell. Samples can miss a burst shorter than `everyMs`.
+ */
+export const mostAliveDuring = async <T>(
+  inspector: Inspector,
+  everyMs: number,
+  load: () => Promise<T>,
+): Promise<{ result: T; most: MostAlive }> => {
+  const MB = 1024 * 1024;
+  let done = false;
+  const most: MostAlive = { liveMb: 0, heapMb: 0, buffersMb: 0, samples: 0 };
+  const sampling = (async () => {
+    while (!done) {
+      const usage = await inspector.liveHeap();
+      most.samples++;
+      const [heapMb, buffersMb] = [usage.usedSize / MB, usage.backingStorageSize / MB];
+      if (heapMb + buffersMb > most.liveMb) Object.assign(most, { liveMb: heapMb + buffersMb, heapMb, buffersMb });
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  const result = await load().finally(() => (done = true));
+  await sampling;
+  return { result, most };
+};
