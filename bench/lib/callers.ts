@@ -10,9 +10,12 @@
  * - Fairness: an honest caller (small publishes and GETs on its own queue of the route) alone,
  *   then during each flood a hostile caller can make on the same route: 1 MiB bodies, missing
  *   queues, 1,000 long-polls, 200 streams. Its success and p99 latency during each.
- * - The many-callers rig (test/helpers/many-callers.ts) at full size, over both transports.
+ * - The many-callers rig (test/helpers/many-callers.ts) at full size, over both transports; on one
+ *   shard, again while workerd's inspector collects garbage every half second, for the isolate's
+ *   live memory (its RSS peak is mostly garbage not collected yet).
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { Agent, fetch as fetchOwnConnections } from "undici";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import {
   HONEST_KEY,
@@ -26,6 +29,7 @@ import {
 } from "../../test/helpers/many-callers";
 import { AMQP_URL, withChannel } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
+import { connectInspector, mostAliveDuring } from "../../test/helpers/inspector";
 import { CEILING_PREFIX } from "./worker-paths";
 
 export interface MemoryRun {
@@ -43,16 +47,52 @@ export interface FairnessRun {
   /** The honest caller's requests and how many were not 2xx. */
   requests: number;
   failures: number;
+  /** The honest caller's answers that were not 2xx, by status. */
+  failed: Record<string, number>;
   p50: number;
   p99: number;
   /** The hostile caller's answers, by status. */
   hostile: Record<string, number>;
 }
 
+/**
+ * The many-callers rig again, its isolate's live memory read through workerd's inspector: a full
+ * garbage collection every {@link LIVE_EVERY_MS}, then the JS heap in use and the bytes of
+ * ArrayBuffers, the most of them over the run.
+ */
+export interface LiveRun {
+  /** The most the isolate held alive after a collection, JS heap and ArrayBuffers (MB). */
+  liveMaxMb: number;
+  /** Its two parts at that moment (MB). */
+  heapMb: number;
+  buffersMb: number;
+  /** Collections made during the run, and how often. */
+  samples: number;
+  everyMs: number;
+  /** Workerd's peak RSS above idle during this run (with the collections). */
+  peakAboveIdleMb: number;
+  accepted: number;
+  /** Honest answers that were not 2xx in this run (shown: the plain run is the one judged on them). */
+  honestFailures: string[];
+  false202: number;
+  strangers: number;
+  duplicates: number;
+}
+
 export interface CallersFigures {
   memory: MemoryRun[];
   fairness: FairnessRun[];
-  many: Array<ManyCallersReport & { transport: string; shards: number; autoAck: boolean; seconds: number; peakAboveIdleMb: number }>;
+  many: Array<
+    ManyCallersReport & {
+      transport: string;
+      shards: number;
+      autoAck: boolean;
+      seconds: number;
+      peakAboveIdleMb: number;
+      /** The same load again with a full garbage collection each half second (one shard only). */
+      live?: LiveRun;
+    }
+  >;
 }
 
 const MiB = 1024 * 1024;
@@ -219,40 +259,48 @@ const fairnessRuns = async (port: number, seconds: number, log: (line: string) =
       const deadline = Date.now() + seconds * 1000;
       const hostileAnswers: Array<number | string> = [];
       const latencies: number[] = [];
-      let failures = 0;
+      const failed: Array<number | string> = [];
       const flooding = Array.from({ length: loops }, async () => {
         while (Date.now() < deadline) hostileAnswers.push(await act());
       });
       // Let the flood build up before the honest caller is measured.
       await sleep(loops > 0 ? 1000 : 0);
+      // The honest caller has connections of its own, as a caller elsewhere would: on the
+      // process's shared pool, a socket the gateway closed under a hostile upload (a 503 before
+      // the body was read) could be handed to an honest request, whose "failure" would be ours.
+      const ownConnections = new Agent({ connections: 8 });
+      const honestFetch = (url: string, init: RequestInit = {}) =>
+        fetchOwnConnections(url, { ...(init as object), dispatcher: ownConnections }) as unknown as Promise<Response>;
       const honestLoops = Array.from({ length: 8 }, async (_, index) => {
         for (let n = 0; Date.now() < deadline; n++) {
           const started = Date.now();
           const answer =
             (index + n) % 2 === 0
               ? await status(
-                  fetch(`${base}/honest?ex=${names.exchange}`, {
+                  honestFetch(`${base}/honest?ex=${names.exchange}`, {
                     method: "POST",
                     body: JSON.stringify({ index, n }),
                     headers: { ...honest, "content-type": "application/json" },
                   }),
                 )
-              : await status(fetch(`${base}/honest`, { headers: honest }));
+              : await status(honestFetch(`${base}/honest`, { headers: honest }));
           latencies.push(Date.now() - started);
-          if (typeof answer !== "number" || answer >= 300) failures++;
+          if (typeof answer !== "number" || answer >= 300) failed.push(answer);
         }
       });
       await Promise.all([...flooding, ...honestLoops]);
+      await ownConnections.close();
       const result: FairnessRun = {
         flood,
         requests: latencies.length,
-        failures,
+        failures: failed.length,
+        failed: tally(failed),
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         hostile: tally(hostileAnswers),
       };
       log(
-        `  callers | fairness | flood: ${flood} | honest ${result.requests} requests, ${result.failures} failed, p50 ${result.p50} ms, p99 ${result.p99} ms | hostile ${JSON.stringify(result.hostile)}`,
+        `  callers | fairness | flood: ${flood} | honest ${result.requests} requests, ${result.failures} failed ${JSON.stringify(result.failed)}, p50 ${result.p50} ms, p99 ${result.p99} ms | hostile ${JSON.stringify(result.hostile)}`,
       );
       runs.push(result);
       await sleep(2500);
@@ -264,7 +312,17 @@ const fairnessRuns = async (port: number, seconds: number, log: (line: string) =
   return runs;
 };
 
-/** The many-callers rig at full size: honest callers beside a hostile one doing everything at once. */
+/** How often the live-memory run collects the isolate's garbage and reads what is left. */
+const LIVE_EVERY_MS = 500;
+
+/**
+ * The many-callers rig at full size: honest callers beside a hostile one doing everything at once.
+ * Workerd's peak RSS is read for each; with one shard (the Worker and one route object, as one
+ * isolate of 128 MB would hold them) the rig runs again on the same gateway while its inspector
+ * collects garbage every half second, for what the isolate holds alive: the RSS peak is mostly
+ * garbage V8 had not collected yet, which the isolate's limit does not count against it (V8
+ * collects before it would exceed its heap's limit).
+ */
 const manyRuns = async (port: number, seconds: number, log: (line: string) => void): Promise<CallersFigures["many"]> => {
   const runs: CallersFigures["many"] = [];
   for (const { transport, shards, autoAck } of [
@@ -275,24 +333,61 @@ const manyRuns = async (port: number, seconds: number, log: (line: string) => vo
     await setUpManyCallers(names, AMQP_URL, 100);
     const brokerUrl = transport === "ws" ? "ws://guest:guest@127.0.0.1:15670/?vhost=/" : AMQP_URL;
     writeRoutes(manyCallersRoutes(names, { brokerUrl, adminUrl: AMQP_URL, shards, autoAck }));
+    const inspectorPort = shards === 1 ? port + 1 : undefined;
     let gateway: LocalGateway | undefined;
     try {
-      gateway = await startLocalGateway({ host: "127.0.0.1", port });
+      gateway = await startLocalGateway({ host: "127.0.0.1", port, inspectorPort });
+      const pid = gateway.runtimePid;
       const common = { gatewayUrl: gateway.url, names, adminUrl: AMQP_URL, autoAck, dedupe: shards === 1 };
+      const full = { ...common, seconds, honestPublishers: 32, honestConsumers: 16, hostileLoops: 4 };
       await runManyCallers({ ...common, seconds: 2, honestPublishers: 1, honestConsumers: 1, hostileLoops: 1 });
       await sleep(2000);
-      const idle = procStatus(gateway.runtimePid, "VmRSS");
-      resetPeak(gateway.runtimePid);
-      const report = await runManyCallers({ ...common, seconds, honestPublishers: 32, honestConsumers: 16, hostileLoops: 4 });
-      const peakAboveIdleMb = procStatus(gateway.runtimePid, "VmHWM") - idle;
+      const idle = procStatus(pid, "VmRSS");
+      resetPeak(pid);
+      const report = await runManyCallers(full);
+      const peakAboveIdleMb = procStatus(pid, "VmHWM") - idle;
       log(
         `  callers | many callers | ${transport}://, ${shards} shard(s), auto_ack ${autoAck} | honest ${JSON.stringify(report.honestPublishes)} ${JSON.stringify(report.honestConsumes)}, p99 ${report.honestP99} ms | false 202s ${report.false202.length}, honest failures ${report.honestFailures.length}, duplicates ${report.duplicates.length}, strangers ${report.strangers.length} | peak +${peakAboveIdleMb.toFixed(1)} MB`,
       );
-      runs.push({ ...report, transport, shards, autoAck, seconds, peakAboveIdleMb });
+      const live = inspectorPort === undefined ? undefined : await liveRun(inspectorPort, pid, () => runManyCallers(full));
+      if (live) {
+        log(
+          `  callers | many callers | ${transport}://, ${shards} shard(s), collected every ${LIVE_EVERY_MS} ms | live at most ${live.liveMaxMb.toFixed(1)} MB (heap ${live.heapMb.toFixed(1)}, buffers ${live.buffersMb.toFixed(1)}) over ${live.samples} collections | peak +${live.peakAboveIdleMb.toFixed(1)} MB | honest failures ${live.honestFailures.length} ${JSON.stringify(live.honestFailures)}`,
+        );
+      }
+      runs.push({ ...report, transport, shards, autoAck, seconds, peakAboveIdleMb, ...(live ? { live } : {}) });
     } finally {
       await gateway?.stop();
       await tearDownManyCallers(names, AMQP_URL);
     }
   }
   return runs;
+};
+
+/** Runs `load` while collecting the isolate's garbage every {@link LIVE_EVERY_MS} and reading what is alive. */
+const liveRun = async (inspectorPort: number, pid: number | undefined, load: () => Promise<ManyCallersReport>): Promise<LiveRun> => {
+  const inspector = await connectInspector(inspectorPort);
+  try {
+    // Idle again, without the first run's garbage.
+    await inspector.liveHeap();
+    await sleep(2000);
+    const idle = procStatus(pid, "VmRSS");
+    resetPeak(pid);
+    const { result: report, most } = await mostAliveDuring(inspector, LIVE_EVERY_MS, load);
+    return {
+      liveMaxMb: most.liveMb,
+      heapMb: most.heapMb,
+      buffersMb: most.buffersMb,
+      samples: most.samples,
+      everyMs: LIVE_EVERY_MS,
+      peakAboveIdleMb: procStatus(pid, "VmHWM") - idle,
+      accepted: report.accepted,
+      honestFailures: report.honestFailures.slice(0, 5),
+      false202: report.false202.length,
+      strangers: report.strangers.length,
+      duplicates: report.duplicates.length,
+    };
+  } finally {
+    inspector.close();
+  }
 };

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import { BROKER_URL } from "../helpers/broker";
+import { connectInspector, mostAliveDuring } from "../helpers/inspector";
 import {
   manyCallersNames,
   manyCallersRoutes,
@@ -49,6 +50,7 @@ const variants = [
 describe.each(variants)("one route over $transport://, $shards shard(s), auto_ack $autoAck", ({ transport, shards, autoAck }) => {
   let names: ManyCallersNames;
   let gateway: LocalGateway;
+  let inspectorPort: number;
 
   beforeAll(async () => {
     names = manyCallersNames();
@@ -57,7 +59,8 @@ describe.each(variants)("one route over $transport://, $shards shard(s), auto_ac
     const routes = manyCallersRoutes(names, { brokerUrl, adminUrl: BROKER_URL, shards, autoAck });
     process.env.ROUTES = routesFile(routes);
     process.env.LOG_LEVEL = "none";
-    gateway = await startLocalGateway({ host: "127.0.0.1", port: await freePort() });
+    inspectorPort = await freePort();
+    gateway = await startLocalGateway({ host: "127.0.0.1", port: await freePort(), inspectorPort });
   }, 120_000);
 
   afterAll(async () => {
@@ -83,20 +86,23 @@ describe.each(variants)("one route over $transport://, $shards shard(s), auto_ac
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const idle = status(pid, "VmRSS");
     writeFileSync(`/proc/${pid}/clear_refs`, "5");
-    const report = await runManyCallers({
-      gatewayUrl: gateway.url,
-      names,
-      adminUrl: BROKER_URL,
-      autoAck,
-      dedupe: shards === 1,
-      seconds: 6,
-      honestPublishers: 8,
-      honestConsumers: 4,
-      hostileLoops: 2,
-    });
+    const inspector = await connectInspector(inspectorPort);
+    const { result: report, most } = await mostAliveDuring(inspector, 500, () =>
+      runManyCallers({
+        gatewayUrl: gateway.url,
+        names,
+        adminUrl: BROKER_URL,
+        autoAck,
+        dedupe: shards === 1,
+        seconds: 6,
+        honestPublishers: 8,
+        honestConsumers: 4,
+        hostileLoops: 2,
+      }),
+    ).finally(() => inspector.close());
     const peakAboveIdle = status(pid, "VmHWM") - idle;
     // Shown only when an assertion fails.
-    const seen = JSON.stringify({ ...report, peakAboveIdle: Math.round(peakAboveIdle) });
+    const seen = JSON.stringify({ ...report, peakAboveIdle: Math.round(peakAboveIdle), mostAlive: most });
     expect(report.accepted, seen).toBeGreaterThan(100);
     expect(report.consumed, seen).toBeGreaterThan(0);
     expect(report.honestFailures, seen).toEqual([]);
@@ -114,7 +120,11 @@ describe.each(variants)("one route over $transport://, $shards shard(s), auto_ac
         statuses.every((one) => expected.includes(one)),
       );
     }
-    // Bounded: well inside a 128 MB isolate beyond the idle gateway (the bench holds it to 96 MB at full size).
-    expect(peakAboveIdle, seen).toBeLessThan(160);
+    // Bounded: what the isolate (the Worker and the route's objects together, here) holds alive,
+    // its garbage collected every 500 ms, stays within one Cloudflare isolate's 128 MB. The RSS
+    // peak is mostly garbage not collected yet and memory the allocator keeps (BENCHMARKS.md,
+    // "Many callers on one route"): shown, not judged.
+    expect(most.samples, seen).toBeGreaterThan(3);
+    expect(most.liveMb, seen).toBeLessThan(128);
   }, 90_000);
 });
