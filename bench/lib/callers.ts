@@ -29,7 +29,7 @@ import {
 } from "../../test/helpers/many-callers";
 import { AMQP_URL, withChannel } from "./broker";
 import { BENCH_WORKER, writeRoutes } from "./bench-routes";
-import { connectInspector, mostAliveDuring } from "../../test/helpers/inspector";
+import { connectInspector, mostAliveDuring } from "../../test/e2e/inspector";
 import { CEILING_PREFIX } from "./worker-paths";
 
 export interface MemoryRun {

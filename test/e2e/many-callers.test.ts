@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import { BROKER_URL } from "../helpers/broker";
-import { connectInspector, mostAliveDuring } from "../helpers/inspector";
+import { connectInspector, mostAliveDuring } from "./inspector";
 import {
   manyCallersNames,
   manyCallersRoutes,
