@@ -11,6 +11,9 @@ import { startLocalGateway } from "../scripts/lib/local-gateway";
 import { writeRoutes } from "./lib/bench-routes";
 import { AMQP_URL, deleteQueues, freshQueues } from "./lib/broker";
 
+// As in `npm run bench`: no request log line per request.
+process.env.LOG_LEVEL ??= "none";
+
 const SAMPLES = Number(process.env.IDLE_SAMPLES ?? 30);
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const QUEUE = { tcp: "bench-idle-tcp", ws: "bench-idle-ws" };
