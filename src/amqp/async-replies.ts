@@ -37,12 +37,15 @@ export class AsyncReplies {
     return this.#entries.size >= MAX_ASYNC_REPLIES || this.#bytes >= MAX_ASYNC_REPLY_BYTES;
   }
 
-  /** How many requests still wait for their reply (kept ones do not need the connection). */
-  get awaiting(): number {
+  /**
+   * Whether any request still waits for its reply, or any reply is kept for its client: both live
+   * in the object's memory only, so the object must not let go of its connection (and be evicted)
+   * before they expire.
+   */
+  get holding(): boolean {
     const now = Date.now();
-    let count = 0;
-    for (const entry of this.#entries.values()) if (!entry.message && !entry.failure && entry.expiresAt > now) count++;
-    return count;
+    for (const entry of this.#entries.values()) if (entry.expiresAt > now) return true;
+    return false;
   }
 
   track(id: string, arrival: Promise<ConsumedMessage>, keepMs: number): void {

@@ -114,8 +114,10 @@ export class Leases {
         lease_id: id,
         status: 410,
         outcome: "gone",
+        // What became of it before the restart is not known here (settled outcomes are kept in
+        // memory only): if it was not settled by then, the closed connection put it back.
         error:
-          "the route's object has restarted since it was leased (evicted or redeployed); the broker has put the message back in the queue",
+          "leased before the route's object restarted (evicted, idle or redeployed); if it was not settled before that, the broker has put the message back in the queue",
       };
     }
     if (!ended) return { lease_id: id, status: 404, outcome: "unknown", error: "no such lease (never handed out, or long settled)" };

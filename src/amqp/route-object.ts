@@ -602,14 +602,14 @@ export class AmqpRouteObject extends DurableObject<Env> {
     }
   }
 
-  /** Nothing is held for a client: no request in flight, no lease, no answer being written or settled, no async reply awaited. */
+  /** Nothing is held for a client: no request in flight, no lease, no answer being written or settled, no async reply awaited or kept. */
   #holdsNothing(): boolean {
     return (
       this.#inFlight === 0 &&
       this.#leases.size === 0 &&
       this.#pending.size === 0 &&
       this.#beingWritten.size === 0 &&
-      this.#asyncReplies.awaiting === 0
+      !this.#asyncReplies.holding
     );
   }
 

@@ -1,4 +1,4 @@
-import type { GatewayConfig } from "./schema";
+import { MAX_SHARDS, type GatewayConfig } from "./schema";
 
 /**
  * Requests a second one route object serves: Cloudflare's soft limit per Durable Object (an
@@ -16,7 +16,11 @@ export const capacityWarnings = (config: GatewayConfig): string[] =>
     if (expected === undefined || !route.amqp) return [];
     const needed = Math.ceil(expected / OBJECT_RPS);
     if (needed <= route.amqp.shards) return [];
+    const advice =
+      needed <= MAX_SHARDS
+        ? `shards: ${needed} would serve it`
+        : `more than the ${MAX_SHARDS} shards a route can have serve it; split its traffic over several routes`;
     return [
-      `route "${route.id}": expected_rps ${expected} is more than ${route.amqp.shards} object(s) serve (about ${OBJECT_RPS} requests a second each); shards: ${needed} would serve it`,
+      `route "${route.id}": expected_rps ${expected} is more than ${route.amqp.shards} object(s) serve (about ${OBJECT_RPS} requests a second each); ${advice}`,
     ];
   });

@@ -80,6 +80,9 @@ export const DEFAULT_IDLE_DISCONNECT_S = 60;
 /** Longest `idle_disconnect_s`: a day (beyond 15 minutes Cloudflare evicts the object anyway). */
 export const MAX_IDLE_DISCONNECT_S = 24 * 60 * 60;
 
+/** Most Durable Objects one route's traffic may be spread over. */
+export const MAX_SHARDS = 64;
+
 /** Longest idempotency window: 24 hours. */
 export const MAX_DEDUPE_WINDOW_S = 24 * 60 * 60;
 
@@ -254,7 +257,7 @@ const AmqpSchema = strictObject({
    * How many Durable Objects (each with its own connections) share the route's traffic; one
    * object is single-threaded, so this is how a busy route scales out (default 1).
    */
-  shards: v.optional(v.pipe(positiveInteger("shards"), v.maxValue(64, "shards must be at most 64")), 1),
+  shards: v.optional(v.pipe(positiveInteger("shards"), v.maxValue(MAX_SHARDS, `shards must be at most ${MAX_SHARDS}`)), 1),
   /**
    * The requests a second the route is expected to serve at its busiest, for `npm run check` to
    * say whether `shards` are enough (one object serves about 1,000). Informative only.

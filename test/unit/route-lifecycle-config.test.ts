@@ -37,6 +37,10 @@ describe("expected_rps", () => {
       'route "r1": expected_rps 2500 is more than 1 object(s) serve (about 1000 requests a second each); shards: 3 would serve it',
     ]);
     expect(warnings("expected_rps: 4001, shards: 4")).toHaveLength(1);
+    // Never a shard count the route cannot have.
+    expect(warnings("expected_rps: 64500")).toEqual([
+      'route "r1": expected_rps 64500 is more than 1 object(s) serve (about 1000 requests a second each); more than the 64 shards a route can have serve it; split its traffic over several routes',
+    ]);
   });
 
   it("says nothing when the shards are enough, or when no rate is given", () => {

@@ -8,6 +8,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it, vi } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
+import { withResponder } from "./responder";
 
 const json = { "content-type": "application/json" };
 
@@ -66,6 +67,31 @@ describe("a route with idle_disconnect_s", () => {
       }),
     20_000,
   );
+
+  it("keeps its connection while an async request's reply is kept for its client, which would die with the object", async () => {
+    const queue = uniqueName("idle-rpc");
+    const id = uniqueRouteId("idle-rpc");
+    await withResponder(
+      queue,
+      (request) => ({ body: `reply to ${request.bodyToString() ?? ""}` }),
+      async () => {
+        const send = gatewayFor(`
+routes:
+  - { id: ${id}, path: /rpc, methods: [POST], amqp: { enabled: true, url: "${BROKER_URL}", idle_disconnect_s: 1, producer: { routing_key: ${queue}, reply: true, reply_timeout_ms: 4000 } } }
+`);
+        const accepted = await send("POST", "/rpc", { body: "one", headers: { prefer: "respond-async" } });
+        expect(accepted.status).toBe(202);
+        const location = accepted.headers.get("location") ?? "";
+        // Three times the idle time, the reply in and unread: still connected, the reply still there.
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        expect(await connected(send, id)).toBe(true);
+        const reply = await send("GET", location);
+        expect(await reply.text()).toBe("reply to one");
+        // Once the kept reply has expired, the route lets go.
+        await vi.waitUntil(async () => !(await connected(send, id)), { timeout: 12_000, interval: 200 });
+      },
+    );
+  }, 25_000);
 
   it("never: keeps its connection, and an alarm wakes the object while it is connected", () =>
     withQueue(async (queue) => {
