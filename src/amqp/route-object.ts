@@ -615,13 +615,10 @@ export class AmqpRouteObject extends DurableObject<Env> {
 
   /** Closes the broker connections of a route idle for its `idle_disconnect_s`; the next request connects again. */
   #disconnectIdle(): void {
-    if (this.#connections.size === 0) return;
-    for (const connection of this.#connections.values()) {
-      this.#waiting.delete(connection);
-      void connection.close();
+    for (const [role, connection] of this.#connections) {
+      this.#retire(role, connection);
       this.#logger.log("info", "broker disconnected while idle", { connection: connection.settings.name });
     }
-    this.#connections.clear();
   }
 
   /**
@@ -636,10 +633,16 @@ export class AmqpRouteObject extends DurableObject<Env> {
   }
 
   /** The keep-alive alarm: set again while the object holds a connection (and its route says `never`). */
-  override async alarm(): Promise<void> {
+  override alarm(): void {
     this.#keepAliveSet = false;
     if (this.#idle.keepsConnected && this.#connections.size > 0) this.#keepAwake();
-    return Promise.resolve();
+  }
+
+  /** Closes `connection` for good and forgets it, with its long-poll consumers; the next request for `role` opens another. */
+  #retire(role: Role, connection: BrokerConnection): void {
+    if (this.#connections.get(role) === connection) this.#connections.delete(role);
+    this.#waiting.delete(connection);
+    void connection.close();
   }
 
   /** The connection for `role`, replaced when the route's configuration has changed. */
@@ -654,8 +657,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
     };
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;
-    void current?.close();
-    if (current) this.#waiting.delete(current);
+    if (current) this.#retire(role, current);
     const next = new BrokerConnection(settings, this.#deadlines, this.#logger);
     this.#connections.set(role, next);
     return next;

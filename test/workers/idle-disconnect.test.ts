@@ -6,7 +6,7 @@
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
+import { BROKER_URL, drain, messageCount, publishDirect, uniqueName, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 import { withResponder } from "./responder";
 
@@ -23,19 +23,9 @@ const connected = async (send: ReturnType<typeof gatewayFor>, id: string): Promi
   return stats[id]?.connected ?? false;
 };
 
-const withQueue = async (test: (queue: string) => Promise<void>) => {
-  const queue = uniqueName("idle");
-  await declareQueue(queue);
-  try {
-    await test(queue);
-  } finally {
-    await deleteQueue(queue);
-  }
-};
-
 describe("a route with idle_disconnect_s", () => {
   it("closes its connection after that long without a request, and the next request connects again", () =>
-    withQueue(async (queue) => {
+    withQueue("idle", async (queue) => {
       const id = uniqueRouteId("idle");
       const send = gatewayFor(routes(id, queue, "1"));
       expect((await send("POST", "/in", { body: '"first"', headers: json })).status).toBe(202);
@@ -47,9 +37,61 @@ describe("a route with idle_disconnect_s", () => {
     }));
 
   it(
+    "loses and repeats nothing when callers come back just as it lets go",
+    () =>
+      withQueue("idle-race", async (queue) => {
+        const id = uniqueRouteId("idle-race");
+        const send = gatewayFor(`
+routes:
+  - { id: ${id}-in, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", idle_disconnect_s: 1, producer: { routing_key: ${queue} } } }
+  - { id: ${id}, path: /jobs, amqp: { enabled: true, url: "${BROKER_URL}", idle_disconnect_s: 1, consumer: { queue: ${queue}, auto_ack: true } } }
+`);
+        const deadline = Date.now() + 6000;
+        // Pauses around the idle time, so that requests land before, during and after a disconnect.
+        const pause = () => new Promise((resolve) => setTimeout(resolve, 700 + Math.random() * 700));
+        const accepted: string[] = [];
+        const consumed: string[] = [];
+        const failed: number[] = [];
+        let sawDisconnected = false;
+        const publishers = Array.from({ length: 3 }, async (_, publisher) => {
+          for (let n = 0; Date.now() < deadline; n++) {
+            await pause();
+            const body = `"p${publisher}-${n}"`;
+            const answer = await send("POST", "/in", { body, headers: json });
+            await answer.arrayBuffer();
+            if (answer.status === 202) accepted.push(body);
+            else failed.push(answer.status);
+          }
+        });
+        const consumers = Array.from({ length: 2 }, async () => {
+          while (Date.now() < deadline) {
+            await pause();
+            const answer = await send("GET", "/jobs");
+            if (answer.status === 200) consumed.push(await answer.text());
+            else if (answer.status === 204) await answer.arrayBuffer();
+            else failed.push(answer.status);
+          }
+        });
+        const watcher = (async () => {
+          while (Date.now() < deadline) {
+            if (!(await connected(send, `${id}-in`)) || !(await connected(send, id))) sawDisconnected = true;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        })();
+        await Promise.all([...publishers, ...consumers, watcher]);
+        expect(sawDisconnected).toBe(true);
+        expect(failed).toEqual([]);
+        const left = (await drain(queue)).map((message) => message.bodyString() ?? "");
+        // Every 202 consumed once or still in the queue; nothing consumed that was not accepted.
+        expect([...consumed, ...left].sort()).toEqual([...accepted].sort());
+      }),
+    20_000,
+  );
+
+  it(
     "keeps its connection while a lease is held, and lets go once it is settled",
     () =>
-      withQueue(async (queue) => {
+      withQueue("idle", async (queue) => {
         const id = uniqueRouteId("idle-lease");
         const send = gatewayFor(routes(id, queue, "1"));
         await publishDirect(queue, "leased");
@@ -94,7 +136,7 @@ routes:
   }, 25_000);
 
   it("never: keeps its connection, and an alarm wakes the object while it is connected", () =>
-    withQueue(async (queue) => {
+    withQueue("idle", async (queue) => {
       const id = uniqueRouteId("never");
       const send = gatewayFor(routes(id, queue, "never"));
       expect((await send("POST", "/in", { body: '"kept"', headers: json })).status).toBe(202);
