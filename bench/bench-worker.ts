@@ -1,16 +1,24 @@
 /**
- * The gateway as deployed, plus one baseline route for the benchmark: `POST /__ceiling/<route id>`
- * reads the body, calls the route's Durable Object with the message, exactly as a publish does,
- * and answers 202; the object answers "confirmed" without any AMQP work. It is what the HTTP
- * runtime and the Worker → object hop alone can do on this machine, the ceiling for the route's
- * publishes. (The body must be read: a route that leaves it unread breaks keep-alive connections
- * in workerd under load.)
+ * The gateway as deployed, plus baselines for the benchmark.
  *
- * Two baselines for what a request costs the runtime itself (`npm run profile -- get-alone`,
- * `get-object-call`): `GET /__baseline/alone` answers 250 bytes from the Worker alone, and
- * `GET /__baseline/object-call` does the same after an empty call to the bench-consume route's
- * object. Their ratio is the price of one call to a Durable Object here (BENCHMARKS.md, "The
- * object call").
+ * The gateway's own no-AMQP ceiling: two routes of the bench's routes file ({@link NO_AMQP_ROUTES})
+ * are served by the gateway like any other, but their object answers without the broker (a
+ * publish confirmed at once, a GET with a canned message). A route's publishes and consumes are
+ * judged against these: the difference is what the broker work costs.
+ *
+ * The runtime's bare ceiling: `POST /__ceiling/<route id>` reads the body, calls the route's
+ * Durable Object with the message, as a publish does, and answers 202, with none of the gateway's
+ * middleware, access checks or memory accounting; the object answers "confirmed" without any AMQP
+ * work. It is what the HTTP runtime and the Worker → object hop alone can do on this machine.
+ * (The body must be read: a route that leaves it unread breaks keep-alive connections in workerd
+ * under load.)
+ *
+ * Three baselines for what a request costs the runtime itself (`npm run profile -- get-alone`,
+ * `get-object-call`, `get-object-call-route`): `GET /__baseline/alone` answers 250 bytes from the
+ * Worker alone, `GET /__baseline/object-call` does the same after an empty call to the
+ * bench-consume route's object, and `GET /__baseline/object-call-route` after a call that carries
+ * the route's settings, as every gateway call does. Their ratios are the price of one call to a
+ * Durable Object here, and of its argument (BENCHMARKS.md, "The object call").
  *
  * Requests are told apart before either Hono app sees them, so the gateway's routes and the
  * ceiling each pay for one router, as the gateway does when deployed.
@@ -19,10 +27,17 @@ import { Hono } from "hono";
 import type { Env, GatewayEnv } from "../src/env";
 import gateway, { AmqpRouteObject as GatewayRouteObject } from "../src/index";
 import { routesConfig } from "../src/generated/routes";
-import type { PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
+import type {
+  ConsumedMessage,
+  ConsumeOutcome,
+  ConsumeRequest,
+  ConsumingTarget,
+  PublishManyOutcome,
+  PublishManyRequest,
+} from "../src/amqp/route-messages";
 import { routeObject } from "../src/http/route-target";
 import { resolveConfig } from "../src/config/resolve-config";
-import { BASELINE_PREFIX, CEILING_PREFIX } from "./lib/worker-paths";
+import { BASELINE_PREFIX, CEILING_PREFIX, NO_AMQP_ROUTES, payloadOf } from "./lib/worker-paths";
 
 export class AmqpRouteObject extends GatewayRouteObject {
   /** What `publishMany` receives, answered as if every message were confirmed. */
@@ -30,11 +45,47 @@ export class AmqpRouteObject extends GatewayRouteObject {
     return { outcomes: request.messages.map(() => ({ ok: true })) };
   }
 
+  override async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
+    if (request.route.id === NO_AMQP_ROUTES.publish) return this.acceptWithoutPublishing(request);
+    return super.publishMany(request);
+  }
+
+  override async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
+    if (route.id === NO_AMQP_ROUTES.consume) return { ok: true, messages: [{ message: cannedMessage(route) }] };
+    return super.consume(route, request);
+  }
+
   /** Nothing: the object call alone. */
   nothing(): number {
     return 0;
   }
+
+  /** Nothing, given a route's settings, as every call of the gateway is. */
+  nothingWith(route: unknown): number {
+    return route === undefined ? 1 : 0;
+  }
 }
+
+/** A 250-byte message as a consume of the bench's queues would take it. */
+const CANNED_BODY = new TextEncoder().encode(payloadOf(250));
+const cannedMessage = (route: ConsumingTarget): ConsumedMessage => ({
+  body: CANNED_BODY.slice().buffer,
+  contentType: "application/json",
+  contentEncoding: undefined,
+  messageId: undefined,
+  correlationId: undefined,
+  replyTo: undefined,
+  type: undefined,
+  priority: undefined,
+  expiration: undefined,
+  timestamp: undefined,
+  appId: undefined,
+  headers: undefined,
+  exchange: "",
+  routingKey: route.amqp.consumer.queue,
+  redelivered: false,
+  messageCount: 1000,
+});
 
 const resolvedConfigs = new WeakMap<Env, ReturnType<typeof resolveConfig>>();
 const resolvedFor = (env: Env): ReturnType<typeof resolveConfig> => {
@@ -65,6 +116,16 @@ baseline.get(`${BASELINE_PREFIX}alone`, (c) => c.body(BASELINE_BODY, 200, { "con
 baseline.get(`${BASELINE_PREFIX}object-call`, async (c) => {
   const object = c.env.AMQP_ROUTE.get(c.env.AMQP_ROUTE.idFromName("bench-consume")) as unknown as DurableObjectStub<AmqpRouteObject>;
   await object.nothing();
+  return c.body(BASELINE_BODY, 200, { "content-type": "application/json" });
+});
+
+baseline.get(`${BASELINE_PREFIX}object-call-route`, async (c) => {
+  const resolved = resolvedFor(c.env);
+  const route = resolved.ok ? resolved.config.routes.find((candidate) => candidate.id === "bench-consume") : undefined;
+  if (!route) return c.json({ error: "no bench-consume route" }, 500);
+  const object = c.env.AMQP_ROUTE.get(c.env.AMQP_ROUTE.idFromName("bench-consume")) as unknown as DurableObjectStub<AmqpRouteObject>;
+  // What the gateway's calls carry: the route's id and settings.
+  await object.nothingWith({ id: route.id, amqp: route.amqp });
   return c.body(BASELINE_BODY, 200, { "content-type": "application/json" });
 });
 

@@ -6,16 +6,19 @@
  * profile to .wrangler/profiles/ for Chrome DevTools (Performance → Load profile) or speedscope.
  *
  * Variants: publish (250 B, amqp://), publish-16k, publish-ws, publish-ws-16k, consume,
- * consume-ws, ceiling (the no-AMQP route); and two baselines for what a request costs the
- * runtime: get-alone (a GET the Worker answers by itself) and get-object-call (the same, after an
- * empty call to a route's object). Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT
+ * consume-ws; the gateway's own no-AMQP ceilings, publish-no-amqp(-16k) and consume-no-amqp (routes served
+ * by the gateway whose object answers without the broker); ceiling (the bare no-AMQP publish,
+ * without the gateway's middleware); and three baselines for what a request costs the runtime:
+ * get-alone (a GET the Worker answers by itself), get-object-call (the same, after an empty call
+ * to a route's object) and get-object-call-route (after a call carrying the route's settings).
+ * Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT
  * (default 9230), BENCH_PORT (default 8790).
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
-import { BASELINE_PREFIX, BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
+import { BASELINE_PREFIX, BENCH_WORKER, CEILING_PATH, NO_AMQP_PATHS, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import { deleteQueues, freshQueues, prefill } from "./lib/broker";
 import { cpuSeconds, startCpuProfile, summarizeProfile } from "./lib/cpu-profile";
 import { load } from "./lib/load";
@@ -47,6 +50,10 @@ const VARIANTS: Record<string, ProfiledVariant> = {
   "get-alone": { path: `${BASELINE_PREFIX}alone`, method: "GET" },
   "get-object-call": { path: `${BASELINE_PREFIX}object-call`, method: "GET" },
   ceiling: { path: CEILING_PATH, method: "POST", body: PAYLOADS["250 B"] },
+  "publish-no-amqp": { path: NO_AMQP_PATHS.publish, method: "POST", body: PAYLOADS["250 B"] },
+  "publish-no-amqp-16k": { path: NO_AMQP_PATHS.publish, method: "POST", body: PAYLOADS["16 KiB"] },
+  "consume-no-amqp": { path: NO_AMQP_PATHS.consume, method: "GET" },
+  "get-object-call-route": { path: `${BASELINE_PREFIX}object-call-route`, method: "GET" },
 };
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -96,13 +103,14 @@ const main = async () => {
       `${name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.errors} errors, ${CONNECTIONS} connections`,
     );
     log(`CPU: workerd ${share(workerd, cpuBefore.workerd)}, RabbitMQ ${share(broker, cpuBefore.broker)}`);
-    const { self, inclusive } = summarizeProfile(profile);
+    const { self, inclusive, files } = summarizeProfile(profile, 25, readFileSync(`${gateway.bundle}.map`, "utf8"));
     const table = (title: string, entries: typeof self) => {
       log(`\n${title}`);
       for (const { name: fn, percent } of entries) log(`${percent.toFixed(1).padStart(6)}%  ${fn}`);
     };
     table("self time (samples in the function itself)", self);
     table("inclusive time (samples in the function or anything it called)", inclusive);
+    table("self time by source file", files);
     log(`\nprofile written to ${file}`);
   } finally {
     await gateway?.stop();

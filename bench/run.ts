@@ -33,7 +33,7 @@
 import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { account, type Accounting } from "./lib/accounting";
-import { BENCH_WORKER, CEILING_PATH, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
+import { BENCH_WORKER, CEILING_PATH, NO_AMQP_PATHS, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import { BASELINE_PREFIX } from "./lib/worker-paths";
 import {
   deleteQueues,
@@ -48,11 +48,12 @@ import {
   rabbitmqVersion,
 } from "./lib/broker";
 import { load, type LoadResult } from "./lib/load";
+import { cpuSeconds } from "./lib/cpu-profile";
 import { consumeModesSection, rabbitmqctlVersion } from "./lib/consume-modes";
 import { memorySection, truthSection } from "./lib/pressure";
 import { routingSection } from "./lib/routing";
 import { callersSection } from "./lib/callers";
-import { writeReport, type Measurement, type Report } from "./lib/report";
+import { THROUGHPUT, writeReport, type Measurement, type Report } from "./lib/report";
 
 // The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
 // request logs existed did; at the default, info, each request also writes one console line.
@@ -81,20 +82,37 @@ interface Variant {
   /** The queue its publishes land in, checked after each run; none for the ceiling. */
   queue?: string;
   request: (payload: string) => { url: string; method: "GET" | "POST"; headers: Record<string, string>; body?: string };
+  /** The process serving it (the gateway's workerd), whose CPU per answered request is measured too. */
+  servedBy?: number | undefined;
 }
+
+/**
+ * CPU microseconds `pid` spent per successful answer while `run` loaded it (NaN without a
+ * process): per 2xx, or per `counted` (a consume's 200s), so that fast failures never look cheap.
+ */
+const withCpu = async (
+  pid: number | undefined,
+  run: () => Promise<LoadResult>,
+  counted: (result: LoadResult) => number = (result) => result.ok,
+): Promise<LoadResult & { cpuUs: number }> => {
+  const before = pid ? cpuSeconds(pid) : Number.NaN;
+  const result = await run();
+  const answered = counted(result);
+  return { ...result, cpuUs: pid && answered > 0 ? ((cpuSeconds(pid) - before) * 1e6) / answered : Number.NaN };
+};
 
 const measurements: Measurement[] = [];
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 /** Runs each variant ROUNDS times, rotating the order each round, and records the means. */
 const compare = async (section: Measurement["section"], variants: Variant[], payloadName: string, payload: string, connections: number) => {
-  const runs = new Map<string, Array<LoadResult & Accounting>>();
+  const runs = new Map<string, Array<LoadResult & Accounting & { cpuUs?: number }>>();
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < variants.length; i++) {
       const variant = variants[(i + round) % variants.length];
       if (!variant) continue;
       if (variant.queue) await freshQueues(variant.queue);
-      const result = await load({ ...variant.request(payload), connections, seconds: SECONDS });
+      const result = await withCpu(variant.servedBy, () => load({ ...variant.request(payload), connections, seconds: SECONDS }));
       const accounted = variant.queue ? account(await settledDepth(variant.queue), result.ok, connections) : account(0, 0, 0);
       runs.set(variant.name, [...(runs.get(variant.name) ?? []), { ...result, ...accounted }]);
       log(
@@ -111,7 +129,7 @@ const summarize = (
   variant: string,
   payload: string,
   connections: number,
-  results: Array<LoadResult & Accounting>,
+  results: Array<LoadResult & Accounting & { cpuUs?: number }>,
 ): Measurement => ({
   section,
   variant,
@@ -126,6 +144,7 @@ const summarize = (
   unanswered: sum(results.map((r) => r.unanswered)),
   duplicated: sum(results.map((r) => r.duplicated)),
   rounds: results.length,
+  ...(results.some((r) => Number.isFinite(r.cpuUs)) ? { cpuUs: mean(results.map((r) => r.cpuUs ?? Number.NaN)) } : {}),
 });
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
@@ -199,25 +218,31 @@ const throughput = async (): Promise<Report["memory"]> => {
     /** A JSON POST to one of the gateway's routes, counted in `queue` unless it is the ceiling. */
     const post = (name: string, path: string, queue?: string): Variant => ({
       name,
+      servedBy: gateway?.runtimePid,
       ...(queue === undefined ? {} : { queue }),
       request: (body) => ({ url: `${base}${path}`, method: "POST", headers: json, body }),
     });
     const gatewayTcp = post("gateway amqp://", "/pub/tcp", Q.tcp);
     const gatewayWs = post("gateway ws://", "/pub/ws", Q.ws);
     const management: Variant = { name: "management API", queue: Q.mgmt, request: (body) => managementPublish(Q.mgmt, body) };
-    const ceiling = post("ceiling (no AMQP)", CEILING_PATH);
+    const noAmqp = post(THROUGHPUT.publishNoAmqp, NO_AMQP_PATHS.publish);
+    const ceiling = post(THROUGHPUT.publishCeiling, CEILING_PATH);
+    const publishers = [gatewayTcp, gatewayWs, noAmqp, management, ceiling];
 
     // Warm up: connections open, code paths compiled.
-    for (const variant of [gatewayTcp, gatewayWs, management, ceiling]) {
+    for (const variant of publishers) {
       if (variant.queue) await freshQueues(variant.queue);
       await load({ ...variant.request(PAYLOADS["250 B"]), connections: 16, seconds: 1 });
     }
 
     log("publish");
+    await freshQueues(Q.noAmqp);
     for (const [payloadName, payload] of Object.entries(PAYLOADS)) {
-      for (const connections of [16, 64])
-        await compare("publish", [gatewayTcp, gatewayWs, management, ceiling], payloadName, payload, connections);
+      for (const connections of [16, 64]) await compare("publish", publishers, payloadName, payload, connections);
     }
+    // The no-AMQP route is a ceiling only if it really published nothing.
+    const leaked = await queueDepth(Q.noAmqp);
+    if (leaked !== 0) throw new Error(`the no-AMQP publish route put ${leaked} messages in ${Q.noAmqp}: its ceiling is not one`);
 
     log("broker floor (amqp-client direct, confirms)");
     for (const [payloadName, payload] of Object.entries(PAYLOADS)) {
@@ -244,19 +269,28 @@ const throughput = async (): Promise<Report["memory"]> => {
 
     log("consume (queues filled once, then alternating runs)");
     const consumeGateway: Variant = {
+      servedBy: gateway.runtimePid,
       name: "gateway GET",
       queue: Q.subGateway,
       request: () => ({ url: `${base}/sub`, method: "GET", headers: {} }),
     };
     const consumeGatewayWs: Variant = {
+      servedBy: gateway.runtimePid,
       name: "gateway GET ws://",
       queue: Q.subGatewayWs,
       request: () => ({ url: `${base}/sub/ws`, method: "GET", headers: {} }),
     };
-    // The consume ceiling: a GET answered after one empty call to the route's object, what the
-    // runtime alone can do for a request that needs the object (`get-object-call`).
+    // The gateway's own no-AMQP ceiling: a consume route whose object answers a canned message.
+    const consumeNoAmqp: Variant = {
+      servedBy: gateway.runtimePid,
+      name: THROUGHPUT.consumeNoAmqp,
+      request: () => ({ url: `${base}${NO_AMQP_PATHS.consume}`, method: "GET", headers: {} }),
+    };
+    // The runtime's bare ceiling: a GET answered after one empty call to the route's object, what
+    // the runtime alone can do for a request that needs the object (`get-object-call`).
     const consumeCeiling: Variant = {
-      name: "ceiling (object call, no AMQP)",
+      servedBy: gateway.runtimePid,
+      name: THROUGHPUT.consumeCeiling,
       request: () => ({ url: `${base}${BASELINE_PREFIX}object-call`, method: "GET", headers: {} }),
     };
     const consumeManagement: Variant = {
@@ -274,18 +308,22 @@ const throughput = async (): Promise<Report["memory"]> => {
     await prefill(Q.subManagement, fill, PAYLOADS["250 B"]);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     for (const connections of [16, 64]) {
-      const runs = new Map<string, Array<LoadResult & Accounting>>();
+      const runs = new Map<string, Array<LoadResult & Accounting & { cpuUs?: number }>>();
       for (let round = 0; round < ROUNDS; round++) {
-        const consumers = [consumeGateway, consumeGatewayWs, consumeManagement, consumeCeiling];
+        const consumers = [consumeGateway, consumeGatewayWs, consumeNoAmqp, consumeManagement, consumeCeiling];
         for (const variant of consumers.map((_, i) => consumers[(i + round) % consumers.length] as Variant)) {
           const queue = variant.queue;
           const before = queue === undefined ? 0 : await queueDepth(queue);
-          const result = await load({ ...variant.request(""), connections, seconds: SECONDS });
+          const result = await withCpu(
+            variant.servedBy,
+            () => load({ ...variant.request(""), connections, seconds: SECONDS }),
+            (answered) => answered.status200,
+          );
           const left = queue === undefined ? 0 : await queueDepth(queue);
           if (queue !== undefined && left === 0) log(`  warning: ${queue} ran dry; the figure is a lower bound`);
           // Each 200 took one message; messages gone beyond that were taken for requests the load
           // generator stopped waiting for at its deadline (at most one per connection). The
-          // ceiling takes none.
+          // ceilings take none.
           const accounted = queue === undefined ? account(0, 0, 0) : account(before - left, result.status200, connections);
           runs.set(variant.name, [...(runs.get(variant.name) ?? []), { ...result, rps: result.status200 / result.seconds, ...accounted }]);
           log(

@@ -2,12 +2,13 @@
  * A V8 CPU profile of the gateway's isolate, taken through workerd's inspector (the Chrome
  * DevTools protocol), and a summary of where the samples fell.
  */
+import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   children?: number[];
 }
 /** The `Profiler.stop` result: open the saved file in Chrome DevTools or speedscope. */
@@ -68,22 +69,60 @@ export interface ProfileEntry {
 
 /**
  * The functions with the most samples of their own (self) and under them (inclusive, counting a
- * function once per sample however deep its recursion). `(idle)` is the isolate waiting for
- * the runtime: I/O, HTTP parsing and calls between isolates happen outside JavaScript.
+ * function once per sample however deep its recursion), and the source files with the most
+ * samples of their own (`files`). `(idle)` is the isolate waiting for the runtime: I/O, HTTP
+ * parsing and calls between isolates happen outside JavaScript; `(program)` and unnamed frames
+ * without a file are the runtime's own native work.
+ *
+ * With the bundle's source map, a frame of the bundle is named by the source it came from (a
+ * package's or the project's file, function and line), not by its line in the bundle.
  */
-export const summarizeProfile = (profile: CpuProfile, top = 25): { self: ProfileEntry[]; inclusive: ProfileEntry[] } => {
+export const summarizeProfile = (
+  profile: CpuProfile,
+  top = 25,
+  sourceMap?: string,
+): { self: ProfileEntry[]; inclusive: ProfileEntry[]; files: ProfileEntry[] } => {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const parents = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
-  const label = ({ callFrame }: ProfileNode) =>
-    `${callFrame.functionName || "(anonymous)"}${callFrame.url ? ` ${callFrame.url.split("/").pop()}:${callFrame.lineNumber + 1}` : ""}`;
+  const map = sourceMap === undefined ? undefined : new TraceMap(sourceMap);
+  // The bundle is not minified: V8's function names are the source's; the map gives file and line.
+  const sources = new Map<ProfileNode, { file: string; line: number } | undefined>();
+  const source = (node: ProfileNode): { file: string; line: number } | undefined => {
+    if (sources.has(node)) return sources.get(node);
+    const { callFrame } = node;
+    let found: { file: string; line: number } | undefined;
+    if (map && callFrame.url) {
+      const original = originalPositionFor(map, { line: callFrame.lineNumber + 1, column: Math.max(0, callFrame.columnNumber ?? 0) });
+      if (original.source !== null) {
+        const file = original.source
+          .replace(/^.*node_modules\//, "")
+          .replace(`${process.cwd()}/`, "")
+          .replace(/^(\.\.\/)+/, "");
+        found = { file, line: original.line ?? 0 };
+      }
+    }
+    sources.set(node, found);
+    return found;
+  };
+  const label = (node: ProfileNode) => {
+    const { callFrame } = node;
+    const original = source(node);
+    if (original) return `${callFrame.functionName || "(anonymous)"} ${original.file}:${original.line}`;
+    return `${callFrame.functionName || "(anonymous)"}${callFrame.url ? ` ${callFrame.url.split("/").pop()}:${callFrame.lineNumber + 1}` : ""}`;
+  };
+  const fileOf = (node: ProfileNode): string =>
+    source(node)?.file ??
+    (node.callFrame.url ? (node.callFrame.url.split("/").pop() ?? node.callFrame.url) : node.callFrame.functionName || "(native)");
 
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
+  const files = new Map<string, number>();
   for (const sample of profile.samples) {
     const leaf = nodes.get(sample);
     if (!leaf) continue;
     self.set(label(leaf), (self.get(label(leaf)) ?? 0) + 1);
+    files.set(fileOf(leaf), (files.get(fileOf(leaf)) ?? 0) + 1);
     const seen = new Set<string>();
     for (let id: number | undefined = sample; id !== undefined; id = parents.get(id)) {
       const node = nodes.get(id);
@@ -100,7 +139,7 @@ export const summarizeProfile = (profile: CpuProfile, top = 25): { self: Profile
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, count]) => ({ name, percent: (100 * count) / Math.max(1, profile.samples.length) }));
-  return { self: ranked(self), inclusive: ranked(inclusive) };
+  return { self: ranked(self), inclusive: ranked(inclusive), files: ranked(files) };
 };
 
 /** CPU seconds a process has used so far (user and system), from /proc. */

@@ -17,6 +17,8 @@ export interface LocalGateway {
   relays: LocalRelay[];
   /** The workerd process serving it, for the benchmark's memory figures. */
   runtimePid: number | undefined;
+  /** The bundle workerd runs (with its `.map` beside it), until `stop()` removes it. */
+  bundle: string;
   stop(): Promise<void>;
 }
 
@@ -94,13 +96,14 @@ export const startLocalGateway = async (options: {
   // bundle is one module that imports no other file. (Cast: wrangler's type for its options is an
   // Omit<> of a union, which TypeScript no longer sees as one of the union's members.)
   const { modulesRules: _moduleRules, ...fromWrangler } = workerOptions;
+  // wrangler names the bundle after the entry point (index.js for src/index.ts).
+  const bundle = join(outdir, readdirSync(outdir).find((file) => file.endsWith(".js")) ?? "index.js");
   const miniflare = new Miniflare(
     convertV4MiniflareOptions({
       ...fromWrangler,
       name: "amqp-edge-gateway",
       modules: true,
-      // wrangler names the bundle after the entry point (index.js for src/index.ts).
-      scriptPath: join(outdir, readdirSync(outdir).find((file) => file.endsWith(".js")) ?? "index.js"),
+      scriptPath: bundle,
       modulesRoot: outdir,
       bindings: { ...((workerOptions.bindings ?? {}) as Record<string, unknown>), ...bindings },
       // The Worker gets its own socket, so requests reach it without passing through Miniflare's
@@ -124,6 +127,7 @@ export const startLocalGateway = async (options: {
     url,
     relays,
     runtimePid,
+    bundle,
     stop() {
       stopping ??= (async () => {
         // Bounded: a supervisor that asked us to stop must not wait on a runtime that hangs.
