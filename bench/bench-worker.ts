@@ -4,7 +4,8 @@
  * The gateway's own no-AMQP ceiling: two routes of the bench's routes file ({@link NO_AMQP_ROUTES})
  * are served by the gateway like any other, but their object answers without the broker (a
  * publish confirmed at once, a GET with a canned message). A route's publishes and consumes are
- * judged against these: the difference is what the broker work costs.
+ * judged against these: the difference is what the broker work, and the object's own handling of
+ * the request (counters, rate limit, memory budget), cost.
  *
  * The runtime's bare ceiling: `POST /__ceiling/<route id>` reads the body, calls the route's
  * Durable Object with the message, as a publish does, and answers 202, with none of the gateway's
