@@ -6,6 +6,8 @@
  */
 export class NameCache<V> {
   readonly #entries = new Map<string, { value: V; at: number }>();
+  /** The most recently used name: the last in #entries, so a get of it need not move it. */
+  #newest: string | undefined;
 
   constructor(
     readonly maxEntries: number,
@@ -16,18 +18,23 @@ export class NameCache<V> {
     const entry = this.#entries.get(name);
     if (!entry) return undefined;
     if (now - entry.at >= this.ttlMs) {
-      this.#entries.delete(name);
+      this.delete(name);
       return undefined;
     }
-    // Most recently used last, so that the oldest are dropped first.
-    this.#entries.delete(name);
-    this.#entries.set(name, entry);
+    // Most recently used last, so that the oldest are dropped first. A route mostly names the
+    // same queue or exchange again: moving it would be a delete and an insert on every request.
+    if (name !== this.#newest) {
+      this.#entries.delete(name);
+      this.#entries.set(name, entry);
+      this.#newest = name;
+    }
     return entry.value;
   }
 
   set(name: string, value: V, now = Date.now()): void {
     this.#entries.delete(name);
     this.#entries.set(name, { value, at: now });
+    this.#newest = name;
     for (const key of this.#entries.keys()) {
       if (this.#entries.size <= this.maxEntries) break;
       this.#entries.delete(key);
@@ -36,6 +43,7 @@ export class NameCache<V> {
 
   delete(name: string): void {
     this.#entries.delete(name);
+    if (name === this.#newest) this.#newest = undefined;
   }
 
   get size(): number {
