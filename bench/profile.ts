@@ -11,7 +11,8 @@
  * without the gateway's middleware); and three baselines for what a request costs the runtime:
  * get-alone (a GET the Worker answers by itself), get-object-call (the same, after an empty call
  * to a route's object) and get-object-call-route (after a call carrying the route's settings).
- * Knobs: PROFILE_SECONDS (default 10), PROFILE_INSPECTOR_PORT
+ * Knobs: PROFILE_SECONDS (default 10), PROFILE_TOP (rows per table, default 25), PROFILE_ALLOCATIONS
+ * (1: where the isolate allocates its bytes, by function, instead of a CPU profile), PROFILE_INSPECTOR_PORT
  * (default 9230), BENCH_PORT (default 8790).
  */
 import { execFileSync } from "node:child_process";
@@ -20,13 +21,17 @@ import { join } from "node:path";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { BASELINE_PREFIX, BENCH_WORKER, CEILING_PATH, NO_AMQP_PATHS, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
 import { deleteQueues, freshQueues, prefill } from "./lib/broker";
-import { cpuSeconds, startCpuProfile, summarizeProfile } from "./lib/cpu-profile";
+import { cpuSeconds, startAllocationSampling, startCpuProfile, summarizeAllocations, summarizeProfile } from "./lib/cpu-profile";
 import { load } from "./lib/load";
 
 // As in `npm run bench`: the request log's one console line per request is not what is profiled.
 process.env.LOG_LEVEL ??= "none";
 
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
+const TOP = Number(process.env.PROFILE_TOP ?? 25);
+/** PROFILE_ALLOCATIONS=1: V8's sampling heap profiler instead of the CPU profiler (bytes allocated, by function). */
+const ALLOCATIONS = process.env.PROFILE_ALLOCATIONS === "1";
+if (!Number.isInteger(TOP) || TOP < 1) throw new Error(`PROFILE_TOP must be a whole number of rows, not ${process.env.PROFILE_TOP}`);
 const INSPECTOR_PORT = Number(process.env.PROFILE_INSPECTOR_PORT ?? 9230);
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const CONNECTIONS = 64;
@@ -88,6 +93,28 @@ const main = async () => {
     const workerd = gateway.runtimePid;
     const broker = brokerPid();
     const cpuBefore = { workerd: workerd ? cpuSeconds(workerd) : 0, broker: broker ? cpuSeconds(broker) : 0 };
+    const sourceMap = () => readFileSync(`${gateway?.bundle}.map`, "utf8");
+    if (ALLOCATIONS) {
+      // Where the isolate's bytes are allocated, freed or not: the allocation rate drives how often
+      // the young generation is collected, which the CPU profile shows as "(garbage collector)".
+      const sampler = await startAllocationSampling(INSPECTOR_PORT, "amqp-edge-gateway");
+      const result = await load({ ...request, seconds: SECONDS });
+      const head = await sampler.stop();
+      const answers = result.rps * result.seconds;
+      const { total, self, files } = summarizeAllocations(head, TOP, sourceMap());
+      log(
+        `${name}: ${result.rps.toFixed(0)} req/s, ${result.errors} errors; ${(total / Math.max(1, answers)).toFixed(0)} bytes sampled per answer`,
+      );
+      const table = (title: string, entries: typeof self) => {
+        log(`\n${title}`);
+        for (const { name: fn, percent, bytes } of entries) {
+          log(`${percent.toFixed(1).padStart(6)}% ${(bytes / Math.max(1, answers)).toFixed(0).padStart(7)} B/answer  ${fn}`);
+        }
+      };
+      table("bytes allocated by the function itself", self);
+      table("bytes allocated by source file", files);
+      return;
+    }
     const profiler = await startCpuProfile(INSPECTOR_PORT, "amqp-edge-gateway");
     const result = await load({ ...request, seconds: SECONDS });
     const profile = await profiler.stop();
@@ -103,10 +130,16 @@ const main = async () => {
       `${name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.errors} errors, ${CONNECTIONS} connections`,
     );
     log(`CPU: workerd ${share(workerd, cpuBefore.workerd)}, RabbitMQ ${share(broker, cpuBefore.broker)}`);
-    const { self, inclusive, files } = summarizeProfile(profile, 25, readFileSync(`${gateway.bundle}.map`, "utf8"));
+    const { self, inclusive, files } = summarizeProfile(profile, TOP, sourceMap());
+    // A share of the samples as the isolate's thread time per answer (of any status): comparable
+    // across variants that ran at different rates, where percentages are not. (The profile spans
+    // the load and a moment more, so these are a little low.)
+    const perRequest = (percent: number) => (result.rps > 0 ? (percent / 100) * (1e6 / result.rps) : Number.NaN);
     const table = (title: string, entries: typeof self) => {
       log(`\n${title}`);
-      for (const { name: fn, percent } of entries) log(`${percent.toFixed(1).padStart(6)}%  ${fn}`);
+      for (const { name: fn, percent } of entries) {
+        log(`${percent.toFixed(1).padStart(6)}% ${perRequest(percent).toFixed(1).padStart(7)} µs/answer  ${fn}`);
+      }
     };
     table("self time (samples in the function itself)", self);
     table("inclusive time (samples in the function or anything it called)", inclusive);

@@ -22,7 +22,7 @@
  * memory under large requests from many callers at once, an honest caller's success and latency
  * during each flood a hostile caller can make, and the many-callers rig at full size.
  *
- * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 2), BENCH_MEMORY_PUBLISHES
+ * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 3; judged ratios are the median of the rounds' own), BENCH_MEMORY_PUBLISHES
  * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
  * (default "throughput,truth,memory,consume,routing"; a subset runs only those, and judges only their
  * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
@@ -53,14 +53,14 @@ import { consumeModesSection, rabbitmqctlVersion } from "./lib/consume-modes";
 import { memorySection, truthSection } from "./lib/pressure";
 import { routingSection } from "./lib/routing";
 import { callersSection } from "./lib/callers";
-import { THROUGHPUT, writeReport, type Measurement, type Report } from "./lib/report";
+import { summarize, THROUGHPUT, writeReport, type Measurement, type Report } from "./lib/report";
 
 // The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
 // request logs existed did; at the default, info, each request also writes one console line.
 process.env.LOG_LEVEL ??= "none";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MEMORY_PUBLISHES = Number(process.env.BENCH_MEMORY_PUBLISHES ?? 200_000);
 const MEMORY_WARM_UP = 20_000;
 const PORT = Number(process.env.BENCH_PORT ?? 8790);
@@ -123,31 +123,6 @@ const compare = async (section: Measurement["section"], variants: Variant[], pay
   for (const [name, results] of runs) measurements.push(summarize(section, name, payloadName, connections, results));
 };
 
-/** One measurement from a variant's rounds: means of the rates and latencies, sums of the counts. */
-const summarize = (
-  section: Measurement["section"],
-  variant: string,
-  payload: string,
-  connections: number,
-  results: Array<LoadResult & Accounting & { cpuUs?: number }>,
-): Measurement => ({
-  section,
-  variant,
-  payload,
-  connections,
-  rps: mean(results.map((r) => r.rps)),
-  msgs: mean(results.map((r) => r.rps)),
-  p50: mean(results.map((r) => r.p50)),
-  p99: mean(results.map((r) => r.p99)),
-  errors: sum(results.map((r) => r.errors)),
-  lost: sum(results.map((r) => r.lost)),
-  unanswered: sum(results.map((r) => r.unanswered)),
-  duplicated: sum(results.map((r) => r.duplicated)),
-  rounds: results.length,
-  ...(results.some((r) => Number.isFinite(r.cpuUs)) ? { cpuUs: mean(results.map((r) => r.cpuUs ?? Number.NaN)) } : {}),
-});
-
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
 const rssMb = (pid: number | undefined): number => {

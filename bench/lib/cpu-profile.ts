@@ -19,8 +19,11 @@ export interface CpuProfile {
   endTime: number;
 }
 
-/** Starts sampling the isolate whose inspector title contains `worker`; `stop` returns the profile. */
-export const startCpuProfile = async (inspectorPort: number, worker: string): Promise<{ stop(): Promise<CpuProfile> }> => {
+/** A Chrome DevTools protocol session with the isolate whose inspector title contains `worker`. */
+const connectInspector = async (
+  inspectorPort: number,
+  worker: string,
+): Promise<{ send<T>(method: string, params?: object): Promise<T>; close(): void }> => {
   const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{
     title: string;
     webSocketDebuggerUrl: string;
@@ -43,20 +46,58 @@ export const startCpuProfile = async (inspectorPort: number, worker: string): Pr
     if (message.error) call.reject(new Error(`inspector: ${message.error.message}`));
     else call.resolve(message.result);
   });
-  const send = <T>(method: string, params: object = {}) =>
-    new Promise<T>((resolve, reject) => {
-      const id = ++lastId;
-      waiting.set(id, { resolve: resolve as (result: unknown) => void, reject });
-      socket.send(JSON.stringify({ id, method, params }));
-    });
-  await send("Profiler.enable");
-  await send("Profiler.setSamplingInterval", { interval: 250 });
-  await send("Profiler.start");
+  return {
+    send: <T>(method: string, params: object = {}) =>
+      new Promise<T>((resolve, reject) => {
+        const id = ++lastId;
+        waiting.set(id, { resolve: resolve as (result: unknown) => void, reject });
+        socket.send(JSON.stringify({ id, method, params }));
+      }),
+    close: () => socket.close(),
+  };
+};
+
+/** Starts sampling the isolate whose inspector title contains `worker`; `stop` returns the profile. */
+export const startCpuProfile = async (inspectorPort: number, worker: string): Promise<{ stop(): Promise<CpuProfile> }> => {
+  const inspector = await connectInspector(inspectorPort, worker);
+  await inspector.send("Profiler.enable");
+  await inspector.send("Profiler.setSamplingInterval", { interval: 250 });
+  await inspector.send("Profiler.start");
   return {
     async stop() {
-      const { profile } = await send<{ profile: CpuProfile }>("Profiler.stop");
-      socket.close();
+      const { profile } = await inspector.send<{ profile: CpuProfile }>("Profiler.stop");
+      inspector.close();
       return profile;
+    },
+  };
+};
+
+/** One node of V8's sampling heap profile: bytes allocated by a function itself, still alive or not. */
+export interface AllocationNode {
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+/**
+ * Starts V8's sampling heap profiler on the isolate (every allocation past each `interval` bytes
+ * is sampled with its stack); `stop` returns the tree of where the bytes were allocated. With
+ * `includeObjectsCollectedByMajorGC`/`MinorGC`, what the collector already freed counts too:
+ * the allocation rate, which is what makes young-generation collections frequent.
+ */
+export const startAllocationSampling = async (inspectorPort: number, worker: string): Promise<{ stop(): Promise<AllocationNode> }> => {
+  const inspector = await connectInspector(inspectorPort, worker);
+  await inspector.send("HeapProfiler.enable");
+  await inspector.send("HeapProfiler.startSampling", {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    async stop() {
+      const { profile } = await inspector.send<{ profile: { head: AllocationNode } }>("HeapProfiler.stopSampling");
+      inspector.close();
+      return profile.head;
     },
   };
 };
@@ -66,6 +107,73 @@ export interface ProfileEntry {
   name: string;
   percent: number;
 }
+
+/**
+ * Names for a profile's frames. The bundle is not minified, so V8's function names are the
+ * source's; with the bundle's source map, a frame of the bundle (a `file:` URL; not workerd's
+ * own `node-internal:` modules, whose lines the map knows nothing of) gets the file and line it
+ * came from: a package's or the project's.
+ */
+const frameNames = (sourceMap: string | undefined) => {
+  const map = sourceMap === undefined ? undefined : new TraceMap(sourceMap);
+  const sources = new Map<string, { file: string; line: number } | undefined>();
+  const source = (callFrame: ProfileNode["callFrame"]): { file: string; line: number } | undefined => {
+    if (!map || !callFrame.url.startsWith("file:")) return undefined;
+    const key = `${callFrame.url}:${callFrame.lineNumber}:${callFrame.columnNumber ?? 0}`;
+    if (sources.has(key)) return sources.get(key);
+    let found: { file: string; line: number } | undefined;
+    const original = originalPositionFor(map, { line: callFrame.lineNumber + 1, column: Math.max(0, callFrame.columnNumber ?? 0) });
+    if (original.source !== null) {
+      const file = original.source
+        .replace(/^.*node_modules\//, "")
+        .replace(`${process.cwd()}/`, "")
+        .replace(/^(\.\.\/)+/, "");
+      found = { file, line: original.line ?? 0 };
+    }
+    sources.set(key, found);
+    return found;
+  };
+  const shortUrl = (url: string) => (url.startsWith("node-internal:") ? url : (url.split("/").pop() ?? url));
+  return {
+    label: (callFrame: ProfileNode["callFrame"]): string => {
+      const original = source(callFrame);
+      if (original) return `${callFrame.functionName || "(anonymous)"} ${original.file}:${original.line}`;
+      return `${callFrame.functionName || "(anonymous)"}${callFrame.url ? ` ${shortUrl(callFrame.url)}:${callFrame.lineNumber + 1}` : ""}`;
+    },
+    fileOf: (callFrame: ProfileNode["callFrame"]): string =>
+      source(callFrame)?.file ?? (callFrame.url ? shortUrl(callFrame.url) : callFrame.functionName || "(native)"),
+  };
+};
+
+/**
+ * Where a sampling heap profile's bytes were allocated: by function (self) and by source file,
+ * each as its share of all sampled bytes.
+ */
+export const summarizeAllocations = (
+  head: AllocationNode,
+  top = 25,
+  sourceMap?: string,
+): { total: number; self: Array<ProfileEntry & { bytes: number }>; files: Array<ProfileEntry & { bytes: number }> } => {
+  const { label, fileOf } = frameNames(sourceMap);
+  const self = new Map<string, number>();
+  const files = new Map<string, number>();
+  let total = 0;
+  const visit = (node: AllocationNode) => {
+    if (node.selfSize > 0) {
+      total += node.selfSize;
+      self.set(label(node.callFrame), (self.get(label(node.callFrame)) ?? 0) + node.selfSize);
+      files.set(fileOf(node.callFrame), (files.get(fileOf(node.callFrame)) ?? 0) + node.selfSize);
+    }
+    for (const child of node.children) visit(child);
+  };
+  visit(head);
+  const ranked = (bytes: Map<string, number>) =>
+    [...bytes]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, count]) => ({ name, bytes: count, percent: (100 * count) / Math.max(1, total) }));
+  return { total, self: ranked(self), files: ranked(files) };
+};
 
 /**
  * The functions with the most samples of their own (self) and under them (inclusive, counting a
@@ -85,35 +193,9 @@ export const summarizeProfile = (
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const parents = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
-  const map = sourceMap === undefined ? undefined : new TraceMap(sourceMap);
-  // The bundle is not minified: V8's function names are the source's; the map gives file and line.
-  const sources = new Map<ProfileNode, { file: string; line: number } | undefined>();
-  const source = (node: ProfileNode): { file: string; line: number } | undefined => {
-    if (sources.has(node)) return sources.get(node);
-    const { callFrame } = node;
-    let found: { file: string; line: number } | undefined;
-    if (map && callFrame.url) {
-      const original = originalPositionFor(map, { line: callFrame.lineNumber + 1, column: Math.max(0, callFrame.columnNumber ?? 0) });
-      if (original.source !== null) {
-        const file = original.source
-          .replace(/^.*node_modules\//, "")
-          .replace(`${process.cwd()}/`, "")
-          .replace(/^(\.\.\/)+/, "");
-        found = { file, line: original.line ?? 0 };
-      }
-    }
-    sources.set(node, found);
-    return found;
-  };
-  const label = (node: ProfileNode) => {
-    const { callFrame } = node;
-    const original = source(node);
-    if (original) return `${callFrame.functionName || "(anonymous)"} ${original.file}:${original.line}`;
-    return `${callFrame.functionName || "(anonymous)"}${callFrame.url ? ` ${callFrame.url.split("/").pop()}:${callFrame.lineNumber + 1}` : ""}`;
-  };
-  const fileOf = (node: ProfileNode): string =>
-    source(node)?.file ??
-    (node.callFrame.url ? (node.callFrame.url.split("/").pop() ?? node.callFrame.url) : node.callFrame.functionName || "(native)");
+  const { label: frameLabel, fileOf: frameFile } = frameNames(sourceMap);
+  const label = (node: ProfileNode) => frameLabel(node.callFrame);
+  const fileOf = (node: ProfileNode) => frameFile(node.callFrame);
 
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
