@@ -92,11 +92,12 @@ export class MemoryBudget {
   }
 
   #reservation(bytes: number, lane: Lane, caller: string | undefined): Reservation {
-    let held = 0;
-    let released = false;
-    const set = (next: number) => {
-      const delta = next - held;
-      held = next;
+    return new Held(this.#ledger, lane, caller, bytes);
+  }
+
+  /** What reservations change and ask of the budget: one object per budget, not closures per reservation. */
+  readonly #ledger: Ledger = {
+    adjust: (lane, caller, delta) => {
       this.#used += delta;
       this.#byLane.set(lane, (this.#byLane.get(lane) ?? 0) + delta);
       if (caller !== undefined) {
@@ -104,27 +105,55 @@ export class MemoryBudget {
         if (total > 0) this.#byCaller.set(caller, total);
         else this.#byCaller.delete(caller);
       }
-    };
-    set(bytes);
-    return {
-      get bytes() {
-        return held;
-      },
-      resize: (next) => {
-        if (!released) set(Math.max(0, next));
-      },
-      grow: (next) => {
-        if (released || next <= held) return !released;
-        if (!this.#fits(next, held, lane, caller)) return false;
-        set(next);
-        return true;
-      },
-      release: () => {
-        if (released) return;
-        set(0);
-        released = true;
-      },
-    };
+    },
+    fits: (bytes, holding, lane, caller) => this.#fits(bytes, holding, lane, caller),
+  };
+}
+
+interface Ledger {
+  adjust(lane: Lane, caller: string | undefined, delta: number): void;
+  fits(bytes: number, holding: number, lane: Lane, caller: string | undefined): boolean;
+}
+
+/** One reservation (a class: one is made for every request's body, and every answer's). */
+class Held implements Reservation {
+  #held = 0;
+  #released = false;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly lane: Lane,
+    private readonly caller: string | undefined,
+    bytes: number,
+  ) {
+    this.#set(bytes);
+  }
+
+  get bytes(): number {
+    return this.#held;
+  }
+
+  resize(next: number): void {
+    if (!this.#released) this.#set(Math.max(0, next));
+  }
+
+  grow(next: number): boolean {
+    if (this.#released || next <= this.#held) return !this.#released;
+    if (!this.ledger.fits(next, this.#held, this.lane, this.caller)) return false;
+    this.#set(next);
+    return true;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#set(0);
+    this.#released = true;
+  }
+
+  #set(next: number): void {
+    const delta = next - this.#held;
+    this.#held = next;
+    this.ledger.adjust(this.lane, this.caller, delta);
   }
 }
 

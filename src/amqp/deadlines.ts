@@ -23,10 +23,17 @@ export class Deadlines {
   readonly #pending = new Set<Pending>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
-  /** Settles like `work`, or rejects with a {@link RouteFailureError} of `kind` after `ms`. */
-  within<T>(work: Promise<T>, ms: number, kind: FailureKind, message: string): Promise<T> {
+  /**
+   * Settles like `work`, or rejects with a {@link RouteFailureError} of `kind` after `ms`. The
+   * message may be given as a function, called only if the deadline passes: on a path that runs
+   * for every message, building the text each time costs more than the rest of the deadline.
+   */
+  within<T>(work: Promise<T>, ms: number, kind: FailureKind, message: string | (() => string)): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry: Pending = { deadline: Date.now() + ms, expire: () => reject(new RouteFailureError(kind, message)) };
+      const entry: Pending = {
+        deadline: Date.now() + ms,
+        expire: () => reject(new RouteFailureError(kind, typeof message === "string" ? message : message())),
+      };
       this.#pending.add(entry);
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
       work.then(

@@ -87,7 +87,7 @@ export const getMessages = async (session: AMQPSession, request: GetMessages): P
   // consumedMessage never throws, so what was taken is always handed back to the caller, or
   // rejected back to the queue below.
   try {
-    return await deadlines.within(work, timeoutMs, "no_answer", `the broker did not answer within ${timeoutMs} ms`);
+    return await deadlines.within(work, timeoutMs, "no_answer", () => `the broker did not answer within ${timeoutMs} ms`);
   } catch (error) {
     work.then((late) => giveBack(late.map((taken) => taken.delivery))).catch(() => undefined);
     throw error instanceof RouteFailureError ? error : queueFailure(queue, error);

@@ -86,7 +86,8 @@ export const acknowledgeForHandOver = async (taken: readonly TakenMessage[], dea
       Promise.all([...acks, ...commits]),
       timeoutMs,
       "no_answer",
-      `the broker did not commit taking the message within ${timeoutMs} ms; nothing was handed over (auto_ack is at most once: it may be lost)`,
+      () =>
+        `the broker did not commit taking the message within ${timeoutMs} ms; nothing was handed over (auto_ack is at most once: it may be lost)`,
     );
   } catch (error) {
     if (error instanceof RouteFailureError) throw error;
@@ -107,6 +108,8 @@ export const acknowledgeForHandOver = async (taken: readonly TakenMessage[], dea
 
 /** Rejects `deliveries` back to their queue, in order (committed, on a transactional channel). Never throws: a channel that closed has put them back already. */
 export const giveBack = async (deliveries: readonly AMQPMessage[]): Promise<void> => {
+  // Usually nothing (a take gives back only what was larger than planned).
+  if (deliveries.length === 0) return;
   for (const delivery of deliveries) await delivery.nack(true).catch(() => undefined);
   const channels = new Set(deliveries.map((delivery) => delivery.channel));
   await Promise.all(

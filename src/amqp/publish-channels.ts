@@ -12,9 +12,14 @@ const REFUSED_FOR_MS = 1000;
 /** Publishes on channels of their own in flight at once. */
 const ISOLATED_CHANNELS = 4;
 
+const NOTHING = (): void => undefined;
+
 /** Where one publish goes: the connection's shared confirm channel, or a channel lent to it alone. */
 export interface PublishPath {
-  channel: Promise<AMQPChannel>;
+  /** The shared confirm channel, open now: nothing to wait for. */
+  ready?: AMQPChannel;
+  /** The channel, once open: call it (once) when {@link ready} is not there. */
+  channel(): Promise<AMQPChannel>;
   /** Gives a lent channel back once the publish is confirmed or failed (once); nothing for the shared one. */
   release(): void;
   isolated: boolean;
@@ -40,6 +45,8 @@ export class PublishChannels {
   #maxMessageBytes = Number.POSITIVE_INFINITY;
   readonly #isolated: ChannelPool;
   readonly #session: () => Promise<AMQPSession>;
+  /** The session's shared confirm channel as last opened: the session opens another once it closes. */
+  #shared: AMQPChannel | undefined;
 
   constructor(session: () => Promise<AMQPSession>) {
     this.#session = session;
@@ -72,10 +79,16 @@ export class PublishChannels {
   /** The path of one message: shared when {@link proven}, else alone on a lent channel. */
   path(exchange: string, bytes: number): PublishPath {
     if (this.proven(exchange, bytes)) {
-      return { channel: this.#session().then(confirmChannel), release: () => undefined, isolated: false };
+      const shared = this.#shared;
+      if (shared && !shared.closed) return { ready: shared, channel: () => Promise.resolve(shared), release: NOTHING, isolated: false };
+      return {
+        channel: async () => (this.#shared = await confirmChannel(await this.#session())),
+        release: NOTHING,
+        isolated: false,
+      };
     }
     const lease: ChannelLease = this.#isolated.lease();
-    return { channel: lease.granted, release: () => lease.release(), isolated: true };
+    return { channel: () => lease.granted, release: () => lease.release(), isolated: true };
   }
 
   /** The broker took a message (confirmed it, refused it with a nack, or returned it): its exchange and size are fine. */

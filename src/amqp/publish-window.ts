@@ -9,12 +9,17 @@ interface Waiter {
 export interface WindowTicket {
   /** Resolves once the publish may be sent. */
   granted: Promise<void>;
+  /** Granted as it was asked for: `granted` is already resolved, and need not be awaited. */
+  immediate: boolean;
   /**
    * Gives the place back: after the confirm (or failure) of a sent publish, or to stop waiting.
    * Returns false when the place had not been granted yet (the waiter just leaves the line).
    */
   release(): boolean;
 }
+
+/** The `granted` of every ticket granted at once: one promise, not one per publish. */
+const GRANTED = Promise.resolve();
 
 /**
  * Bounds how many publishes one connection has in flight. Each one in flight holds its message
@@ -31,26 +36,35 @@ export class PublishWindow {
 
   /** Asks for a place; await `granted`, and always `release` it. */
   enter(): WindowTicket {
+    if (this.#inFlight < this.size && this.#line.length === 0) {
+      // The usual case, kept cheap (one closure): it runs once per message published.
+      this.#inFlight += 1;
+      let released = false;
+      return {
+        granted: GRANTED,
+        immediate: true,
+        release: () => {
+          if (released) return false;
+          released = true;
+          this.#give();
+          return true;
+        },
+      };
+    }
     let state: "waiting" | "granted" | "released" = "waiting";
     let waiter: Waiter | undefined;
-    let granted: Promise<void>;
-    if (this.#inFlight < this.size && this.#line.length === 0) {
-      this.#inFlight += 1;
-      state = "granted";
-      granted = Promise.resolve();
-    } else {
-      granted = new Promise<void>((resolve) => {
-        waiter = {
-          grant: () => {
-            state = "granted";
-            resolve();
-          },
-        };
-        this.#line.push(waiter);
-      });
-    }
+    const granted = new Promise<void>((resolve) => {
+      waiter = {
+        grant: () => {
+          state = "granted";
+          resolve();
+        },
+      };
+      this.#line.push(waiter);
+    });
     return {
       granted,
+      immediate: false,
       release: () => {
         if (state === "released") return false;
         const wasGranted = state === "granted";

@@ -165,12 +165,11 @@ export class AmqpRouteObject extends DurableObject<Env> {
       return messages.map(() => failure);
     }
     const outcomes: Array<Promise<PublishOutcome>> = [];
-    for (const [position, message] of messages.entries()) {
-      const publish = () =>
-        publishMessage({
-          ...this.#publishing(producer, connection, message),
-          ...(settled ? { onSettled: (enqueued: boolean) => settled(position, enqueued) } : {}),
-        }).then(ok, asFailure);
+    for (let position = 0; position < messages.length; position++) {
+      const message = messages[position] as OutgoingMessage;
+      const publishing = this.#publishing(producer, connection, message);
+      if (settled) publishing.onSettled = (enqueued: boolean) => settled(position, enqueued);
+      const publish = () => publishMessage(publishing).then(ok, asFailure);
       if (connection.publishing.proven(producer.exchange, message.body.byteLength)) {
         outcomes.push(publish());
         continue;
@@ -390,11 +389,12 @@ export class AmqpRouteObject extends DurableObject<Env> {
       // The room stays held while the Worker writes the answer: for messages it settles, until
       // each is settled; for a long-poll's answer, until the Worker says it is written
       // (cancelWait); for an answer taken at once, the Worker holds room of its own for it.
-      const releases = parts(held, taken.length);
       if (autoAck || lease) {
         if (waitId !== undefined && taken.length > 0) this.#holdUntilWritten(waitId, held, holdMs);
         else held.release();
       }
+      // Each settled message gives back its share of the room (only where the Worker settles them).
+      const releases = autoAck || lease ? [] : parts(held, taken.length);
       const handed = taken.map(({ consumed, delivery }, index): HandedMessage => {
         if (autoAck) return { message: consumed };
         if (lease) return { message: consumed, leaseId: this.#leases.lease(delivery, consumer.lease_timeout_ms) };
