@@ -59,7 +59,12 @@ export class BrokerConnection {
   /** Bounds the publishes in flight on this connection. */
   readonly window = new PublishWindow();
   /** The channels this connection publishes on, and what it knows of what the broker takes. */
-  readonly publishing = new PublishChannels(() => this.session());
+  // Its shared channel is taken at once only while this connection is open and not closed for
+  // good: a retired connection's channel may look open for a round trip after its close.
+  readonly publishing = new PublishChannels(
+    () => this.session(),
+    () => !this.#closed && this.connected,
+  );
   /** The queues this connection knows to exist, checked on channels of their own. */
   readonly queues = new QueueDirectory(async () => newChannel(await this.session()));
   readonly #backoff = new ConnectBackoff();

@@ -48,8 +48,16 @@ export class PublishChannels {
   /** The session's shared confirm channel as last opened: the session opens another once it closes. */
   #shared: AMQPChannel | undefined;
 
-  constructor(session: () => Promise<AMQPSession>) {
+  readonly #live: () => boolean;
+
+  /**
+   * @param session - the connection's open session (connecting first if needed)
+   * @param live - whether the connection is open now and not closed for good: only then is the
+   *   shared channel last opened used without asking `session` (which refuses a closed connection)
+   */
+  constructor(session: () => Promise<AMQPSession>, live: () => boolean) {
     this.#session = session;
+    this.#live = live;
     this.#isolated = new ChannelPool(ISOLATED_CHANNELS, async () => {
       const channel = await newChannel(await session());
       channel.onReturn = onReturned;
@@ -80,7 +88,8 @@ export class PublishChannels {
   path(exchange: string, bytes: number): PublishPath {
     if (this.proven(exchange, bytes)) {
       const shared = this.#shared;
-      if (shared && !shared.closed) return { ready: shared, channel: () => Promise.resolve(shared), release: NOTHING, isolated: false };
+      if (shared && !shared.closed && this.#live())
+        return { ready: shared, channel: () => Promise.resolve(shared), release: NOTHING, isolated: false };
       return {
         channel: async () => (this.#shared = await confirmChannel(await this.#session())),
         release: NOTHING,
