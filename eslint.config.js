@@ -23,6 +23,28 @@ export default tseslint.config(
     },
   },
   {
+    // The boundary between the HTTP side and the route side: `src/contract/` is what both (and
+    // the configuration) agree on, and depends on nothing of the gateway's.
+    files: ["src/contract/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["../*", "!../contract/*"], message: "src/contract imports nothing of the gateway's." }] },
+      ],
+    },
+  },
+  {
+    // The configuration is read and checked by every side (the Worker, the route objects, the
+    // scripts): it may use the contract, not the HTTP side or the route side.
+    files: ["src/config/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["../http/*", "../amqp/*"], message: "src/config may import src/contract, not the HTTP or route side." }] },
+      ],
+    },
+  },
+  {
     // Tests read JSON answers as `(await response.json()) as T`: the same form in Node (where
     // json() is not generic) and in workerd (where it is, and this rule would want json<T>()).
     // `expect.any()` and friends are typed any by vitest.

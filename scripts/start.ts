@@ -7,7 +7,7 @@
  * for Chrome DevTools.
  */
 import { createServer } from "node:net";
-import { redactUrl } from "../src/amqp/broker-url";
+import { redactUrl } from "../src/contract/redaction";
 import type { GatewayConfig } from "../src/config/schema";
 import { startLocalGateway, type LocalGateway } from "./lib/local-gateway";
 import { displayPath, loadRoutesOrExit, routesPath } from "./lib/routes-file";

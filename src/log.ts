@@ -13,7 +13,13 @@ export interface Logger {
 }
 
 /** A logger for the Worker's (or the object's) environment. */
-export const createLogger = (env: { LOG_LEVEL?: unknown; LOG_FORMAT?: unknown }): Logger => {
+/** The part of an environment (the Worker's, or a route object's) that says how to log. */
+export interface LoggingEnv {
+  LOG_LEVEL?: unknown;
+  LOG_FORMAT?: unknown;
+}
+
+export const createLogger = (env: LoggingEnv): Logger => {
   const levelName = typeof env.LOG_LEVEL === "string" ? env.LOG_LEVEL.toLowerCase() : "info";
   // `none` writes nothing; an unknown level is taken as the default, not as "everything".
   const threshold =

@@ -6,7 +6,8 @@
  */
 import { AMQPSession } from "@cloudamqp/amqp-client";
 import { WebSocket as NodeWebSocket } from "ws";
-import { brokerEndpoint, redactSecrets, redactUrl } from "../../src/amqp/broker-url";
+import { brokerEndpoint } from "../../src/amqp/broker-url";
+import { redactSecrets, redactUrl } from "../../src/contract/redaction";
 import { brokerReason } from "../../src/amqp/route-failure";
 import { newChannel } from "../../src/amqp/session-channels";
 import { applyTopology, problemLine } from "../../src/amqp/topology";

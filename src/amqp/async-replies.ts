@@ -1,5 +1,5 @@
-import { RouteFailureError, type RouteFailure } from "./route-failure";
-import { MAX_ANSWER_BYTES, type ConsumedMessage } from "./route-messages";
+import { RouteFailureError, type RouteFailure } from "../contract/failures";
+import { MAX_ANSWER_BYTES, type ConsumedMessage } from "../contract/messages";
 
 /** What `GET <path>/replies/<id>` finds: the reply, still waiting, why there is none, or nothing known. */
 export type ReplyState =

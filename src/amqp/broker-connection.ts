@@ -1,9 +1,11 @@
 import { AMQPSession } from "@cloudamqp/amqp-client";
-import { brokerEndpoint, redactSecrets, redactUrl } from "./broker-url";
+import { brokerEndpoint } from "./broker-url";
+import { redactSecrets, redactUrl } from "../contract/redaction";
 import { ConnectBackoff } from "./connect-backoff";
 import { PublishWindow } from "./publish-window";
 import "./socket-timer-fix";
-import { RouteFailureError, brokerReason, replyCodeOf } from "./route-failure";
+import { brokerReason, replyCodeOf } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 import type { Deadlines } from "./deadlines";
 import type { Logger } from "../log";
 import type { TopologyConfig } from "../config/topology-schema";

@@ -1,4 +1,4 @@
-import { RouteFailureError } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 
 /** First wait in milliseconds after a failed connect (default 500). */
 export const FIRST_BACKOFF_MS = 500;

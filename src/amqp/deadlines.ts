@@ -1,4 +1,4 @@
-import { RouteFailureError, type FailureKind } from "./route-failure";
+import { RouteFailureError, type FailureKind } from "../contract/failures";
 
 interface Pending {
   deadline: number;

@@ -1,8 +1,9 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { giveBack } from "./hand-over";
 import { isAbout, isChannelClosed, isConnectionRefusal, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
-import { RouteFailureError, isChannelError } from "./route-failure";
-import type { ConsumedMessage } from "./route-messages";
+import { isChannelError } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
+import type { ConsumedMessage } from "../contract/messages";
 import type { Deadlines } from "./deadlines";
 
 export interface GetMessages {

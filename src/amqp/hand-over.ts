@@ -1,7 +1,8 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import type { Deadlines } from "./deadlines";
 import type { TakenMessage } from "./get-message";
-import { RouteFailureError, brokerReason, isChannelError } from "./route-failure";
+import { brokerReason, isChannelError } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 import { newChannel } from "./session-channels";
 
 /**

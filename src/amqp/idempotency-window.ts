@@ -1,4 +1,4 @@
-import { RouteFailureError } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 import type { IdempotentRequest } from "./route-messages";
 
 /** The messages a request still has to publish, and how to record each one the broker confirms. */

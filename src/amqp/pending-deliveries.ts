@@ -1,5 +1,5 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-import { RouteFailureError } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 
 interface Pending {
   delivery: AMQPMessage;

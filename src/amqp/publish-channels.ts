@@ -2,7 +2,8 @@ import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { ChannelPool, type ChannelLease } from "./channel-pool";
 import { NameCache } from "./name-cache";
 import { causeOf, onReturned } from "./publish-ledger";
-import { RouteFailureError, brokerReason } from "./route-failure";
+import { brokerReason } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 import { confirmChannel, newChannel } from "./session-channels";
 
 /** Exchanges remembered per connection as taking publishes, and as refusing them (least recently used forgotten first). */

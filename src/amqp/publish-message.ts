@@ -1,7 +1,8 @@
 import type { AMQPChannel } from "@cloudamqp/amqp-client";
 import { ledgerOf, type Publication } from "./publish-ledger";
-import { NEGATIVE_CONFIRM, RouteFailureError, brokerReason, isChannelError } from "./route-failure";
-import type { PublishProperties } from "./route-messages";
+import { NEGATIVE_CONFIRM, brokerReason, isChannelError } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
+import type { PublishProperties } from "../contract/messages";
 import type { Deadlines } from "./deadlines";
 import type { PublishWindow } from "./publish-window";
 import type { PublishChannels } from "./publish-channels";

@@ -2,8 +2,8 @@ import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-clie
 import type { Deadlines } from "./deadlines";
 import { consumedMessage } from "./get-message";
 import { DIRECT_REPLY_TO, onReturned } from "./publish-ledger";
-import { RouteFailureError } from "./route-failure";
-import type { ConsumedMessage } from "./route-messages";
+import { RouteFailureError } from "../contract/failures";
+import type { ConsumedMessage } from "../contract/messages";
 import { newChannel } from "./session-channels";
 
 interface Waiter {

@@ -1,4 +1,4 @@
-import { redactUrl } from "./broker-url";
+import { redactUrl } from "../contract/redaction";
 import type { LastError, RouteCounters } from "./route-messages";
 
 /** Every counter at zero: the start of a route's counts, and of a sum over its shards. */

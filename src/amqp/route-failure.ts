@@ -1,58 +1,7 @@
 /**
- * Why a route's broker operation failed. The Durable Object returns these as plain data (thrown
- * errors lose their fields crossing RPC); the Worker turns each kind into one HTTP status in
- * `src/http/gateway-error.ts`.
+ * How amqp-client's errors read: their AMQP reply codes and reasons, which the route side turns
+ * into failures of the contract's kinds (`src/contract/failures.ts`).
  */
-export type FailureKind =
-  /** The broker could not be reached, or the connection is down and reconnecting; nothing was done, a retry may work. */
-  | "unavailable"
-  /** The broker refused the connection because of the route's settings (login refused, no such vhost); a retry will not help. */
-  | "misconfigured"
-  /** The message cannot be published as it is (its properties do not fit in a frame); nothing was sent. */
-  | "invalid_message"
-  /** The message is larger than the broker takes (its `max_message_size`); nothing was published. */
-  | "too_large"
-  /** The consumer's queue does not exist. */
-  | "queue_not_found"
-  /** The broker refused the operation (channel error, negative confirm). */
-  | "broker_error"
-  /** A mandatory message that no queue took; nothing was enqueued. */
-  | "unroutable"
-  /** No answer from the broker (in time, or before the connection dropped); for a publish the outcome is unknown. */
-  | "no_answer"
-  /** The caller went over the route's `rate_limit`; nothing reached the broker. */
-  | "rate_limited"
-  /** The `Idempotency-Key` was used for a different request within the window; nothing was published. */
-  | "idempotency_conflict"
-  /** The gateway itself failed; the message was not published or consumed. */
-  | "internal";
-
-export interface RouteFailure {
-  ok: false;
-  kind: FailureKind;
-  /** Human-readable reason, safe to show to the client (never a stack trace, never a password). */
-  message: string;
-  /** For "unavailable": seconds until the route tries the broker again; for "rate_limited", until the caller may (the answer's `Retry-After`). */
-  retryAfterS?: number;
-}
-
-/** Thrown inside the Durable Object, caught at its RPC boundary and returned as a {@link RouteFailure}. */
-export class RouteFailureError extends Error {
-  constructor(
-    readonly kind: FailureKind,
-    message: string,
-    readonly retryAfterS?: number,
-  ) {
-    super(message);
-    this.name = "RouteFailureError";
-  }
-
-  toFailure(): RouteFailure {
-    const failure: RouteFailure = { ok: false, kind: this.kind, message: this.message };
-    if (this.retryAfterS !== undefined) failure.retryAfterS = this.retryAfterS;
-    return failure;
-  }
-}
 
 /** The AMQP reply code at the end of amqp-client's channel/connection close messages, e.g. `(404)`. */
 export const replyCodeOf = (error: unknown): number | undefined => {

@@ -5,13 +5,8 @@
  */
 import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
 import type { Admission } from "./rate-limiter";
-import type { RouteFailure } from "./route-failure";
-
-/**
- * Bodies of one answer (a batch, a reply) add up to at most this: what crosses from the object to
- * the Worker is limited to 32 MiB, and the Worker may grow a body by a third (base64 in a batch's JSON).
- */
-export const MAX_ANSWER_BYTES = 20 * 1024 * 1024;
+import type { RouteFailure } from "../contract/failures";
+import type { ConsumedMessage, OutgoingMessage } from "../contract/messages";
 
 /** The parts of a route the object needs, with `${NAME}` resolved. */
 export type RouteTarget = Pick<RouteConfig, "id" | "amqp">;
@@ -19,27 +14,6 @@ export type RouteTarget = Pick<RouteConfig, "id" | "amqp">;
 export type PublishingTarget = PublishingRoute<RouteTarget>;
 /** A route to consume from. */
 export type ConsumingTarget = ConsumingRoute<RouteTarget>;
-
-/** AMQP properties the gateway sets from the request's headers (see `src/http/message-properties.ts`). */
-export interface PublishProperties {
-  contentType: string;
-  contentEncoding?: string;
-  messageId?: string;
-  correlationId?: string;
-  replyTo?: string;
-  /** 0 to 9. */
-  priority?: number;
-  /** Time to live in milliseconds, as AMQP wants it: a decimal string. */
-  expiration?: string;
-  type?: string;
-  headers?: Record<string, string>;
-}
-
-/** One message to publish. */
-export interface OutgoingMessage {
-  body: ArrayBuffer;
-  properties: PublishProperties;
-}
 
 /** What one request with an `Idempotency-Key` asks of the window. */
 export interface IdempotentRequest {
@@ -96,28 +70,6 @@ export interface ReplyRequest {
 
 /** The reply (none yet for an async request), or why there is none. */
 export type ReplyOutcome = { ok: true; reply?: ConsumedMessage } | RouteFailure;
-
-/** A message taken from the queue, as the Worker needs it to answer. */
-export interface ConsumedMessage {
-  body: ArrayBuffer;
-  contentType: string | undefined;
-  contentEncoding: string | undefined;
-  messageId: string | undefined;
-  correlationId: string | undefined;
-  replyTo: string | undefined;
-  type: string | undefined;
-  priority: number | undefined;
-  expiration: string | undefined;
-  /** ISO 8601. */
-  timestamp: string | undefined;
-  appId: string | undefined;
-  /** The message's headers table. */
-  headers: Record<string, unknown> | undefined;
-  exchange: string;
-  routingKey: string;
-  redelivered: boolean;
-  messageCount: number | undefined;
-}
 
 /**
  * The messages taken, and `remaining` in the queue after the last (the broker's count). For each,

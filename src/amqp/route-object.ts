@@ -1,8 +1,7 @@
 import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../env";
 import type { ProducerConfig } from "../config/schema";
-import { createLogger, type Logger } from "../log";
+import { createLogger, type Logger, type LoggingEnv } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
@@ -18,17 +17,15 @@ import { ReplyChannel } from "./reply-channel";
 import { DIRECT_REPLY_TO } from "./publish-ledger";
 import { AsyncReplies, type ReplyState } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
-import { RouteFailureError, type RouteFailure } from "./route-failure";
+import { RouteFailureError, type RouteFailure } from "../contract/failures";
 import { PendingDeliveries } from "./pending-deliveries";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
 import { RateLimiter, type Admission } from "./rate-limiter";
 import {
-  MAX_ANSWER_BYTES,
   type ConsumeOutcome,
   type ConsumeRequest,
   type ConsumingTarget,
   type HandedMessage,
-  type OutgoingMessage,
   type PublishManyOutcome,
   type PublishManyRequest,
   type PublishOutcome,
@@ -39,6 +36,7 @@ import {
   type RouteTarget,
   type SettleOutcome,
 } from "./route-messages";
+import { MAX_ANSWER_BYTES, type OutgoingMessage } from "../contract/messages";
 
 type Role = "publish" | "consume";
 
@@ -48,8 +46,11 @@ type Role = "publish" | "consume";
  *
  * Publishing and consuming use separate connections, because a broker resource alarm blocks a
  * whole connection, and consumers must keep draining while publishers are held back.
+ *
+ * Of its environment it reads only how to log (a route's settings arrive with each call), so it
+ * does not depend on the Worker's `Env`, which names this class for its binding.
  */
-export class AmqpRouteObject extends DurableObject<Env> {
+export class AmqpRouteObject extends DurableObject<LoggingEnv> {
   readonly #counters: RouteCountersStore;
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
@@ -79,7 +80,7 @@ export class AmqpRouteObject extends DurableObject<Env> {
   /** Whether a keep-alive alarm is set (routes with `idle_disconnect_s: never`). */
   #keepAliveSet = false;
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: LoggingEnv) {
     super(ctx, env);
     this.#counters = new RouteCountersStore(ctx.storage);
     this.#leases = new Leases(ctx.storage, () => this.#counters.increment("expired"));

@@ -1,5 +1,6 @@
 import type { AMQPChannel, AMQPConsumer, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
-import { RouteFailureError, brokerReason } from "./route-failure";
+import { brokerReason } from "./route-failure";
+import { RouteFailureError } from "../contract/failures";
 import { newChannel } from "./session-channels";
 import type { Reservation } from "../memory-budget";
 

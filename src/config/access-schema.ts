@@ -4,7 +4,7 @@
  * `admin` for `GET /amqp`.
  */
 import * as v from "valibot";
-import { isMessageHeader } from "../http/message-properties";
+import { isMessageHeader } from "../contract/header-names";
 import { hasEnvReference } from "./env-references";
 import { unknownKeyMessage } from "./unknown-key-message";
 

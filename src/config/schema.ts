@@ -5,7 +5,7 @@
  * Every object is strict, so a misspelt key is an error instead of a silently ignored option.
  */
 import * as v from "valibot";
-import { redactUrl } from "../amqp/broker-url";
+import { redactUrl } from "../contract/redaction";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { isTemplate, templateProblem } from "./templates";

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
-import { redactUrl } from "../amqp/broker-url";
+import { redactUrl } from "../contract/redaction";
 import { ZERO_COUNTERS } from "../amqp/route-counters";
 import type { RouteCounters, RouteStats } from "../amqp/route-messages";
 import type { GatewayConfig, RouteConfig } from "../config/schema";

@@ -1,6 +1,6 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { FailureKind, RouteFailure } from "../amqp/route-failure";
+import type { FailureKind, RouteFailure } from "../contract/failures";
 
 /**
  * The one error type of a request: an HTTP status, a reason the client may read, the route it

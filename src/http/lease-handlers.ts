@@ -4,7 +4,7 @@ import type { ConsumingTarget } from "../amqp/route-messages";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import type { Admission } from "../amqp/rate-limiter";
-import type { RouteFailure } from "../amqp/route-failure";
+import type { RouteFailure } from "../contract/failures";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { parseShardedId } from "./sharded-ids";

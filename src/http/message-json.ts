@@ -1,4 +1,5 @@
-import type { ConsumedMessage, HandedMessage } from "../amqp/route-messages";
+import type { HandedMessage } from "../amqp/route-messages";
+import type { ConsumedMessage } from "../contract/messages";
 import { base64 } from "../base64";
 
 /** One message of a `GET ?max=N` answer. */

@@ -1,12 +1,13 @@
-import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES, SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { PublishProperties } from "../amqp/route-messages";
+import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES, SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
+import type { PublishProperties } from "../contract/messages";
 import { GatewayError } from "./gateway-error";
-
-/** Prefix of request headers that become entries of the message's headers table, and back. */
-export const AMQP_HEADER_PREFIX = "x-amqp-header-";
-
-/** Content type of a message published without one (runway's default). */
-export const DEFAULT_CONTENT_TYPE = "application/json";
+import {
+  AMQP_HEADER_PREFIX,
+  DEFAULT_CONTENT_TYPE,
+  PROPERTY_HEADERS,
+  type PropertyHeader,
+  type ShortStringHeader,
+} from "../contract/header-names";
 
 /**
  * The message's properties from the request's headers:
@@ -142,25 +143,6 @@ const isDirectReplyTo = (replyTo: string): boolean => replyTo === DIRECT_REPLY_T
 /** A comma where none belongs: outside a quoted string for Content-Type, anywhere for the others. */
 const repeated = (name: string, value: string): boolean =>
   name === "content-type" ? value.replace(/"(?:[^"\\]|\\.)*"/g, "").includes(",") : value.includes(",");
-
-const SHORT_STRING_HEADERS = [
-  "content-type",
-  "content-encoding",
-  "idempotency-key",
-  "x-message-id",
-  "x-correlation-id",
-  "x-reply-to",
-  "x-type",
-] as const;
-type ShortStringHeader = (typeof SHORT_STRING_HEADERS)[number];
-type PropertyHeader = ShortStringHeader | "x-priority" | "x-expiration";
-const PROPERTY_HEADERS = new Set<string>([...SHORT_STRING_HEADERS, "x-priority", "x-expiration"]);
-
-/** Whether a request header (any case) becomes part of the published message: a property or a headers-table entry. */
-export const isMessageHeader = (name: string): boolean => {
-  const lower = name.toLowerCase();
-  return PROPERTY_HEADERS.has(lower) || lower.startsWith(AMQP_HEADER_PREFIX);
-};
 
 /** Longer than a short string in UTF-8. At most 85 UTF-16 units fit whatever they are, so most values are never measured. */
 const overShortString = (value: string): boolean => value.length * 3 > SHORT_STRING_BYTES && utf8Length(value) > SHORT_STRING_BYTES;

@@ -1,11 +1,13 @@
 import type { Context } from "hono";
-import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { IdempotentRequest, OutgoingMessage, PublishManyOutcome, PublishingTarget, PublishProperties } from "../amqp/route-messages";
+import { SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
+import type { IdempotentRequest, PublishManyOutcome, PublishingTarget } from "../amqp/route-messages";
+import type { OutgoingMessage, PublishProperties } from "../contract/messages";
 import { splitBatch } from "./batch-body";
 import type { ProducerConfig, PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError } from "./gateway-error";
-import { DEFAULT_CONTENT_TYPE, publishProperties } from "./message-properties";
+import { DEFAULT_CONTENT_TYPE } from "../contract/header-names";
+import { publishProperties } from "./message-properties";
 import { producerTemplates, withDefaults } from "./request-templates";
 import { callRouteObject } from "./route-object-call";
 import { admissionFor, shardFor } from "./access/admission";

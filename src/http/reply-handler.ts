@@ -1,9 +1,10 @@
 import type { Context } from "hono";
-import type { ConsumedMessage, OutgoingMessage, PublishingTarget, ReplyOutcome } from "../amqp/route-messages";
+import type { PublishingTarget, ReplyOutcome } from "../amqp/route-messages";
+import type { ConsumedMessage, OutgoingMessage } from "../contract/messages";
 import type { ReplyState } from "../amqp/async-replies";
 import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
-import type { RouteFailure } from "../amqp/route-failure";
+import type { RouteFailure } from "../contract/failures";
 import { admissionFor, chargeCaller, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { shardedId, parseShardedId } from "./sharded-ids";

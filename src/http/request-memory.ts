@@ -1,4 +1,5 @@
-import { MAX_ANSWER_BYTES, type ConsumingTarget } from "../amqp/route-messages";
+import { type ConsumingTarget } from "../amqp/route-messages";
+import { MAX_ANSWER_BYTES } from "../contract/messages";
 import { NameCache } from "../amqp/name-cache";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Lane, type Reservation } from "../memory-budget";
 import { GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
-import { SHORT_STRING_BYTES, utf8Length } from "../amqp/frame-limits";
-import type { ConsumingTarget, PublishProperties } from "../amqp/route-messages";
+import { SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
+import type { ConsumingTarget } from "../amqp/route-messages";
+import type { PublishProperties } from "../contract/messages";
 import type { ConsumerConfig, ConsumingRoute, ProducerConfig } from "../config/schema";
 import { isTemplate, parseTemplate, renderTemplate, type TemplatePart } from "../config/templates";
 import type { GatewayEnv } from "../env";

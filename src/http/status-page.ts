@@ -1,5 +1,5 @@
 import { html, raw } from "hono/html";
-import { redactUrl } from "../amqp/broker-url";
+import { redactUrl } from "../contract/redaction";
 import type { RouteConfig } from "../config/schema";
 
 /**

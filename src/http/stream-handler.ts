@@ -1,5 +1,6 @@
 import type { Context } from "hono";
-import type { ConsumedMessage, ConsumeOutcome } from "../amqp/route-messages";
+import type { ConsumeOutcome } from "../amqp/route-messages";
+import type { ConsumedMessage } from "../contract/messages";
 import { base64 } from "../base64";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Deadlines, SWEEP_INTERVAL_MS } from "../../src/amqp/deadlines";
-import { RouteFailureError } from "../../src/amqp/route-failure";
+import { RouteFailureError } from "../../src/contract/failures";
 
 describe("Deadlines.within", () => {
   beforeEach(() => void vi.useFakeTimers());

@@ -3,7 +3,7 @@
  * published, and the route's connection (with the publishes in flight on it) is not disturbed.
  */
 import { describe, expect, it } from "vitest";
-import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES } from "../../src/amqp/frame-limits";
+import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES } from "../../src/contract/frame-limits";
 import { BROKER_URL, drain, withQueue } from "../helpers/broker";
 import { gatewayFor, uniqueRouteId } from "./gateway";
 

@@ -3,7 +3,7 @@ import type { Admission } from "../../amqp/rate-limiter";
 import type { RouteTarget } from "../../amqp/route-messages";
 import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
-import type { RouteFailure } from "../../amqp/route-failure";
+import type { RouteFailure } from "../../contract/failures";
 import { failureError } from "../gateway-error";
 import { callRouteObject } from "../route-object-call";
 import { pickShard, routeObject } from "../route-target";

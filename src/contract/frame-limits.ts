@@ -5,7 +5,7 @@
  * fails while encoding it (after the gateway has counted it as sent) or the broker closes the
  * connection, which fails every other publish in flight on it.
  */
-import type { PublishProperties } from "./route-messages";
+import type { PublishProperties } from "./messages";
 
 /** Longest AMQP short string in bytes (ids, types, table keys, exchange and routing key). */
 export const SHORT_STRING_BYTES = 255;
