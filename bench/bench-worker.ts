@@ -30,7 +30,7 @@ import gateway, { AmqpRouteObject as GatewayRouteObject } from "../src/index";
 import { routesConfig } from "../src/generated/routes";
 import type { ConsumeOutcome, ConsumeRequest, ConsumingTarget, PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
 import type { ConsumedMessage } from "../src/contract/messages";
-import { routeObject } from "../src/http/route-target";
+import { routeObject } from "../src/http/route-client";
 import { resolveConfig } from "../src/config/resolve-config";
 import { BASELINE_PREFIX, CEILING_PREFIX, NO_AMQP_ROUTES, payloadOf } from "./lib/worker-paths";
 

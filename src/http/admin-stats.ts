@@ -6,7 +6,7 @@ import type { RouteCounters, RouteStats } from "../amqp/route-messages";
 import type { GatewayConfig, RouteConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
 import { basicCredentials, bearerToken } from "./access/credentials";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 import { statusPage } from "./status-page";
 
 /**
@@ -70,7 +70,7 @@ const routeStats = async (env: Env, target: RouteConfig): Promise<RouteStatsEntr
   const shards = await Promise.all(
     Array.from({ length: target.amqp.shards }, async (_, shard) => ({
       shard,
-      ...(await routeObject(env, target, shard).stats(target.amqp.url)),
+      ...(await routeClient(env, target, shard).object().stats(target.amqp.url)),
     })),
   );
   const total = shards.reduce<RouteStats>(

@@ -8,9 +8,8 @@ import { shardedId } from "./sharded-ids";
 import { messageHeaders } from "./message-headers";
 import { messageJson } from "./message-json";
 import { consumingTarget } from "./request-templates";
-import { callRouteObject } from "./route-object-call";
 import { runBeyondResponse } from "./beyond-response";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 import { settleDeliveries } from "./settle-deliveries";
 import { streamEvents, wantsEventStream, WRITE_HOLD_MS } from "./stream-handler";
 import { untrustedBodyHeaders } from "./untrusted-body";
@@ -54,8 +53,8 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
   let settling = false;
   try {
     if (waitId) endWaitOnDisconnect(c, target, shard, waitId);
-    const outcome = await callRouteObject(target.id, "consume", async (): Promise<ConsumeOutcome> =>
-      routeObject(c.env, target, shard).consume(target, {
+    const outcome = await routeClient(c.env, target, shard).call("consume", async (object): Promise<ConsumeOutcome> =>
+      object.consume(target, {
         max: max ?? 1,
         maxBytes: Math.floor(maxBytes / expansion),
         holdMs: WRITE_HOLD_MS,
@@ -195,7 +194,8 @@ const endWaitOnDisconnect = (c: Context<GatewayEnv>, target: RouteTarget, shard:
 
 /** Tells the object that wait `waitId` is over: its client left, or its answer is written (the room held for it is free). */
 const endWait = (c: Context<GatewayEnv>, target: RouteTarget, shard: number, waitId: string): void => {
-  const ended = routeObject(c.env, target, shard)
+  const ended = routeClient(c.env, target, shard)
+    .object()
     .cancelWait(waitId)
     .catch(() => undefined);
   runBeyondResponse(c, ended);

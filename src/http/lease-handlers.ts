@@ -8,8 +8,7 @@ import type { RouteFailure } from "../contract/failures";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { parseShardedId } from "./sharded-ids";
-import { callRouteObject } from "./route-object-call";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 import { requestBody } from "./request-body";
 
 /** Most lease ids one settle request may carry. */
@@ -57,8 +56,8 @@ export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute
     byShard.set(parsed.shard, [...(byShard.get(parsed.shard) ?? []), { index, id: parsed.id }]);
   });
   const settleAt = async (shard: number, entries: Array<{ index: number; id: string }>, admission?: Admission) => {
-    const settled = await callRouteObject(route.id, "settle", async (): Promise<LeaseResult[] | RouteFailure> =>
-      routeObject(c.env, target, shard).settleLeases(
+    const settled = await routeClient(c.env, target, shard).call("settle", async (object): Promise<LeaseResult[] | RouteFailure> =>
+      object.settleLeases(
         entries.map((entry) => entry.id),
         how,
         admission,

@@ -9,9 +9,8 @@ import { failureError, GatewayError } from "./gateway-error";
 import { DEFAULT_CONTENT_TYPE } from "../contract/header-names";
 import { publishProperties } from "./message-properties";
 import { producerTemplates, withDefaults } from "./request-templates";
-import { callRouteObject } from "./route-object-call";
 import { admissionFor, shardFor } from "./access/admission";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 import { requestReply } from "./reply-handler";
 import { requestBody } from "./request-body";
 import { releaseBuffer } from "../release-buffer";
@@ -74,16 +73,18 @@ const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promis
   const key = producer.dedupe_window_s > 0 ? fromHeaders.messageId : undefined;
   const idempotency = key === undefined ? undefined : await idempotentRequest(key, c.get("caller") ?? "", producer, messages);
   const shard = shardFor(target, admission, idempotency && `${idempotency.caller}\n${idempotency.key}`);
-  const { outcomes, refused, replayed } = await callRouteObject(target.id, "publish", async (): Promise<PublishManyOutcome> =>
-    routeObject(c.env, target, shard).publishMany({
-      route: target,
-      messages,
-      ...(admission ? { admission } : {}),
-      ...(idempotency ? { idempotency } : {}),
-    }),
-  ).finally(() => {
-    if (batch) for (const element of batch) releaseBuffer(element);
-  });
+  const { outcomes, refused, replayed } = await routeClient(c.env, target, shard)
+    .call("publish", async (object): Promise<PublishManyOutcome> =>
+      object.publishMany({
+        route: target,
+        messages,
+        ...(admission ? { admission } : {}),
+        ...(idempotency ? { idempotency } : {}),
+      }),
+    )
+    .finally(() => {
+      if (batch) for (const element of batch) releaseBuffer(element);
+    });
   if (refused) throw failureError(refused, target.id);
   const failures = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{ index, ...outcome }]));
   const [first] = failures;

@@ -9,8 +9,7 @@ import { admissionFor, chargeCaller, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { shardedId, parseShardedId } from "./sharded-ids";
 import { messageHeaders } from "./message-headers";
-import { callRouteObject } from "./route-object-call";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 
 /**
  * Request/reply (`producer.reply`): publishes the request with direct reply-to and a fresh
@@ -38,8 +37,8 @@ export const requestReply = async (
   const shard = shardFor(target, admission);
   const id = shardedId(shard, crypto.randomUUID());
   const async = prefersAsync(c.req.header("prefer"));
-  const outcome = await callRouteObject(target.id, "publish", async (): Promise<ReplyOutcome> =>
-    routeObject(c.env, target, shard).request({ route: target, message, id, async, ...(admission ? { admission } : {}) }),
+  const outcome = await routeClient(c.env, target, shard).call("publish", async (object): Promise<ReplyOutcome> =>
+    object.request({ route: target, message, id, async, ...(admission ? { admission } : {}) }),
   );
   if (!outcome.ok) throw failureError(outcome, target.id);
   if (!outcome.reply) {
@@ -68,8 +67,8 @@ export const fetchReply = async (c: Context<GatewayEnv>, route: PublishingRoute)
   const admission = admissionFor(c, route);
   const home = admission ? shardFor(target, admission) : parsed.shard;
   if (admission && home !== parsed.shard) await chargeCaller(c, target, admission);
-  const state = await callRouteObject(target.id, "consume", async (): Promise<ReplyState | RouteFailure> =>
-    routeObject(c.env, target, parsed.shard).reply(id, home === parsed.shard ? admission : undefined),
+  const state = await routeClient(c.env, target, parsed.shard).call("consume", async (object): Promise<ReplyState | RouteFailure> =>
+    object.reply(id, home === parsed.shard ? admission : undefined),
   );
   if ("ok" in state) throw failureError(state, route.id);
   switch (state.status) {

@@ -1,5 +1,8 @@
 import { GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
 
+/** What a call to a route's object does, which decides what its failure as a call becomes. */
+export type RouteOperation = "publish" | "consume" | "settle";
+
 /** What workerd puts on an error thrown by a Durable Object call that failed as a call. */
 interface DurableObjectCallError {
   /** The call may succeed if made again with a fresh stub (the object was reset, e.g. by a deploy). */
@@ -20,11 +23,7 @@ interface DurableObjectCallError {
  * - a publish is never retried: the object may have published before it was reset, so the
  *   outcome is unknown (504), and the client decides whether a duplicate is acceptable.
  */
-export const callRouteObject = async <T>(
-  routeId: string,
-  operation: "publish" | "consume" | "settle",
-  call: () => Promise<T>,
-): Promise<T> => {
+export const callRouteObject = async <T>(routeId: string, operation: RouteOperation, call: () => Promise<T>): Promise<T> => {
   let error: unknown;
   try {
     return await call();

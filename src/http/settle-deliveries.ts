@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { RouteTarget, SettleOutcome } from "../amqp/route-messages";
 import type { GatewayEnv } from "../env";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 
 /**
  * Acknowledges delivered messages with the shard that holds them, or requeues those whose answer
@@ -17,7 +17,7 @@ export const settleDeliveries = async (
 ): Promise<void> => {
   let settled: SettleOutcome;
   try {
-    settled = await routeObject(c.env, target, shard).settle(tokens, outcome);
+    settled = await routeClient(c.env, target, shard).object().settle(tokens, outcome);
   } catch {
     // The object was reset: its connection went with it, and the broker requeues the messages.
     return;

@@ -6,9 +6,8 @@ import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError } from "./gateway-error";
-import { callRouteObject } from "./route-object-call";
 import { consumingTarget } from "./request-templates";
-import { routeObject } from "./route-target";
+import { routeClient } from "./route-client";
 import { settleDeliveries } from "./settle-deliveries";
 import { runBeyondResponse } from "./beyond-response";
 import { untrustedBodyHeaders } from "./untrusted-body";
@@ -47,7 +46,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   const target = consumingTarget(c, route);
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);
-  const object = () => routeObject(c.env, target, shard);
+  const client = routeClient(c.env, target, shard);
   const waitId = crypto.randomUUID();
   let open = true;
   // Room for the message being taken and written, held until its event is written: a client that
@@ -61,8 +60,8 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
       : await holdAnswerRoom(target, 1, EVENT_EXPANSION, admission?.key, "nothing was taken");
     const room = held;
     const maxBytes = continued ? answerPlan(target, 1, EVENT_EXPANSION).want : room.bytes;
-    const outcome = await callRouteObject(route.id, "consume", async (): Promise<ConsumeOutcome> =>
-      object().consume(target, {
+    const outcome = await client.call("consume", async (object): Promise<ConsumeOutcome> =>
+      object.consume(target, {
         max: 1,
         maxBytes: Math.floor(maxBytes / EVENT_EXPANSION),
         waitMs,
@@ -102,7 +101,8 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
   const leave = () => {
     if (!open) return;
     open = false;
-    void object()
+    void client
+      .object()
       .cancelWait(waitId)
       .catch(() => undefined);
   };

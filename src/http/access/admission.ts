@@ -5,8 +5,7 @@ import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
 import type { RouteFailure } from "../../contract/failures";
 import { failureError } from "../gateway-error";
-import { callRouteObject } from "../route-object-call";
-import { pickShard, routeObject } from "../route-target";
+import { pickShard, routeClient } from "../route-client";
 
 /**
  * What the route's object needs to apply `rate_limit` to this request: whom it counts (the client's
@@ -37,7 +36,7 @@ export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig):
   const target: RouteTarget = { id: route.id, amqp: route.amqp };
   let refused: RouteFailure | undefined;
   try {
-    refused = await routeObject(c.env, target, shardFor(target, admission)).refuseAttempt(admission);
+    refused = await routeClient(c.env, target, shardFor(target, admission)).object().refuseAttempt(admission);
   } catch {
     return; // The object is unreachable: the 401 stands.
   }
@@ -50,8 +49,8 @@ export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig):
  * empty. The limit then still counts each request once, in one place.
  */
 export const chargeCaller = async (c: Context<GatewayEnv>, target: RouteTarget, admission: Admission): Promise<void> => {
-  const refused = await callRouteObject(target.id, "consume", () =>
-    routeObject(c.env, target, shardFor(target, admission)).refuseAttempt(admission),
+  const refused = await routeClient(c.env, target, shardFor(target, admission)).call("consume", (object) =>
+    object.refuseAttempt(admission),
   );
   if (refused) throw failureError(refused, target.id);
 };
