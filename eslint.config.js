@@ -29,7 +29,13 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["../*", "!../contract/*"], message: "src/contract imports nothing of the gateway's." }] },
+        {
+          // Only its own files (./x): nothing that climbs out of it, no package.
+          patterns: [
+            { regex: "^(?!\\./)", message: "src/contract imports nothing but its own files (./x)." },
+            { regex: "/\\.\\./", message: "src/contract imports nothing but its own files (./x)." },
+          ],
+        },
       ],
     },
   },
@@ -40,7 +46,15 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["../http/*", "../amqp/*"], message: "src/config may import src/contract, not the HTTP or route side." }] },
+        {
+          patterns: [
+            {
+              regex: "^(?!\\./|\\.\\./contract/|valibot$|yaml$)",
+              message: "src/config imports its own files, src/contract, valibot and yaml: not the HTTP or route side.",
+            },
+            { regex: "/\\.\\./", message: "src/config imports its own files, src/contract, valibot and yaml." },
+          ],
+        },
       ],
     },
   },

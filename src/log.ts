@@ -12,13 +12,13 @@ export interface Logger {
   log(level: LogLevel, event: string, fields?: LogFields): void;
 }
 
-/** A logger for the Worker's (or the object's) environment. */
 /** The part of an environment (the Worker's, or a route object's) that says how to log. */
 export interface LoggingEnv {
   LOG_LEVEL?: unknown;
   LOG_FORMAT?: unknown;
 }
 
+/** A logger for the Worker's (or the object's) environment. */
 export const createLogger = (env: LoggingEnv): Logger => {
   const levelName = typeof env.LOG_LEVEL === "string" ? env.LOG_LEVEL.toLowerCase() : "info";
   // `none` writes nothing; an unknown level is taken as the default, not as "everything".

@@ -8,7 +8,7 @@ import { AMQPSession } from "@cloudamqp/amqp-client";
 import { WebSocket as NodeWebSocket } from "ws";
 import { brokerEndpoint } from "../../src/amqp/broker-url";
 import { redactSecrets, redactUrl } from "../../src/contract/redaction";
-import { brokerReason } from "../../src/amqp/route-failure";
+import { brokerReason } from "../../src/amqp/broker-errors";
 import { newChannel } from "../../src/amqp/session-channels";
 import { applyTopology, problemLine } from "../../src/amqp/topology";
 import { isTemplate } from "../../src/config/templates";

@@ -4,7 +4,7 @@ import { redactSecrets, redactUrl } from "../contract/redaction";
 import { ConnectBackoff } from "./connect-backoff";
 import { PublishWindow } from "./publish-window";
 import "./socket-timer-fix";
-import { brokerReason, replyCodeOf } from "./route-failure";
+import { brokerReason, replyCodeOf } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import type { Deadlines } from "./deadlines";
 import type { Logger } from "../log";

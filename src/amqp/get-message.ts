@@ -1,7 +1,7 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { giveBack } from "./hand-over";
 import { isAbout, isChannelClosed, isConnectionRefusal, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
-import { isChannelError } from "./route-failure";
+import { isChannelError } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import type { ConsumedMessage } from "../contract/messages";
 import type { Deadlines } from "./deadlines";

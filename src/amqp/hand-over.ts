@@ -1,7 +1,7 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import type { Deadlines } from "./deadlines";
 import type { TakenMessage } from "./get-message";
-import { brokerReason, isChannelError } from "./route-failure";
+import { brokerReason, isChannelError } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import { newChannel } from "./session-channels";
 

@@ -2,7 +2,7 @@ import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { ChannelPool, type ChannelLease } from "./channel-pool";
 import { NameCache } from "./name-cache";
 import { causeOf, onReturned } from "./publish-ledger";
-import { brokerReason } from "./route-failure";
+import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import { confirmChannel, newChannel } from "./session-channels";
 

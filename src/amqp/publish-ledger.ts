@@ -1,5 +1,5 @@
 import type { AMQPChannel, AMQPMessage, AMQPProperties } from "@cloudamqp/amqp-client";
-import { brokerReason, isChannelError } from "./route-failure";
+import { brokerReason, isChannelError } from "./broker-errors";
 
 /** RabbitMQ's direct reply-to (request/reply's `reply_to`). */
 export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";

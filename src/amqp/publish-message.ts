@@ -1,6 +1,6 @@
 import type { AMQPChannel } from "@cloudamqp/amqp-client";
 import { ledgerOf, type Publication } from "./publish-ledger";
-import { NEGATIVE_CONFIRM, brokerReason, isChannelError } from "./route-failure";
+import { NEGATIVE_CONFIRM, brokerReason, isChannelError } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import type { PublishProperties } from "../contract/messages";
 import type { Deadlines } from "./deadlines";

@@ -1,7 +1,7 @@
 import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
 import { ChannelPool } from "./channel-pool";
 import { NameCache } from "./name-cache";
-import { brokerReason, isChannelError, replyCodeOf } from "./route-failure";
+import { brokerReason, isChannelError, replyCodeOf } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import type { Deadlines } from "./deadlines";
 import { DIRECT_REPLY_TO } from "./publish-ledger";

@@ -1,7 +1,8 @@
 /**
- * The data that crosses the Worker → Durable Object RPC boundary. Plain structured-clonable
- * objects only: the route's resolved settings travel with every call, so the object always acts
- * on the configuration that is deployed now.
+ * The calls the Worker makes to a route's object and their answers (the messages they carry are
+ * `src/contract/messages.ts`). Plain structured-clonable objects only: the route's resolved
+ * settings travel with every call, so the object always acts on the configuration that is
+ * deployed now. They name the configuration's types, so they are not in `src/contract/` yet.
  */
 import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
 import type { Admission } from "./rate-limiter";
@@ -82,7 +83,7 @@ export type ConsumeOutcome = { ok: true; messages: HandedMessage[]; remaining?: 
 export interface ConsumeRequest {
   max: number;
   admission?: Admission;
-  /** Most body bytes the answer may carry, the first message whatever its size (default, and at most, {@link MAX_ANSWER_BYTES}). */
+  /** Most body bytes the answer may carry, the first message whatever its size (default, and at most, `MAX_ANSWER_BYTES` of `src/contract/messages.ts`). */
   maxBytes?: number;
   /** Long-poll: how long to wait when the queue is empty (0 or absent: answer at once). */
   waitMs?: number;

@@ -1,5 +1,5 @@
 import type { AMQPChannel, AMQPConsumer, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
-import { brokerReason } from "./route-failure";
+import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import { newChannel } from "./session-channels";
 import type { Reservation } from "../memory-budget";

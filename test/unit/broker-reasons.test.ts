@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isAbout, isConnectionRefusal } from "../../src/amqp/queue-directory";
 import { causeOf } from "../../src/amqp/publish-ledger";
-import { isChannelError } from "../../src/amqp/route-failure";
+import { isChannelError } from "../../src/amqp/broker-errors";
 
 /** amqp-client's error for a channel the broker closed with `reason`. */
 const closed = (reason: string, code: number) => new Error(`channel 2 closed: ${reason} (${code})`);

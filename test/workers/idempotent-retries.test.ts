@@ -47,7 +47,7 @@ const bodies = (messages: AMQPMessage[]): string[] => messages.map((message) => 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The route's object for shard 0, as src/http/route-target.ts names it. */
+/** The route's object for shard 0, as src/http/route-client.ts names it. */
 const shardZero = (routeId: string) => env.AMQP_ROUTE.get(env.AMQP_ROUTE.idFromName(routeId));
 
 describe("a repeated Idempotency-Key", () => {
