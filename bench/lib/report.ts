@@ -123,17 +123,8 @@ type Ratio = (a: number | undefined, b: number | undefined) => number;
 
 const ratio: Ratio = (a, b) => (a && b ? a / b : Number.NaN);
 
-/** One run of a variant, as `summarize` takes it. */
-export interface RoundFigures {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  lost: number;
-  unanswered: number;
-  duplicated: number;
-  cpuUs?: number;
-}
+/** One run of a variant, as `summarize` takes it (the CPU where the gateway served it). */
+export type RoundFigures = Pick<Measurement, "rps" | "p50" | "p99" | "errors" | "lost" | "unanswered" | "duplicated" | "cpuUs">;
 
 /** One measurement from a variant's rounds: means of the rates and latencies, sums of the counts, and each round's own rate and CPU. */
 export const summarize = (

@@ -21,7 +21,7 @@ import { account, type Accounting } from "./accounting";
 import { BENCH_WORKER, PAYLOADS, writeRoutes } from "./bench-routes";
 import { AMQP_URL, deleteQueues, freshQueues, queueDepth, settledDepth } from "./broker";
 import { load } from "./load";
-import { ROUTING, type Measurement } from "./report";
+import { ROUTING, summarize, type Measurement } from "./report";
 
 export interface RoutingOptions {
   port: number;
@@ -107,7 +107,7 @@ routes:
         );
       }
     }
-    for (const { name } of publishes) measurements.push(summarize("routing", name, runs.get(name) ?? []));
+    for (const { name } of publishes) measurements.push(summarize("routing", name, PAYLOAD, CONNECTIONS, runs.get(name) ?? []));
 
     log(`request/reply (${CONNECTIONS} in flight, ${PAYLOAD}, the same responder for both)`);
     for (let round = 0; round < rounds; round++) {
@@ -121,7 +121,7 @@ routes:
         );
       }
     }
-    for (const { name } of replies) measurements.push(summarize("request/reply", name, runs.get(name) ?? []));
+    for (const { name } of replies) measurements.push(summarize("request/reply", name, PAYLOAD, CONNECTIONS, runs.get(name) ?? []));
     return measurements;
   } finally {
     await responder?.close();
@@ -129,24 +129,6 @@ routes:
     await deleteQueues(...Object.values(Q));
   }
 };
-
-/** One measurement from a variant's rounds: means of the rates and latencies, sums of the counts. */
-const summarize = (section: Measurement["section"], variant: string, runs: Run[]): Measurement => ({
-  section,
-  variant,
-  payload: PAYLOAD,
-  connections: CONNECTIONS,
-  rps: mean(runs.map((r) => r.rps)),
-  // One message a request either way: a publish, or a request (its reply not counted).
-  msgs: mean(runs.map((r) => r.rps)),
-  p50: mean(runs.map((r) => r.p50)),
-  p99: mean(runs.map((r) => r.p99)),
-  errors: sum(runs.map((r) => r.errors)),
-  lost: sum(runs.map((r) => r.lost)),
-  unanswered: sum(runs.map((r) => r.unanswered)),
-  duplicated: sum(runs.map((r) => r.duplicated)),
-  rounds: runs.length,
-});
 
 /** The RPC service both variants call: it answers every request on `queue` with the request's body. */
 interface Responder {
@@ -308,8 +290,6 @@ const directReplies = async (seconds: number): Promise<Run> => {
 };
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
-const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 /** The nearest-rank percentile of sorted values. */
 const percentile = (sorted: number[], p: number): number =>
   sorted.length === 0 ? Number.NaN : (sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN);

@@ -46,8 +46,11 @@ export class PublishChannels {
   #maxMessageBytes = Number.POSITIVE_INFINITY;
   readonly #isolated: ChannelPool;
   readonly #session: () => Promise<AMQPSession>;
-  /** The session's shared confirm channel as last opened: the session opens another once it closes. */
-  #shared: AMQPChannel | undefined;
+  /**
+   * The path to the session's shared confirm channel as last opened (the session opens another
+   * once it closes): one object, given to every publish while that channel is open.
+   */
+  #sharedPath: (PublishPath & { ready: AMQPChannel }) | undefined;
 
   readonly #live: () => boolean;
 
@@ -88,11 +91,14 @@ export class PublishChannels {
   /** The path of one message: shared when {@link proven}, else alone on a lent channel. */
   path(exchange: string, bytes: number): PublishPath {
     if (this.proven(exchange, bytes)) {
-      const shared = this.#shared;
-      if (shared && !shared.closed && this.#live())
-        return { ready: shared, channel: () => Promise.resolve(shared), release: NOTHING, isolated: false };
+      const shared = this.#sharedPath;
+      if (shared && !shared.ready.closed && this.#live()) return shared;
       return {
-        channel: async () => (this.#shared = await confirmChannel(await this.#session())),
+        channel: async () => {
+          const channel = await confirmChannel(await this.#session());
+          this.#sharedPath = { ready: channel, channel: () => Promise.resolve(channel), release: NOTHING, isolated: false };
+          return channel;
+        },
         release: NOTHING,
         isolated: false,
       };
