@@ -29,25 +29,23 @@ import type { Env, GatewayEnv } from "../src/env";
 import gateway, { AmqpRouteObject as GatewayRouteObject } from "../src/index";
 import { routesConfig } from "../src/generated/routes";
 import type { ConsumeOutcome, ConsumeRequest, ConsumingTarget, PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
-import type { ConsumedMessage } from "../src/contract/messages";
 import { routeObject } from "../src/http/route-client";
 import { resolveConfig } from "../src/config/resolve-config";
-import { BASELINE_PREFIX, CEILING_PREFIX, NO_AMQP_ROUTES, payloadOf } from "./lib/worker-paths";
+import { acceptWithoutPublishing, noAmqpConsume, noAmqpPublish } from "./lib/no-amqp";
+import { BASELINE_PREFIX, CEILING_PREFIX } from "./lib/worker-paths";
 
 export class AmqpRouteObject extends GatewayRouteObject {
   /** What `publishMany` receives, answered as if every message were confirmed. */
   acceptWithoutPublishing(request: PublishManyRequest): PublishManyOutcome {
-    return { outcomes: request.messages.map(() => ({ ok: true })) };
+    return acceptWithoutPublishing(request);
   }
 
   override async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
-    if (request.route.id === NO_AMQP_ROUTES.publish) return this.acceptWithoutPublishing(request);
-    return super.publishMany(request);
+    return noAmqpPublish(request) ?? super.publishMany(request);
   }
 
   override async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
-    if (route.id === NO_AMQP_ROUTES.consume) return { ok: true, messages: [{ message: cannedMessage(route) }] };
-    return super.consume(route, request);
+    return noAmqpConsume(route) ?? super.consume(route, request);
   }
 
   /** Nothing: the object call alone. */
@@ -60,27 +58,6 @@ export class AmqpRouteObject extends GatewayRouteObject {
     return route === undefined ? 1 : 0;
   }
 }
-
-/** A 250-byte message as a consume of the bench's queues would take it. */
-const CANNED_BODY = new TextEncoder().encode(payloadOf(250));
-const cannedMessage = (route: ConsumingTarget): ConsumedMessage => ({
-  body: CANNED_BODY.slice().buffer,
-  contentType: "application/json",
-  contentEncoding: undefined,
-  messageId: undefined,
-  correlationId: undefined,
-  replyTo: undefined,
-  type: undefined,
-  priority: undefined,
-  expiration: undefined,
-  timestamp: undefined,
-  appId: undefined,
-  headers: undefined,
-  exchange: "",
-  routingKey: route.amqp.consumer.queue,
-  redelivered: false,
-  messageCount: 1000,
-});
 
 const resolvedConfigs = new WeakMap<Env, ReturnType<typeof resolveConfig>>();
 const resolvedFor = (env: Env): ReturnType<typeof resolveConfig> => {

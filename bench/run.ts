@@ -22,9 +22,12 @@
  * memory under large requests from many callers at once, an honest caller's success and latency
  * during each flood a hostile caller can make, and the many-callers rig at full size.
  *
+ * Then the three runtimes (bench/lib/runtimes.ts): the same routes on workerd, Node and Deno at
+ * once, publish and consume at 250 B and 16 KiB against each runtime's own no-AMQP ceiling.
+ *
  * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 3; judged ratios are the median of the rounds' own), BENCH_MEMORY_PUBLISHES
  * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
- * (default "throughput,truth,memory,consume,routing"; a subset runs only those, and judges only their
+ * (default "throughput,truth,memory,consume,routing,callers,runtimes"; a subset runs only those, and judges only their
  * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
  * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200), BENCH_CALLERS_SECONDS (per fairness run; the
  * many-callers rig runs three times as long; default 8), BENCH_CALLERS_PARTS (default
@@ -53,6 +56,7 @@ import { consumeModesSection, rabbitmqctlVersion } from "./lib/consume-modes";
 import { memorySection, truthSection } from "./lib/pressure";
 import { routingSection } from "./lib/routing";
 import { callersSection } from "./lib/callers";
+import { runtimesSection } from "./lib/runtimes";
 import { summarize, THROUGHPUT, writeReport, type Measurement, type Report } from "./lib/report";
 
 // The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
@@ -67,7 +71,7 @@ const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
 const TRUTH_SECONDS = Number(process.env.BENCH_TRUTH_SECONDS ?? 30);
 const SECTIONS = new Set(
-  (process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing,callers").split(",").map((name) => name.trim()),
+  (process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing,callers,runtimes").split(",").map((name) => name.trim()),
 );
 const CALLERS_SECONDS = Number(process.env.BENCH_CALLERS_SECONDS ?? 8);
 const CALLERS_PARTS = (process.env.BENCH_CALLERS_PARTS ?? "memory,fairness,many").split(",").map((name) => name.trim());
@@ -176,6 +180,13 @@ const main = async () => {
     log("many callers on one route (fresh gateways): memory under large requests at once, fairness under floods, the many-callers rig");
     if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
     report.callers = await callersSection(PORT, CALLERS_SECONDS, log, CALLERS_PARTS);
+  }
+  if (SECTIONS.has("runtimes")) {
+    log("three runtimes (fresh gateways on workerd, Node and Deno, at once): publish and consume against each one's no-AMQP ceiling");
+    if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
+    const figures = await runtimesSection({ port: PORT, seconds: SECONDS, rounds: ROUNDS, log });
+    measurements.push(...figures.measurements);
+    report.runtimePeaks = figures.peaks;
   }
   const verdicts = await writeReport(report);
   process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;

@@ -1,10 +1,16 @@
 import type { HTTPException } from "hono/http-exception";
+import type { RouteDirectory } from "./amqp/route-api";
 import type { AmqpRouteObject } from "./amqp/route-object";
 
 /** The Worker's bindings (wrangler.toml) and environment (vars and secrets). */
 export interface Env {
   /** One Durable Object per route, keyed by route id. */
   AMQP_ROUTE: DurableObjectNamespace<AmqpRouteObject>;
+  /**
+   * Set by the Node and Deno servers, which hold every route shard in their own process: used
+   * instead of `AMQP_ROUTE` (src/server/local-routes.ts).
+   */
+  ROUTE_DIRECTORY?: RouteDirectory;
   /** When set, `GET /amqp` requires `Authorization: Bearer <ADMIN_TOKEN>`. */
   ADMIN_TOKEN?: string;
   /** `debug`, `info` (default), `warn` or `error`: the least severe log line written. */

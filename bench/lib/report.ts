@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { format, resolveConfig } from "prettier";
 import type { MemoryFigures, TruthFigures } from "./pressure";
 import type { CallersFigures } from "./callers";
+import { RUNTIME_CONNECTIONS, RUNTIME_VARIANT, type Runtime, type RuntimePeaks } from "./runtime-names";
 import type { AfterClose } from "./consume-modes";
 import { BATCH_CLIENTS, SSE_CLIENTS, VARIANTS } from "./consume-mode-names";
 
@@ -17,8 +18,10 @@ const isConsumeMode = (m: Measurement) => CONSUME_MODE_SECTIONS.has(m.section);
 type RoutingSection = "routing" | "request/reply";
 const ROUTING_SECTIONS: ReadonlySet<Measurement["section"]> = new Set<RoutingSection>(["routing", "request/reply"]);
 const isRouting = (m: Measurement) => ROUTING_SECTIONS.has(m.section);
+/** The `runtimes` section's rows (bench/lib/runtimes.ts): workerd, Node and Deno side by side. */
+const isRuntimes = (m: Measurement) => m.section === "runtimes";
 /** The throughput section's rows: what latest.json, throughput.svg and the main block show. */
-const isMain = (m: Measurement) => !isConsumeMode(m) && !isRouting(m);
+const isMain = (m: Measurement) => !isConsumeMode(m) && !isRouting(m) && !isRuntimes(m);
 
 /** The throughput sections' reference variants, named once for the runner that measures them and the verdicts that read them. */
 export const THROUGHPUT = {
@@ -44,7 +47,7 @@ export const ROUTING = {
 
 /** One compared figure: the mean over its rounds (and each round's, where judged ratios pair them). */
 export interface Measurement {
-  section: ThroughputSection | ConsumeModeSection | RoutingSection;
+  section: ThroughputSection | ConsumeModeSection | RoutingSection | "runtimes";
   variant: string;
   payload: string;
   /** HTTP connections, or publishes in flight for the direct client. */
@@ -95,6 +98,8 @@ export interface Report {
   pressureMemory?: MemoryFigures;
   /** Many callers on one route: memory, fairness, the rig at full size; absent when `callers` was skipped. */
   callers?: CallersFigures;
+  /** Each runtime's peak resident set over the `runtimes` section, in MB; absent when it was skipped. */
+  runtimePeaks?: RuntimePeaks;
 }
 
 /** How far above the idle gateway workerd's peak may go under many callers' large requests at once. */
@@ -224,7 +229,62 @@ export const verdicts = (report: Report): Verdict[] => [
   ...consumeVerdicts(report),
   ...routingVerdicts(report),
   ...callersVerdicts(report),
+  ...runtimesVerdicts(report),
 ];
+
+/** How many times the workerd gateway's rate each self-hosted runtime must reach, for publish and for consume (250 B). */
+const RUNTIME_SPEEDUP: Record<Exclude<Runtime, "workerd">, number> = { node: 2, deno: 1.5 };
+/** Every runtime's gateway against its own no-AMQP ceiling. */
+const RUNTIME_OF_CEILING = 0.8;
+
+/** The `runtimes` section's targets, when it ran. */
+export const runtimesVerdicts = (report: Report): Verdict[] => {
+  const rows = report.measurements.filter(isRuntimes);
+  if (rows.length === 0) return [];
+  const row = (variant: string, payload: string) =>
+    rows.find((m) => m.variant === variant && m.payload === payload && m.connections === RUNTIME_CONNECTIONS);
+  const list: Verdict[] = [];
+  for (const [runtime, speedup] of Object.entries(RUNTIME_SPEEDUP) as Array<[Exclude<Runtime, "workerd">, number]>) {
+    for (const [what, variant] of [
+      ["publish", RUNTIME_VARIANT.publish],
+      ["consume", RUNTIME_VARIANT.consume],
+    ] as const) {
+      const judged = paired(row(variant(runtime), "250 B"), row(variant("workerd"), "250 B"), (round) => round.rps);
+      list.push({
+        target: `${runtime} ${what} ≥ ${speedup}× the workerd gateway (250 B, c=${RUNTIME_CONNECTIONS})`,
+        measured: showPaired(judged),
+        met: meets(judged, speedup),
+      });
+    }
+  }
+  for (const runtime of ["workerd", "node", "deno"] as const) {
+    for (const payload of ["250 B", "16 KiB"]) {
+      for (const [what, variant, ceiling] of [
+        ["publish", RUNTIME_VARIANT.publish, RUNTIME_VARIANT.publishCeiling],
+        ["consume", RUNTIME_VARIANT.consume, RUNTIME_VARIANT.consumeCeiling],
+      ] as const) {
+        const judged = paired(row(variant(runtime), payload), row(ceiling(runtime), payload), (round) => round.rps);
+        list.push({
+          target: `${runtime} ${what} ≥ ${RUNTIME_OF_CEILING}× its own no-AMQP ceiling (${payload})`,
+          measured: showPaired(judged),
+          met: meets(judged, RUNTIME_OF_CEILING),
+        });
+      }
+    }
+    const own = rows.filter((m) => m.variant.startsWith(`${runtime} `));
+    const lost = sum(own.map((m) => m.lost));
+    const duplicated = sum(own.map((m) => m.duplicated));
+    list.push({
+      target: `${runtime}: 0 false 2xx (lost) and 0 duplicated`,
+      measured: `${lost} lost, ${duplicated} duplicated`,
+      met: lost === 0 && duplicated === 0,
+    });
+    const peak = report.runtimePeaks?.[runtime];
+    if (peak !== undefined)
+      list.push({ target: `${runtime}: peak resident set over the section`, measured: `${peak.toFixed(0)} MB`, met: true, info: true });
+  }
+  return list;
+};
 
 /** The `callers` section's targets, when it ran. */
 export const callersVerdicts = (report: Report): Verdict[] => {
@@ -627,6 +687,7 @@ export const throughputSvg = (report: Report): string => {
     consume: "#2f9e5a",
     shards: "#b86a1e",
     batch: "#8a3fbf",
+    runtimes: "#3f8abf",
     "batch consume": "#2f9e5a",
     "long-poll": "#2f9e5a",
     sse: "#2f9e5a",
@@ -714,12 +775,15 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   const consumeList = consumeVerdicts(report);
   const routingList = routingVerdicts(report);
   const callersList = callersVerdicts(report);
-  const list = [...mainList, ...consumeList, ...routingList, ...callersList];
+  const runtimesList = runtimesVerdicts(report);
+  const list = [...mainList, ...consumeList, ...routingList, ...callersList, ...runtimesList];
   const sections = report.sections ?? MAIN_SECTIONS;
   const mainRan = MAIN_SECTIONS.some((name) => sections.includes(name));
   const consumeRan = sections.includes("consume");
   const routingRan = sections.includes("routing");
   const callersRan = sections.includes("callers") && report.callers !== undefined;
+  const runtimeRows = report.measurements.filter(isRuntimes);
+  const runtimesRan = sections.includes("runtimes") && runtimeRows.length > 0;
   const mainRows = report.measurements.filter(isMain);
   const consumeRows = report.measurements.filter(isConsumeMode);
   const routingRows = report.measurements.filter(isRouting);
@@ -728,6 +792,7 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   if (mainRows.length > 0) process.stdout.write(`\n${table}\n`);
   if (consumeRows.length > 0) process.stdout.write(`\n${markdownTable(consumeRows)}\n`);
   if (routingRows.length > 0) process.stdout.write(`\n${markdownTable(routingRows)}\n`);
+  if (runtimeRows.length > 0) process.stdout.write(`\n${markdownTable(runtimeRows)}\n`);
   process.stdout.write(`\n${verdictTable(list)}\n`);
   mkdirSync(RESULTS, { recursive: true });
   const path = `${ROOT}BENCHMARKS.md`;
@@ -768,6 +833,16 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
     const generated = `### Many callers on one route\n\n_Generated by \`npm run bench\` (\`callers\` section, \`bench/lib/callers.ts\`): ${routingMachineLine(report)}._\n\nMemory: workerd's peak resident set (VmHWM, reset as the load starts) above the same gateway idle after it served the route's messages one at a time, with a small caller publishing beside the load. Fairness: an honest caller's small publishes and GETs (8 at a time) on its own queue of a route, alone and beside each flood a hostile caller can make on the same route. Many callers: test/helpers/many-callers.ts at full size.\n\n#### Targets\n\n${verdictTable(callersList)}`;
     updated = replaceBlock(updated, "<!-- bench:callers:start -->", "<!-- bench:callers:end -->", generated);
     written.push("bench/results/callers.json");
+  }
+  if (runtimesRan) {
+    writeFileSync(
+      `${RESULTS}/runtimes.json`,
+      await formatted(`${RESULTS}/runtimes.json`, JSON.stringify({ ...report, measurements: runtimeRows, verdicts: runtimesList })),
+    );
+    // The block carries its own heading: it is appended at the end of BENCHMARKS.md the first time.
+    const generated = `### Three runtimes: workerd, Node, Deno\n\n_Generated by \`npm run bench\` (\`runtimes\` section, \`bench/lib/runtimes.ts\`): ${routingMachineLine(report)}._\n\nThe same routes served by \`npm start\` (workerd), \`npm run start:node\` and \`npm run start:deno\`, all three running at once and loaded in alternating rounds at ${RUNTIME_CONNECTIONS} connections: a publish (\`POST\`, every 2xx found in its queue afterwards) and an \`auto_ack\` consume (\`GET\`, rates of 200s), each beside the same runtime's no-AMQP ceiling (the same routes answering without the broker, \`bench/lib/no-amqp.ts\`). CPU is the runtime process's own per answer.\n\n${markdownTable(runtimeRows)}\n\n#### Targets\n\n${verdictTable(runtimesList)}`;
+    updated = replaceBlock(updated, "<!-- bench:runtimes:start -->", "<!-- bench:runtimes:end -->", generated);
+    written.push("bench/results/runtimes.json");
   }
   if (written.length > 0) {
     writeFileSync(path, await formatted(path, updated));

@@ -16,7 +16,12 @@ export const BASELINE_PREFIX = "/__baseline/";
  * and the answer's headers, is the gateway's own: the no-AMQP ceiling of a route. (The object's
  * own handling of a request, counters and rate limit included, is skipped with the broker work.)
  */
-export const NO_AMQP_ROUTES = { publish: "bench-no-amqp", consume: "bench-consume-no-amqp" } as const;
+export const NO_AMQP_ROUTES = {
+  publish: "bench-no-amqp",
+  consume: "bench-consume-no-amqp",
+  /** The same with a 16 KiB message. */
+  consumeLarge: "bench-consume-no-amqp-16k",
+} as const;
 
 /** A JSON event of about `bytes` bytes: the bench's payloads, and the no-AMQP consume route's canned message. */
 export const payloadOf = (bytes: number): string => {

@@ -1,3 +1,4 @@
+import type { RouteSql, RouteStorage, SqlValue } from "./route-storage";
 import { RouteFailureError } from "../contract/failures";
 import type { IdempotentRequest } from "./route-messages";
 
@@ -26,7 +27,7 @@ interface Row {
   at: number;
   fingerprint: string;
   confirmed: string;
-  [column: string]: SqlStorageValue;
+  [column: string]: SqlValue;
 }
 
 /** The key as stored: the caller's own (see {@link IdempotentRequest.caller}); a header value holds no line break. */
@@ -48,13 +49,13 @@ const SWEEP_EVERY_MS = 60_000;
  * between a message's send and its confirm, when whether the broker kept it cannot be known.
  */
 export class IdempotencyWindow {
-  readonly #sql: SqlStorage;
+  readonly #sql: RouteSql;
   /** Requests whose messages still await the broker, by key: a repeat waits for them. */
   readonly #inFlight = new Map<string, Promise<void>>();
   #count: number | undefined;
   #sweptAt = 0;
 
-  constructor(storage: DurableObjectStorage) {
+  constructor(storage: RouteStorage) {
     this.#sql = storage.sql;
     this.#sql.exec(
       "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, at INTEGER NOT NULL, fingerprint TEXT NOT NULL, confirmed TEXT NOT NULL)",

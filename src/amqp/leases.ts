@@ -1,3 +1,4 @@
+import type { RouteStorage } from "./route-storage";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 
 /** How a client settles leased messages: `ack`, `nack` with requeue, or `nack` without (dead-letter or drop). */
@@ -50,7 +51,7 @@ export class Leases {
    * @param storage - where the object's lives are kept, so that a lease of an earlier one is told from an id never handed out
    * @param onExpired - called once per lease that ran out (for the `expired` counter)
    */
-  constructor(storage: DurableObjectStorage, onExpired: () => void) {
+  constructor(storage: RouteStorage, onExpired: () => void) {
     this.#onExpired = onExpired;
     const earlier = storage.kv.get<string[]>(LIVES_KEY) ?? [];
     this.#earlierLives = new Set(earlier);

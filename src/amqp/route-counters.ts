@@ -1,3 +1,4 @@
+import type { RouteStorage } from "./route-storage";
 import { redactUrl } from "../contract/redaction";
 import type { LastError, RouteCounters } from "./route-messages";
 
@@ -34,14 +35,14 @@ export const FLUSH_DELAY_MS = 1000;
  * from zero rather than show one broker's totals under another's URL.
  */
 export class RouteCountersStore {
-  readonly #storage: DurableObjectStorage;
+  readonly #storage: RouteStorage;
   readonly #counters: RouteCounters;
   #lastError: LastError | null;
   #url: string | undefined;
   #lastUrl: string | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(storage: DurableObjectStorage) {
+  constructor(storage: RouteStorage) {
     this.#storage = storage;
     this.#counters = { ...ZERO_COUNTERS, ...storage.kv.get<RouteCounters>(STORAGE_KEY) };
     this.#lastError = storage.kv.get<LastError>(LAST_ERROR_KEY) ?? null;

@@ -11,7 +11,8 @@
  * Here the timer is lazy, as in Node's own sockets: I/O only records when it happened; the one
  * timer armed by `setTimeout(ms)` fires as scheduled, and `_onTimeout` then re-arms it for the
  * time remaining if there was I/O meanwhile, or emits "timeout" if the socket really was idle
- * that long. Installed unconditionally: it is the intended behaviour on any runtime. Tested by
+ * that long. Installed in workerd only: Node's and Deno's own sockets keep their timers lazily
+ * already (and their HTTP servers' sockets share the prototype). Tested by
  * test/workers/socket-timer-fix.test.ts.
  */
 import { Socket } from "node:net";
@@ -31,7 +32,9 @@ const prototype = Socket.prototype as unknown as {
   _onTimeout?: (this: TimedSocket) => void;
 };
 
-if (typeof prototype._unrefTimer === "function" && typeof prototype._onTimeout === "function") {
+const inWorkerd = typeof navigator !== "undefined" && navigator.userAgent === "Cloudflare-Workers";
+
+if (inWorkerd && typeof prototype._unrefTimer === "function" && typeof prototype._onTimeout === "function") {
   prototype._unrefTimer = function unrefTimer(this: TimedSocket): void {
     const now = Date.now();
     // A TLS socket wraps the TCP one: both record the I/O.

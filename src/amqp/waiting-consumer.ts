@@ -162,6 +162,11 @@ export class WaitingConsumer {
     this.#reconcile();
   }
 
+  /** Every waiting client stops waiting now, with nothing (the gateway is stopping). */
+  leaveAll(): void {
+    for (const waiter of [...this.#waiters]) this.leave(waiter.id);
+  }
+
   #onDelivery = (delivery: AMQPMessage): void => {
     this.#buffer.push(delivery);
     this.#typicalBytes = Math.max(delivery.bodySize, 1, Math.round(0.9 * this.#typicalBytes));

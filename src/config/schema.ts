@@ -316,6 +316,10 @@ const RouteFields = strictObject({
     v.string("path must be a string"),
     v.startsWith("/", "path must start with /"),
     v.check((path) => path.replace(/\/+$/, "") !== "/amqp", "/amqp is reserved for the gateway's stats"),
+    v.check(
+      (path) => !["/healthz", "/readyz"].includes(path.replace(/\/+$/, "")),
+      "/healthz and /readyz are reserved for the gateway's health checks",
+    ),
   ),
   /** Also match every path below `path` (default false). */
   path_prefix: v.optional(v.boolean("path_prefix must be true or false"), false),

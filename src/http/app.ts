@@ -12,12 +12,14 @@ import { settleBody, settleLeases } from "./lease-handlers";
 import { publish, publishBody } from "./publish-handler";
 import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
+import { health } from "./health";
 import { requestLog } from "./request-log";
 import { unreadBodyError } from "./request-body";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
 
 /**
- * The gateway for one validated configuration, `${NAME}` resolved: `/amqp` for stats, then each
+ * The gateway for one validated configuration, `${NAME}` resolved: `/amqp` for stats, `/healthz`
+ * and `/readyz` for process managers and load balancers, then each
  * path of routes.yaml. Every failure becomes JSON in `onError`; nothing else writes an error
  * response.
  *
@@ -35,6 +37,7 @@ export const createApp = (config: GatewayConfig) => {
     secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }),
   );
   app.route("/", adminStats(config));
+  app.route("/", health(config));
   // Before the routes' own paths, which a path_prefix route would otherwise cover.
   for (const route of config.routes) {
     if (!consumes(route) || route.amqp.consumer.ack !== "lease") continue;

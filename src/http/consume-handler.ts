@@ -1,3 +1,4 @@
+import { setsLength, writtenStream } from "./written-stream";
 import type { Context } from "hono";
 import type { ConsumeOutcome, HandedMessage, RouteTarget } from "../amqp/route-messages";
 import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
@@ -134,9 +135,9 @@ const encoder = new TextEncoder();
 
 /**
  * The answer, with `settle` called once its body has been written to the client's connection
- * (true), or could not be (false: the client went away). The body goes through workerd's
- * fixed-length identity stream, which holds nothing of its own: a write completes only when the
- * runtime has taken the bytes to send them.
+ * (true), or could not be (false: the client went away). The body goes through a stream that
+ * holds nothing of its own ({@link writtenStream}): a write completes only when the runtime has
+ * taken the bytes to send them.
  */
 const settledOnceWritten = (
   c: Context<GatewayEnv>,
@@ -144,7 +145,8 @@ const settledOnceWritten = (
   headers: Headers,
   settle: (written: boolean) => Promise<void>,
 ): Response => {
-  const { readable, writable } = new FixedLengthStream(body.byteLength);
+  const { readable, writable } = writtenStream(body.byteLength);
+  if (!setsLength()) headers.set("content-length", String(body.byteLength));
   const writer = writable.getWriter();
   writer.closed.catch(() => undefined);
   const delivery = (async () => {

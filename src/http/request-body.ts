@@ -120,8 +120,9 @@ const counted = (
           controller.enqueue(chunk);
         },
       },
-      // Nothing read ahead: a chunk is pulled when the reader asks for one.
-      { highWaterMark: 0 },
+      // At most one chunk read ahead of the reader. (Not none: a pipe into a writable side that
+      // may hold nothing never starts in Deno, which waits for the writer to be ready first.)
+      { highWaterMark: 1 },
       { highWaterMark: 0 },
     ),
   );

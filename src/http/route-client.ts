@@ -1,3 +1,4 @@
+import type { RouteApi } from "../amqp/route-api";
 import type { RouteTarget } from "../amqp/route-messages";
 import type { Env } from "../env";
 import { callRouteObject, type RouteOperation } from "./route-object-call";
@@ -11,15 +12,20 @@ const shardName = (routeId: string, shard: number): string => (shard === 0 ? rou
 /** A shard for one request: uniformly at random, which spreads load without shared state. */
 export const pickShard = (target: RouteTarget): number => Math.floor(Math.random() * target.amqp.shards);
 
-/** The Durable Object of one shard of the route, placed by its location hint if it has one. */
-export const routeObject = (env: Env, target: RouteTarget, shard = 0) => {
-  const id = env.AMQP_ROUTE.idFromName(shardName(target.id, shard));
+/**
+ * One shard of the route: in the same process on Node and Deno (`env.ROUTE_DIRECTORY`), else its
+ * Durable Object, placed by the route's location hint if it has one.
+ */
+export const routeObject = (env: Env, target: RouteTarget, shard = 0): RouteObjectStub => {
+  const name = shardName(target.id, shard);
   const hint = target.amqp.location_hint;
+  if (env.ROUTE_DIRECTORY) return env.ROUTE_DIRECTORY.get(name, hint);
+  const id = env.AMQP_ROUTE.idFromName(name);
   return hint ? env.AMQP_ROUTE.get(id, { locationHint: hint }) : env.AMQP_ROUTE.get(id);
 };
 
-/** A stub of a route's object, as `routeObject` gives it. */
-export type RouteObjectStub = ReturnType<typeof routeObject>;
+/** A route shard, as `routeObject` gives it. */
+export type RouteObjectStub = RouteApi;
 
 /**
  * The HTTP side's way to one shard of a route: which object serves it, and what a call that fails

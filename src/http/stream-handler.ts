@@ -1,3 +1,4 @@
+import { writtenStream } from "./written-stream";
 import type { Context } from "hono";
 import type { ConsumeOutcome } from "../amqp/route-messages";
 import type { ConsumedMessage } from "../contract/messages";
@@ -92,9 +93,9 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     throw failureError(first, route.id);
   }
 
-  // workerd's identity stream holds no chunk of its own: a write completes only when the
+  // The body stream holds no chunk of its own (writtenStream): a write completes only when the
   // response has read the chunk to send it, so "written" means passed to the client's connection.
-  const { readable, writable } = new IdentityTransformStream();
+  const { readable, writable } = writtenStream();
   const writer = writable.getWriter();
   // The client went away: the runtime aborts the request (deployed, or a reset connection), or
   // cancels the body it was reading. Either ends the stream's wait at once.

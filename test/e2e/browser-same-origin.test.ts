@@ -13,7 +13,7 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName } from "../helpers/broker";
-import { freePort, npmStart, type RunningGateway } from "./npm-start";
+import { freePort, npmStart, RUNTIME, type RunningGateway } from "./npm-start";
 import { launchChromium } from "./browser";
 
 const [jobs, events, elsewhere] = [uniqueName("own-jobs"), uniqueName("own-events"), uniqueName("own-elsewhere")];
@@ -148,7 +148,15 @@ describe("a page on the gateway's own origin", () => {
     });
     await sleep(500);
     expect(await messageCount(jobs)).toBe(0);
-    expect(await messageCount(events)).toBe(0);
+    if (RUNTIME === "workerd") {
+      expect(await messageCount(events)).toBe(0);
+    } else {
+      // The page closed its stream right after the event: Node and Deno see the close at once,
+      // before a later write could prove the client alive, so the event may be back in the queue
+      // (at least once), and nothing else is.
+      const back = (await drain(events)).map((message) => [message.bodyToString(), message.redelivered]);
+      expect([[], [[`streamed ${run}`, true]]]).toContainEqual(back);
+    }
   });
 
   it("is refused on routes whose cors lists another origin, or none, and takes nothing there", async () => {

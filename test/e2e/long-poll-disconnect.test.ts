@@ -2,14 +2,14 @@
  * Long-poll (`GET ?wait=S`) through `npm start`, i.e. with the real runtime's `request.signal`:
  * a client that resets its connection mid-wait leaves the line at once, so a message published
  * after it left stays in the queue, untouched (never delivered, not redelivered), and the route's
- * consumer is cancelled; one that closes cleanly is noticed only when its answer is written, and
- * the message goes back to the queue. A wait that a message ends is answered as soon as it arrives; one that times out is
+ * consumer is cancelled; one that closes cleanly is noticed by the Node and Deno servers as a reset
+ * is, and by workerd only when its answer is written (the message goes back to the queue under a lease). A wait that a message ends is answered as soon as it arrives; one that times out is
  * a 204 that took nothing. The tests' own AMQP client publishes and looks at the queue.
  */
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
-import { npmStart, waitFor, type RunningGateway } from "./npm-start";
+import { npmStart, RUNTIME, waitFor, type RunningGateway } from "./npm-start";
 
 const queue = uniqueName("long-poll");
 const leaseQueue = uniqueName("long-poll-lease");
@@ -109,6 +109,14 @@ describe("a long-poll GET through npm start", () => {
     const messages = await drain(leaseQueue);
     expect(messages.map((m) => [m.bodyToString(), m.properties.messageId])).toEqual([["for a gone client", "after-abort"]]);
   });
+
+  it.runIf(RUNTIME !== "workerd")(
+    "leaves the line when its client closes cleanly (fetch's abort) on a server of our own: a message published afterwards stays in the queue, untouched",
+    async () => {
+      await waitThenLeave("abort");
+      await expectNobodyTakesTheNextMessage("after-clean-close");
+    },
+  );
 
   it("leaves the line when its client resets the connection: a message published afterwards stays in the queue, untouched", async () => {
     await waitThenLeave("reset");

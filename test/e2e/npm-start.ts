@@ -1,6 +1,8 @@
 /**
  * Runs the README's `npm start` as a user would, with a routes file of the test's own, and stops
- * it afterwards (the whole process group: npm, tsx, workerd and any relay it started).
+ * it afterwards (the whole process group: npm, tsx, workerd and any relay it started). Under
+ * `GATEWAY_RUNTIME=node` or `deno` (the e2e-node and e2e-deno projects) it runs
+ * `npm run start:node` or `npm run start:deno` instead: the same black-box tests for each runtime.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -10,6 +12,20 @@ import { join } from "node:path";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
+export type Runtime = "workerd" | "node" | "deno";
+
+/** The runtime these tests drive (`GATEWAY_RUNTIME`, default workerd: `npm start`). */
+export const RUNTIME: Runtime = ((): Runtime => {
+  const named = process.env.GATEWAY_RUNTIME ?? "workerd";
+  if (named !== "workerd" && named !== "node" && named !== "deno")
+    throw new Error(`GATEWAY_RUNTIME must be workerd, node or deno, not ${named}`);
+  return named;
+})();
+
+/** The npm arguments that start the gateway on `runtime`. */
+export const startCommand = (runtime: Runtime = RUNTIME): string[] =>
+  runtime === "workerd" ? ["start"] : ["run", runtime === "node" ? "start:node" : "start:deno"];
+
 export interface RunningGateway {
   url: string;
   /** The `npm start` process. */
@@ -17,6 +33,8 @@ export interface RunningGateway {
   output: () => string;
   /** Sends `signal` to the `npm start` process alone, as a process manager does, and resolves once it has exited (or after 15 s). */
   signal(signal: NodeJS.Signals): Promise<void>;
+  /** The process's exit code once it has exited, else null. */
+  exitCode(): number | null;
   stop(): Promise<void>;
 }
 
@@ -52,9 +70,9 @@ const freePort = (): Promise<number> =>
     });
   });
 
-export const npmStart = async (yaml: string, env: Record<string, string> = {}): Promise<RunningGateway> => {
+export const npmStart = async (yaml: string, env: Record<string, string> = {}, runtime: Runtime = RUNTIME): Promise<RunningGateway> => {
   const port = await freePort();
-  const child = spawn("npm", ["start"], {
+  const child = spawn("npm", startCommand(runtime), {
     cwd: ROOT,
     env: { ...process.env, ROUTES: routesFile(yaml), PORT: String(port), STATE_DIR: mkdtempSync(join(tmpdir(), "gw-state-")), ...env },
     detached: true,
@@ -95,7 +113,7 @@ export const npmStart = async (yaml: string, env: Record<string, string> = {}): 
     child.kill(name);
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
   };
-  return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, output: () => output, signal, stop };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, output: () => output, signal, stop, exitCode: () => child.exitCode };
 };
 
 /** Runs an npm script to completion, as `npm run NAME` from the repository. */

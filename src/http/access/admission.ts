@@ -1,3 +1,4 @@
+import { clientAddresses } from "../client-address";
 import type { Context } from "hono";
 import type { Admission } from "../../amqp/rate-limiter";
 import type { RouteTarget } from "../../amqp/route-messages";
@@ -23,7 +24,8 @@ export const admissionFor = (c: Context<GatewayEnv>, route: Pick<RouteConfig, "r
  * The client's IP as a bucket key. Deployed, Cloudflare sets CF-Connecting-IP on every request
  * and overwrites a client's own; under `npm start` nothing is in front, so a client can name any IP.
  */
-const ipKey = (c: Context<GatewayEnv>): string => `ip:${c.req.header("cf-connecting-ip") ?? "local"}`;
+const ipKey = (c: Context<GatewayEnv>): string =>
+  `ip:${clientAddresses.get(c.req.raw) ?? (c.env.ROUTE_DIRECTORY ? "local" : c.req.header("cf-connecting-ip")) ?? "local"}`;
 
 /**
  * A refused login on a route with `rate_limit` takes a request from the caller's IP bucket (in the

@@ -1,0 +1,48 @@
+import type { GatewayConfig } from "../../src/config/schema";
+import { redactUrl } from "../../src/contract/redaction";
+import { displayPath } from "./routes-file";
+import type { LocalRelay } from "./web-amqp-relay";
+
+/**
+ * What `npm start`, `npm run start:node` and `npm run start:deno` print once they serve: the
+ * routes file and the URL, then one line per route and per Web-AMQP relay.
+ */
+export const startBanner = (path: string, url: string, config: GatewayConfig, relays: readonly LocalRelay[]): string => {
+  const lines = [`amqp-edge-gateway serving ${displayPath(path)} on ${url}`, ...describeRoutes(config)];
+  for (const relay of relays) {
+    lines.push(
+      relay.process
+        ? `  Web-AMQP relay: started websockify on ${relay.address}, forwarding to ${relay.target} (stopped with the gateway)`
+        : `  Web-AMQP relay: found one listening on ${relay.address}; using it`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+};
+
+/** One line per route: what it serves and where it goes, the password hidden. */
+const describeRoutes = (config: GatewayConfig): string[] =>
+  config.routes.map((route) => {
+    const amqp = route.amqp;
+    const producer = amqp.producer;
+    const objects = amqp.topology.flatMap((topology) => [
+      ...topology.exchanges.map((exchange) => `${topology.mode} exchange ${exchange.name}`),
+      ...topology.queues.map((queue) => `${topology.mode} queue ${queue.name}`),
+      ...topology.bindings.map((binding) => `${topology.mode} binding ${binding.source} → ${binding.destination}`),
+    ]);
+    const roles = [
+      producer
+        ? `${producer.reply ? "calls (request/reply) via" : "publishes to"} exchange "${producer.exchange}" with routing key "${producer.routing_key}"` +
+          (producer.dedupe_window_s > 0 ? ` (Idempotency-Key remembered ${producer.dedupe_window_s} s)` : "")
+        : undefined,
+      amqp.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
+      objects.length > 0 ? `topology: ${objects.join(", ")}` : undefined,
+    ].filter(Boolean);
+    const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
+    const access = [
+      `auth ${route.auth.kind}`,
+      // Without cors no origin is listed, the gateway's own included: every page request is refused.
+      route.cors ? `cors ${route.cors.allow_origins.join(" ")}` : "cors none: requests from web pages refused",
+      ...(route.rate_limit ? [`rate limit ${route.rate_limit.requests}/${route.rate_limit.period_s}s per ${route.rate_limit.key}`] : []),
+    ];
+    return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)} (${access.join(", ")})`;
+  });
