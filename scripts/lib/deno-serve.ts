@@ -1,4 +1,4 @@
-import type { Serve } from "./self-hosted-start";
+import { urlHost, type Serve } from "./self-hosted-start";
 
 /** The part of Deno's API used here (the type check has no Deno types). */
 declare const Deno: {
@@ -17,8 +17,13 @@ export const denoServe: Serve = (gateway, host, port) =>
         port,
         onListen: (address) =>
           resolve({
-            url: `http://${host}:${address.port}`,
-            close: () => server.shutdown(),
+            url: `http://${urlHost(host)}:${address.port}`,
+            // Deno's shutdown ends the bodies still arriving too: it waits until every request
+            // being answered has its answer started (new ones are refused meanwhile).
+            close: async () => {
+              while (gateway.inFlight > 0) await new Promise((done) => setTimeout(done, 20));
+              await server.shutdown();
+            },
             // The process exits next, which cuts them. (Aborting the server's signal after a
             // shutdown makes Deno throw from inside its own listener, an uncaught error.)
             closeAll: () => undefined,

@@ -1,6 +1,6 @@
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
-import type { Serve } from "./self-hosted-start";
+import { urlHost, type Serve } from "./self-hosted-start";
 
 /** Serves the gateway with @hono/node-server; the client's address is its socket's. */
 export const nodeServe: Serve = (gateway, host, port) =>
@@ -15,7 +15,7 @@ export const nodeServe: Serve = (gateway, host, port) =>
       (info) => {
         const http = server as Server;
         resolve({
-          url: `http://${host}:${info.port}`,
+          url: `http://${urlHost(host)}:${info.port}`,
           close: () =>
             new Promise((closed) => {
               // Idle keep-alive connections would hold close() open: closed now, and as each request ends.

@@ -718,6 +718,7 @@ export class AmqpRoute {
       name: `amqp-edge-gateway ${route.id} ${role}`,
       topology: route.amqp.topology,
       operationTimeoutMs: route.amqp.operation_timeout_ms,
+      noDelay: role === "consume",
     };
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;

@@ -114,16 +114,22 @@ export class IdempotencyWindow {
     let unwritten = false;
     // An upsert: the row may have been dropped meanwhile (more than maxEntries new keys during one
     // confirm wait), and the repeats waiting for this key must still find it.
+    // Runs from a confirm's callback, where a failure (a self-hosted server's SQLite file locked
+    // or its disk full) would escape every request: logged, and the key's retry may publish again.
     const write = () => {
       unwritten = false;
-      this.#sql.exec(
-        "INSERT INTO idempotency (key, at, fingerprint, confirmed, caller) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
-        key,
-        at,
-        request.fingerprint,
-        enqueued.size === count ? ALL_CONFIRMED : JSON.stringify([...enqueued]),
-        request.caller,
-      );
+      try {
+        this.#sql.exec(
+          "INSERT INTO idempotency (key, at, fingerprint, confirmed, caller) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET confirmed = excluded.confirmed",
+          key,
+          at,
+          request.fingerprint,
+          enqueued.size === count ? ALL_CONFIRMED : JSON.stringify([...enqueued]),
+          request.caller,
+        );
+      } catch (error) {
+        console.error("idempotency window: a confirm could not be recorded", error instanceof Error ? error.message : String(error));
+      }
     };
     return {
       missing,
@@ -140,7 +146,11 @@ export class IdempotencyWindow {
         if (unwritten) write();
         this.#inFlight.delete(key);
         // Nothing was ever enqueued under the key: it is free for any request again.
-        if (enqueued.size === 0) this.#forget(key);
+        try {
+          if (enqueued.size === 0) this.#forget(key);
+        } catch (error) {
+          console.error("idempotency window: a key could not be forgotten", error instanceof Error ? error.message : String(error));
+        }
         done();
       },
       answering: () => {

@@ -92,8 +92,14 @@ export class RouteCountersStore {
   flush(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    this.#storage.kv.put(STORAGE_KEY, this.#counters);
-    if (this.#lastError) this.#storage.kv.put(LAST_ERROR_KEY, this.#lastError);
+    try {
+      this.#storage.kv.put(STORAGE_KEY, this.#counters);
+      if (this.#lastError) this.#storage.kv.put(LAST_ERROR_KEY, this.#lastError);
+    } catch (error) {
+      // Figures for /amqp, not any message's fate: kept in memory, written at the next change.
+      // (A self-hosted server's SQLite file may be locked or its disk full for a while.)
+      console.error("route counters: could not be stored", error instanceof Error ? error.message : String(error));
+    }
   }
 
   #scheduleFlush(): void {

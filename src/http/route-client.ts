@@ -7,7 +7,7 @@ import { callRouteObject, type RouteOperation } from "./route-object-call";
  * The name of one of a route's Durable Objects. Shard 0 is named after the route itself, so
  * going from one shard to several keeps the first object and its counters.
  */
-const shardName = (routeId: string, shard: number): string => (shard === 0 ? routeId : `${routeId}#${shard}`);
+export const shardName = (routeId: string, shard: number): string => (shard === 0 ? routeId : `${routeId}#${shard}`);
 
 /** A shard for one request: uniformly at random, which spreads load without shared state. */
 export const pickShard = (target: RouteTarget): number => Math.floor(Math.random() * target.amqp.shards);

@@ -1,9 +1,11 @@
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { AmqpRoute, type RouteHost } from "../amqp/amqp-route";
 import { ROUTE_CALLS, type RouteApi, type RouteDirectory } from "../amqp/route-api";
 import type { LoggingEnv } from "../log";
 import { sqliteStorage } from "./sqlite-storage";
+import { lockStateDir } from "./state-dir-lock";
 
 export interface LocalRoutesOptions {
   /** Where each shard keeps its SQLite file; in memory without. */
@@ -31,12 +33,20 @@ export class LocalRoutes implements RouteDirectory {
   readonly #stateDir: string | undefined;
   readonly #env: LoggingEnv;
   readonly #makeRoute: (host: RouteHost) => AmqpRoute;
+  readonly #unlock: () => void;
 
+  /** Throws when the state directory cannot be made, or another live process uses it. */
   constructor(options: LocalRoutesOptions) {
     this.#stateDir = options.stateDir;
     this.#env = options.env;
     this.#makeRoute = options.makeRoute ?? ((host) => new AmqpRoute(host));
     if (this.#stateDir) mkdirSync(this.#stateDir, { recursive: true });
+    this.#unlock = this.#stateDir ? lockStateDir(this.#stateDir) : () => undefined;
+  }
+
+  /** Opens the shards named now (their storage), so that a file that cannot be used stops the start, not a request. */
+  open(names: readonly string[]): void {
+    for (const name of names) this.get(name);
   }
 
   get(name: string): RouteApi {
@@ -46,7 +56,7 @@ export class LocalRoutes implements RouteDirectory {
   }
 
   #open(name: string): Shard {
-    const storage = sqliteStorage(this.#stateDir ? join(this.#stateDir, `${encodeURIComponent(name)}.sqlite`) : ":memory:");
+    const storage = sqliteStorage(this.#stateDir ? join(this.#stateDir, fileName(name)) : ":memory:");
     const route = this.#makeRoute({ storage, env: this.#env });
     // Each call answers later, as across a Durable Object's RPC: the HTTP side is one code for
     // every runtime, and a call never runs inside the caller's synchronous step.
@@ -65,6 +75,7 @@ export class LocalRoutes implements RouteDirectory {
     this.#shards.clear();
     await Promise.all(shards.map((shard) => shard.route.close()));
     for (const shard of shards) shard.closeStorage();
+    this.#unlock();
   }
 }
 
@@ -73,3 +84,14 @@ const answerLater =
   (route: AmqpRoute, call: keyof RouteApi) =>
   (...args: unknown[]): Promise<unknown> =>
     Promise.resolve().then(() => (route[call] as (...args: unknown[]) => unknown).call(route, ...args));
+
+/**
+ * A shard's file name: its name made safe for a path (no `/`, no `..` of its own), shortened with
+ * a digest when a long route id would pass the file system's limit on a name.
+ */
+const fileName = (name: string): string => {
+  const safe = encodeURIComponent(name).replaceAll(".", "%2E");
+  return safe.length <= 120
+    ? `${safe}.sqlite`
+    : `${safe.slice(0, 80)}-${createHash("sha256").update(name).digest("hex").slice(0, 32)}.sqlite`;
+};

@@ -2,6 +2,7 @@ import type { GatewayConfig } from "../config/schema";
 import type { Env } from "../env";
 import { clientAddresses } from "../http/client-address";
 import { createGateway } from "../http/gateway";
+import { shardName } from "../http/route-client";
 import { LocalRoutes, type LocalRoutesOptions } from "./local-routes";
 
 /**
@@ -23,6 +24,7 @@ export interface SelfHostedGateway {
   close(): Promise<void>;
 }
 
+/** Throws when the state directory or a shard's storage cannot be used (see {@link LocalRoutes}). */
 export const selfHostedGateway = (
   config: GatewayConfig,
   options: LocalRoutesOptions & {
@@ -31,6 +33,7 @@ export const selfHostedGateway = (
   },
 ): SelfHostedGateway => {
   const routes = new LocalRoutes(options);
+  routes.open(config.routes.flatMap((route) => Array.from({ length: route.amqp.shards }, (_, shard) => shardName(route.id, shard))));
   const env = { ...options.env, ROUTE_DIRECTORY: routes } as unknown as Env;
   const gateway = createGateway(config);
   let inFlight = 0;

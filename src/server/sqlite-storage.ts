@@ -9,6 +9,9 @@ import type { RouteStorage, SqlRows, SqlValue } from "../amqp/route-storage";
 export const sqliteStorage = (path: string): RouteStorage & { close(): void } => {
   const database = new DatabaseSync(path);
   if (path !== ":memory:") database.exec("PRAGMA journal_mode = WAL");
+  // Another program holding the file (a backup, a sqlite3 shell) is waited for briefly, not at
+  // once an error; briefly, since the wait blocks the whole process.
+  database.exec("PRAGMA busy_timeout = 100");
   database.exec("CREATE TABLE IF NOT EXISTS gateway_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   const statements = new Map<string, StatementSync>();
   const statement = (query: string): StatementSync => {

@@ -4,6 +4,9 @@
  * and Deno servers, SIGTERM's drain (requests in flight answered, every 202 in the queue, held
  * messages back in their queue, exit 0) and a client address that a header cannot forge.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, DEAD_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName } from "../helpers/broker";
 import { npmStart, RUNTIME, waitFor, type RunningGateway } from "./npm-start";
@@ -82,6 +85,27 @@ describe.runIf(RUNTIME !== "workerd")(`a server of our own (${RUNTIME})`, () => 
       await gateway.stop();
       await drain(queue);
     }
+  }, 120_000);
+
+  it("refuses to start, with one line each: on a state directory another live gateway holds, on one it cannot use, on a public /amqp it would serve to other machines", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "gw-state-"));
+    const first = await npmStart(routes(), { STATE_DIR: stateDir });
+    try {
+      await expect(npmStart(routes(), { STATE_DIR: stateDir })).rejects.toThrow(
+        /cannot use STATE_DIR .*: another gateway \(process \d+\) uses this state directory/,
+      );
+    } finally {
+      await first.stop();
+    }
+    // The first let go when it stopped: the directory is free again.
+    const second = await npmStart(routes(), { STATE_DIR: stateDir });
+    await second.stop();
+    const aFile = join(mkdtempSync(join(tmpdir(), "gw-state-")), "not-a-directory");
+    writeFileSync(aFile, "");
+    await expect(npmStart(routes(), { STATE_DIR: aFile })).rejects.toThrow(/cannot use STATE_DIR .*not-a-directory/);
+    await expect(npmStart(routes(), { HOST: "0.0.0.0", ADMIN_TOKEN: "" })).rejects.toThrow(
+      /HOST=0\.0\.0\.0 serves other machines, and GET \/amqp would be public/,
+    );
   }, 120_000);
 
   it("drains on SIGTERM: every request in flight answered, every 202 in the queue, a long-poll answered, a lease handed back, exit 0", async () => {

@@ -52,7 +52,15 @@ describe("a publish after the connection was closed for good", () => {
     const deadlines = new Deadlines();
     const logger = { log: () => undefined };
     const connection = new BrokerConnection(
-      { url: "amqp://127.0.0.1:5672", heartbeatSeconds: 0, connectTimeoutMs: 1000, name: "test", topology: [], operationTimeoutMs: 1000 },
+      {
+        url: "amqp://127.0.0.1:5672",
+        heartbeatSeconds: 0,
+        connectTimeoutMs: 1000,
+        name: "test",
+        topology: [],
+        operationTimeoutMs: 1000,
+        noDelay: false,
+      },
       deadlines,
       logger,
     );
