@@ -1,18 +1,17 @@
-import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
+import type { AMQPSession } from "@cloudamqp/amqp-client";
 import type { ProducerConfig } from "../config/schema";
 import { createLogger, type Logger, type LoggingEnv } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
+import { consumeModeFor } from "./consume-modes";
 import { IdleDisconnect, KEEP_ALIVE_MS } from "./idle-disconnect";
-import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./hand-over";
 import { OpenWaits } from "./open-waits";
-import { channelMax, newChannel, opsChannel } from "./session-channels";
+import { channelMax } from "./session-channels";
 import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
-import { ReplyChannel } from "./reply-channel";
 import { DIRECT_REPLY_TO } from "./publish-ledger";
 import { AsyncReplies, type ReplyState } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
@@ -25,7 +24,6 @@ import {
   type ConsumeOutcome,
   type ConsumeRequest,
   type ConsumingTarget,
-  type HandedMessage,
   type PublishManyOutcome,
   type PublishManyRequest,
   type PublishOutcome,
@@ -70,8 +68,6 @@ export class AmqpRoute {
   readonly #connections = new Map<Role, BrokerConnection>();
   readonly #pending = new PendingDeliveries();
   readonly #leases: Leases;
-  /** Long-poll consumers per connection and queue (a route's queue may come from the request). */
-  readonly #waiting = new Map<BrokerConnection, Map<string, WaitingConsumer>>();
   /** Long-polls and streams open per rate-limited caller. */
   readonly #openWaits = new OpenWaits();
   /** Room held for waits' answers that the Worker is writing, by wait id (see {@link cancelWait}). */
@@ -81,7 +77,6 @@ export class AmqpRoute {
   readonly #deadlines = new Deadlines();
   readonly #limiter = new RateLimiter();
   readonly #idempotency: IdempotencyWindow;
-  readonly #replyChannels = new WeakMap<BrokerConnection, ReplyChannel>();
   readonly #asyncReplies = new AsyncReplies();
   /** Bodies held at once by the object's requests: publishes awaiting confirms, answers being taken. */
   readonly #memory = new MemoryBudget(OBJECT_MEMORY_BYTES);
@@ -246,7 +241,7 @@ export class AmqpRoute {
         );
       }
       const connection = this.#connection("publish", route);
-      const line = await this.#replyChannelFor(connection).line();
+      const line = await connection.replies.line();
       const arrival = line.expect(id, producer.reply_timeout_ms, this.#deadlines);
       // Until it is known whether the request went out, a failed wait is the publish's to report.
       arrival.catch(() => undefined);
@@ -294,13 +289,6 @@ export class AmqpRoute {
     return this.#refused(admission) ?? this.#asyncReplies.get(id);
   }
 
-  /** The reply channel of `connection`; a new connection gets a new one. */
-  #replyChannelFor(connection: BrokerConnection): ReplyChannel {
-    let replies = this.#replyChannels.get(connection);
-    if (!replies) this.#replyChannels.set(connection, (replies = new ReplyChannel(() => connection.session())));
-    return replies;
-  }
-
   /**
    * Takes up to `request.max` messages from the route's queue (none when it is empty). With
    * auto-ack they are the client's now; under `ack: lease` each is leased until the client
@@ -339,11 +327,14 @@ export class AmqpRoute {
       const session = await connection.session();
       // Made only when a client is about to wait: a queue that does not exist (the passive
       // declare of the get refuses it first) never gets one.
-      const waitingNow = this.#waiting.get(connection)?.get(consumer.queue)?.waiting ?? 0;
+      const waitingNow = connection.waiting.get(consumer.queue)?.waiting ?? 0;
       // With clients already waiting, a newcomer joins the line rather than get ahead of it.
-      // A stream holds every message until the Worker has written its event, whatever the mode.
-      const autoAck = consumer.auto_ack && !request.holdAll;
-      const lease = consumer.ack === "lease" && !request.holdAll;
+      const mode = consumeModeFor(consumer, request.holdAll ?? false, {
+        deadlines: this.#deadlines,
+        leases: this.#leases,
+        pending: this.#pending,
+        timeoutMs: route.amqp.operation_timeout_ms,
+      });
       // Taken unacknowledged in every mode, auto-ack too: a message the broker hands over after
       // this request was answered goes back to the queue (see getMessages).
       const sized = await connection.queues.sizing(consumer.queue, route.amqp.operation_timeout_ms);
@@ -377,8 +368,8 @@ export class AmqpRoute {
               ? []
               : await getMessages(session, {
                   queue: consumer.queue,
-                  channel: autoAck ? autoAckChannel : opsChannel,
-                  firstGetChannel: autoAck ? transactionalChannel : plainChannel,
+                  channel: mode.channel,
+                  firstGetChannel: mode.firstGetChannel,
                   count: request.max,
                   maxBytes,
                   timeoutMs: route.amqp.operation_timeout_ms,
@@ -400,11 +391,7 @@ export class AmqpRoute {
           fromGets = false;
         }
         held.resize(taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0));
-        // With auto-ack they are the client's as they are handed over: taken with gets, once the
-        // broker has committed their acknowledgements (so never twice); pushed to the long-poll
-        // consumer, once the acknowledgements are written.
-        if (autoAck && fromGets) await acknowledgeForHandOver(taken, this.#deadlines, route.amqp.operation_timeout_ms);
-        else if (autoAck) await Promise.all(taken.map(({ delivery }) => delivery.ack()));
+        await mode.beforeAnswer(taken, fromGets);
         passedOn = true;
       } finally {
         if (!passedOn) held.release();
@@ -414,21 +401,15 @@ export class AmqpRoute {
       // The room stays held while the Worker writes the answer: for messages it settles, until
       // each is settled; for a long-poll's answer, until the Worker says it is written
       // (cancelWait); for an answer taken at once, the Worker holds room of its own for it.
-      if (autoAck || lease) {
+      if (mode.settledBeforeAnswer) {
         if (waitId !== undefined && taken.length > 0) this.#holdUntilWritten(waitId, held, holdMs);
         else held.release();
       }
       // Each settled message gives back its share of the room (only where the Worker settles them).
-      const releases = autoAck || lease ? [] : parts(held, taken.length);
-      const handed = taken.map(({ consumed, delivery }, index): HandedMessage => {
-        if (autoAck) return { message: consumed };
-        if (lease) return { message: consumed, leaseId: this.#leases.lease(delivery, consumer.lease_timeout_ms) };
-        // Counted as consumed once acknowledged, in settle.
-        return { message: consumed, settle: this.#pending.hold(delivery, holdMs, releases[index]) };
-      });
+      const releases = mode.settledBeforeAnswer ? [] : parts(held, taken.length);
+      const handed = mode.hand(taken, holdMs, releases);
       if (taken.length === 0) held.release();
-      if (autoAck) this.#counters.add("consumed", handed.length);
-      if (lease) this.#counters.add("leased", handed.length);
+      if (mode.counter) this.#counters.add(mode.counter, handed.length);
       return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };
     } catch (error) {
       if (waitId !== undefined) this.#openWaits.close(waitId);
@@ -500,7 +481,7 @@ export class AmqpRoute {
     this.#idle.request();
     this.#beingWritten.get(waitId)?.();
     this.#openWaits.close(waitId);
-    for (const byQueue of this.#waiting.values()) for (const waiting of byQueue.values()) waiting.leave(waitId);
+    for (const waiting of this.#waitingConsumers()) waiting.leave(waitId);
     const now = Date.now();
     this.#cancelledWaits.set(waitId, now);
     for (const [id, at] of this.#cancelledWaits) {
@@ -516,9 +497,7 @@ export class AmqpRoute {
    * queues that already have a consumer go on.
    */
   #waitingFor(connection: BrokerConnection, queue: string, atMost: number): WaitingConsumer {
-    let byQueue = this.#waiting.get(connection);
-    if (!byQueue) this.#waiting.set(connection, (byQueue = new Map<string, WaitingConsumer>()));
-    const queues = byQueue;
+    const queues = connection.waiting;
     let waiting = queues.get(queue);
     if (waiting) return waiting;
     // Channels kept open for a client that polls again soon are closed first, oldest first.
@@ -543,6 +522,11 @@ export class AmqpRoute {
     });
     queues.set(queue, (waiting = created));
     return waiting;
+  }
+
+  /** The long-poll consumers of every connection of the route. */
+  *#waitingConsumers(): Iterable<WaitingConsumer> {
+    for (const connection of this.#connections.values()) yield* connection.waiting.values();
   }
 
   /**
@@ -608,7 +592,7 @@ export class AmqpRoute {
    */
   stopWaits(): void {
     this.#stopping = true;
-    for (const byQueue of this.#waiting.values()) for (const waiting of byQueue.values()) waiting.leaveAll();
+    for (const waiting of this.#waitingConsumers()) waiting.leaveAll();
   }
 
   /**
@@ -620,7 +604,6 @@ export class AmqpRoute {
     this.#stopping = true;
     const connections = [...this.#connections.values()];
     this.#connections.clear();
-    this.#waiting.clear();
     await Promise.all(connections.map((connection) => connection.close()));
   }
 
@@ -705,7 +688,6 @@ export class AmqpRoute {
   /** Closes `connection` for good and forgets it, with its long-poll consumers; the next request for `role` opens another. */
   #retire(role: Role, connection: BrokerConnection): void {
     if (this.#connections.get(role) === connection) this.#connections.delete(role);
-    this.#waiting.delete(connection);
     void connection.close();
   }
 
@@ -730,13 +712,6 @@ export class AmqpRoute {
 }
 
 const ok = (): PublishOutcome => ({ ok: true });
-
-/** A new channel of the session's connection whose failures reach only the requests that use it. */
-const plainChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
-  const channel = await newChannel(session);
-  channel.onerror = () => undefined;
-  return channel;
-};
 
 /**
  * `count` functions that each give back one share of `held` (once), the last one all of it: the

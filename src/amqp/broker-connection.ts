@@ -11,6 +11,8 @@ import type { Logger } from "../log";
 import type { TopologyConfig } from "../config/topology-schema";
 import { newChannel } from "./session-channels";
 import { QueueDirectory } from "./queue-directory";
+import { ReplyChannel } from "./reply-channel";
+import type { WaitingConsumer } from "./waiting-consumer";
 import { PublishChannels } from "./publish-channels";
 import { onReturned } from "./publish-ledger";
 import { applyTopology, problemLine } from "./topology";
@@ -76,6 +78,16 @@ export class BrokerConnection {
   );
   /** The queues this connection knows to exist, checked on channels of their own. */
   readonly queues = new QueueDirectory(async () => newChannel(await this.session()));
+  /**
+   * Request/reply's channel on this connection (direct reply-to), opened on first use: a reply
+   * comes back on the connection its request went out on.
+   */
+  readonly replies = new ReplyChannel(() => this.session());
+  /**
+   * The long-poll consumers on this connection, by queue (made by the route, which owns the room
+   * their answers take): a new connection starts with none.
+   */
+  readonly waiting = new Map<string, WaitingConsumer>();
   readonly #backoff = new ConnectBackoff();
   /** Bumped on every connect and reconnect: the topology is applied once per connection. */
   #generation = 0;

@@ -1,0 +1,98 @@
+import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
+import type { ConsumerConfig } from "../config/schema";
+import type { Deadlines } from "./deadlines";
+import type { TakenMessage } from "./get-message";
+import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./hand-over";
+import type { Leases } from "./leases";
+import type { PendingDeliveries } from "./pending-deliveries";
+import type { HandedMessage } from "./route-messages";
+import { newChannel, opsChannel } from "./session-channels";
+
+/**
+ * How a consume's messages become the client's: one per mode, chosen by {@link consumeModeFor}.
+ * The take itself (gets, long-poll, room) is the same for every mode; what differs is the channel
+ * the gets use, what happens before the answer, and what each message is handed out as.
+ */
+export interface ConsumeMode {
+  /** The channel of the gets, and of a queue's first get on the connection. */
+  channel: (session: AMQPSession) => Promise<AMQPChannel>;
+  firstGetChannel: (session: AMQPSession) => Promise<AMQPChannel>;
+  /**
+   * Whether the messages are settled before the answer leaves (auto_ack, lease): the room their
+   * answer holds is given back once it is written; otherwise the Worker gives it back as it
+   * settles each message.
+   */
+  settledBeforeAnswer: boolean;
+  /** Runs before the answer: `fromGets` says whether the messages came from gets or from the long-poll consumer. */
+  beforeAnswer(taken: TakenMessage[], fromGets: boolean): Promise<void>;
+  /** Each message as handed out; `releases[i]` gives back message i's share of the room (modes the Worker settles). */
+  hand(taken: TakenMessage[], holdMs: number, releases: Array<() => void>): HandedMessage[];
+  /** The counter the handed messages add to now, if any (the Worker's settles count the others). */
+  counter?: "consumed" | "leased";
+}
+
+interface ModeDependencies {
+  deadlines: Deadlines;
+  leases: Leases;
+  pending: PendingDeliveries;
+  /** The route's `operation_timeout_ms`. */
+  timeoutMs: number;
+}
+
+/**
+ * The mode of a consume from `consumer`. A stream (`holdAll`) holds every message until the
+ * Worker has written its event, whatever the route's mode.
+ */
+export const consumeModeFor = (consumer: ConsumerConfig, holdAll: boolean, deps: ModeDependencies): ConsumeMode => {
+  if (holdAll) return settledByWorker(deps);
+  if (consumer.auto_ack) return autoAck(deps);
+  if (consumer.ack === "lease") return leased(deps, consumer.lease_timeout_ms);
+  return settledByWorker(deps);
+};
+
+/**
+ * `auto_ack`: the messages are the client's as they are handed over. Taken with gets, once the
+ * broker has committed their acknowledgements (so never twice); pushed to the long-poll consumer,
+ * once the acknowledgements are written.
+ */
+const autoAck = ({ deadlines, timeoutMs }: ModeDependencies): ConsumeMode => ({
+  channel: autoAckChannel,
+  firstGetChannel: transactionalChannel,
+  settledBeforeAnswer: true,
+  beforeAnswer: async (taken, fromGets) => {
+    if (fromGets) await acknowledgeForHandOver(taken, deadlines, timeoutMs);
+    else await Promise.all(taken.map(({ delivery }) => delivery.ack()));
+  },
+  hand: (taken) => taken.map(({ consumed }) => ({ message: consumed })),
+  counter: "consumed",
+});
+
+/** `ack: lease`: each message is leased until the client settles it or the lease runs out. */
+const leased = ({ leases }: ModeDependencies, leaseTimeoutMs: number): ConsumeMode => ({
+  channel: opsChannel,
+  firstGetChannel: plainChannel,
+  settledBeforeAnswer: true,
+  beforeAnswer: () => Promise.resolve(),
+  hand: (taken) => taken.map(({ consumed, delivery }) => ({ message: consumed, leaseId: leases.lease(delivery, leaseTimeoutMs) })),
+  counter: "leased",
+});
+
+/**
+ * The default (and a stream's): each message stays unacknowledged until the Worker settles it,
+ * acknowledged once its answer is written, requeued if it could not be. Counted as consumed then.
+ */
+const settledByWorker = ({ pending }: ModeDependencies): ConsumeMode => ({
+  channel: opsChannel,
+  firstGetChannel: plainChannel,
+  settledBeforeAnswer: false,
+  beforeAnswer: () => Promise.resolve(),
+  hand: (taken, holdMs, releases) =>
+    taken.map(({ consumed, delivery }, index) => ({ message: consumed, settle: pending.hold(delivery, holdMs, releases[index]) })),
+});
+
+/** A new channel of the session's connection whose failures reach only the requests that use it. */
+const plainChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
+  const channel = await newChannel(session);
+  channel.onerror = () => undefined;
+  return channel;
+};
