@@ -33,7 +33,6 @@
  * many-callers rig runs three times as long; default 8), BENCH_CALLERS_PARTS (default
  * "memory,fairness,many").
  */
-import { readFileSync } from "node:fs";
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { account, type Accounting } from "./lib/accounting";
 import { BENCH_WORKER, CEILING_PATH, NO_AMQP_PATHS, PAYLOADS, QUEUES, useBenchRoutes } from "./lib/bench-routes";
@@ -57,6 +56,7 @@ import { memorySection, truthSection } from "./lib/pressure";
 import { routingSection } from "./lib/routing";
 import { callersSection } from "./lib/callers";
 import { runtimesSection } from "./lib/runtimes";
+import { rssMb } from "./lib/proc-status";
 import { summarize, THROUGHPUT, writeReport, type Measurement, type Report } from "./lib/report";
 
 // The gateways measured here log nothing per request (LOG_LEVEL=none), as the figures from before
@@ -128,13 +128,6 @@ const compare = async (section: Measurement["section"], variants: Variant[], pay
 };
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-
-const rssMb = (pid: number | undefined): number => {
-  if (!pid) return Number.NaN;
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-  return kb / 1024;
-};
 
 const main = async () => {
   log(`amqp-edge-gateway benchmark: ${[...SECTIONS].join(", ")}; ${SECONDS} s per run, ${ROUNDS} alternating rounds`);

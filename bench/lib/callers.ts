@@ -14,7 +14,8 @@
  *   shard, again while workerd's inspector collects garbage every half second, for the isolate's
  *   live memory (its RSS peak is mostly garbage not collected yet).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { procStatusMb } from "./proc-status";
+import { writeFileSync } from "node:fs";
 import { Agent, fetch as fetchOwnConnections } from "undici";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import {
@@ -98,10 +99,6 @@ export interface CallersFigures {
 const MiB = 1024 * 1024;
 const mebibyte = "m".repeat(MiB);
 
-const procStatus = (pid: number | undefined, field: "VmRSS" | "VmHWM"): number => {
-  if (!pid) return Number.NaN;
-  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
-};
 const resetPeak = (pid: number | undefined) => {
   if (pid) writeFileSync(`/proc/${pid}/clear_refs`, "5");
 };
@@ -168,7 +165,7 @@ routes:
         for (let index = 0; index < 5; index++) await status(fetch(`${gateway.url}/sub?max=100`));
       }
       await sleep(3000);
-      const idleMb = procStatus(pid, "VmRSS");
+      const idleMb = procStatusMb(pid, "VmRSS");
       resetPeak(pid);
       let loading = true;
       const small: Array<number | string> = [];
@@ -186,7 +183,7 @@ routes:
       ]);
       loading = false;
       await beside;
-      const result: MemoryRun = { name, idleMb, peakMb: procStatus(pid, "VmHWM"), large: tally(large), small: tally(small) };
+      const result: MemoryRun = { name, idleMb, peakMb: procStatusMb(pid, "VmHWM"), large: tally(large), small: tally(small) };
       log(
         `  callers | memory | ${name}: idle ${idleMb.toFixed(1)} MB, peak ${result.peakMb.toFixed(1)} MB (+${(result.peakMb - idleMb).toFixed(1)}) | large ${JSON.stringify(result.large)} | small beside ${JSON.stringify(result.small)}`,
       );
@@ -342,10 +339,10 @@ const manyRuns = async (port: number, seconds: number, log: (line: string) => vo
       const full = { ...common, seconds, honestPublishers: 32, honestConsumers: 16, hostileLoops: 4 };
       await runManyCallers({ ...common, seconds: 2, honestPublishers: 1, honestConsumers: 1, hostileLoops: 1 });
       await sleep(2000);
-      const idle = procStatus(pid, "VmRSS");
+      const idle = procStatusMb(pid, "VmRSS");
       resetPeak(pid);
       const report = await runManyCallers(full);
-      const peakAboveIdleMb = procStatus(pid, "VmHWM") - idle;
+      const peakAboveIdleMb = procStatusMb(pid, "VmHWM") - idle;
       log(
         `  callers | many callers | ${transport}://, ${shards} shard(s), auto_ack ${autoAck} | honest ${JSON.stringify(report.honestPublishes)} ${JSON.stringify(report.honestConsumes)}, p99 ${report.honestP99} ms | false 202s ${report.false202.length}, honest failures ${report.honestFailures.length}, duplicates ${report.duplicates.length}, strangers ${report.strangers.length} | peak +${peakAboveIdleMb.toFixed(1)} MB`,
       );
@@ -371,7 +368,7 @@ const liveRun = async (inspectorPort: number, pid: number | undefined, load: () 
     // Idle again, without the first run's garbage.
     await inspector.liveHeap();
     await sleep(2000);
-    const idle = procStatus(pid, "VmRSS");
+    const idle = procStatusMb(pid, "VmRSS");
     resetPeak(pid);
     const { result: report, most } = await mostAliveDuring(inspector, LIVE_EVERY_MS, load);
     return {
@@ -380,7 +377,7 @@ const liveRun = async (inspectorPort: number, pid: number | undefined, load: () 
       buffersMb: most.buffersMb,
       samples: most.samples,
       everyMs: LIVE_EVERY_MS,
-      peakAboveIdleMb: procStatus(pid, "VmHWM") - idle,
+      peakAboveIdleMb: procStatusMb(pid, "VmHWM") - idle,
       accepted: report.accepted,
       honestFailures: report.honestFailures.slice(0, 5),
       false202: report.false202.length,

@@ -11,7 +11,7 @@
  *   the heap stayed counted in the 1 MiB figure, which the ceiling's run (no batch) does not carry:
  *   the gateway's "own" growth there moved from 50 to 85 MB between runs.
  */
-import { readFileSync } from "node:fs";
+import { rssMb } from "./proc-status";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import {
   startTruthRig,
@@ -64,12 +64,6 @@ export interface MemoryFigures {
   /** The same publishes and large publishes over the `ws://` transport, on a fresh gateway of its own. */
   ws?: { idleMb: number; manyMb: number; largeMb: number; publishes: number; largeAccepted: number };
 }
-
-const rssMb = (pid: number | undefined): number => {
-  if (!pid) return Number.NaN;
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
-  return kb / 1024;
-};
 
 /** Truth under load at full size, both consume modes, each on its own queue (the test suite's rig). */
 export const truthSection = async (port: number, seconds: number, log: (line: string) => void): Promise<TruthFigures[]> => {

@@ -6,7 +6,7 @@
  * CPU per answer and each runtime's peak resident set.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startLocalGateway } from "../../scripts/lib/local-gateway";
@@ -14,6 +14,7 @@ import { account, type Accounting } from "./accounting";
 import { AMQP_URL, deleteQueues, freshQueues, prefill, queueDepth, settledDepth } from "./broker";
 import { BENCH_WORKER, PAYLOADS } from "./bench-routes";
 import { cpuSeconds } from "./cpu-profile";
+import { procStatusMb } from "./proc-status";
 import { load, type LoadResult } from "./load";
 import { summarize, type Measurement } from "./report";
 import { RUNTIME_CONNECTIONS, RUNTIME_VARIANT, RUNTIMES, type Runtime, type RuntimePeaks } from "./runtime-names";
@@ -91,12 +92,6 @@ const startRuntime = async (runtime: Runtime, port: number): Promise<Running> =>
       child.kill("SIGKILL");
     },
   };
-};
-
-const peakMb = (pid: number | undefined): number => {
-  if (!pid) return Number.NaN;
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
-  return kb / 1024;
 };
 
 /**
@@ -212,7 +207,7 @@ export const runtimesSection = async (options: {
     const leaked = await queueDepth("bench-runtime-no-amqp");
     if (leaked !== 0) throw new Error(`a no-AMQP route put ${leaked} messages in bench-runtime-no-amqp: its ceiling is not one`);
     const peaks: RuntimePeaks = {};
-    for (const [runtime, gateway] of running) peaks[runtime] = peakMb(gateway.pid);
+    for (const [runtime, gateway] of running) peaks[runtime] = procStatusMb(gateway.pid, "VmHWM");
     return { measurements, peaks };
   } finally {
     for (const gateway of running.values()) await gateway.stop().catch(() => undefined);

@@ -5,7 +5,7 @@ import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
 import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
-import { consumeModeFor } from "./consume-modes";
+import { ConsumeModes } from "./consume-modes";
 import { IdleDisconnect, KEEP_ALIVE_MS } from "./idle-disconnect";
 import { OpenWaits } from "./open-waits";
 import { channelMax } from "./session-channels";
@@ -93,11 +93,14 @@ export class AmqpRoute {
   #stopping = false;
 
   readonly #host: RouteHost;
+  /** What each consume mode does with what a consume took. */
+  readonly #modes: ConsumeModes;
 
   constructor(host: RouteHost) {
     this.#counters = new RouteCountersStore(host.storage);
     this.#leases = new Leases(host.storage, () => this.#counters.increment("expired"));
     this.#idempotency = new IdempotencyWindow(host.storage);
+    this.#modes = new ConsumeModes({ deadlines: this.#deadlines, leases: this.#leases, pending: this.#pending });
     this.#logger = createLogger(host.env);
     this.#host = host;
   }
@@ -329,12 +332,7 @@ export class AmqpRoute {
       // declare of the get refuses it first) never gets one.
       const waitingNow = connection.waiting.get(consumer.queue)?.waiting ?? 0;
       // With clients already waiting, a newcomer joins the line rather than get ahead of it.
-      const mode = consumeModeFor(consumer, request.holdAll ?? false, {
-        deadlines: this.#deadlines,
-        leases: this.#leases,
-        pending: this.#pending,
-        timeoutMs: route.amqp.operation_timeout_ms,
-      });
+      const mode = this.#modes.for(consumer, request.holdAll);
       // Taken unacknowledged in every mode, auto-ack too: a message the broker hands over after
       // this request was answered goes back to the queue (see getMessages).
       const sized = await connection.queues.sizing(consumer.queue, route.amqp.operation_timeout_ms);
@@ -391,7 +389,7 @@ export class AmqpRoute {
           fromGets = false;
         }
         held.resize(taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0));
-        await mode.beforeAnswer(taken, fromGets);
+        await mode.beforeAnswer(taken, fromGets, route.amqp.operation_timeout_ms);
         passedOn = true;
       } finally {
         if (!passedOn) held.release();
@@ -407,7 +405,7 @@ export class AmqpRoute {
       }
       // Each settled message gives back its share of the room (only where the Worker settles them).
       const releases = mode.settledBeforeAnswer ? [] : parts(held, taken.length);
-      const handed = mode.hand(taken, holdMs, releases);
+      const handed = mode.hand(taken, holdMs, releases, consumer.lease_timeout_ms);
       if (taken.length === 0) held.release();
       if (mode.counter) this.#counters.add(mode.counter, handed.length);
       return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };

@@ -9,7 +9,7 @@ import type { HandedMessage } from "./route-messages";
 import { newChannel, opsChannel } from "./session-channels";
 
 /**
- * How a consume's messages become the client's: one per mode, chosen by {@link consumeModeFor}.
+ * How a consume's messages become the client's: one per mode, chosen by {@link ConsumeModes.for}.
  * The take itself (gets, long-poll, room) is the same for every mode; what differs is the channel
  * the gets use, what happens before the answer, and what each message is handed out as.
  */
@@ -23,10 +23,16 @@ export interface ConsumeMode {
    * settles each message.
    */
   settledBeforeAnswer: boolean;
-  /** Runs before the answer: `fromGets` says whether the messages came from gets or from the long-poll consumer. */
-  beforeAnswer(taken: TakenMessage[], fromGets: boolean): Promise<void>;
-  /** Each message as handed out; `releases[i]` gives back message i's share of the room (modes the Worker settles). */
-  hand(taken: TakenMessage[], holdMs: number, releases: Array<() => void>): HandedMessage[];
+  /**
+   * Runs before the answer: `fromGets` says whether the messages came from gets or from the
+   * long-poll consumer; `timeoutMs` is the route's `operation_timeout_ms`.
+   */
+  beforeAnswer(taken: TakenMessage[], fromGets: boolean, timeoutMs: number): Promise<void>;
+  /**
+   * Each message as handed out: held for `holdMs` until the Worker settles it, `releases[i]` giving
+   * back message i's share of the room; or leased for the route's `lease_timeout_ms`.
+   */
+  hand(taken: TakenMessage[], holdMs: number, releases: Array<() => void>, leaseTimeoutMs: number): HandedMessage[];
   /** The counter the handed messages add to now, if any (the Worker's settles count the others). */
   counter?: "consumed" | "leased";
 }
@@ -35,31 +41,42 @@ interface ModeDependencies {
   deadlines: Deadlines;
   leases: Leases;
   pending: PendingDeliveries;
-  /** The route's `operation_timeout_ms`. */
-  timeoutMs: number;
 }
 
-/**
- * The mode of a consume from `consumer`. A stream (`holdAll`) holds every message until the
- * Worker has written its event, whatever the route's mode.
- */
-export const consumeModeFor = (consumer: ConsumerConfig, holdAll: boolean, deps: ModeDependencies): ConsumeMode => {
-  if (holdAll) return settledByWorker(deps);
-  if (consumer.auto_ack) return autoAck(deps);
-  if (consumer.ack === "lease") return leased(deps, consumer.lease_timeout_ms);
-  return settledByWorker(deps);
-};
+/** A route's consume modes, made once (a consume picks one with {@link ConsumeModes.for}, allocating nothing). */
+export class ConsumeModes {
+  readonly #autoAck: ConsumeMode;
+  readonly #leased: ConsumeMode;
+  readonly #settledByWorker: ConsumeMode;
+
+  constructor(deps: ModeDependencies) {
+    this.#autoAck = autoAck(deps);
+    this.#leased = leased(deps);
+    this.#settledByWorker = settledByWorker(deps);
+  }
+
+  /**
+   * The mode of a consume from `consumer`. A stream (`holdAll`) holds every message until the
+   * Worker has written its event, whatever the route's mode.
+   */
+  for(consumer: ConsumerConfig, holdAll: boolean | undefined): ConsumeMode {
+    if (holdAll) return this.#settledByWorker;
+    if (consumer.auto_ack) return this.#autoAck;
+    if (consumer.ack === "lease") return this.#leased;
+    return this.#settledByWorker;
+  }
+}
 
 /**
  * `auto_ack`: the messages are the client's as they are handed over. Taken with gets, once the
  * broker has committed their acknowledgements (so never twice); pushed to the long-poll consumer,
  * once the acknowledgements are written.
  */
-const autoAck = ({ deadlines, timeoutMs }: ModeDependencies): ConsumeMode => ({
+const autoAck = ({ deadlines }: ModeDependencies): ConsumeMode => ({
   channel: autoAckChannel,
   firstGetChannel: transactionalChannel,
   settledBeforeAnswer: true,
-  beforeAnswer: async (taken, fromGets) => {
+  beforeAnswer: async (taken, fromGets, timeoutMs) => {
     if (fromGets) await acknowledgeForHandOver(taken, deadlines, timeoutMs);
     else await Promise.all(taken.map(({ delivery }) => delivery.ack()));
   },
@@ -68,12 +85,13 @@ const autoAck = ({ deadlines, timeoutMs }: ModeDependencies): ConsumeMode => ({
 });
 
 /** `ack: lease`: each message is leased until the client settles it or the lease runs out. */
-const leased = ({ leases }: ModeDependencies, leaseTimeoutMs: number): ConsumeMode => ({
+const leased = ({ leases }: ModeDependencies): ConsumeMode => ({
   channel: opsChannel,
   firstGetChannel: plainChannel,
   settledBeforeAnswer: true,
   beforeAnswer: () => Promise.resolve(),
-  hand: (taken) => taken.map(({ consumed, delivery }) => ({ message: consumed, leaseId: leases.lease(delivery, leaseTimeoutMs) })),
+  hand: (taken, _holdMs, _releases, leaseTimeoutMs) =>
+    taken.map(({ consumed, delivery }) => ({ message: consumed, leaseId: leases.lease(delivery, leaseTimeoutMs) })),
   counter: "leased",
 });
 

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import type { GatewayConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
 import { createLogger } from "../log";
-import { routeObject } from "./route-client";
+import { everyShard, routeClient } from "./route-client";
 
 /**
  * `GET /healthz`: the gateway answers (a process manager's liveness check).
@@ -38,11 +38,11 @@ interface Readiness {
 
 /** Asks every shard of every route whether it can serve; logs why one cannot. */
 const readiness = async (config: GatewayConfig, env: Env): Promise<Readiness> => {
-  const shards = config.routes.flatMap((route) => Array.from({ length: route.amqp.shards }, (_, shard) => ({ route, shard })));
+  const shards = everyShard(config.routes);
   const problems = await Promise.all(
     shards.map(async ({ route, shard }) => {
       try {
-        const outcome = await routeObject(env, route, shard).readiness(route);
+        const outcome = await routeClient(env, route, shard).object().readiness(route);
         return outcome.ok ? undefined : outcome.message;
       } catch (error) {
         return error instanceof Error ? error.message : String(error);

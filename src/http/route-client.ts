@@ -7,7 +7,11 @@ import { callRouteObject, type RouteOperation } from "./route-object-call";
  * The name of one of a route's Durable Objects. Shard 0 is named after the route itself, so
  * going from one shard to several keeps the first object and its counters.
  */
-export const shardName = (routeId: string, shard: number): string => (shard === 0 ? routeId : `${routeId}#${shard}`);
+const shardName = (routeId: string, shard: number): string => (shard === 0 ? routeId : `${routeId}#${shard}`);
+
+/** Every shard of every route, in order: what `/readyz` asks and a server of our own opens at start. */
+export const everyShard = <T extends RouteTarget>(routes: readonly T[]): Array<{ route: T; shard: number; name: string }> =>
+  routes.flatMap((route) => Array.from({ length: route.amqp.shards }, (_, shard) => ({ route, shard, name: shardName(route.id, shard) })));
 
 /** A shard for one request: uniformly at random, which spreads load without shared state. */
 export const pickShard = (target: RouteTarget): number => Math.floor(Math.random() * target.amqp.shards);

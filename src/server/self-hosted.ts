@@ -2,7 +2,7 @@ import type { GatewayConfig } from "../config/schema";
 import type { Env } from "../env";
 import { clientAddresses } from "../http/client-address";
 import { createGateway } from "../http/gateway";
-import { shardName } from "../http/route-client";
+import { everyShard } from "../http/route-client";
 import { LocalRoutes, type LocalRoutesOptions } from "./local-routes";
 
 /**
@@ -33,7 +33,7 @@ export const selfHostedGateway = (
   },
 ): SelfHostedGateway => {
   const routes = new LocalRoutes(options);
-  routes.open(config.routes.flatMap((route) => Array.from({ length: route.amqp.shards }, (_, shard) => shardName(route.id, shard))));
+  routes.open(everyShard(config.routes).map(({ name }) => name));
   const env = { ...options.env, ROUTE_DIRECTORY: routes } as unknown as Env;
   const gateway = createGateway(config);
   let inFlight = 0;

@@ -71,6 +71,13 @@ describe(`readiness with every broker up (${RUNTIME})`, () => {
   }, 120_000);
 });
 
+/** A start that must be refused: one that serves after all is stopped (nothing left listening on 0.0.0.0) and fails. */
+const refusedStart = async (env: Record<string, string>): Promise<never> => {
+  const started = await npmStart(routes(), env);
+  await started.stop();
+  throw new Error("the gateway started");
+};
+
 describe.runIf(RUNTIME !== "workerd")(`a server of our own (${RUNTIME})`, () => {
   it("counts a rate limit by the socket's address: a forged CF-Connecting-IP does not get a new bucket", async () => {
     const gateway = await npmStart(routes());
@@ -91,7 +98,7 @@ describe.runIf(RUNTIME !== "workerd")(`a server of our own (${RUNTIME})`, () => 
     const stateDir = mkdtempSync(join(tmpdir(), "gw-state-"));
     const first = await npmStart(routes(), { STATE_DIR: stateDir });
     try {
-      await expect(npmStart(routes(), { STATE_DIR: stateDir })).rejects.toThrow(
+      await expect(refusedStart({ STATE_DIR: stateDir })).rejects.toThrow(
         /cannot use STATE_DIR .*: another gateway \(process \d+\) uses this state directory/,
       );
     } finally {
@@ -102,8 +109,8 @@ describe.runIf(RUNTIME !== "workerd")(`a server of our own (${RUNTIME})`, () => 
     await second.stop();
     const aFile = join(mkdtempSync(join(tmpdir(), "gw-state-")), "not-a-directory");
     writeFileSync(aFile, "");
-    await expect(npmStart(routes(), { STATE_DIR: aFile })).rejects.toThrow(/cannot use STATE_DIR .*not-a-directory/);
-    await expect(npmStart(routes(), { HOST: "0.0.0.0", ADMIN_TOKEN: "" })).rejects.toThrow(
+    await expect(refusedStart({ STATE_DIR: aFile })).rejects.toThrow(/cannot use STATE_DIR .*not-a-directory/);
+    await expect(refusedStart({ HOST: "0.0.0.0", ADMIN_TOKEN: "" })).rejects.toThrow(
       /HOST=0\.0\.0\.0 serves other machines, and GET \/amqp would be public/,
     );
   }, 120_000);

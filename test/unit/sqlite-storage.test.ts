@@ -12,6 +12,7 @@ import { describe, expect, it } from "vitest";
 import { sqliteStorage } from "../../src/server/sqlite-storage";
 import { lockStateDir } from "../../src/server/state-dir-lock";
 
+const LOCK_MODULE = new URL("../../src/server/state-dir-lock.ts", import.meta.url).href;
 const freshDir = () => mkdtempSync(join(tmpdir(), "gw-sqlite-"));
 
 describe("a shard's SQLite storage", () => {
@@ -44,12 +45,7 @@ describe("a state directory", () => {
     // Another live process holds it (this one, as seen from a child that checks it).
     const child = spawnSync(
       process.execPath,
-      [
-        "--import",
-        "tsx",
-        "-e",
-        `import("${join(process.cwd(), "src/server/state-dir-lock.ts")}").then((m) => m.lockStateDir(${JSON.stringify(dir)}))`,
-      ],
+      ["--import", "tsx", "-e", `import(${JSON.stringify(LOCK_MODULE)}).then((m) => m.lockStateDir(${JSON.stringify(dir)}))`],
       { encoding: "utf8" },
     );
     expect(child.status).not.toBe(0);
