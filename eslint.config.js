@@ -59,6 +59,42 @@ export default tseslint.config(
     },
   },
   {
+    // The HTTP side reaches a route shard only through the contract's `RouteApi`
+    // (src/http/route-client.ts): nothing of the route side, nor of the servers that hold it.
+    files: ["src/http/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "(^|/)\\.\\./(\\.\\./)?(amqp|server)/",
+              message: "src/http talks to a route shard through src/contract (RouteApi), not src/amqp or src/server.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The route side acts on the contract's settings and calls: not on the configuration's
+    // schemas, nor on anything of the HTTP side or the servers.
+    files: ["src/amqp/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^\\.\\./(config|http|server)/",
+              message: "src/amqp imports src/contract (and shared modules), not src/config, src/http or src/server.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests read JSON answers as `(await response.json()) as T`: the same form in Node (where
     // json() is not generic) and in workerd (where it is, and this rule would want json<T>()).
     // `expect.any()` and friends are typed any by vitest.

@@ -28,11 +28,12 @@ import { Hono } from "hono";
 import type { Env, GatewayEnv } from "../src/env";
 import gateway, { AmqpRouteObject as GatewayRouteObject } from "../src/index";
 import { routesConfig } from "../src/generated/routes";
-import type { ConsumeOutcome, ConsumeRequest, ConsumingTarget, PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
+import type { ConsumeOutcome, ConsumeRequest, PublishManyOutcome, PublishManyRequest } from "../src/contract/route-calls";
 import { routeObject } from "../src/http/route-client";
 import { resolveConfig } from "../src/config/resolve-config";
 import { acceptWithoutPublishing, noAmqpConsume, noAmqpPublish } from "./lib/no-amqp";
 import { BASELINE_PREFIX, CEILING_PREFIX } from "./lib/worker-paths";
+import type { ConsumingTarget } from "../src/contract/route-settings";
 
 export class AmqpRouteObject extends GatewayRouteObject {
   /** What `publishMany` receives, answered as if every message were confirmed. */

@@ -4,11 +4,12 @@
  * (bench/lib/no-amqp.ts), as they do in the bench Worker. Which runtime is the one running it.
  */
 import { AmqpRoute } from "../src/amqp/amqp-route";
-import type { ConsumeOutcome, ConsumeRequest, ConsumingTarget, PublishManyOutcome, PublishManyRequest } from "../src/amqp/route-messages";
+import type { ConsumeOutcome, ConsumeRequest, PublishManyOutcome, PublishManyRequest } from "../src/contract/route-calls";
 import { denoServe } from "../scripts/lib/deno-serve";
 import { nodeServe } from "../scripts/lib/node-serve";
 import { startSelfHosted } from "../scripts/lib/self-hosted-start";
 import { noAmqpConsume, noAmqpPublish } from "./lib/no-amqp";
+import type { ConsumingTarget } from "../src/contract/route-settings";
 
 class BenchRoute extends AmqpRoute {
   override async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {

@@ -1,5 +1,5 @@
 import type { HTTPException } from "hono/http-exception";
-import type { RouteDirectory } from "./amqp/route-api";
+import type { RouteDirectory } from "./contract/route-calls";
 import type { AmqpRouteObject } from "./amqp/route-object";
 
 /** The Worker's bindings (wrangler.toml) and environment (vars and secrets). */

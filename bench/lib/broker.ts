@@ -86,6 +86,24 @@ export const directPublishRate = (queue: string, inFlight: number, seconds: numb
     return { rate: confirmed / ((Date.now() - started) / 1000), confirmed };
   });
 
+/**
+ * The floor of the broker for a consume: amqp-client taking messages with `basic.get` (no ack),
+ * `inFlight` gets outstanding on one channel, for `seconds`, as the gateway pipelines them.
+ * Messages per second.
+ */
+export const directGetRate = (queue: string, inFlight: number, seconds: number) =>
+  withChannel(async (channel) => {
+    let taken = 0;
+    const deadline = Date.now() + seconds * 1000;
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (Date.now() < deadline) if (await channel.basicGet(queue, { noAck: true })) taken++;
+      }),
+    );
+    return { rate: taken / ((Date.now() - started) / 1000), taken };
+  });
+
 /** Enables the management plugin if needed and waits for its HTTP API. */
 export const ensureManagementApi = async (): Promise<void> => {
   if (await managementAnswers()) return;

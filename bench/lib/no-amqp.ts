@@ -4,9 +4,10 @@
  * bench Worker's object (bench/bench-worker.ts) and the Node and Deno servers' routes
  * (bench/self-hosted-bench.ts). Types only from the gateway: the Worker bundles this file.
  */
-import type { ConsumeOutcome, ConsumingTarget, PublishManyOutcome, PublishManyRequest } from "../../src/amqp/route-messages";
+import type { ConsumeOutcome, PublishManyOutcome, PublishManyRequest } from "../../src/contract/route-calls";
 import type { ConsumedMessage } from "../../src/contract/messages";
 import { NO_AMQP_ROUTES, payloadOf } from "./worker-paths";
+import type { ConsumingTarget } from "../../src/contract/route-settings";
 
 /** Every message of `request` as if the broker had confirmed it. */
 export const acceptWithoutPublishing = (request: PublishManyRequest): PublishManyOutcome => ({

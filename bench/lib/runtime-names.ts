@@ -10,6 +10,16 @@ export const RUNTIME_VARIANT = {
   consumeCeiling: (runtime: Runtime) => `${runtime} GET, no AMQP`,
 };
 
+/**
+ * The broker's own floor in the section: amqp-client publishing with confirms, and taking with
+ * `basic.get`, straight over TCP with as many operations in flight as the runtimes have
+ * connections. No gateway can answer faster than the broker does its part on the same cores.
+ */
+export const BROKER_FLOOR = {
+  publish: "broker: amqp-client direct publish",
+  consume: "broker: amqp-client direct get",
+} as const;
+
 /** Connections of every run in the section. */
 export const RUNTIME_CONNECTIONS = 64;
 

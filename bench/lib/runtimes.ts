@@ -2,8 +2,9 @@
  * The `runtimes` section: the same routes on workerd (`npm start`), Node (`npm run start:node`)
  * and Deno (`npm run start:deno`), side by side in alternating rounds: publish and consume at
  * 250 B and 16 KiB, each against that runtime's own no-AMQP ceiling (the same routes answering
- * without the broker, bench/lib/no-amqp.ts), with every publish accounted for in its queue, the
- * CPU per answer and each runtime's peak resident set.
+ * without the broker, bench/lib/no-amqp.ts) and the broker's own floor (amqp-client straight to
+ * it), with every publish accounted for in its queue, the CPU per answer and each runtime's peak
+ * resident set.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -11,13 +12,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startLocalGateway } from "../../scripts/lib/local-gateway";
 import { account, type Accounting } from "./accounting";
-import { AMQP_URL, deleteQueues, freshQueues, prefill, queueDepth, settledDepth } from "./broker";
+import { AMQP_URL, deleteQueues, directGetRate, directPublishRate, freshQueues, prefill, queueDepth, settledDepth } from "./broker";
 import { BENCH_WORKER, PAYLOADS } from "./bench-routes";
 import { cpuSeconds } from "./cpu-profile";
 import { procStatusMb } from "./proc-status";
 import { load, type LoadResult } from "./load";
 import { summarize, type Measurement } from "./report";
-import { RUNTIME_CONNECTIONS, RUNTIME_VARIANT, RUNTIMES, type Runtime, type RuntimePeaks } from "./runtime-names";
+import { BROKER_FLOOR, RUNTIME_CONNECTIONS, RUNTIME_VARIANT, RUNTIMES, type Runtime, type RuntimePeaks } from "./runtime-names";
 import { NO_AMQP_ROUTES } from "./worker-paths";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -28,7 +29,7 @@ interface Running {
   stop(): Promise<void>;
 }
 
-const queueOf = (runtime: Runtime, role: "pub" | "sub", payload: string) =>
+const queueOf = (runtime: Runtime | "floor", role: "pub" | "sub", payload: string) =>
   `bench-runtime-${runtime}-${role}-${payload === "250 B" ? "250" : "16k"}`;
 
 const routesFor = (runtime: Runtime): string => {
@@ -107,7 +108,8 @@ const topUp = async (queue: string, payloadName: string, payload: string, second
 
 interface Variant {
   name: string;
-  runtime: Running;
+  /** The gateway loaded over HTTP, or "broker" for the broker's floor (amqp-client, no HTTP). */
+  runtime: Running | "broker";
   url: string;
   method: "GET" | "POST";
   /** Where its publishes land (counted), or the queue it consumes (drained); none for a ceiling. */
@@ -118,10 +120,12 @@ type Run = LoadResult & Accounting & { cpuUs: number };
 
 /** One run of `variant`: its load, its CPU per answer, and its messages accounted for. */
 const runOnce = async (variant: Variant, payload: string, seconds: number): Promise<Run> => {
+  if (variant.runtime === "broker") return brokerFloor(variant, payload, seconds);
+  const runtime = variant.runtime;
   const consume = variant.method === "GET";
   if (variant.queue && !consume) await freshQueues(variant.queue);
   const before = variant.queue && consume ? await queueDepth(variant.queue) : 0;
-  const cpuBefore = variant.runtime.pid ? cpuSeconds(variant.runtime.pid) : Number.NaN;
+  const cpuBefore = runtime.pid ? cpuSeconds(runtime.pid) : Number.NaN;
   const result = await load({
     url: variant.url,
     method: variant.method,
@@ -131,13 +135,27 @@ const runOnce = async (variant: Variant, payload: string, seconds: number): Prom
     ...(consume ? {} : { body: payload }),
   });
   const answered = consume ? result.status200 : result.ok;
-  const cpuUs = variant.runtime.pid && answered > 0 ? ((cpuSeconds(variant.runtime.pid) - cpuBefore) * 1e6) / answered : Number.NaN;
+  const cpuUs = runtime.pid && answered > 0 ? ((cpuSeconds(runtime.pid) - cpuBefore) * 1e6) / answered : Number.NaN;
   if (!variant.queue) return { ...result, ...account(0, 0, 0), cpuUs, rps: answered / result.seconds };
   if (consume) {
     const left = await settledDepth(variant.queue);
     return { ...result, ...account(before - left, result.status200, RUNTIME_CONNECTIONS), cpuUs, rps: answered / result.seconds };
   }
   return { ...result, ...account(await settledDepth(variant.queue), result.ok, RUNTIME_CONNECTIONS), cpuUs };
+};
+
+/** One run of the broker's floor: amqp-client publishing (confirms) or getting, every message accounted for. */
+const brokerFloor = async (variant: Variant, payload: string, seconds: number): Promise<Run> => {
+  const queue = variant.queue as string;
+  const figures = { p50: Number.NaN, p99: Number.NaN, errors: 0, seconds, cpuUs: Number.NaN };
+  if (variant.method === "POST") {
+    await freshQueues(queue);
+    const { rate, confirmed } = await directPublishRate(queue, RUNTIME_CONNECTIONS, seconds, payload);
+    return { ...figures, rps: rate, ok: confirmed, status200: 0, ...account(await settledDepth(queue), confirmed, 0) };
+  }
+  const before = await queueDepth(queue);
+  const { rate, taken } = await directGetRate(queue, RUNTIME_CONNECTIONS, seconds);
+  return { ...figures, rps: rate, ok: taken, status200: taken, ...account(before - (await settledDepth(queue)), taken, 0) };
 };
 
 export const runtimesSection = async (options: {
@@ -149,7 +167,7 @@ export const runtimesSection = async (options: {
   const { seconds, rounds, log } = options;
   const running = new Map<Runtime, Running>();
   const measurements: Measurement[] = [];
-  const queues = RUNTIMES.flatMap((runtime) =>
+  const queues = [...RUNTIMES, "floor" as const].flatMap((runtime) =>
     Object.keys(PAYLOADS).flatMap((payload) => [queueOf(runtime, "pub", payload), queueOf(runtime, "sub", payload)]),
   );
   try {
@@ -157,8 +175,16 @@ export const runtimesSection = async (options: {
     for (const [index, runtime] of RUNTIMES.entries()) running.set(runtime, await startRuntime(runtime, options.port + 10 + index));
     for (const [payloadName, payload] of Object.entries(PAYLOADS)) {
       const size = payloadName === "250 B" ? "250" : "16k";
-      const variants = (method: "GET" | "POST"): Variant[] =>
-        RUNTIMES.flatMap((runtime): Variant[] => {
+      const floor: Variant = {
+        name: BROKER_FLOOR.publish,
+        runtime: "broker",
+        url: AMQP_URL,
+        method: "POST",
+        queue: queueOf("floor", "pub", payloadName),
+      };
+      const variants = (method: "GET" | "POST"): Variant[] => [
+        method === "POST" ? floor : { ...floor, name: BROKER_FLOOR.consume, method, queue: queueOf("floor", "sub", payloadName) },
+        ...RUNTIMES.flatMap((runtime): Variant[] => {
           const gateway = running.get(runtime) as Running;
           return method === "POST"
             ? [
@@ -181,11 +207,12 @@ export const runtimesSection = async (options: {
                 },
                 { name: RUNTIME_VARIANT.consumeCeiling(runtime), runtime: gateway, url: `${gateway.url}/sub/no-amqp-${size}`, method },
               ];
-        });
+        }),
+      ];
       for (const method of ["POST", "GET"] as const) {
         const list = variants(method);
         // Warm-up: connections open, code paths compiled.
-        for (const variant of list)
+        for (const variant of list.filter((variant) => variant.runtime !== "broker"))
           await load({ url: variant.url, method, connections: 16, seconds: 1, ...(method === "POST" ? { body: payload } : {}) });
         const runs = new Map<string, Run[]>();
         for (let round = 0; round < rounds; round++) {

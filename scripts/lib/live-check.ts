@@ -14,7 +14,8 @@ import { applyTopology, problemLine } from "../../src/amqp/topology";
 import { isTemplate } from "../../src/config/templates";
 import type { GatewayConfig, RouteConfig } from "../../src/config/schema";
 import * as v from "valibot";
-import { TopologySchema, type TopologyConfig } from "../../src/config/topology-schema";
+import { TopologySchema } from "../../src/config/topology-schema";
+import type { TopologyConfig } from "../../src/contract/route-settings";
 
 /** The problems found, one line each (none: everything the routes need is there). */
 export const liveCheck = async (config: GatewayConfig, timeoutMs = 5000): Promise<string[]> => {

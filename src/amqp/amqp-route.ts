@@ -1,5 +1,4 @@
 import type { AMQPSession } from "@cloudamqp/amqp-client";
-import type { ProducerConfig } from "../config/schema";
 import { createLogger, type Logger, type LoggingEnv } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
@@ -9,32 +8,34 @@ import { ConsumeModes } from "./consume-modes";
 import { IdleDisconnect, KEEP_ALIVE_MS } from "./idle-disconnect";
 import { OpenWaits } from "./open-waits";
 import { channelMax } from "./session-channels";
-import { Leases, type LeaseResult, type LeaseSettlement } from "./leases";
+import { Leases } from "./leases";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
 import { DIRECT_REPLY_TO } from "./publish-ledger";
-import { AsyncReplies, type ReplyState } from "./async-replies";
+import { AsyncReplies } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import type { RouteStorage } from "./route-storage";
 import { RouteFailureError, type RouteFailure } from "../contract/failures";
 import { PendingDeliveries } from "./pending-deliveries";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
-import { RateLimiter, type Admission } from "./rate-limiter";
+import { RateLimiter } from "./rate-limiter";
 import {
+  type Admission,
+  type LeaseResult,
+  type LeaseSettlement,
+  type ReplyState,
   type ConsumeOutcome,
   type ConsumeRequest,
-  type ConsumingTarget,
   type PublishManyOutcome,
   type PublishManyRequest,
   type PublishOutcome,
-  type PublishingTarget,
   type ReplyOutcome,
   type ReplyRequest,
   type RouteStats,
-  type RouteTarget,
   type SettleOutcome,
-} from "./route-messages";
+} from "../contract/route-calls";
 import { MAX_ANSWER_BYTES, type OutgoingMessage } from "../contract/messages";
+import type { ConsumingTarget, ProducerConfig, PublishingTarget, RouteTarget } from "../contract/route-settings";
 
 type Role = "publish" | "consume";
 

@@ -1,12 +1,6 @@
 import { RouteFailureError, type RouteFailure } from "../contract/failures";
 import { MAX_ANSWER_BYTES, type ConsumedMessage } from "../contract/messages";
-
-/** What `GET <path>/replies/<id>` finds: the reply, still waiting, why there is none, or nothing known. */
-export type ReplyState =
-  | { status: "pending" }
-  | { status: "arrived"; message: ConsumedMessage }
-  | { status: "failed"; failure: RouteFailure }
-  | { status: "unknown" };
+import type { ReplyState } from "../contract/route-calls";
 
 interface Entry {
   expiresAt: number;

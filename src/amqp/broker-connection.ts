@@ -8,7 +8,6 @@ import { brokerReason, replyCodeOf } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import type { Deadlines } from "./deadlines";
 import type { Logger } from "../log";
-import type { TopologyConfig } from "../config/topology-schema";
 import { newChannel } from "./session-channels";
 import { QueueDirectory } from "./queue-directory";
 import { ReplyChannel } from "./reply-channel";
@@ -16,6 +15,7 @@ import type { WaitingConsumer } from "./waiting-consumer";
 import { PublishChannels } from "./publish-channels";
 import { onReturned } from "./publish-ledger";
 import { applyTopology, problemLine } from "./topology";
+import type { TopologyConfig } from "../contract/route-settings";
 
 /** How to reach the broker; two connections with equal settings are interchangeable. */
 export interface ConnectionSettings {

@@ -1,12 +1,12 @@
 import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
-import type { ConsumerConfig } from "../config/schema";
 import type { Deadlines } from "./deadlines";
 import type { TakenMessage } from "./get-message";
 import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./hand-over";
 import type { Leases } from "./leases";
 import type { PendingDeliveries } from "./pending-deliveries";
-import type { HandedMessage } from "./route-messages";
+import type { HandedMessage } from "../contract/route-calls";
 import { newChannel, opsChannel } from "./session-channels";
+import type { ConsumerConfig } from "../contract/route-settings";
 
 /**
  * How a consume's messages become the client's: one per mode, chosen by {@link ConsumeModes.for}.

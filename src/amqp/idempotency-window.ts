@@ -1,6 +1,6 @@
 import type { RouteSql, RouteStorage, SqlValue } from "./route-storage";
 import { RouteFailureError } from "../contract/failures";
-import type { IdempotentRequest } from "./route-messages";
+import type { IdempotentRequest } from "../contract/route-calls";
 
 /** The messages a request still has to publish, and how to record each one the broker confirms. */
 export interface IdempotentPlan {

@@ -1,17 +1,6 @@
+import type { LeaseResult, LeaseSettlement } from "../contract/route-calls";
 import type { RouteStorage } from "./route-storage";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-
-/** How a client settles leased messages: `ack`, `nack` with requeue, or `nack` without (dead-letter or drop). */
-export type LeaseSettlement = "ack" | "requeue" | "reject";
-
-/** The outcome of settling one lease id, as the client gets it. */
-export interface LeaseResult {
-  lease_id: string;
-  /** HTTP-like status of this id: 200 settled, 404 unknown, 409 settled before, 410 back in the queue already. */
-  status: 200 | 404 | 409 | 410;
-  outcome: "acked" | "requeued" | "rejected" | "unknown" | "already_settled" | "expired" | "gone";
-  error?: string;
-}
 
 interface Lease {
   delivery: AMQPMessage;

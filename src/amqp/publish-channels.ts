@@ -1,6 +1,6 @@
 import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { ChannelPool, type ChannelLease } from "./channel-pool";
-import { NameCache } from "./name-cache";
+import { NameCache } from "../name-cache";
 import { causeOf, onReturned } from "./publish-ledger";
 import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";

@@ -1,6 +1,6 @@
 import type { AMQPChannel, AMQPMessage } from "@cloudamqp/amqp-client";
 import { ChannelPool } from "./channel-pool";
-import { NameCache } from "./name-cache";
+import { NameCache } from "../name-cache";
 import { brokerReason, isChannelError, replyCodeOf } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import type { Deadlines } from "./deadlines";

@@ -1,12 +1,4 @@
-/** A route's `rate_limit` as the object applies it to one request: whom it counts, and how many per period. */
-export interface Admission {
-  /** The caller: `ip:<address>`, `key:<digest>` of an API key, `user:<name>`, or `sub:<sub>` of a JWT; never a credential. */
-  key: string;
-  requests: number;
-  periodS: number;
-  /** Long-polls and streams the caller may hold open at once. */
-  openWaits: number;
-}
+import type { Admission } from "../contract/route-calls";
 
 /** Callers tracked at most; past it the longest-idle are forgotten (they come back with a full bucket). */
 export const MAX_CALLERS = 100_000;

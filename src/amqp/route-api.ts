@@ -1,6 +1,11 @@
+import type { RouteApi } from "../contract/route-calls";
 import type { AmqpRoute } from "./amqp-route";
 
-/** The calls the HTTP side makes of a route shard, in every runtime. */
+/**
+ * The calls of the contract's `RouteApi` (src/contract/route-calls.ts), each of which a route
+ * shard (`AmqpRoute`) answers: the Node and Deno servers forward them by name
+ * (src/server/local-routes.ts), the Durable Object one forwarder each (route-object.ts).
+ */
 export const ROUTE_CALLS = [
   "publishMany",
   "request",
@@ -12,20 +17,8 @@ export const ROUTE_CALLS = [
   "settle",
   "stats",
   "readiness",
-] as const satisfies ReadonlyArray<keyof AmqpRoute>;
+] as const satisfies ReadonlyArray<keyof AmqpRoute & keyof RouteApi>;
 
-export type RouteCall = (typeof ROUTE_CALLS)[number];
-
-/**
- * A route shard as the HTTP side sees it: each call answers later, as across a Durable Object's
- * RPC, also where the route lives in the same process (`src/server/local-routes.ts`), so that the
- * HTTP side is one code for every runtime.
- */
-export type RouteApi = {
-  [K in RouteCall]: (...args: Parameters<AmqpRoute[K]>) => Promise<Awaited<ReturnType<AmqpRoute[K]>>>;
-};
-
-/** Where the HTTP side finds a route shard by its name (see `route-client.ts`). */
-export interface RouteDirectory {
-  get(name: string, locationHint?: string): RouteApi;
-}
+type Missing = Exclude<keyof RouteApi, (typeof ROUTE_CALLS)[number]>;
+/** Compiles only when every call of `RouteApi` is in {@link ROUTE_CALLS} (else its type names the missing one). */
+export const EVERY_CALL_LISTED: [Missing] extends [never] ? true : Missing = true;

@@ -1,19 +1,6 @@
 import type { RouteStorage } from "./route-storage";
 import { redactUrl } from "../contract/redaction";
-import type { LastError, RouteCounters } from "./route-messages";
-
-/** Every counter at zero: the start of a route's counts, and of a sum over its shards. */
-export const ZERO_COUNTERS: Readonly<RouteCounters> = {
-  total_requests: 0,
-  total_errors: 0,
-  published: 0,
-  consumed: 0,
-  rejected: 0,
-  leased: 0,
-  acked: 0,
-  nacked: 0,
-  expired: 0,
-};
+import { ZERO_COUNTERS, type LastError, type RouteCounters } from "../contract/route-calls";
 
 const STORAGE_KEY = "counters";
 const LAST_ERROR_KEY = "last_error";

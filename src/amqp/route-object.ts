@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { LoggingEnv } from "../log";
 import { AmqpRoute } from "./amqp-route";
-import type { RouteApi } from "./route-api";
+import type { RouteApi } from "../contract/route-calls";
 
 type Args<K extends keyof RouteApi> = Parameters<RouteApi[K]>;
 

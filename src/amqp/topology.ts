@@ -1,6 +1,6 @@
 import type { AMQPChannel } from "@cloudamqp/amqp-client";
-import type { BindingConfig, ExchangeConfig, QueueConfig, TopologyConfig } from "../config/topology-schema";
 import { brokerReason, replyCodeOf } from "./broker-errors";
+import type { BindingConfig, ExchangeConfig, QueueConfig, TopologyConfig } from "../contract/route-settings";
 
 /** One object of the topology that is missing or not as routes.yaml describes it. */
 export interface TopologyProblem {

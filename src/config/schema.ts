@@ -9,15 +9,18 @@ import { redactUrl } from "../contract/redaction";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { isTemplate, templateProblem } from "./templates";
-import { TopologySchema, type TopologyConfig } from "./topology-schema";
+import { TopologySchema } from "./topology-schema";
+import {
+  LOCATION_HINTS,
+  type AmqpBackend,
+  type ConsumingRoute as Consuming,
+  type PublishingRoute as Publishing,
+} from "../contract/route-settings";
 import { unknownKeyMessage } from "./unknown-key-message";
 
 /** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
 export const ROUTE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
 export type RouteMethod = (typeof ROUTE_METHODS)[number];
-
-/** Durable Object location hints Cloudflare accepts. */
-const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
 
 /** URL schemes the gateway can connect with (TCP or Web-AMQP over WebSocket). */
 const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
@@ -331,24 +334,6 @@ const RouteFields = strictObject({
   ...foreignHandlerEntries,
 });
 
-type AmqpSettings = Pick<
-  v.InferOutput<typeof AmqpSchema>,
-  "heartbeat_s" | "connect_timeout_ms" | "shards" | "location_hint" | "operation_timeout_ms" | "idle_disconnect_s" | "expected_rps"
->;
-export type ProducerConfig = v.InferOutput<typeof ProducerSchema>;
-export type ConsumerConfig = v.InferOutput<typeof ConsumerSchema>;
-
-/**
- * The AMQP backend of a route the gateway serves: enabled, with a URL, and with a producer, a
- * consumer or both. The rules between fields live here, in the type, so nothing downstream
- * checks them again.
- */
-export type AmqpBackend = AmqpSettings & {
-  url: string;
-  /** The top-level topology (when there is one), then the route's own, applied in that order. */
-  topology: TopologyConfig[];
-} & ({ producer: ProducerConfig; consumer?: ConsumerConfig } | { producer?: ProducerConfig; consumer: ConsumerConfig });
-
 /** A validated route: its `methods` are resolved (every method it answers), and its backend is an {@link AmqpBackend}. */
 export interface RouteConfig {
   id: string;
@@ -568,9 +553,6 @@ export const GatewayConfigSchema = v.pipe(
 export type GatewayConfig = v.InferOutput<typeof GatewayConfigSchema>;
 
 /** A route that publishes (it has a producer), as the handlers of POST and PUT receive it. */
-export type PublishingRoute<R extends Pick<RouteConfig, "amqp"> = RouteConfig> = R & { amqp: { producer: ProducerConfig } };
+export type PublishingRoute = Publishing<RouteConfig>;
 /** A route that consumes (it has a consumer), as the handlers of GET and the others receive it. */
-export type ConsumingRoute<R extends Pick<RouteConfig, "amqp"> = RouteConfig> = R & { amqp: { consumer: ConsumerConfig } };
-
-export const publishes = <R extends Pick<RouteConfig, "amqp">>(route: R): route is PublishingRoute<R> => route.amqp.producer !== undefined;
-export const consumes = <R extends Pick<RouteConfig, "amqp">>(route: R): route is ConsumingRoute<R> => route.amqp.consumer !== undefined;
+export type ConsumingRoute = Consuming<RouteConfig>;

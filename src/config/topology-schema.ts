@@ -119,7 +119,5 @@ export const TopologySchema = strictObject({
   bindings: v.optional(v.array(BindingSchema, "bindings must be a list"), []),
 });
 
-export type TopologyConfig = v.InferOutput<typeof TopologySchema>;
-export type ExchangeConfig = TopologyConfig["exchanges"][number];
-export type QueueConfig = TopologyConfig["queues"][number];
-export type BindingConfig = TopologyConfig["bindings"][number];
+// Its output is the contract's `TopologyConfig` (src/contract/route-settings.ts): TypeScript checks
+// it where a route's backend is built from it (src/config/schema.ts).

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { redactUrl } from "../contract/redaction";
-import { ZERO_COUNTERS } from "../amqp/route-counters";
-import type { RouteCounters, RouteStats } from "../amqp/route-messages";
+import { ZERO_COUNTERS } from "../contract/route-calls";
+import type { RouteCounters, RouteStats } from "../contract/route-calls";
 import type { GatewayConfig, RouteConfig } from "../config/schema";
 import type { Env, GatewayEnv } from "../env";
 import { basicCredentials, bearerToken } from "./access/credentials";

@@ -1,6 +1,6 @@
 import { setsLength, writtenStream } from "./written-stream";
 import type { Context } from "hono";
-import type { ConsumeOutcome, HandedMessage, RouteTarget } from "../amqp/route-messages";
+import type { ConsumeOutcome, HandedMessage } from "../contract/route-calls";
 import { MAX_WAIT_S, type ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { admissionFor, shardFor } from "./access/admission";
@@ -17,6 +17,7 @@ import { untrustedBodyHeaders } from "./untrusted-body";
 import { answerPlan, holdAnswerRoom, holdNothingYet, learnAnswer } from "./request-memory";
 import { releaseBuffer } from "../release-buffer";
 import { SMALL_BYTES } from "../memory-budget";
+import type { RouteTarget } from "../contract/route-settings";
 
 /** The most messages one `GET ?max=N` may ask for, whatever the route allows. */
 export const MAX_BATCH_CONSUME = 100;

@@ -1,15 +1,15 @@
 import type { Context } from "hono";
-import type { LeaseResult, LeaseSettlement } from "../amqp/leases";
-import type { ConsumingTarget } from "../amqp/route-messages";
+import type { LeaseResult, LeaseSettlement } from "../contract/route-calls";
 import type { ConsumingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
-import type { Admission } from "../amqp/rate-limiter";
+import type { Admission } from "../contract/route-calls";
 import type { RouteFailure } from "../contract/failures";
 import { admissionFor, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { parseShardedId } from "./sharded-ids";
 import { routeClient } from "./route-client";
 import { requestBody } from "./request-body";
+import type { ConsumingTarget } from "../contract/route-settings";
 
 /** Most lease ids one settle request may carry. */
 const MAX_LEASE_IDS = 1000;

@@ -1,4 +1,4 @@
-import type { HandedMessage } from "../amqp/route-messages";
+import type { HandedMessage } from "../contract/route-calls";
 import type { ConsumedMessage } from "../contract/messages";
 import { base64 } from "../base64";
 

@@ -1,9 +1,9 @@
 import type { Context } from "hono";
 import { SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
-import type { IdempotentRequest, PublishManyOutcome, PublishingTarget } from "../amqp/route-messages";
+import type { IdempotentRequest, PublishManyOutcome } from "../contract/route-calls";
 import type { OutgoingMessage, PublishProperties } from "../contract/messages";
 import { splitBatch } from "./batch-body";
-import type { ProducerConfig, PublishingRoute } from "../config/schema";
+import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError } from "./gateway-error";
 import { DEFAULT_CONTENT_TYPE } from "../contract/header-names";
@@ -14,6 +14,7 @@ import { routeClient } from "./route-client";
 import { requestReply } from "./reply-handler";
 import { requestBody } from "./request-body";
 import { releaseBuffer } from "../release-buffer";
+import type { ProducerConfig, PublishingTarget } from "../contract/route-settings";
 
 /**
  * POST/PUT: publishes the body, byte for byte, and answers 202 only once the broker confirmed it.

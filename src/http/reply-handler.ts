@@ -1,7 +1,7 @@
 import type { Context } from "hono";
-import type { PublishingTarget, ReplyOutcome } from "../amqp/route-messages";
+import type { ReplyOutcome } from "../contract/route-calls";
 import type { ConsumedMessage, OutgoingMessage } from "../contract/messages";
-import type { ReplyState } from "../amqp/async-replies";
+import type { ReplyState } from "../contract/route-calls";
 import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import type { RouteFailure } from "../contract/failures";
@@ -10,6 +10,7 @@ import { failureError, GatewayError } from "./gateway-error";
 import { shardedId, parseShardedId } from "./sharded-ids";
 import { messageHeaders } from "./message-headers";
 import { routeClient } from "./route-client";
+import type { PublishingTarget } from "../contract/route-settings";
 
 /**
  * Request/reply (`producer.reply`): publishes the request with direct reply-to and a fresh

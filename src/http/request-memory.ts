@@ -1,8 +1,8 @@
-import { type ConsumingTarget } from "../amqp/route-messages";
 import { MAX_ANSWER_BYTES } from "../contract/messages";
-import { NameCache } from "../amqp/name-cache";
+import { NameCache } from "../name-cache";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Lane, type Reservation } from "../memory-budget";
 import { GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
+import type { ConsumingTarget } from "../contract/route-settings";
 
 /**
  * Bytes of bodies the Worker's isolate holds at once: requests' bodies read and passed on, answers'

@@ -1,11 +1,11 @@
 import type { Context } from "hono";
 import { SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
-import type { ConsumingTarget } from "../amqp/route-messages";
 import type { PublishProperties } from "../contract/messages";
-import type { ConsumerConfig, ConsumingRoute, ProducerConfig } from "../config/schema";
+import type { ConsumingRoute } from "../config/schema";
 import { isTemplate, parseTemplate, renderTemplate, type TemplatePart } from "../config/templates";
 import type { GatewayEnv } from "../env";
 import { GatewayError } from "./gateway-error";
+import type { ConsumerConfig, ConsumingTarget, ProducerConfig } from "../contract/route-settings";
 
 type Render = (c: Context<GatewayEnv>) => string;
 

@@ -1,7 +1,7 @@
-import type { RouteApi } from "../amqp/route-api";
-import type { RouteTarget } from "../amqp/route-messages";
+import type { RouteApi } from "../contract/route-calls";
 import type { Env } from "../env";
 import { callRouteObject, type RouteOperation } from "./route-object-call";
+import type { RouteTarget } from "../contract/route-settings";
 
 /**
  * The name of one of a route's Durable Objects. Shard 0 is named after the route itself, so

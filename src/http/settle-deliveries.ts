@@ -1,7 +1,8 @@
 import type { Context } from "hono";
-import type { RouteTarget, SettleOutcome } from "../amqp/route-messages";
+import type { SettleOutcome } from "../contract/route-calls";
 import type { GatewayEnv } from "../env";
 import { routeClient } from "./route-client";
+import type { RouteTarget } from "../contract/route-settings";
 
 /**
  * Acknowledges delivered messages with the shard that holds them, or requeues those whose answer

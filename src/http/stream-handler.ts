@@ -1,6 +1,6 @@
 import { writtenStream } from "./written-stream";
 import type { Context } from "hono";
-import type { ConsumeOutcome } from "../amqp/route-messages";
+import type { ConsumeOutcome } from "../contract/route-calls";
 import type { ConsumedMessage } from "../contract/messages";
 import { base64 } from "../base64";
 import type { ConsumingRoute } from "../config/schema";

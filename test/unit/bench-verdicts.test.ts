@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { account } from "../../bench/lib/accounting";
 import { summarizeProfile, type CpuProfile } from "../../bench/lib/cpu-profile";
 import { paired, ROUTING, summarize, THROUGHPUT, verdicts, type Measurement, type Report } from "../../bench/lib/report";
+import { BROKER_FLOOR, RUNTIME_CONNECTIONS, RUNTIME_VARIANT } from "../../bench/lib/runtime-names";
 
 describe("account: a run's queue against its 2xx answers", () => {
   it("fewer messages than 2xx answers is a loss", () => {
@@ -468,5 +469,41 @@ describe("the routing targets", () => {
     const report = routingOnly(900, 300);
     report.measurements = report.measurements.filter((m) => m.variant !== ROUTING.replyDirect);
     expect(unmetTargets(report)).toEqual([REPLY_TARGET]);
+  });
+});
+
+describe("the runtimes targets", () => {
+  const rounds = (...rates: number[]) => rates.map((rps) => ({ rps }));
+  const row = (variant: string, payload: string, ...rates: number[]): Measurement => ({
+    ...measurement("runtimes", variant, payload, rates[1] ?? 0),
+    connections: RUNTIME_CONNECTIONS,
+    perRound: rounds(...rates),
+  });
+  /** Node's publish at 250 B: gateway, its no-AMQP ceiling and the broker's floor, round by round. */
+  const nodePublish = (gateway: number[], ceiling: number[], floor: number[] | undefined): Report => ({
+    ...passingReport(),
+    sections: ["runtimes"],
+    measurements: [
+      row(RUNTIME_VARIANT.publish("node"), "250 B", ...gateway),
+      row(RUNTIME_VARIANT.publishCeiling("node"), "250 B", ...ceiling),
+      ...(floor ? [row(BROKER_FLOOR.publish, "250 B", ...floor)] : []),
+    ],
+  });
+  const target = (report: Report) =>
+    verdicts(report).find((verdict) => verdict.target.startsWith("node publish ≥ 0.8× the lower of") && verdict.target.endsWith("(250 B)"));
+
+  it("a runtime is judged against the lower of its no-AMQP ceiling and the broker's floor, round by round", () => {
+    // A ceiling far above what the broker confirms: the floor is what a gateway could reach.
+    const met = target(nodePublish([6_000, 6_000, 6_000], [15_000, 15_000, 15_000], [7_000, 7_500, 7_000]));
+    expect(met?.met).toBe(true);
+    expect(met?.measured).toMatch(/^0\.86× \(median of 3 rounds, 0\.80–0\.86×\); of the ceiling alone 0\.40×/);
+    // A floor higher than the ceiling in one round: that round is judged against the ceiling.
+    expect(target(nodePublish([6_000, 6_000, 6_000], [15_000, 6_500, 15_000], [7_000, 9_000, 7_000]))?.met).toBe(true);
+    expect(target(nodePublish([6_000, 6_000, 6_000], [15_000, 15_000, 15_000], [8_000, 8_000, 8_000]))?.met).toBe(false);
+  });
+
+  it("without the broker's floor, or with rounds that do not pair up, the target is never met", () => {
+    expect(target(nodePublish([6_000, 6_000, 6_000], [6_500, 6_500, 6_500], undefined))?.met).toBe(false);
+    expect(target(nodePublish([6_000, 6_000, 6_000], [6_500, 6_500, 6_500], [6_500, 6_500]))?.met).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NameCache } from "../../src/amqp/name-cache";
+import { NameCache } from "../../src/name-cache";
 
 describe("NameCache: bounded memory of broker names", () => {
   it("drops the least recently used name first, a get counting as a use", () => {

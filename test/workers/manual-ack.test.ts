@@ -1,10 +1,11 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { ConsumeOutcome, ConsumingTarget } from "../../src/amqp/route-messages";
+import type { ConsumeOutcome } from "../../src/contract/route-calls";
 import { parseRoutes } from "../../src/config/parse-routes";
-import { consumes } from "../../src/config/schema";
+import { consumes } from "../../src/contract/route-settings";
 import { BROKER_URL, declareQueue, deleteQueue, messageCount, publishDirect, uniqueName } from "../helpers/broker";
 import { uniqueRouteId } from "./gateway";
+import type { ConsumingTarget } from "../../src/contract/route-settings";
 
 /** The route as the Worker hands it to the object, for driving the object directly. */
 const consumerTarget = (queue: string, holdMs: number): ConsumingTarget => {

@@ -4,10 +4,10 @@
  * that fails as a call becomes, each try on a fresh stub.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { RouteTarget } from "../../src/amqp/route-messages";
 import type { Env } from "../../src/env";
 import { GatewayError } from "../../src/http/gateway-error";
 import { routeClient } from "../../src/http/route-client";
+import type { RouteTarget } from "../../src/contract/route-settings";
 
 /** A namespace that records which object each stub is for, and the options it was got with. */
 const namespace = () => {

@@ -1,12 +1,12 @@
 import { clientAddresses } from "../client-address";
 import type { Context } from "hono";
-import type { Admission } from "../../amqp/rate-limiter";
-import type { RouteTarget } from "../../amqp/route-messages";
+import type { Admission } from "../../contract/route-calls";
 import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
 import type { RouteFailure } from "../../contract/failures";
 import { failureError } from "../gateway-error";
 import { pickShard, routeClient } from "../route-client";
+import type { RouteTarget } from "../../contract/route-settings";
 
 /**
  * What the route's object needs to apply `rate_limit` to this request: whom it counts (the client's

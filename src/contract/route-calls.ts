@@ -1,20 +1,23 @@
 /**
- * The calls the Worker makes to a route's object and their answers (the messages they carry are
- * `src/contract/messages.ts`). Plain structured-clonable objects only: the route's resolved
- * settings travel with every call, so the object always acts on the configuration that is
- * deployed now. They name the configuration's types, so they are not in `src/contract/` yet.
+ * The calls the HTTP side makes of a route shard and their answers (the messages they carry are
+ * `messages.ts`, the route's settings `route-settings.ts`). Plain structured-clonable objects
+ * only: the route's resolved settings travel with every call, so the shard always acts on the
+ * configuration that is deployed now. Like the rest of `src/contract/`, this module imports
+ * nothing of the gateway's.
  */
-import type { ConsumingRoute, PublishingRoute, RouteConfig } from "../config/schema";
-import type { Admission } from "./rate-limiter";
-import type { RouteFailure } from "../contract/failures";
-import type { ConsumedMessage, OutgoingMessage } from "../contract/messages";
+import type { RouteFailure } from "./failures";
+import type { ConsumedMessage, OutgoingMessage } from "./messages";
+import type { ConsumingTarget, PublishingTarget, RouteTarget } from "./route-settings";
 
-/** The parts of a route the object needs, with `${NAME}` resolved. */
-export type RouteTarget = Pick<RouteConfig, "id" | "amqp">;
-/** A route to publish with. */
-export type PublishingTarget = PublishingRoute<RouteTarget>;
-/** A route to consume from. */
-export type ConsumingTarget = ConsumingRoute<RouteTarget>;
+/** A caller and its share of a route's `rate_limit`, as the HTTP side found them. */
+export interface Admission {
+  /** The caller: `ip:<address>`, `key:<digest>` of an API key, `user:<name>`, or `sub:<sub>` of a JWT; never a credential. */
+  key: string;
+  requests: number;
+  periodS: number;
+  /** Long-polls and streams the caller may hold open at once. */
+  openWaits: number;
+}
 
 /** What one request with an `Idempotency-Key` asks of the window. */
 export interface IdempotentRequest {
@@ -133,4 +136,59 @@ export interface RouteStats extends RouteCounters {
   connected: boolean;
   /** The most recent failure, or null if there has been none. */
   last_error: LastError | null;
+}
+
+/** What `GET <path>/replies/<id>` finds: the reply, still waiting, why there is none, or nothing known. */
+export type ReplyState =
+  | { status: "pending" }
+  | { status: "arrived"; message: ConsumedMessage }
+  | { status: "failed"; failure: RouteFailure }
+  | { status: "unknown" };
+
+/** How a client settles leased messages: `ack`, `nack` with requeue, or `nack` without (dead-letter or drop). */
+export type LeaseSettlement = "ack" | "requeue" | "reject";
+
+/** The outcome of settling one lease id, as the client gets it. */
+export interface LeaseResult {
+  lease_id: string;
+  /** HTTP-like status of this id: 200 settled, 404 unknown, 409 settled before, 410 back in the queue already. */
+  status: 200 | 404 | 409 | 410;
+  outcome: "acked" | "requeued" | "rejected" | "unknown" | "already_settled" | "expired" | "gone";
+  error?: string;
+}
+
+/** Every counter at zero: the start of a route's counts, and of a sum over its shards. */
+export const ZERO_COUNTERS: Readonly<RouteCounters> = {
+  total_requests: 0,
+  total_errors: 0,
+  published: 0,
+  consumed: 0,
+  rejected: 0,
+  leased: 0,
+  acked: 0,
+  nacked: 0,
+  expired: 0,
+};
+
+/**
+ * A route shard as the HTTP side calls it: each call answers later, across a Durable Object's
+ * RPC or in the same process (`src/server/local-routes.ts`), so that the HTTP side is one code
+ * for every runtime. The route side's `AmqpRoute` does the work behind each call.
+ */
+export interface RouteApi {
+  publishMany(request: PublishManyRequest): Promise<PublishManyOutcome>;
+  request(request: ReplyRequest): Promise<ReplyOutcome>;
+  reply(id: string, admission?: Admission): Promise<ReplyState | RouteFailure>;
+  consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome>;
+  cancelWait(waitId: string): Promise<void>;
+  settleLeases(ids: string[], how: LeaseSettlement, admission?: Admission): Promise<LeaseResult[] | RouteFailure>;
+  refuseAttempt(admission: Admission): Promise<RouteFailure | undefined>;
+  settle(tokens: number[], outcome: "ack" | "requeue"): Promise<SettleOutcome>;
+  stats(url: string): Promise<RouteStats>;
+  readiness(route: RouteTarget): Promise<{ ok: true } | RouteFailure>;
+}
+
+/** Where the HTTP side finds a route shard by its name (see `src/http/route-client.ts`). */
+export interface RouteDirectory {
+  get(name: string, locationHint?: string): RouteApi;
 }
