@@ -84,16 +84,20 @@ export const requestBody = (
     c.set("unreadBody", unread);
     await next();
   };
-  const tooLarge = () => {
-    throw new GatewayError(413, policy.tooLarge, policy.routeId);
-  };
-  const streamed = bodyLimit({ maxSize: policy.maxBytes, onError: tooLarge });
-  // A body of declared length is judged by its header, as bodyLimit judges it, but without
-  // asking for `c.req.raw.body` first (see `hold`); one sent in chunks goes through bodyLimit.
+  const streamed = bodyLimit({
+    maxSize: policy.maxBytes,
+    onError: () => {
+      throw new GatewayError(413, policy.tooLarge, policy.routeId);
+    },
+  });
+  // A body of declared length within the bound is let through without asking for
+  // `c.req.raw.body` (see `hold`). Over it, or sent in chunks, bodyLimit judges it: it asks for
+  // the body, and on Node that body's stream is what stops the server from reading the rest of
+  // a refused upload (@hono/node-server's drain cap); left untouched, Node would read it all.
   const limit: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     const length = c.req.header("content-length");
-    if (length === undefined || c.req.header("transfer-encoding") !== undefined) return streamed(c, next);
-    return parseInt(length, 10) > policy.maxBytes ? tooLarge() : next();
+    const withinBound = length !== undefined && c.req.header("transfer-encoding") === undefined && parseInt(length, 10) <= policy.maxBytes;
+    return withinBound ? next() : streamed(c, next);
   };
   const read: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     await c.req.arrayBuffer();

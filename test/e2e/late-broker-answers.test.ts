@@ -52,7 +52,10 @@ describe("an auto_ack GET answered before the broker's answer came", () => {
       if (response.status === 200) consumed.push(text);
       return response.status;
     };
-    // The consuming connection is open before the link holds anything back.
+    // The consuming connection and its channels are open before the link holds anything back:
+    // the first get of a queue goes on a channel of its own, the next on the route's auto_ack
+    // channel, whose opening must not be what the link holds back.
+    expect(await get()).toBe(200);
     expect(await get()).toBe(200);
 
     link.hold();
@@ -68,7 +71,7 @@ describe("an auto_ack GET answered before the broker's answer came", () => {
     const queued = await drain(queue);
     const inQueue = queued.map((message) => message.bodyToString() ?? "");
     const missing = bodies.filter((body) => !consumed.includes(body) && !inQueue.includes(body));
-    expect({ consumed: consumed.length, missing }).toEqual({ consumed: 1, missing: [] });
+    expect({ consumed: consumed.length, missing }).toEqual({ consumed: 2, missing: [] });
     // Never both consumed and queued, and the three that came back say they were delivered once.
     expect(inQueue.filter((body) => consumed.includes(body))).toEqual([]);
     expect(queued.filter((message) => message.redelivered)).toHaveLength(3);

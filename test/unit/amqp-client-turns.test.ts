@@ -43,4 +43,28 @@ describe("amqp-client on Node, as patched", () => {
       }
     });
   });
+
+  it("still answers the broker's connection.close with close-ok before it closes the socket, though its writes wait for the turn's end", async () => {
+    const connection = await new AMQPClient(BROKER_URL).connect();
+    try {
+      const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
+      const write = socket.write.bind(socket);
+      const written: Uint8Array[] = [];
+      socket.write = (data, cb) => {
+        written.push(new Uint8Array(data));
+        return write(data, cb);
+      };
+      const channel = await connection.channel();
+      // An exchange type the broker does not know is a connection error: it sends connection.close.
+      await expect(channel.exchangeDeclare(`gw-test-no-such-type-${crypto.randomUUID().slice(0, 8)}`, "x-no-such-type")).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // A method frame on channel 0 with class 10 (connection), method 51 (close-ok).
+      const closeOk = [1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 51];
+      const bytes = written.flatMap((chunk) => [...chunk]);
+      const found = bytes.some((_, at) => closeOk.every((byte, i) => bytes[at + i] === byte));
+      expect(found).toBe(true);
+    } finally {
+      await connection.close().catch(() => undefined);
+    }
+  });
 });
