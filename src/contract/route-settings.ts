@@ -39,6 +39,29 @@ export interface ConsumerConfig {
   max_messages: number;
 }
 
+/**
+ * `amqp.consumer.push`: deliver the queue to a webhook, at least once, signed (Standard Webhooks).
+ * Not yet served by any route (the delivery itself is `src/push/`).
+ */
+export interface PushConfig {
+  /** http(s) URL of the endpoint. */
+  url: string;
+  /** Standard Webhooks secret, `whsec_` and base64. */
+  secret: string;
+  /** Deliveries in flight (1 keeps queue order, retries included). */
+  concurrency: number;
+  /** Per attempt. */
+  timeout_ms: number;
+  /** Then the message is rejected without requeue: its queue's dead-letter exchange gets it. */
+  max_attempts: number;
+  /** First retry's delay, doubling with each failed attempt... */
+  backoff_ms: number;
+  /** ...up to this (before a jitter of at most ±50%). */
+  max_backoff_ms: number;
+  /** Extra request headers (their values are never logged). */
+  headers: Record<string, string>;
+}
+
 /** An exchange the route needs: declared, or verified to exist as described. */
 export interface ExchangeConfig {
   name: string;
