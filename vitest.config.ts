@@ -18,6 +18,7 @@ const SELF_HOSTED_SUITE = [
   "refusals",
   "request-bodies",
   "self-hosted",
+  "push-webhook",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

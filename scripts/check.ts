@@ -5,6 +5,7 @@
  * each broker and verifies the topology and the routes' exchanges and queues (creating nothing).
  */
 import { capacityWarnings } from "../src/config/capacity";
+import { pushWarnings } from "../src/config/push-warnings";
 import { envReferences } from "../src/config/env-references";
 import { resolveConfig } from "../src/config/resolve-config";
 import { liveCheck } from "./lib/live-check";
@@ -18,7 +19,8 @@ const resolved = resolveConfig(config, Object.fromEntries(names.map((name) => [n
 if (!resolved.ok) fail(resolved.problems.map((problem) => `${displayPath(path)}: ${problem}`));
 process.stdout.write(`${displayPath(path)}: ${config.routes.length} route(s), valid\n`);
 if (names.length > 0) process.stdout.write(`reads from the environment: ${names.join(", ")}\n`);
-for (const warning of capacityWarnings(config)) process.stdout.write(`${displayPath(path)}: warning: ${warning}\n`);
+for (const warning of [...capacityWarnings(config), ...pushWarnings(config)])
+  process.stdout.write(`${displayPath(path)}: warning: ${warning}\n`);
 
 if (process.argv.includes("--live")) {
   const unset = names.filter((name) => process.env[name] === undefined);

@@ -122,6 +122,17 @@ export const startLocalGateway = async (options: {
   if (options.signal?.aborted) await miniflare.dispose().catch(() => undefined);
   stopIfAborted();
   const url = (await miniflare.unsafeGetDirectURL("amqp-edge-gateway")).toString().replace(/\/$/, "");
+  // Cloudflare runs the Worker's cron trigger (wrangler.toml) every minute, which starts the push
+  // routes; Miniflare does not, so it is run here: now, and every minute.
+  const pushing = resolved.config.routes.some((route) => route.amqp.consumer?.push);
+  const triggerCron = () =>
+    void miniflare
+      .getWorker()
+      .then((worker) => worker.scheduled({ cron: "* * * * *" }))
+      .catch(() => undefined);
+  if (pushing) triggerCron();
+  const cronTimer = pushing ? setInterval(triggerCron, 60_000) : undefined;
+  cronTimer?.unref();
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -129,6 +140,7 @@ export const startLocalGateway = async (options: {
     runtimePid,
     bundle,
     stop() {
+      clearInterval(cronTimer);
       stopping ??= (async () => {
         // Bounded: a supervisor that asked us to stop must not wait on a runtime that hangs.
         await Promise.race([miniflare.dispose().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000))]);

@@ -19,8 +19,12 @@ import { RouteFailureError, type RouteFailure } from "../contract/failures";
 import { PendingDeliveries } from "./pending-deliveries";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
 import { RateLimiter } from "./rate-limiter";
+import { RoutePush } from "./route-push";
+import { asFailure } from "./broker-errors";
 import {
   type Admission,
+  type PushAction,
+  type PushState,
   type LeaseResult,
   type LeaseSettlement,
   type ReplyState,
@@ -37,7 +41,7 @@ import {
 import { MAX_ANSWER_BYTES, type OutgoingMessage } from "../contract/messages";
 import type { ConsumingTarget, ProducerConfig, PublishingTarget, RouteTarget } from "../contract/route-settings";
 
-type Role = "publish" | "consume";
+type Role = "publish" | "consume" | "push";
 
 /** What a route needs of the runtime that holds it. */
 export interface RouteHost {
@@ -96,6 +100,7 @@ export class AmqpRoute {
   readonly #host: RouteHost;
   /** What each consume mode does with what a consume took. */
   readonly #modes: ConsumeModes;
+  readonly #push: RoutePush;
 
   constructor(host: RouteHost) {
     this.#counters = new RouteCountersStore(host.storage);
@@ -104,6 +109,12 @@ export class AmqpRoute {
     this.#modes = new ConsumeModes({ deadlines: this.#deadlines, leases: this.#leases, pending: this.#pending });
     this.#logger = createLogger(host.env);
     this.#host = host;
+    this.#push = new RoutePush({
+      storage: host.storage,
+      counters: this.#counters,
+      logger: this.#logger,
+      connection: (route) => this.#connection("push", route),
+    });
   }
 
   /**
@@ -586,6 +597,26 @@ export class AmqpRoute {
   }
 
   /**
+   * A push route's delivery (`consumer.push`): `ensure` starts it unless it runs or is paused,
+   * `pause` stops it (kept across restarts; held messages go back to the queue), `resume` starts
+   * it again. Each answers the push's state.
+   */
+  async push(route: ConsumingTarget, action: PushAction): Promise<PushState | RouteFailure> {
+    if (!route.amqp.consumer.push) return { ok: false, kind: "misconfigured", message: `route ${route.id} has no consumer.push` };
+    this.#counters.countFor(route.amqp.url);
+    try {
+      // Cloudflare evicts an object no request reaches: the keep-alive alarm holds a pushing one,
+      // and where it was evicted all the same, the Worker's cron trigger calls here again.
+      if (action !== "pause") this.#keepAwake();
+      if (action === "pause") return await this.#push.pause();
+      if (action === "resume") return await this.#push.resume(route);
+      return await this.#push.ensure(route);
+    } catch (error) {
+      return asFailure(error);
+    }
+  }
+
+  /**
    * The process is stopping (SIGTERM on Node and Deno): every long-poll answers now with what it
    * has, every stream ends, and a new wait answers at once. Requests in flight go on.
    */
@@ -601,6 +632,7 @@ export class AmqpRoute {
    */
   async close(): Promise<void> {
     this.#stopping = true;
+    await this.#push.close();
     const connections = [...this.#connections.values()];
     this.#connections.clear();
     await Promise.all(connections.map((connection) => connection.close()));
@@ -655,7 +687,8 @@ export class AmqpRoute {
       this.#leases.size === 0 &&
       this.#pending.size === 0 &&
       this.#beingWritten.size === 0 &&
-      !this.#asyncReplies.holding
+      !this.#asyncReplies.holding &&
+      !this.#push.active
     );
   }
 
@@ -678,10 +711,13 @@ export class AmqpRoute {
     void this.#host.wakeAt(Date.now() + KEEP_ALIVE_MS).catch(() => (this.#keepAliveSet = false));
   }
 
-  /** The keep-alive alarm: set again while the object holds a connection (and its route says `never`). */
+  /**
+   * The keep-alive alarm: set again while the object holds a connection (and its route says
+   * `never`), or pushes.
+   */
   alarm(): void {
     this.#keepAliveSet = false;
-    if (this.#idle.keepsConnected && this.#connections.size > 0) this.#keepAwake();
+    if ((this.#idle.keepsConnected && this.#connections.size > 0) || this.#push.active) this.#keepAwake();
   }
 
   /** Closes `connection` for good and forgets it, with its long-poll consumers; the next request for `role` opens another. */
@@ -699,7 +735,7 @@ export class AmqpRoute {
       name: `amqp-edge-gateway ${route.id} ${role}`,
       topology: route.amqp.topology,
       operationTimeoutMs: route.amqp.operation_timeout_ms,
-      noDelay: role === "consume",
+      noDelay: role !== "publish",
     };
     const current = this.#connections.get(role);
     if (current && !current.differsFrom(settings)) return current;
@@ -761,13 +797,3 @@ const busy = (what: string): RouteFailureError =>
     `the route is holding as many message bytes as it can at once (its other requests); ${what}, retry`,
     1,
   );
-
-/**
- * Every failure as a {@link RouteFailure}: errors thrown across RPC lose their fields, and a
- * stack trace must never reach a client.
- */
-const asFailure = (error: unknown): RouteFailure => {
-  if (error instanceof RouteFailureError) return error.toFailure();
-  console.error("amqp route object: unexpected error", error);
-  return { ok: false, kind: "internal", message: "internal error in the gateway; the operation was not carried out" };
-};

@@ -2,6 +2,7 @@
  * How amqp-client's errors read: their AMQP reply codes and reasons, which the route side turns
  * into failures of the contract's kinds (`src/contract/failures.ts`).
  */
+import { RouteFailureError, type RouteFailure } from "../contract/failures";
 
 /** The AMQP reply code at the end of amqp-client's channel/connection close messages, e.g. `(404)`. */
 export const replyCodeOf = (error: unknown): number | undefined => {
@@ -26,4 +27,14 @@ export const brokerReason = (error: unknown): string => {
   const text = error instanceof Error ? error.message : String(error);
   if (text === "Message rejected") return NEGATIVE_CONFIRM;
   return text.replace(/^(channel \d+|connection) closed: /, "");
+};
+
+/**
+ * Every failure as a {@link RouteFailure}: errors thrown across RPC lose their fields, and a
+ * stack trace must never reach a client.
+ */
+export const asFailure = (error: unknown): RouteFailure => {
+  if (error instanceof RouteFailureError) return error.toFailure();
+  console.error("amqp route object: unexpected error", error);
+  return { ok: false, kind: "internal", message: "internal error in the gateway; the operation was not carried out" };
 };

@@ -17,6 +17,7 @@ export const ROUTE_CALLS = [
   "settle",
   "stats",
   "readiness",
+  "push",
 ] as const satisfies ReadonlyArray<keyof AmqpRoute & keyof RouteApi>;
 
 type Missing = Exclude<keyof RouteApi, (typeof ROUTE_CALLS)[number]>;

@@ -53,6 +53,9 @@ export class AmqpRouteObject extends DurableObject<LoggingEnv> implements RouteA
   async readiness(...args: Args<"readiness">) {
     return this.#route.readiness(...args);
   }
+  async push(...args: Args<"push">) {
+    return this.#route.push(...args);
+  }
 
   override alarm(): void {
     this.#route.alarm();

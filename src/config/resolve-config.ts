@@ -1,12 +1,14 @@
 import { resolveEnvReferences } from "./env-references";
 import { originsProblem, type AuthConfig } from "./access-schema";
 import { amqpUrlProblem, type GatewayConfig } from "./schema";
+import { pushSecretProblem, pushUrlProblem } from "./push-schema";
 
 export type ResolveResult = { ok: true; config: GatewayConfig } | { ok: false; problems: string[] };
 
 /**
  * Fills `${NAME}` from `env` and checks what could only be checked once the values are known:
- * the scheme of a URL, the origins of `cors`, and that no credential of `auth` is blank.
+ * the scheme of a URL, the origins of `cors`, that no credential of `auth` is blank, and a push's
+ * endpoint and secret.
  */
 export const resolveConfig = (config: GatewayConfig, env: Record<string, unknown>): ResolveResult => {
   const { value, missing } = resolveEnvReferences(config, env);
@@ -17,6 +19,14 @@ export const resolveConfig = (config: GatewayConfig, env: Record<string, unknown
       if (problem) problems.push(`route "${route.id}": amqp.url: ${problem}`);
       const origins = route.cors && originsProblem(route.cors.allow_origins, route.cors.allow_credentials);
       if (origins) problems.push(`route "${route.id}": cors.${origins}`);
+      const push = route.amqp.consumer?.push;
+      if (push) {
+        const url = pushUrlProblem(push.url);
+        if (url) problems.push(`route "${route.id}": amqp.consumer.push.url ${url}`);
+        // Named, never shown: it is a credential.
+        const secret = pushSecretProblem(push.secret);
+        if (secret) problems.push(`route "${route.id}": amqp.consumer.push.secret ${secret}`);
+      }
       for (const field of blankCredentials(route.auth)) {
         problems.push(`route "${route.id}": auth.${field} is empty once \${NAME} is filled in; an empty credential would let anyone in`);
       }

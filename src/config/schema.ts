@@ -10,6 +10,7 @@ import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type Rate
 import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { isTemplate, templateProblem } from "./templates";
 import { TopologySchema } from "./topology-schema";
+import { PushSchema } from "./push-schema";
 import {
   LOCATION_HINTS,
   type AmqpBackend,
@@ -220,8 +221,14 @@ const ConsumerSchema = v.pipe(
     stream: v.optional(v.boolean("stream must be true or false"), false),
     /** Most messages one `GET ?max=N` may take, 1 to 100 (default 100). */
     max_messages: v.optional(v.pipe(positiveInteger("max_messages"), v.maxValue(100, "max_messages must be at most 100")), 100),
+    /** Deliver the queue to a webhook instead of serving GETs (see README, "Push to a webhook"). */
+    push: v.optional(PushSchema),
   }),
   v.check((consumer) => !(consumer.auto_ack && consumer.ack === "lease"), "auto_ack: true and ack: lease exclude each other; choose one"),
+  v.check(
+    (consumer) => !(consumer.push && (consumer.auto_ack || consumer.ack === "lease" || consumer.stream)),
+    "push acknowledges each message after the endpoint's 2xx: it excludes auto_ack, ack: lease and stream",
+  ),
 );
 
 const AmqpSchema = strictObject({
@@ -386,6 +393,19 @@ const RouteSchema = v.pipe(
     for (const method of route.methods ?? []) {
       if (isPublishMethod(method) && !producer) problem(`${method} publishes, but the route has no producer`, "methods");
       if (!isPublishMethod(method) && !consumer) problem(`${method} consumes, but the route has no consumer`, "methods");
+      if (!isPublishMethod(method) && consumer?.push && method !== "GET") {
+        problem(`${method}: a push route's consumer serves GET <path> (the push's state) only`, "methods");
+      }
+    }
+    if (consumer?.push) {
+      if (route.path_prefix || /[*?]/.test(route.path)) {
+        problem(
+          "consumer.push needs a path without *, optional parameters or path_prefix: its control is at <path>/pause and <path>/resume",
+          "amqp",
+        );
+      }
+      if (isTemplate(consumer.queue))
+        problem("consumer.queue cannot take values from the request on a push route: it pushes one queue", "amqp");
     }
     // Values taken from the request must name what the request can have.
     const templated: Array<[string, string | undefined]> = [
@@ -418,7 +438,12 @@ const RouteSchema = v.pipe(
       }
     }
     if (broken || url === undefined || !roles) return NEVER;
-    const methods = route.methods ?? ROUTE_METHODS.filter((method) => (isPublishMethod(method) ? producer : consumer) !== undefined);
+    // A push route's consumer answers GET (its state) only; others consume on every method but POST and PUT.
+    const methods =
+      route.methods ??
+      ROUTE_METHODS.filter((method) =>
+        isPublishMethod(method) ? producer !== undefined : consumer !== undefined && (method === "GET" || !consumer.push),
+      );
     return {
       id: route.id,
       path: route.path,

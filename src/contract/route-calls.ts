@@ -122,6 +122,10 @@ export interface RouteCounters {
   acked: number;
   nacked: number;
   expired: number;
+  /** Under `consumer.push`: messages acknowledged after the endpoint's 2xx, failed attempts, and messages rejected after their last. */
+  pushed: number;
+  push_failures: number;
+  dead_lettered: number;
 }
 
 /** The route's most recent failure. */
@@ -168,7 +172,23 @@ export const ZERO_COUNTERS: Readonly<RouteCounters> = {
   acked: 0,
   nacked: 0,
   expired: 0,
+  pushed: 0,
+  push_failures: 0,
+  dead_lettered: 0,
 };
+
+/** A push route shard's delivery (`consumer.push`), as `GET <path>` shows it. */
+export interface PushState {
+  /** `starting`: not paused, but not delivering yet (connecting, or the broker refused). */
+  state: "running" | "paused" | "starting";
+  /** Messages being attempted or waiting for their retry. */
+  in_flight: number;
+  last_error: { message: string; at: string } | null;
+  last_success_at: string | null;
+}
+
+/** What a push control call does: start it unless it runs or is paused (and answer its state), pause it, resume it. */
+export type PushAction = "ensure" | "pause" | "resume";
 
 /**
  * A route shard as the HTTP side calls it: each call answers later, across a Durable Object's
@@ -186,6 +206,7 @@ export interface RouteApi {
   settle(tokens: number[], outcome: "ack" | "requeue"): Promise<SettleOutcome>;
   stats(url: string): Promise<RouteStats>;
   readiness(route: RouteTarget): Promise<{ ok: true } | RouteFailure>;
+  push(route: ConsumingTarget, action: PushAction): Promise<PushState | RouteFailure>;
 }
 
 /** Where the HTTP side finds a route shard by its name (see `src/http/route-client.ts`). */

@@ -37,11 +37,13 @@ export interface ConsumerConfig {
   wait_s: number;
   stream: boolean;
   max_messages: number;
+  /** Deliver the queue to a webhook instead of serving GETs. */
+  push?: PushConfig | undefined;
 }
 
 /**
  * `amqp.consumer.push`: deliver the queue to a webhook, at least once, signed (Standard Webhooks).
- * Not yet served by any route (the delivery itself is `src/push/`).
+ * The delivery itself is `src/push/`.
  */
 export interface PushConfig {
   /** http(s) URL of the endpoint. */

@@ -14,6 +14,7 @@ import { publish, publishBody } from "./publish-handler";
 import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
 import { health } from "./health";
+import { mountPushControl } from "./push-handlers";
 import { requestLog } from "./request-log";
 import { unreadBodyError } from "./request-body";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
@@ -48,6 +49,7 @@ export const createApp = (config: GatewayConfig) => {
       app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), ...settleBody(route, verb), settle);
     }
   }
+  for (const route of config.routes) if (consumes(route) && route.amqp.consumer.push) mountPushControl(app, route);
   for (const route of config.routes) {
     if (!publishes(route) || !route.amqp.producer.reply) continue;
     const path = `${route.path.replace(/\/+$/, "")}/replies/:reply_id`;
@@ -125,7 +127,8 @@ const routeChains = (route: RouteConfig): Array<[string[], Chain]> => {
     chains.push([publishing, [...access, ...publishBody(route), async (c) => await publish(c, route)]]);
   }
   const consuming = route.methods.filter((method) => !isPublishMethod(method));
-  if (consuming.length > 0 && consumes(route)) {
+  // A push route's GET is its state (mountPushControl), not a consume.
+  if (consuming.length > 0 && consumes(route) && !route.amqp.consumer.push) {
     const handler: MiddlewareHandler<GatewayEnv> = async (c, next) => {
       // Hono routes HEAD to GET handlers; HEAD would take a message and drop its body, so it
       // goes on to the 405.

@@ -8,7 +8,7 @@ import type { RouteFailure } from "../contract/failures";
 import { admissionFor, chargeCaller, shardFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { shardedId, parseShardedId } from "./sharded-ids";
-import { messageHeaders } from "./message-headers";
+import { messageHeaders } from "../contract/message-headers";
 import { routeClient } from "./route-client";
 import type { PublishingTarget } from "../contract/route-settings";
 

@@ -11,7 +11,7 @@ import { consumingTarget } from "./request-templates";
 import { routeClient } from "./route-client";
 import { settleDeliveries } from "./settle-deliveries";
 import { runBeyondResponse } from "./beyond-response";
-import { untrustedBodyHeaders } from "./untrusted-body";
+import { untrustedBodyHeaders } from "../contract/untrusted-body";
 import { answerPlan, holdAnswerRoom, holdNothingYet, learnAnswer } from "./request-memory";
 import type { Reservation } from "../memory-budget";
 

@@ -11,6 +11,7 @@
  * queue order holds, retries included. Plain code with amqp-client and `fetch`: every runtime.
  */
 import type { AMQPChannel, AMQPConsumer, AMQPMessage } from "@cloudamqp/amqp-client";
+import type { PushState } from "../contract/route-calls";
 import type { PushConfig } from "../contract/route-settings";
 import { retryDelayMs } from "./retry-delay";
 import { WebhookSigner } from "./webhook-signature";
@@ -23,13 +24,6 @@ export interface PushEvents {
   failed(attempt: { messageId: string; attempt: number; reason: string; retryInMs: number | undefined }): void;
   /** Rejected after its last failed attempt, to the queue's dead-letter exchange (or dropped without one). */
   deadLettered(): void;
-}
-
-export interface PushState {
-  state: "running" | "paused";
-  in_flight: number;
-  last_error: { message: string; at: string } | null;
-  last_success_at: string | null;
 }
 
 export interface PushDeliveryOptions {

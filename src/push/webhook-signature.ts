@@ -5,21 +5,7 @@
  * secret after its `whsec_` prefix (base64). WebCrypto only, so the same in workerd, Node and Deno.
  */
 import { base64 } from "../base64";
-
-export const WEBHOOK_SECRET_PREFIX = "whsec_";
-
-/** The secret's key bytes, or why it is not a Standard Webhooks secret (`whsec_` and base64 of at least 16 bytes). */
-export const webhookSecretKey = (secret: string): { key: Uint8Array } | { problem: string } => {
-  if (!secret.startsWith(WEBHOOK_SECRET_PREFIX)) return { problem: `it must start with ${WEBHOOK_SECRET_PREFIX}` };
-  const encoded = secret.slice(WEBHOOK_SECRET_PREFIX.length);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
-    return { problem: `what follows ${WEBHOOK_SECRET_PREFIX} must be base64` };
-  }
-  const key = Uint8Array.from(atob(encoded), (char) => char.charCodeAt(0));
-  // The specification's secrets are 24 to 64 bytes; fewer than 16 is too weak a key to accept.
-  if (key.length < 16) return { problem: `its key must be at least 16 bytes (it has ${key.length})` };
-  return { key };
-};
+import { webhookSecretKey } from "../contract/webhook-secret";
 
 /** Signs deliveries with one secret; the key is imported once. */
 export class WebhookSigner {

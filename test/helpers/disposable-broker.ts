@@ -102,6 +102,12 @@ const stopNode = async (node: string, dir: string): Promise<void> => {
     await sleep(100);
   }
   kill(pid);
+  // Gone from epmd only once the process is gone (a stop refused, e.g. when every CLI distribution
+  // port was taken by another rabbitmqctl, left it to the kill).
+  for (const deadline = Date.now() + 5_000; pid !== undefined && isAlive(pid) && Date.now() < deadline;) await sleep(50);
+  for (const deadline = Date.now() + 5_000; (await epmdNames()).includes(node.split("@")[0] ?? "") && Date.now() < deadline;) {
+    await sleep(50);
+  }
   removeDir(dir);
 };
 

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PushConfig } from "../../src/contract/route-settings";
 import { PushDelivery, type PushEvents } from "../../src/push/push-delivery";
 import { retryDelayMs } from "../../src/push/retry-delay";
-import { WebhookSigner, webhookSecretKey } from "../../src/push/webhook-signature";
+import { webhookSecretKey } from "../../src/contract/webhook-secret";
+import { WebhookSigner } from "../../src/push/webhook-signature";
 import { BROKER_URL, drain, uniqueName } from "../helpers/broker";
 
 const SECRET = `whsec_${Buffer.from("a test key of thirty-two bytes!!").toString("base64")}`;

@@ -1,5 +1,5 @@
-import type { ConsumedMessage } from "../contract/messages";
-import { AMQP_HEADER_PREFIX, DEFAULT_CONTENT_TYPE } from "../contract/header-names";
+import type { ConsumedMessage } from "./messages";
+import { AMQP_HEADER_PREFIX, DEFAULT_CONTENT_TYPE } from "./header-names";
 import { untrustedBodyHeaders } from "./untrusted-body";
 
 /** Lists the response headers whose value is percent-encoded UTF-8 because it could not be sent as it is. */

@@ -1,0 +1,177 @@
+/**
+ * A route shard's push (`consumer.push`): the {@link PushDelivery} of its queue, on a connection of
+ * its own, kept running. Each call that brings the route's settings (`ensure`, from the servers'
+ * start, Cloudflare's cron trigger, or a status request) starts it if it is not running; once
+ * started, a check every few seconds starts it again after its channel or connection was lost.
+ * A pause is kept in the shard's storage, so a restarted shard stays paused.
+ */
+import type { AMQPChannel } from "@cloudamqp/amqp-client";
+import { messageHeaders } from "../contract/message-headers";
+import type { PushState } from "../contract/route-calls";
+import type { ConsumingTarget, PushConfig } from "../contract/route-settings";
+import type { Logger } from "../log";
+import { PushDelivery } from "../push/push-delivery";
+import type { BrokerConnection } from "./broker-connection";
+import { asFailure } from "./broker-errors";
+import { consumedMessage } from "./get-message";
+import type { RouteCountersStore } from "./route-counters";
+import type { RouteStorage } from "./route-storage";
+import { newChannel } from "./session-channels";
+
+const PAUSED_KEY = "push_paused";
+/** How often a started push checks that it still runs (its channel or connection may have been lost). */
+export const PUSH_CHECK_MS = 5_000;
+/** Request headers of a GET answer that only a browser reading an answer needs. */
+const ANSWER_ONLY = ["content-type", "content-security-policy", "x-content-type-options", "content-disposition"];
+
+export interface RoutePushDependencies {
+  storage: RouteStorage;
+  counters: RouteCountersStore;
+  logger: Logger;
+  /** The route's push connection (its own: the prefetch and the unacknowledged messages are the push's alone). */
+  connection: (route: ConsumingTarget) => BrokerConnection;
+}
+
+export class RoutePush {
+  readonly #deps: RoutePushDependencies;
+  #route: ConsumingTarget | undefined;
+  #settingsKey: string | undefined;
+  #delivery: PushDelivery | undefined;
+  #channel: AMQPChannel | undefined;
+  #starting: Promise<void> | undefined;
+  #check: ReturnType<typeof setInterval> | undefined;
+  #lastStartError: { message: string; at: string } | null = null;
+
+  constructor(deps: RoutePushDependencies) {
+    this.#deps = deps;
+  }
+
+  /** Whether it holds messages or runs (the route is then not idle). */
+  get active(): boolean {
+    return this.#check !== undefined;
+  }
+
+  get #paused(): boolean {
+    return this.#deps.storage.kv.get<boolean>(PAUSED_KEY) === true;
+  }
+
+  /** Starts the push unless it runs or is paused; answers its state. */
+  async ensure(route: ConsumingTarget): Promise<PushState> {
+    this.#route = route;
+    if (!this.#paused) {
+      this.#watch();
+      await this.#start().catch(() => undefined);
+    }
+    return this.state();
+  }
+
+  /** Stops delivery, kept across restarts: attempts under way finish, held messages go back to the queue. */
+  async pause(): Promise<PushState> {
+    this.#deps.storage.kv.put(PAUSED_KEY, true);
+    this.#unwatch();
+    await this.#stop();
+    return this.state();
+  }
+
+  async resume(route: ConsumingTarget): Promise<PushState> {
+    this.#deps.storage.kv.delete(PAUSED_KEY);
+    return this.ensure(route);
+  }
+
+  state(): PushState {
+    const delivery = this.#delivery?.state();
+    const running = !this.#paused && delivery?.state === "running" && this.#channel !== undefined && !this.#channel.closed;
+    return {
+      state: this.#paused ? "paused" : running ? "running" : "starting",
+      in_flight: delivery?.in_flight ?? 0,
+      last_error: latest(delivery?.last_error ?? null, this.#lastStartError),
+      last_success_at: delivery?.last_success_at ?? null,
+    };
+  }
+
+  /** The process is stopping: delivery stops as on a pause, but is not kept paused. */
+  async close(): Promise<void> {
+    this.#unwatch();
+    await this.#stop();
+  }
+
+  #watch(): void {
+    this.#check ??= setInterval(() => void this.#start().catch(() => undefined), PUSH_CHECK_MS);
+  }
+
+  #unwatch(): void {
+    clearInterval(this.#check);
+    this.#check = undefined;
+  }
+
+  /** Starts delivery on a new channel, unless it runs with the current settings (one start at a time). */
+  #start(): Promise<void> {
+    this.#starting ??= this.#startOnce().finally(() => (this.#starting = undefined));
+    return this.#starting;
+  }
+
+  async #startOnce(): Promise<void> {
+    const route = this.#route;
+    const push = route?.amqp.consumer.push;
+    if (!route || !push || this.#paused) return;
+    const key = JSON.stringify([route.amqp.url, route.amqp.consumer.queue, push]);
+    if (this.#delivery && this.#channel && !this.#channel.closed && key === this.#settingsKey) return;
+    await this.#stop();
+    try {
+      const session = await this.#deps.connection(route).session();
+      const channel = await newChannel(session);
+      channel.onerror = (reason) => this.#deps.logger.log("warn", "push channel closed", { route: route.id, reason });
+      const delivery = this.#newDelivery(route, push);
+      await delivery.start(channel);
+      this.#channel = channel;
+      this.#delivery = delivery;
+      this.#settingsKey = key;
+      this.#lastStartError = null;
+    } catch (error) {
+      const failure = asFailure(error);
+      this.#lastStartError = { message: `the push could not start: ${failure.message}`, at: new Date().toISOString() };
+      throw error;
+    }
+  }
+
+  #newDelivery(route: ConsumingTarget, push: PushConfig): PushDelivery {
+    const { counters, logger } = this.#deps;
+    return new PushDelivery({
+      queue: route.amqp.consumer.queue,
+      push,
+      messageHeaders: (message) => {
+        const headers = messageHeaders(consumedMessage(message));
+        for (const name of ANSWER_ONLY) headers.delete(name);
+        return Object.fromEntries(headers);
+      },
+      events: {
+        pushed: () => counters.increment("pushed"),
+        failed: ({ messageId, attempt, reason, retryInMs }) => {
+          counters.increment("push_failures");
+          // Never the secret, the URL's credentials or the extra headers' values.
+          logger.log("warn", "push attempt failed", {
+            route: route.id,
+            message_id: messageId,
+            attempt,
+            error: reason,
+            next_retry_ms: retryInMs ?? null,
+          });
+        },
+        deadLettered: () => counters.increment("dead_lettered"),
+      },
+    });
+  }
+
+  async #stop(): Promise<void> {
+    const delivery = this.#delivery;
+    const channel = this.#channel;
+    this.#delivery = undefined;
+    this.#channel = undefined;
+    await delivery?.pause();
+    // Closing the channel gives back whatever it still holds unacknowledged.
+    await channel?.close().catch(() => undefined);
+  }
+}
+
+const latest = (a: PushState["last_error"], b: PushState["last_error"]): PushState["last_error"] =>
+  !a ? b : !b ? a : a.at >= b.at ? a : b;

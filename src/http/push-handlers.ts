@@ -1,0 +1,92 @@
+import type { Context, Hono } from "hono";
+import type { ConsumingRoute } from "../config/schema";
+import type { PushAction, PushState } from "../contract/route-calls";
+import type { GatewayEnv } from "../env";
+import { adminAuth } from "./admin-auth";
+import { failureError } from "./gateway-error";
+import { everyShard, routeClient, routeObject } from "./route-client";
+import type { Env } from "../env";
+import type { RouteConfig } from "../config/schema";
+import { consumes } from "../contract/route-settings";
+import { createLogger } from "../log";
+
+/** A push route's state, over its shards: running only when every shard runs. */
+export interface PushStatus extends PushState {
+  route: string;
+  shards?: Array<PushState & { shard: number }>;
+}
+
+/**
+ * A push route's state and control, behind the admin token as `/amqp` is: `GET <path>` answers
+ * the push's state (and starts a shard that is not running, unless it is paused);
+ * `POST <path>/pause` and `POST <path>/resume` stop and restart delivery on every shard.
+ */
+export const mountPushControl = (app: Hono<GatewayEnv>, route: ConsumingRoute): void => {
+  const base = route.path.replace(/\/+$/, "");
+  for (const [method, path, action] of [
+    ["GET", route.path, "ensure"],
+    ["POST", `${base}/pause`, "pause"],
+    ["POST", `${base}/resume`, "resume"],
+  ] as const) {
+    app.on(
+      [method],
+      path,
+      (c, next) => {
+        c.set("routeId", route.id);
+        return next();
+      },
+      adminAuth,
+      async (c) => c.json(await pushAll(c, route, action)),
+    );
+  }
+};
+
+/** Runs `action` on every shard of `route` (one at a time: a pause must reach them all), and sums their states. */
+export const pushAll = async (c: Context<GatewayEnv>, route: ConsumingRoute, action: PushAction): Promise<PushStatus> => {
+  const states: Array<PushState & { shard: number }> = [];
+  for (const { shard } of everyShard([route])) {
+    const answer = await routeClient(c.env, route, shard).call("settle", (object) => object.push(route, action));
+    if ("ok" in answer) throw failureError(answer, route.id);
+    states.push({ ...answer, shard });
+  }
+  const state = states.every((one) => one.state === "paused")
+    ? "paused"
+    : states.every((one) => one.state === "running")
+      ? "running"
+      : states.some((one) => one.state === "paused")
+        ? "paused"
+        : "starting";
+  const latest = <T extends string | null>(values: T[]): T | null =>
+    values
+      .filter((value): value is T => value !== null)
+      .sort()
+      .at(-1) ?? null;
+  const errors = states.flatMap((one) => (one.last_error ? [one.last_error] : []));
+  return {
+    route: route.id,
+    state,
+    in_flight: states.reduce((sum, one) => sum + one.in_flight, 0),
+    last_error: errors.sort((a, b) => a.at.localeCompare(b.at)).at(-1) ?? null,
+    last_success_at: latest(states.map((one) => one.last_success_at)),
+    ...(states.length > 1 ? { shards: states } : {}),
+  };
+};
+
+/**
+ * Starts every push route's shards that are not running (and not paused): the Worker's cron
+ * trigger calls it every minute, the servers at start and then every minute. A shard it cannot
+ * reach is logged and tried again next time.
+ */
+export const ensurePushes = async (env: Env, routes: readonly RouteConfig[]): Promise<void> => {
+  const pushing = routes.filter((route): route is ConsumingRoute => consumes(route) && route.amqp.consumer.push !== undefined);
+  await Promise.all(
+    everyShard(pushing).map(async ({ route, shard }) => {
+      try {
+        const answer = await routeObject(env, route, shard).push(route, "ensure");
+        if ("ok" in answer) createLogger(env).log("warn", "push could not start", { route: route.id, shard, error: answer.message });
+      } catch (error) {
+        createLogger(env).log("warn", "push could not start", { route: route.id, shard, error: String(error) });
+      }
+    }),
+  );
+};

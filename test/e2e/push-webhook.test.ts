@@ -1,0 +1,220 @@
+/**
+ * Push to a webhook through `npm start` (and, in the e2e-node and e2e-deno projects, the Node and
+ * Deno servers): the gateway consumes a queue of the test's own and POSTs each message to an HTTP
+ * endpoint of the test's own, which checks every signature with the `standardwebhooks` package.
+ * Every message is accounted for with the test's own AMQP client: delivered, in its queue, or in
+ * its dead-letter queue.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
+import { npmStart, waitFor, type RunningGateway } from "./npm-start";
+
+const SECRET = `whsec_${Buffer.from("an e2e key of thirty-two bytes!!").toString("base64")}`;
+const ADMIN_TOKEN = "push-admin-token";
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+interface Received {
+  body: string;
+  headers: IncomingMessage["headers"];
+  verified: boolean;
+}
+
+/** The endpoint: records each request (and whether its signature verifies); `answer` decides its status. */
+const hook = {
+  received: [] as Received[],
+  answer: (_entry: Received, response: ServerResponse) => void response.writeHead(204).end(),
+};
+const server = createServer((request, response) => {
+  const chunks: Buffer[] = [];
+  request.on("data", (chunk: Buffer) => chunks.push(chunk));
+  request.on("end", () => {
+    const body = Buffer.concat(chunks).toString("utf8");
+    let verified = true;
+    try {
+      new Webhook(SECRET).verify(body, request.headers as Record<string, string>, { jsonParse: false });
+    } catch {
+      verified = false;
+    }
+    const entry = { body, headers: request.headers, verified };
+    hook.received.push(entry);
+    hook.answer(entry, response);
+  });
+});
+
+const ordered = uniqueName("push-ordered");
+const parallel = uniqueName("push-parallel");
+const doomed = uniqueName("push-doomed");
+const dead = `${doomed}-dead`;
+let gateway: RunningGateway;
+let routesYaml = "";
+const GATEWAY_ENV = { HOOK_SECRET: SECRET, HOOK_TOKEN: "hook-token", ADMIN_TOKEN };
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // Declared here too, as the routes' topology declares them: the gateway applies its topology
+  // once its push connects, which may come after the tests' first publish.
+  await declareQueue(dead);
+  await declareQueue(ordered);
+  await declareQueue(parallel);
+  await declareQueue(doomed, { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead });
+  routesYaml = `topology:
+  queues:
+    - { name: ${ordered} }
+    - { name: ${parallel} }
+    - { name: ${doomed}, arguments: { x-dead-letter-exchange: "", x-dead-letter-routing-key: ${dead} } }
+routes:
+  - id: ordered-hook
+    path: /hooks/ordered
+    amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${ordered}, push: { url: "${url}/ordered", secret: "\${HOOK_SECRET}", backoff_ms: 50, max_backoff_ms: 500, max_attempts: 100 } } }
+  - id: parallel-hook
+    path: /hooks/parallel
+    amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${parallel}, push: { url: "${url}/parallel", secret: "\${HOOK_SECRET}", concurrency: 16, headers: { Authorization: "Bearer \${HOOK_TOKEN}" } } } }
+  - id: doomed-hook
+    path: /hooks/doomed
+    amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${doomed}, push: { url: "${url}/doomed", secret: "\${HOOK_SECRET}", max_attempts: 3, backoff_ms: 20 } } }
+`;
+  gateway = await npmStart(routesYaml, GATEWAY_ENV);
+}, 180_000);
+
+afterAll(async () => {
+  await gateway?.stop();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  for (const queue of [ordered, parallel, doomed, dead]) await deleteQueue(queue);
+});
+
+const publish = (queue: string, bodies: string[]) =>
+  withChannel(async (channel) => {
+    await channel.confirmSelect();
+    await Promise.all(bodies.map((body) => channel.basicPublish("", queue, body, { contentType: "text/plain" })));
+  });
+
+/** What the endpoint received for one route: each route's bodies start with its name. */
+const to = (route: string) => hook.received.filter((entry) => entry.body.startsWith(route));
+
+const state = async (path: string, headers: Record<string, string> = admin) => {
+  const response = await fetch(`${gateway.url}${path}`, { headers });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+};
+
+describe("a push route", () => {
+  it("starts by itself, and delivers every message once, signed, in queue order (concurrency 1)", async () => {
+    const bodies = Array.from({ length: 1000 }, (_, i) => `ordered ${i} ${crypto.randomUUID()}`);
+    await publish(ordered, bodies);
+    await waitFor(() => to("ordered").length >= bodies.length, 60_000);
+    const got = to("ordered");
+    expect(got.map((entry) => entry.body)).toEqual(bodies);
+    expect(got.every((entry) => entry.verified)).toBe(true);
+    expect(got.every((entry) => entry.headers["webhook-attempt"] === "1" && entry.headers["content-type"] === "text/plain")).toBe(true);
+    expect(got.every((entry) => entry.headers["x-redelivered"] === "false" && entry.headers["x-routing-key"] === ordered)).toBe(true);
+    await waitFor(async () => (await messageCount(ordered)) === 0, 5_000);
+    const shown = await state("/hooks/ordered");
+    expect(shown).toMatchObject({ status: 200, body: { route: "ordered-hook", state: "running", in_flight: 0, last_error: null } });
+    const stats = (await (await fetch(`${gateway.url}/amqp`, { headers: admin })).json()) as Record<string, Record<string, number>>;
+    expect(stats["ordered-hook"]).toMatchObject({ pushed: bodies.length, push_failures: 0, dead_lettered: 0 });
+  });
+
+  it("delivers every message once at concurrency 16, with the route's extra headers", async () => {
+    const bodies = Array.from({ length: 2000 }, (_, i) => `parallel ${i} ${crypto.randomUUID()}`);
+    await publish(parallel, bodies);
+    await waitFor(() => to("parallel").length >= bodies.length, 60_000);
+    const got = to("parallel");
+    expect(got.map((entry) => entry.body).sort()).toEqual([...bodies].sort());
+    expect(got.every((entry) => entry.verified && entry.headers.authorization === "Bearer hook-token")).toBe(true);
+    await waitFor(async () => (await messageCount(parallel)) === 0, 5_000);
+  });
+
+  it("rejects a message to the dead-letter queue after max_attempts failed attempts, and counts it", async () => {
+    const previous = hook.answer;
+    hook.answer = (entry, response) => (entry.body.startsWith("doomed") ? void response.writeHead(500).end() : previous(entry, response));
+    try {
+      const bodies = Array.from({ length: 5 }, (_, i) => `doomed ${i} ${crypto.randomUUID()}`);
+      await publish(doomed, bodies);
+      await waitFor(async () => (await messageCount(dead)) === bodies.length, 30_000);
+      expect((await drain(dead)).map((message) => message.bodyToString())).toEqual(bodies);
+      expect(to("doomed").map((entry) => entry.headers["webhook-attempt"])).toEqual(bodies.flatMap(() => ["1", "2", "3"]));
+      const stats = (await (await fetch(`${gateway.url}/amqp`, { headers: admin })).json()) as Record<string, Record<string, unknown>>;
+      expect(stats["doomed-hook"]).toMatchObject({ pushed: 0, push_failures: 15, dead_lettered: 5 });
+      expect((await state("/hooks/doomed")).body.last_error).toMatchObject({ message: expect.stringMatching(/the endpoint answered 500/) });
+    } finally {
+      hook.answer = previous;
+    }
+  });
+
+  it("pauses and resumes without losing anything; its state and control need the admin token", async () => {
+    expect((await state("/hooks/ordered", {})).status).toBe(401);
+    const refused = await fetch(`${gateway.url}/hooks/ordered/pause`, { method: "POST" });
+    expect(refused.status).toBe(401);
+    const paused = await fetch(`${gateway.url}/hooks/ordered/pause`, { method: "POST", headers: admin });
+    expect(paused.status).toBe(200);
+    expect(await paused.json()).toMatchObject({ state: "paused" });
+    const before = to("ordered").length;
+    const bodies = Array.from({ length: 20 }, (_, i) => `while paused ${i} ${crypto.randomUUID()}`).map((body) => `ordered ${body}`);
+    await publish(ordered, bodies);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(to("ordered").length).toBe(before);
+    expect(await messageCount(ordered)).toBe(bodies.length);
+    const resumed = await fetch(`${gateway.url}/hooks/ordered/resume`, { method: "POST", headers: admin });
+    expect(await resumed.json()).toMatchObject({ state: expect.stringMatching(/running|starting/) });
+    await waitFor(() => to("ordered").length === before + bodies.length, 30_000);
+    expect(
+      to("ordered")
+        .slice(before)
+        .map((entry) => entry.body),
+    ).toEqual(bodies);
+  });
+
+  it("loses nothing when the endpoint goes down for a while, nor when the gateway restarts mid-delivery", async () => {
+    const previous = hook.answer;
+    // Down: every connection cut, or 503, for 4 s.
+    hook.answer = (entry, response) =>
+      entry.body.startsWith("ordered")
+        ? void (Math.random() < 0.5 ? response.socket?.destroy() : response.writeHead(503).end())
+        : previous(entry, response);
+    const before = to("ordered").length;
+    const outage = Array.from({ length: 30 }, (_, i) => `ordered outage ${i} ${crypto.randomUUID()}`);
+    await publish(ordered, outage);
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    // Back, but slow: a restart catches deliveries under way.
+    hook.answer = (entry, response) => void setTimeout(() => previous(entry, response), 20);
+    try {
+      const load = Array.from({ length: 150 }, (_, i) => `ordered restart ${i} ${crypto.randomUUID()}`);
+      await publish(ordered, load);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await gateway.stop();
+      gateway = await npmStart(routesYaml, GATEWAY_ENV);
+      const wanted = [...outage, ...load];
+      const delivered = () =>
+        new Set(
+          to("ordered")
+            .slice(before)
+            .filter((entry) => entry.headers["webhook-attempt"] !== undefined)
+            .map((entry) => entry.body),
+        );
+      await waitFor(() => wanted.every((body) => delivered().has(body)), 60_000);
+      await waitFor(async () => (await messageCount(ordered)) === 0, 10_000);
+      // A body that came twice came as a redelivery (the restart raced its 2xx: X-Redelivered), or
+      // as the same delivery again (the same webhook-id): never as a new message.
+      const seen = new Map<string, Received[]>();
+      for (const entry of to("ordered").slice(before)) seen.set(entry.body, [...(seen.get(entry.body) ?? []), entry]);
+      for (const entries of seen.values()) {
+        const firsts = entries.filter((entry) => entry.headers["webhook-attempt"] === "1");
+        for (const again of firsts.slice(1)) {
+          const sameDelivery = firsts.some((first) => first !== again && first.headers["webhook-id"] === again.headers["webhook-id"]);
+          expect({ redelivered: again.headers["x-redelivered"] === "true" || sameDelivery }).toEqual({ redelivered: true });
+        }
+      }
+      expect(
+        to("ordered")
+          .slice(before)
+          .every((entry) => entry.verified),
+      ).toBe(true);
+    } finally {
+      hook.answer = previous;
+    }
+  }, 120_000);
+});

@@ -1,0 +1,103 @@
+/**
+ * `consumer.push` in routes.yaml: its defaults, what `npm run check` refuses (before and after
+ * `${NAME}` is filled in), and what it warns about.
+ */
+import { describe, expect, it } from "vitest";
+import { parseRoutes } from "../../src/config/parse-routes";
+import { pushWarnings } from "../../src/config/push-warnings";
+import { resolveConfig } from "../../src/config/resolve-config";
+
+const SECRET = `whsec_${btoa("a key of at least sixteen bytes")}`;
+
+const pushRoute = (push: string, consumer = "", extra = "", topology = "") =>
+  `${topology}routes:
+  - id: hooks
+    path: /hooks/orders
+${extra}    amqp:
+      enabled: true
+      url: "amqp://guest:guest@127.0.0.1:5672/"
+      consumer: { queue: orders, ${consumer}push: { ${push} } }
+`;
+
+const problemsOf = (yaml: string): string[] => {
+  const result = parseRoutes(yaml);
+  if (result.ok) throw new Error("expected the routes to be refused");
+  return result.problems;
+};
+
+describe("consumer.push", () => {
+  it("gets its defaults, and its route serves GET (its state) only unless it also publishes", () => {
+    const result = parseRoutes(pushRoute(`url: "https://hooks.example.com/orders", secret: "${SECRET}"`));
+    if (!result.ok) throw new Error(result.problems.join("\n"));
+    const route = result.config.routes[0];
+    expect(route?.amqp.consumer?.push).toEqual({
+      url: "https://hooks.example.com/orders",
+      secret: SECRET,
+      concurrency: 1,
+      timeout_ms: 10_000,
+      max_attempts: 5,
+      backoff_ms: 1000,
+      max_backoff_ms: 60_000,
+      headers: {},
+    });
+    expect(route?.methods).toEqual(["GET"]);
+  });
+
+  it("is refused with auto_ack, ack: lease or stream, a path_prefix, a templated queue, or a consuming method other than GET", () => {
+    const push = `url: "https://h/x", secret: "${SECRET}"`;
+    for (const mode of ["auto_ack: true, ", "ack: lease, ", "stream: true, "]) {
+      expect(problemsOf(pushRoute(push, mode)).join("\n")).toMatch(/push acknowledges each message after the endpoint's 2xx/);
+    }
+    expect(problemsOf(pushRoute(push, "", "    path_prefix: true\n")).join("\n")).toMatch(/consumer.push needs a path without/);
+    expect(problemsOf(pushRoute(push, "", "    methods: [GET, DELETE]\n")).join("\n")).toMatch(
+      /DELETE: a push route's consumer serves GET/,
+    );
+  });
+
+  it("refuses an endpoint that is not http(s), a secret that is not whsec_ and base64, and out-of-range numbers, never showing the secret", () => {
+    expect(problemsOf(pushRoute(`url: "ftp://h/x", secret: "${SECRET}"`)).join("\n")).toMatch(/push.url scheme "ftp" is not http or https/);
+    const secretProblems = problemsOf(pushRoute(`url: "https://h/x", secret: "hunter2hunter2"`)).join("\n");
+    expect(secretProblems).toMatch(/push.secret it must start with whsec_/);
+    expect(secretProblems).not.toContain("hunter2");
+    expect(problemsOf(pushRoute(`url: "https://h/x", secret: "${SECRET}", concurrency: 257`)).join("\n")).toMatch(
+      /push.concurrency must be at most 256/,
+    );
+    expect(problemsOf(pushRoute(`url: "https://h/x", secret: "${SECRET}", max_attempts: 0`)).join("\n")).toMatch(
+      /push.max_attempts must be at least 1/,
+    );
+    expect(problemsOf(pushRoute(`url: "https://h/x", secret: "${SECRET}", backoff_ms: 5000, max_backoff_ms: 1000`)).join("\n")).toMatch(
+      /push.max_backoff_ms must be at least push.backoff_ms/,
+    );
+    expect(problemsOf(pushRoute(`url: "https://h/x", secret: "${SECRET}", headers: { webhook-id: x }`)).join("\n")).toMatch(
+      /webhook-id is set by the push itself/,
+    );
+  });
+
+  it("checks a ${NAME} secret and URL once filled in, naming the field and never the value", () => {
+    const result = parseRoutes(pushRoute(`url: "\${HOOK_URL}", secret: "\${HOOK_SECRET}"`));
+    if (!result.ok) throw new Error(result.problems.join("\n"));
+    const bad = resolveConfig(result.config, { HOOK_URL: "mailto:x@example.com", HOOK_SECRET: "whsec_short" });
+    expect(bad.ok).toBe(false);
+    const problems = bad.ok ? "" : bad.problems.join("\n");
+    expect(problems).toMatch(/route "hooks": amqp.consumer.push.url scheme "mailto" is not http or https/);
+    expect(problems).toMatch(/route "hooks": amqp.consumer.push.secret /);
+    expect(problems).not.toContain("whsec_short");
+    expect(resolveConfig(result.config, { HOOK_URL: "https://h/x", HOOK_SECRET: SECRET }).ok).toBe(true);
+  });
+
+  it("warns when the queue has no dead-letter exchange in the file, and when retries outlast RabbitMQ's consumer timeout", () => {
+    const plain = parseRoutes(pushRoute(`url: "https://h/x", secret: "${SECRET}"`));
+    if (!plain.ok) throw new Error(plain.problems.join("\n"));
+    expect(pushWarnings(plain.config)).toEqual([expect.stringMatching(/queue orders has no x-dead-letter-exchange/)]);
+    const withDlx = parseRoutes(
+      pushRoute(
+        `url: "https://h/x", secret: "${SECRET}", max_attempts: 20, backoff_ms: 60000, max_backoff_ms: 3600000`,
+        "",
+        "",
+        `topology:\n  queues:\n    - { name: orders, arguments: { x-dead-letter-exchange: dlx } }\n`,
+      ),
+    );
+    if (!withDlx.ok) throw new Error(withDlx.problems.join("\n"));
+    expect(pushWarnings(withDlx.config)).toEqual([expect.stringMatching(/longer than RabbitMQ's consumer_timeout/)]);
+  });
+});
