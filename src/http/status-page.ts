@@ -12,8 +12,9 @@ import type { RouteConfig } from "../config/schema";
 export const statusPage = (routes: RouteConfig[]) => {
   const rows = routes.map((route) => {
     const amqp = route.amqp;
-    const role = [amqp.producer ? "producer" : "", amqp.consumer ? "consumer" : ""].filter(Boolean).join(" + ");
-    return html`<tr data-route="${route.id}">
+    const consumer = amqp.consumer ? (amqp.consumer.push ? "consumer (push)" : "consumer") : "";
+    const role = [amqp.producer ? "producer" : "", consumer].filter(Boolean).join(" + ");
+    return html`<tr data-route="${route.id}" data-push="${amqp.consumer?.push ? "1" : "0"}">
       <td class="id">${route.id}</td>
       <td><code>${route.path}${route.path_prefix ? "/*" : ""}</code></td>
       <td>${route.methods.join(", ")}</td>
@@ -131,6 +132,10 @@ const render = (id, stats, row) => {
   connected.textContent = stats.connected ? "yes" : "no";
   connected.className = stats.connected ? "up" : "down";
   for (const name of ["total_requests", "total_errors", "published", "consumed", "rejected"]) text(field(name), String(stats[name]));
+  // A push route's consumed messages are its pushes.
+  if (row.dataset.push === "1" || (row.dataset.of && document.querySelector('tr[data-route="' + CSS.escape(row.dataset.of) + '"]').dataset.push === "1")) {
+    text(field("consumed"), stats.pushed + " pushed, " + stats.push_failures + " failed attempts, " + stats.dead_lettered + " dead-lettered");
+  }
   text(field("rate"), (stats.total_requests - first.requests) + " / " + (stats.total_errors - first.errors));
   const error = field("last_error");
   error.className = stats.last_error ? "err" : "";

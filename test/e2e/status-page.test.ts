@@ -14,16 +14,23 @@ import { launchChromium } from "./browser";
 
 const TOKEN = "status-page-token";
 const queue = uniqueName("status");
-const [publisher, sharded] = [`status-in-${queue.slice(-8)}`, `status-sharded-${queue.slice(-8)}`];
+const [publisher, sharded, pushing] = [
+  `status-in-${queue.slice(-8)}`,
+  `status-sharded-${queue.slice(-8)}`,
+  `status-push-${queue.slice(-8)}`,
+];
+const pushQueue = `${queue}-push`;
 let gateway: RunningGateway;
 let browser: Browser;
 
 beforeAll(async () => {
   await declareQueue(queue);
+  await declareQueue(pushQueue);
   gateway = await npmStart(
     `routes:
   - { id: ${publisher}, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: ${queue} } } }
   - { id: ${sharded}, path: /out, amqp: { enabled: true, url: "${BROKER_URL}", shards: 2, consumer: { queue: ${queue}, auto_ack: true } } }
+  - { id: ${pushing}, path: /hook, amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${pushQueue}, push: { url: "http://127.0.0.1:1/", secret: "whsec_${btoa("sixteen bytes or more")}" } } } }
 `,
     { ADMIN_TOKEN: TOKEN },
   );
@@ -35,6 +42,7 @@ afterAll(async () => {
   await browser?.close();
   await gateway?.stop();
   await deleteQueue(queue);
+  await deleteQueue(pushQueue);
 });
 
 describe("the /amqp status page", () => {
@@ -52,6 +60,12 @@ describe("the /amqp status page", () => {
       expect(await row.textContent()).toContain("POST, PUT");
       // The sharded route lists each shard under it.
       await expect.poll(() => page.locator(`tr.shard[data-of="${sharded}"]`).count(), { timeout: 10_000 }).toBe(2);
+      // A push route shows its pushes where others show what they consumed.
+      const push = page.locator(`tr[data-route="${pushing}"]`);
+      expect(await push.textContent()).toContain("consumer (push)");
+      await expect
+        .poll(() => push.locator('[data-field="consumed"]').textContent(), { timeout: 10_000 })
+        .toBe("0 pushed, 0 failed attempts, 0 dead-lettered");
       const screenshot = join(mkdtempSync(join(tmpdir(), "gw-status-")), "status-page.png");
       await page.screenshot({ path: screenshot, fullPage: true });
       process.stdout.write(`status page screenshot: ${screenshot}\n`);
