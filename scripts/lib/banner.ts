@@ -34,7 +34,11 @@ const describeRoutes = (config: GatewayConfig): string[] =>
         ? `${producer.reply ? "calls (request/reply) via" : "publishes to"} exchange "${producer.exchange}" with routing key "${producer.routing_key}"` +
           (producer.dedupe_window_s > 0 ? ` (Idempotency-Key remembered ${producer.dedupe_window_s} s)` : "")
         : undefined,
-      amqp.consumer ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}` : undefined,
+      amqp.consumer?.push
+        ? `pushes queue "${amqp.consumer.queue}" to ${pushTarget(amqp.consumer.push.url)} (GET: its state; POST /pause, /resume: admin token)`
+        : amqp.consumer
+          ? `consumes from queue "${amqp.consumer.queue}"${amqp.consumer.auto_ack ? " (auto_ack)" : ""}`
+          : undefined,
       objects.length > 0 ? `topology: ${objects.join(", ")}` : undefined,
     ].filter(Boolean);
     const path = `${route.path}${route.path_prefix ? "/*" : ""}`;
@@ -46,3 +50,13 @@ const describeRoutes = (config: GatewayConfig): string[] =>
     ];
     return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)} (${access.join(", ")})`;
   });
+
+/** A push endpoint as the banner shows it: its origin and path, never a query (it may hold a token). */
+const pushTarget = (url: string): string => {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return "its endpoint";
+  }
+};

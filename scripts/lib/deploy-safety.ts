@@ -61,6 +61,7 @@ export const deployProblems = (config: GatewayConfig, env: Record<string, string
         `route "${route.id}": amqp.url points at ${host}, which is the Cloudflare machine itself once deployed, not your broker${local}`,
       );
     }
+    problems.push(...pushProblems(route, resolved, local));
     const auth = route.auth;
     if (auth.kind === "bearer_jwt" && "jwks_url" in auth && /^http:/i.test(resolved(auth.jwks_url))) {
       problems.push(
@@ -85,4 +86,29 @@ const literalCredentials = (auth: GatewayConfig["routes"][number]["auth"]): stri
     case "none":
       return [];
   }
+};
+
+/**
+ * A push route's: its secret, or an `Authorization` header, written into the file; an endpoint on
+ * the loopback address (the Cloudflare machine itself once deployed).
+ */
+const pushProblems = (route: GatewayConfig["routes"][number], resolved: (text: string) => string, local: string): string[] => {
+  const push = route.amqp.consumer?.push;
+  if (!push) return [];
+  const problems: string[] = [];
+  if (isLiteral(push.secret)) {
+    problems.push(`route "${route.id}": consumer.push.secret is written into the file; write it as \${NAME}${local}`);
+  }
+  for (const [name, value] of Object.entries(push.headers)) {
+    if (/^(authorization|proxy-authorization)$/i.test(name) && isLiteral(value.replace(/^(Bearer|Basic|Token)\s+/i, ""))) {
+      problems.push(
+        `route "${route.id}": consumer.push.headers.${name} is written into the file; write its credential as \${NAME}${local}`,
+      );
+    }
+  }
+  const host = normalisedHost(resolved(push.url).replace(/\$\{[A-Za-z_][A-Za-z0-9_]*\}/g, "x"));
+  if (host && isLoopback(host)) {
+    problems.push(`route "${route.id}": consumer.push.url points at ${host}, which is the Cloudflare machine itself once deployed${local}`);
+  }
+  return problems;
 };

@@ -12,7 +12,8 @@ import type { ConsumingTarget, PushConfig } from "../contract/route-settings";
 import type { Logger } from "../log";
 import { PushDelivery } from "../push/push-delivery";
 import type { BrokerConnection } from "./broker-connection";
-import { asFailure } from "./broker-errors";
+import { brokerReason } from "./broker-errors";
+import { RouteFailureError } from "../contract/failures";
 import { consumedMessage } from "./get-message";
 import type { RouteCountersStore } from "./route-counters";
 import type { RouteStorage } from "./route-storage";
@@ -21,8 +22,8 @@ import { newChannel } from "./session-channels";
 const PAUSED_KEY = "push_paused";
 /** How often a started push checks that it still runs (its channel or connection may have been lost). */
 export const PUSH_CHECK_MS = 5_000;
-/** Request headers of a GET answer that only a browser reading an answer needs. */
-const ANSWER_ONLY = ["content-type", "content-security-policy", "x-content-type-options", "content-disposition"];
+/** Headers of a GET answer that only a browser reading an answer needs. */
+const ANSWER_ONLY = ["content-security-policy", "x-content-type-options", "content-disposition"];
 
 export interface RoutePushDependencies {
   storage: RouteStorage;
@@ -41,6 +42,8 @@ export class RoutePush {
   #starting: Promise<void> | undefined;
   #check: ReturnType<typeof setInterval> | undefined;
   #lastStartError: { message: string; at: string } | null = null;
+  /** Bumped by each pause: a start that began before it stops what it started. */
+  #generation = 0;
 
   constructor(deps: RoutePushDependencies) {
     this.#deps = deps;
@@ -67,6 +70,7 @@ export class RoutePush {
 
   /** Stops delivery, kept across restarts: attempts under way finish, held messages go back to the queue. */
   async pause(): Promise<PushState> {
+    this.#generation++;
     this.#deps.storage.kv.put(PAUSED_KEY, true);
     this.#unwatch();
     await this.#stop();
@@ -80,7 +84,7 @@ export class RoutePush {
 
   state(): PushState {
     const delivery = this.#delivery?.state();
-    const running = !this.#paused && delivery?.state === "running" && this.#channel !== undefined && !this.#channel.closed;
+    const running = !this.#paused && this.#delivers();
     return {
       state: this.#paused ? "paused" : running ? "running" : "starting",
       in_flight: delivery?.in_flight ?? 0,
@@ -115,23 +119,39 @@ export class RoutePush {
     const push = route?.amqp.consumer.push;
     if (!route || !push || this.#paused) return;
     const key = JSON.stringify([route.amqp.url, route.amqp.consumer.queue, push]);
-    if (this.#delivery && this.#channel && !this.#channel.closed && key === this.#settingsKey) return;
+    if (this.#delivers() && key === this.#settingsKey) return;
+    const generation = this.#generation;
     await this.#stop();
     try {
       const session = await this.#deps.connection(route).session();
       const channel = await newChannel(session);
       channel.onerror = (reason) => this.#deps.logger.log("warn", "push channel closed", { route: route.id, reason });
       const delivery = this.#newDelivery(route, push);
-      await delivery.start(channel);
       this.#channel = channel;
       this.#delivery = delivery;
       this.#settingsKey = key;
+      await delivery.start(channel);
       this.#lastStartError = null;
+      // Paused while it started (the pause found it half started): what it started stops now.
+      if (generation !== this.#generation || this.#paused) {
+        await delivery.pause();
+        await channel.close().catch(() => undefined);
+        if (this.#delivery === delivery) {
+          this.#delivery = undefined;
+          this.#channel = undefined;
+        }
+      }
     } catch (error) {
-      const failure = asFailure(error);
-      this.#lastStartError = { message: `the push could not start: ${failure.message}`, at: new Date().toISOString() };
+      // The broker's reason (a missing queue: 404), not a stack: the shard tries again in a few seconds.
+      const reason = error instanceof RouteFailureError ? error.message : brokerReason(error);
+      this.#lastStartError = { message: `the push could not start: ${reason}`, at: new Date().toISOString() };
       throw error;
     }
+  }
+
+  /** Whether a delivery runs on an open channel, its consumer not cancelled by the broker. */
+  #delivers(): boolean {
+    return this.#delivery?.delivering === true && this.#channel !== undefined && !this.#channel.closed;
   }
 
   #newDelivery(route: ConsumingTarget, push: PushConfig): PushDelivery {
@@ -142,6 +162,8 @@ export class RoutePush {
       messageHeaders: (message) => {
         const headers = messageHeaders(consumedMessage(message));
         for (const name of ANSWER_ONLY) headers.delete(name);
+        // Without a content type of its own, the push's default (bytes), not a GET answer's (JSON).
+        if (message.properties.contentType === undefined) headers.delete("content-type");
         return Object.fromEntries(headers);
       },
       events: {

@@ -34,8 +34,18 @@ export const pushUrlProblem = (url: string): string | undefined => {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
     return `scheme "${parsed.protocol.replace(/:$/, "")}" is not http or https`;
   if (!parsed.hostname) return "has no host";
+  // Never sent as they are (fetch refuses them) and quoted by errors: a credential goes in push.headers.
+  if (parsed.username || parsed.password) return "must not carry credentials; send them in push.headers (Authorization)";
   return undefined;
 };
+
+/** What is wrong with an extra header's value, or undefined; checked again once `${NAME}` is filled in. Never repeats it. */
+export const pushHeaderValueProblem = (value: string): string | undefined =>
+  /[\0\r\n]/.test(value)
+    ? "must not contain CR, LF or NUL"
+    : /[^\t\x20-\x7e\x80-\xff]/.test(value)
+      ? "must be visible ASCII or Latin-1 (an HTTP header value)"
+      : undefined;
 
 /** What is wrong with `secret` as a Standard Webhooks secret, or undefined; a `${NAME}` is checked once filled in. Never repeats it. */
 export const pushSecretProblem = (secret: string): string | undefined => {
@@ -92,7 +102,11 @@ export const PushSchema = v.pipe(
           ),
           v.pipe(
             v.string("push.headers: each value must be a string"),
-            v.check((value) => !/[\r\n\0]/.test(value), "push.headers: a value must not contain CR, LF or NUL"),
+            v.rawCheck(({ dataset, addIssue }) => {
+              if (!dataset.typed) return;
+              const problem = pushHeaderValueProblem(dataset.value);
+              if (problem) addIssue({ message: `push.headers: a value ${problem}` });
+            }),
           ),
           "push.headers must be a mapping",
         ),

@@ -1,7 +1,7 @@
 import { resolveEnvReferences } from "./env-references";
 import { originsProblem, type AuthConfig } from "./access-schema";
 import { amqpUrlProblem, type GatewayConfig } from "./schema";
-import { pushSecretProblem, pushUrlProblem } from "./push-schema";
+import { pushHeaderValueProblem, pushSecretProblem, pushUrlProblem } from "./push-schema";
 
 export type ResolveResult = { ok: true; config: GatewayConfig } | { ok: false; problems: string[] };
 
@@ -26,6 +26,10 @@ export const resolveConfig = (config: GatewayConfig, env: Record<string, unknown
         // Named, never shown: it is a credential.
         const secret = pushSecretProblem(push.secret);
         if (secret) problems.push(`route "${route.id}": amqp.consumer.push.secret ${secret}`);
+        for (const [name, value] of Object.entries(push.headers)) {
+          const header = pushHeaderValueProblem(value);
+          if (header) problems.push(`route "${route.id}": amqp.consumer.push.headers.${name} ${header} once \${NAME} is filled in`);
+        }
       }
       for (const field of blankCredentials(route.auth)) {
         problems.push(`route "${route.id}": auth.${field} is empty once \${NAME} is filled in; an empty credential would let anyone in`);

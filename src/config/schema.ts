@@ -508,6 +508,12 @@ export const GatewayConfigSchema = v.pipe(
       }
       seenIds.add(route?.id);
       if (!dataset.typed) return;
+      // A push route's control paths are its own: another route there would never be reached.
+      const push = route.amqp.consumer?.push ? route.path.replace(/\/+$/, "") : undefined;
+      for (const other of push === undefined ? [] : routes) {
+        if (other === route || (other.path !== `${push}/pause` && other.path !== `${push}/resume`)) continue;
+        addIssue({ message: `route "${other.id}" is on ${other.path}, which is the push control of route "${route.id}"`, path: [...path] });
+      }
       // Two routes on one path must split its methods between them, or one would never be reached.
       for (const earlier of routes.slice(0, index)) {
         if (earlier.path !== route.path || earlier.path_prefix !== route.path_prefix) continue;

@@ -10,7 +10,7 @@ export const webhookSecretKey = (secret: string): { key: Uint8Array } | { proble
   if (!secret.startsWith(WEBHOOK_SECRET_PREFIX)) return { problem: `it must start with ${WEBHOOK_SECRET_PREFIX}` };
   const encoded = secret.slice(WEBHOOK_SECRET_PREFIX.length);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
-    return { problem: `what follows ${WEBHOOK_SECRET_PREFIX} must be base64` };
+    return { problem: `what follows ${WEBHOOK_SECRET_PREFIX} must be base64 (no spaces or line breaks)` };
   }
   const key = Uint8Array.from(atob(encoded), (char) => char.charCodeAt(0));
   // The specification's secrets are 24 to 64 bytes; fewer than 16 is too weak a key to accept.

@@ -3,7 +3,7 @@ import type { ConsumingRoute } from "../config/schema";
 import type { PushAction, PushState } from "../contract/route-calls";
 import type { GatewayEnv } from "../env";
 import { adminAuth } from "./admin-auth";
-import { failureError } from "./gateway-error";
+import { failureError, GatewayError } from "./gateway-error";
 import { everyShard, routeClient, routeObject } from "./route-client";
 import type { Env } from "../env";
 import type { RouteConfig } from "../config/schema";
@@ -33,11 +33,26 @@ export const mountPushControl = (app: Hono<GatewayEnv>, route: ConsumingRoute): 
       path,
       (c, next) => {
         c.set("routeId", route.id);
+        if (method === "POST") controlRefusal(c, route.id);
         return next();
       },
       adminAuth,
       async (c) => c.json(await pushAll(c, route, action)),
     );
+  }
+};
+
+/**
+ * Why a pause or resume is refused before its credentials are read: there must be an
+ * `ADMIN_TOKEN` to check (else anyone could stop a push), and the request must not come from a
+ * web page (a browser that holds the token as basic credentials would send them with a page's
+ * form: CSRF). Throws the 403.
+ */
+const controlRefusal = (c: Context<GatewayEnv>, routeId: string): void => {
+  if (!c.env.ADMIN_TOKEN?.trim()) throw new GatewayError(403, "pausing or resuming a push needs ADMIN_TOKEN to be set", routeId);
+  const site = c.req.header("sec-fetch-site");
+  if (c.req.header("origin") !== undefined || (site !== undefined && site !== "none")) {
+    throw new GatewayError(403, "a push is paused or resumed by an admin client, not from a web page", routeId);
   }
 };
 

@@ -30,12 +30,25 @@ export interface PushDeliveryOptions {
   queue: string;
   push: PushConfig;
   events: PushEvents;
-  /** The headers a message's properties give its request (as a GET answer carries them), content type aside. */
+  /** The headers a message's properties give its request, as a GET answer carries them (its content type when it has one). */
   messageHeaders: (message: AMQPMessage) => Record<string, string>;
   /** Injected for tests; the runtime's otherwise. */
   fetch?: typeof fetch;
   random?: () => number;
 }
+
+/** A `webhook-id` sent as it is: visible ASCII, no spaces, at most 255 characters. */
+const SAFE_ID = /^[\x21-\x7e]{1,255}$/;
+
+/** Runs a settle (ack, reject); whether it was written (false once its channel has closed). */
+const acknowledged = async (settle: () => Promise<void>): Promise<boolean> => {
+  try {
+    await settle();
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** An attempt's outcome: delivered (2xx), or why not. */
 type Attempt = { ok: true } | { ok: false; reason: string };
@@ -46,6 +59,8 @@ export class PushDelivery {
   readonly #fetch: typeof fetch;
   #consumer: AMQPConsumer | undefined;
   #running = false;
+  /** The consumer ended without a pause: cancelled by the broker (its queue deleted), or its channel closed. */
+  #consumerGone = false;
   /** Deliveries not settled yet (being attempted, or waiting to retry). */
   readonly #inFlight = new Set<Promise<void>>();
   /** Retries waiting for their delay, woken early by a pause. */
@@ -64,10 +79,22 @@ export class PushDelivery {
     if (this.#running) return;
     this.#running = true;
     await channel.basicQos(this.#options.push.concurrency);
-    this.#consumer = await channel.basicConsume(this.#options.queue, { noAck: false }, (message) => {
+    this.#consumerGone = false;
+    const consumer = await channel.basicConsume(this.#options.queue, { noAck: false }, (message) => {
       const delivery = this.#deliver(message).finally(() => this.#inFlight.delete(delivery));
       this.#inFlight.add(delivery);
     });
+    this.#consumer = consumer;
+    // Fulfilled or rejected once the consumer ends: by a pause (not gone), or by the broker.
+    void consumer.wait().then(
+      () => (this.#consumerGone = this.#running),
+      () => (this.#consumerGone = true),
+    );
+  }
+
+  /** Whether it delivers: started, not paused, its consumer not ended by the broker. */
+  get delivering(): boolean {
+    return this.#running && !this.#consumerGone;
   }
 
   /**
@@ -94,16 +121,21 @@ export class PushDelivery {
 
   async #deliver(message: AMQPMessage): Promise<void> {
     const { push, events } = this.#options;
-    // The same on every attempt of this delivery; a redelivery says so in X-Redelivered.
-    const id = message.properties.messageId ?? `msg_${crypto.randomUUID()}`;
+    // The same on every attempt of this delivery; a redelivery says so in X-Redelivered. A
+    // message_id that is not a plain header value (controls, spaces, non-ASCII) would be changed
+    // on the way, and the signature would not match what the endpoint reads.
+    const messageId = message.properties.messageId;
+    const id = messageId !== undefined && SAFE_ID.test(messageId) ? messageId : `msg_${crypto.randomUUID()}`;
     const body = message.body ?? new Uint8Array(0);
-    const settled = (work: () => Promise<void>) => work().catch(() => undefined);
     for (let attempt = 1; ; attempt++) {
+      // Its channel closed (the connection was lost): the broker has put it back and delivers it
+      // again; this delivery may not post it any more.
+      if (message.channel.closed) return;
       const outcome = await this.#attempt(message, body, id, attempt);
       if (outcome.ok) {
         this.#lastSuccessAt = new Date().toISOString();
-        await settled(() => message.ack());
-        events.pushed();
+        // Counted only once acknowledged: an ack on a closed channel failed, and the broker will deliver it again.
+        if (await acknowledged(() => message.ack())) events.pushed();
         return;
       }
       this.#lastError = { message: `attempt ${attempt} of ${id}: ${outcome.reason}`, at: new Date().toISOString() };
@@ -111,13 +143,12 @@ export class PushDelivery {
       const retryInMs = last ? undefined : retryDelayMs(attempt, push.backoff_ms, push.max_backoff_ms, this.#options.random);
       events.failed({ messageId: id, attempt, reason: outcome.reason, retryInMs });
       if (retryInMs === undefined) {
-        await settled(() => message.reject(false));
-        events.deadLettered();
+        if (await acknowledged(() => message.reject(false))) events.deadLettered();
         return;
       }
       if (!(await this.#wait(retryInMs))) {
         // Paused while it waited: back to the queue, to be delivered again on resume.
-        await settled(() => message.nack(true));
+        await acknowledged(() => message.nack(true));
         return;
       }
     }
@@ -142,8 +173,9 @@ export class PushDelivery {
     try {
       const headers = {
         ...push.headers,
+        "content-type": "application/octet-stream",
+        // Its content type among them, percent-encoded (and listed in X-AMQP-Encoded) where needed.
         ...messageHeaders(message),
-        "content-type": message.properties.contentType ?? "application/octet-stream",
         "webhook-attempt": String(attempt),
         ...(await this.#signer.headers(id, Math.floor(Date.now() / 1000), body)),
       };
@@ -161,7 +193,9 @@ export class PushDelivery {
     } catch (error) {
       const name = error instanceof Error ? error.name : "";
       if (name === "TimeoutError" || name === "AbortError") return { ok: false, reason: `no answer within ${push.timeout_ms} ms` };
-      return { ok: false, reason: `the endpoint could not be reached (${error instanceof Error ? error.message : String(error)})` };
+      // Never the runtime's message: it may quote the URL or a header's value (a credential).
+      const code = (error as { cause?: { code?: unknown } }).cause?.code;
+      return { ok: false, reason: `the endpoint could not be reached (${typeof code === "string" ? code : name || "error"})` };
     }
   }
 }

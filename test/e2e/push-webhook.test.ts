@@ -217,4 +217,54 @@ describe("a push route", () => {
       hook.answer = previous;
     }
   }, 120_000);
+
+  it("delivers, signed, a message whose message_id and content type are not plain header values", async () => {
+    const body = `ordered odd properties ${crypto.randomUUID()}`;
+    const before = to("ordered").length;
+    await withChannel(async (channel) => {
+      await channel.confirmSelect();
+      await channel.basicPublish("", ordered, body, { contentType: "text/plain\r\nX-Injected: 1", messageId: "  spaced 中文 id  " });
+    });
+    await waitFor(() => to("ordered").length > before, 20_000);
+    const got = to("ordered").slice(before)[0];
+    expect(got?.body).toBe(body);
+    expect(got?.verified).toBe(true);
+    expect(got?.headers["x-injected"]).toBeUndefined();
+    // Percent-encoded, and named as such, as a GET answer has it.
+    expect(got?.headers["content-type"]).toBe("text%2Fplain%0D%0AX-Injected%3A%201");
+    expect(String(got?.headers["x-amqp-encoded"])).toContain("content-type");
+    expect(got?.headers["webhook-id"]).toMatch(/^msg_/);
+  });
+
+  it("starts again by itself when the broker cancels its consumer (its queue deleted and declared again)", async () => {
+    await deleteQueue(ordered);
+    await declareQueue(ordered);
+    const body = `ordered after the queue came back ${crypto.randomUUID()}`;
+    await publish(ordered, [body]);
+    await waitFor(() => to("ordered").some((entry) => entry.body === body), 30_000);
+  });
+
+  it("tells the truth when a pause races a resume (paused: no consumer), and refuses control from a web page", async () => {
+    const control = (action: string) => fetch(`${gateway.url}/hooks/ordered/${action}`, { method: "POST", headers: admin });
+    for (let round = 0; round < 10; round++) {
+      await control("pause");
+      await Promise.all([control("resume"), control("pause")]);
+      // Whichever came last, the state says what the broker has.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const shown = (await state("/hooks/ordered")).body.state;
+      expect({ shown, consumers: await consumers(ordered) }).toEqual({ shown, consumers: shown === "paused" ? 0 : 1 });
+    }
+    await control("pause");
+    await waitFor(async () => (await consumers(ordered)) === 0, 10_000);
+    const refused = await fetch(`${gateway.url}/hooks/ordered/resume`, {
+      method: "POST",
+      headers: { ...admin, origin: "https://evil.example" },
+    });
+    expect(refused.status).toBe(403);
+    expect(await consumers(ordered)).toBe(0);
+    await fetch(`${gateway.url}/hooks/ordered/resume`, { method: "POST", headers: admin });
+    await waitFor(async () => (await consumers(ordered)) === 1, 10_000);
+  });
 });
+
+const consumers = (queue: string) => withChannel(async (channel) => (await channel.queueDeclare(queue, { passive: true })).consumerCount);

@@ -28,6 +28,19 @@ describe("npm run deploy's safety checks", () => {
     expect(problemsFor(`auth: { basic: { users: { al: "\${PW}" } } }, ${amqp("${URL}")}`)).toBe("");
   });
 
+  it("refuse a push's secret or Authorization written into the file, and a push to the loopback address", () => {
+    const push = (fields: string) => `amqp: { enabled: true, url: "\${URL}", consumer: { queue: q, push: { ${fields} } } }`;
+    const secret = `whsec_${btoa("sixteen bytes or more")}`;
+    expect(problemsFor(push(`url: "https://hooks.example.com/", secret: "${secret}"`))).toMatch(
+      /consumer\.push\.secret is written into the file/,
+    );
+    expect(problemsFor(push(`url: "https://hooks.example.com/", secret: "\${S}", headers: { Authorization: "Bearer hunter2" }`))).toMatch(
+      /consumer\.push\.headers\.Authorization is written into the file/,
+    );
+    expect(problemsFor(push(`url: "http://127.0.0.1:8080/", secret: "\${S}"`))).toMatch(/consumer\.push\.url points at 127\.0\.0\.1/);
+    expect(problemsFor(push(`url: "https://hooks.example.com/", secret: "\${S}", headers: { Authorization: "Bearer \${T}" }`))).toBe("");
+  });
+
   it("refuse a JWKS over plain http", () => {
     expect(problemsFor(`auth: { bearer_jwt: { jwks_url: "http://id.example.com/jwks" } }, ${amqp("${URL}")}`)).toMatch(
       /jwks_url is plain http/,

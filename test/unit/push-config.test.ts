@@ -100,4 +100,21 @@ describe("consumer.push", () => {
     if (!withDlx.ok) throw new Error(withDlx.problems.join("\n"));
     expect(pushWarnings(withDlx.config)).toEqual([expect.stringMatching(/longer than RabbitMQ's consumer_timeout/)]);
   });
+
+  it("refuses credentials in the URL, a header value that is not an HTTP header value, and a route on its control paths", () => {
+    expect(problemsOf(pushRoute(`url: "https://user:pa55@h/x", secret: "${SECRET}"`)).join("\n")).toMatch(/must not carry credentials/);
+    expect(problemsOf(pushRoute(`url: "https://user:pa55@h/x", secret: "${SECRET}"`)).join("\n")).not.toContain("pa55");
+    expect(problemsOf(pushRoute(`url: "https://h/x", secret: "${SECRET}", headers: { X-A: "中文" } `)).join("\n")).toMatch(
+      /push.headers: a value must be visible ASCII or Latin-1/,
+    );
+    const shadowed = `${pushRoute(`url: "https://h/x", secret: "${SECRET}"`)}  - { id: other, path: /hooks/orders/pause, amqp: { enabled: true, url: "amqp://h", producer: {} } }\n`;
+    expect(problemsOf(shadowed).join("\n")).toMatch(
+      /route "other" is on \/hooks\/orders\/pause, which is the push control of route "hooks"/,
+    );
+    const result = parseRoutes(pushRoute(`url: "https://h/x", secret: "${SECRET}", headers: { Authorization: "Bearer \${TOKEN}" }`));
+    if (!result.ok) throw new Error(result.problems.join("\n"));
+    const resolved = resolveConfig(result.config, { TOKEN: "part1\npart2" });
+    expect(resolved.ok ? "" : resolved.problems.join("\n")).toMatch(/push.headers.Authorization must not contain CR, LF or NUL/);
+    expect(resolved.ok ? "" : resolved.problems.join("\n")).not.toContain("part1");
+  });
 });

@@ -112,7 +112,11 @@ const settings = (url: string, overrides: Partial<PushConfig> = {}): PushConfig 
   ...overrides,
 });
 
-const noHeaders = (message: AMQPMessage) => ({ "x-redelivered": String(message.redelivered) });
+/** What a route gives a delivery's request from the message (the route side's mapping; here the two headers the tests read). */
+const noHeaders = (message: AMQPMessage) => ({
+  "x-redelivered": String(message.redelivered),
+  ...(message.properties.contentType ? { "content-type": message.properties.contentType } : {}),
+});
 
 /**
  * Runs `work` with a push from a queue of the test's own (filled with `bodies`) to `hook`, and
@@ -187,7 +191,7 @@ describe("Standard Webhooks signing", () => {
 
   it("refuses a secret that is not whsec_ and base64 of at least 16 bytes", () => {
     expect(webhookSecretKey("s3cret")).toEqual({ problem: "it must start with whsec_" });
-    expect(webhookSecretKey("whsec_not base64!")).toEqual({ problem: "what follows whsec_ must be base64" });
+    expect(webhookSecretKey("whsec_not base64!")).toEqual({ problem: "what follows whsec_ must be base64 (no spaces or line breaks)" });
     expect(webhookSecretKey(`whsec_${btoa("short")}`)).toEqual({ problem: "its key must be at least 16 bytes (it has 5)" });
     expect("key" in webhookSecretKey(SECRET)).toBe(true);
   });
