@@ -21,7 +21,7 @@ import { newChannel } from "./session-channels";
 
 const PAUSED_KEY = "push_paused";
 /** How often a started push checks that it still runs (its channel or connection may have been lost). */
-export const PUSH_CHECK_MS = 5_000;
+const PUSH_CHECK_MS = 5_000;
 /** Headers of a GET answer that only a browser reading an answer needs. */
 const ANSWER_ONLY = ["content-security-policy", "x-content-type-options", "content-disposition"];
 

@@ -36,7 +36,7 @@ export const createGateway = (config: GatewayConfig): { fetch: FetchHandler; sch
   };
   return {
     fetch: (request, env, ctx) => appFor(env)(request, env, ctx),
-    // Cloudflare's cron trigger (wrangler.toml), and the servers' timer: every push route's shards
+    // Cloudflare's cron trigger (wrangler.toml), and the servers' start: every push route's shards
     // that do not run (evicted, restarted, just deployed) start again.
     scheduled: async (_controller, env) => {
       const resolved = resolve(env);

@@ -64,32 +64,33 @@ export const pushAll = async (c: Context<GatewayEnv>, route: ConsumingRoute, act
     if ("ok" in answer) throw failureError(answer, route.id);
     states.push({ ...answer, shard });
   }
-  const state = states.every((one) => one.state === "paused")
-    ? "paused"
-    : states.every((one) => one.state === "running")
-      ? "running"
-      : states.some((one) => one.state === "paused")
-        ? "paused"
-        : "starting";
-  const latest = <T extends string | null>(values: T[]): T | null =>
-    values
-      .filter((value): value is T => value !== null)
-      .sort()
-      .at(-1) ?? null;
-  const errors = states.flatMap((one) => (one.last_error ? [one.last_error] : []));
+  // Running only when every shard runs; paused when any is (a pause reaches them all).
+  const state = states.every((one) => one.state === "running")
+    ? "running"
+    : states.some((one) => one.state === "paused")
+      ? "paused"
+      : "starting";
+  const newest = <T>(values: T[], at: (value: T) => string): T | null =>
+    values.reduce<T | null>((best, value) => (best === null || at(value) > at(best) ? value : best), null);
   return {
     route: route.id,
     state,
     in_flight: states.reduce((sum, one) => sum + one.in_flight, 0),
-    last_error: errors.sort((a, b) => a.at.localeCompare(b.at)).at(-1) ?? null,
-    last_success_at: latest(states.map((one) => one.last_success_at)),
+    last_error: newest(
+      states.flatMap((one) => (one.last_error ? [one.last_error] : [])),
+      (error) => error.at,
+    ),
+    last_success_at: newest(
+      states.flatMap((one) => (one.last_success_at ? [one.last_success_at] : [])),
+      (at) => at,
+    ),
     ...(states.length > 1 ? { shards: states } : {}),
   };
 };
 
 /**
  * Starts every push route's shards that are not running (and not paused): the Worker's cron
- * trigger calls it every minute, the servers at start and then every minute. A shard it cannot
+ * trigger calls it every minute, the Node and Deno servers once at start. A shard it cannot
  * reach is logged and tried again next time.
  */
 export const ensurePushes = async (env: Env, routes: readonly RouteConfig[]): Promise<void> => {

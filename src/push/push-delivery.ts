@@ -32,8 +32,6 @@ export interface PushDeliveryOptions {
   events: PushEvents;
   /** The headers a message's properties give its request, as a GET answer carries them (its content type when it has one). */
   messageHeaders: (message: AMQPMessage) => Record<string, string>;
-  /** Injected for tests; the runtime's otherwise. */
-  fetch?: typeof fetch;
   random?: () => number;
 }
 
@@ -56,7 +54,6 @@ type Attempt = { ok: true } | { ok: false; reason: string };
 export class PushDelivery {
   readonly #options: PushDeliveryOptions;
   readonly #signer: WebhookSigner;
-  readonly #fetch: typeof fetch;
   #consumer: AMQPConsumer | undefined;
   #running = false;
   /** The consumer ended without a pause: cancelled by the broker (its queue deleted), or its channel closed. */
@@ -71,7 +68,6 @@ export class PushDelivery {
   constructor(options: PushDeliveryOptions) {
     this.#options = options;
     this.#signer = new WebhookSigner(options.push.secret);
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
   /** Starts consuming on `channel` (one of its own: the prefetch is set on it). */
@@ -179,7 +175,7 @@ export class PushDelivery {
         "webhook-attempt": String(attempt),
         ...(await this.#signer.headers(id, Math.floor(Date.now() / 1000), body)),
       };
-      const response = await this.#fetch(push.url, {
+      const response = await fetch(push.url, {
         method: "POST",
         headers,
         body,

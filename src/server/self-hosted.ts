@@ -5,9 +5,6 @@ import { createGateway } from "../http/gateway";
 import { everyShard } from "../http/route-client";
 import { LocalRoutes, type LocalRoutesOptions } from "./local-routes";
 
-/** How often the server starts again the push routes' shards that do not run (as the Worker's cron trigger does). */
-const PUSH_ENSURE_MS = 60_000;
-
 /**
  * The gateway on a server of our own (Node, Deno): the Worker's app, unchanged, with every route
  * shard held in this process ({@link LocalRoutes}) instead of in Durable Objects. What differs by
@@ -39,13 +36,10 @@ export const selfHostedGateway = (
   routes.open(everyShard(config.routes).map(({ name }) => name));
   const env = { ...options.env, ROUTE_DIRECTORY: routes } as unknown as Env;
   const gateway = createGateway(config);
-  // What Cloudflare's cron trigger does for the Worker: push routes start now, and every minute
-  // a shard whose push is not running (and not paused) starts again.
-  const ensurePushes = () => void gateway.scheduled(undefined, env);
-  ensurePushes();
-  const pushTimer = setInterval(ensurePushes, PUSH_ENSURE_MS);
-  // Not what keeps the process alive (Deno's timers are numbers).
-  if (typeof pushTimer === "object") (pushTimer as { unref?: () => void }).unref?.();
+  // Push routes start with the server; from then on each shard checks its own push every few
+  // seconds (src/amqp/route-push.ts). In a process nothing evicts a shard, so nothing more is
+  // needed of what Cloudflare's cron trigger does for the Worker.
+  void gateway.scheduled(undefined, env);
   let inFlight = 0;
   let stopping = false;
   return {
@@ -68,9 +62,6 @@ export const selfHostedGateway = (
       stopping = true;
       routes.stopWaits();
     },
-    close: () => {
-      clearInterval(pushTimer);
-      return routes.close();
-    },
+    close: () => routes.close(),
   };
 };

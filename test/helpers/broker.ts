@@ -107,3 +107,15 @@ export const queueExists = (name: string, url = BROKER_URL) => exists((channel) 
 /** Whether the exchange exists on the broker at `url`. */
 export const exchangeExists = (name: string, url = BROKER_URL) =>
   exists((channel) => channel.exchangeDeclare(name, "direct", { passive: true }), url);
+
+/** A TCP socket's write, as amqp-client calls it. */
+export type SocketWrite = (data: Uint8Array, cb?: (error?: Error) => void) => boolean;
+
+/**
+ * Puts `wrap(write)` in place of the write of an amqp-client TCP connection's socket, `write`
+ * being the socket's own: what the tests of the patched client watch or hold back.
+ */
+export const wrapSocketWrite = (connection: unknown, wrap: (write: SocketWrite) => SocketWrite): void => {
+  const socket = (connection as { socket: { write: SocketWrite } }).socket;
+  socket.write = wrap(socket.write.bind(socket));
+};

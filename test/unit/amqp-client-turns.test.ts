@@ -6,7 +6,7 @@
  */
 import { AMQPClient } from "@cloudamqp/amqp-client";
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, drain, withQueue } from "../helpers/broker";
+import { BROKER_URL, drain, withQueue, wrapSocketWrite } from "../helpers/broker";
 
 describe("amqp-client on Node, as patched", () => {
   it("sends the publishes of many callbacks in one turn of the event loop in one write, all of them, in order", async () => {
@@ -15,13 +15,11 @@ describe("amqp-client on Node, as patched", () => {
       try {
         const channel = await connection.channel();
         await channel.confirmSelect();
-        const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
-        const write = socket.write.bind(socket);
         let writes = 0;
-        socket.write = (data, cb) => {
+        wrapSocketWrite(connection, (write) => (data, cb) => {
           writes++;
           return write(data, cb);
-        };
+        });
         // As requests arrive: each publish in its own callback, all of them in one turn. Unpatched,
         // each went in a write of its own (the one before it was done by then).
         const bodies = Array.from({ length: 50 }, (_, i) => `turn ${i}`);
@@ -47,13 +45,11 @@ describe("amqp-client on Node, as patched", () => {
   it("still answers the broker's connection.close with close-ok before it closes the socket, though its writes wait for the turn's end", async () => {
     const connection = await new AMQPClient(BROKER_URL).connect();
     try {
-      const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
-      const write = socket.write.bind(socket);
       const written: Uint8Array[] = [];
-      socket.write = (data, cb) => {
+      wrapSocketWrite(connection, (write) => (data, cb) => {
         written.push(new Uint8Array(data));
         return write(data, cb);
-      };
+      });
       const channel = await connection.channel();
       // An exchange type the broker does not know is a connection error: it sends connection.close.
       await expect(channel.exchangeDeclare(`gw-test-no-such-type-${crypto.randomUUID().slice(0, 8)}`, "x-no-such-type")).rejects.toThrow();

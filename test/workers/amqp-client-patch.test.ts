@@ -5,7 +5,7 @@
  */
 import { AMQPClient, AMQPSession, type AMQPChannel } from "@cloudamqp/amqp-client";
 import { describe, expect, it } from "vitest";
-import { BROKER_URL, WEB_AMQP_URL, drain, withQueue } from "../helpers/broker";
+import { BROKER_URL, WEB_AMQP_URL, drain, withQueue, wrapSocketWrite } from "../helpers/broker";
 
 describe("amqp-client as patched", () => {
   it("reads basic.nack's multiple bit when RabbitMQ also sets requeue, so no rejected publish resolves as confirmed", async () => {
@@ -108,12 +108,13 @@ describe("amqp-client as patched", () => {
       const connection = await new AMQPClient(BROKER_URL).connect();
       try {
         const channel = await connection.channel();
-        const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
-        const write = socket.write.bind(socket);
         // The runtime's callbacks are held back: unpatched, the send waits for its own.
         let holding = true;
         const held: Array<() => void> = [];
-        socket.write = (data, cb) => write(data, (error) => (holding ? held.push(() => cb?.(error)) : cb?.(error)));
+        wrapSocketWrite(
+          connection,
+          (write) => (data, cb) => write(data, (error) => (holding ? held.push(() => cb?.(error)) : cb?.(error))),
+        );
         const heartbeat = new Uint8Array([8, 0, 0, 0, 0, 0, 0, 206]);
         const sent = await Promise.race([
           connection.send(heartbeat).then(() => "sent"),
@@ -138,13 +139,11 @@ describe("amqp-client as patched", () => {
       try {
         const channel = await connection.channel();
         await channel.confirmSelect();
-        const socket = (connection as unknown as { socket: { write: (data: Uint8Array, cb?: (error?: Error) => void) => boolean } }).socket;
-        const write = socket.write.bind(socket);
         let inFlight = 0;
         let most = 0;
         let largest = 0;
         let writes = 0;
-        socket.write = (data, cb) => {
+        wrapSocketWrite(connection, (write) => (data, cb) => {
           inFlight++;
           writes++;
           most = Math.max(most, inFlight);
@@ -153,7 +152,7 @@ describe("amqp-client as patched", () => {
             inFlight--;
             cb?.(error);
           });
-        };
+        });
         const large = Array.from({ length: 24 }, (_, i) => `large ${i} `.padEnd(256 * 1024, "x"));
         const small = Array.from({ length: 200 }, (_, i) => `small ${i}`);
         // Unpatched, Node's Writable gathers whatever waits behind the write in flight into one
