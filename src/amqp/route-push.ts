@@ -142,6 +142,8 @@ export class RoutePush {
         }
       }
     } catch (error) {
+      // A pause closed the channel as it started (its consume then fails): paused, not an error.
+      if (generation !== this.#generation || this.#paused) return;
       // The broker's reason (a missing queue: 404), not a stack: the shard tries again in a few seconds.
       const reason = error instanceof RouteFailureError ? error.message : brokerReason(error);
       this.#lastStartError = { message: `the push could not start: ${reason}`, at: new Date().toISOString() };
