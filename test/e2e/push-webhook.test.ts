@@ -5,44 +5,17 @@
  * Every message is accounted for with the test's own AMQP client: delivered, in its queue, or in
  * its dead-letter queue.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
+import { startWebhookEndpoint, type ReceivedWebhook, type WebhookEndpoint } from "../helpers/webhook-endpoint";
 import { npmStart, waitFor, type RunningGateway } from "./npm-start";
 
 const SECRET = `whsec_${Buffer.from("an e2e key of thirty-two bytes!!").toString("base64")}`;
 const ADMIN_TOKEN = "push-admin-token";
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
-interface Received {
-  body: string;
-  headers: IncomingMessage["headers"];
-  verified: boolean;
-}
-
 /** The endpoint: records each request (and whether its signature verifies); `answer` decides its status. */
-const hook = {
-  received: [] as Received[],
-  answer: (_entry: Received, response: ServerResponse) => void response.writeHead(204).end(),
-};
-const server = createServer((request, response) => {
-  const chunks: Buffer[] = [];
-  request.on("data", (chunk: Buffer) => chunks.push(chunk));
-  request.on("end", () => {
-    const body = Buffer.concat(chunks).toString("utf8");
-    let verified = true;
-    try {
-      new Webhook(SECRET).verify(body, request.headers as Record<string, string>, { jsonParse: false });
-    } catch {
-      verified = false;
-    }
-    const entry = { body, headers: request.headers, verified };
-    hook.received.push(entry);
-    hook.answer(entry, response);
-  });
-});
+let hook: WebhookEndpoint;
 
 const ordered = uniqueName("push-ordered");
 const parallel = uniqueName("push-parallel");
@@ -53,8 +26,8 @@ let routesYaml = "";
 const GATEWAY_ENV = { HOOK_SECRET: SECRET, HOOK_TOKEN: "hook-token", ADMIN_TOKEN };
 
 beforeAll(async () => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hook = await startWebhookEndpoint(SECRET);
+  const url = hook.url;
   // Declared here too, as the routes' topology declares them: the gateway applies its topology
   // once its push connects, which may come after the tests' first publish.
   await declareQueue(dead);
@@ -82,8 +55,7 @@ routes:
 
 afterAll(async () => {
   await gateway?.stop();
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await hook?.close();
   for (const queue of [ordered, parallel, doomed, dead]) await deleteQueue(queue);
 });
 
@@ -101,9 +73,13 @@ const state = async (path: string, headers: Record<string, string> = admin) => {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 };
 
+/** The route's counters behind `GET /amqp`. */
+const pushStats = async (route: string) =>
+  ((await (await fetch(`${gateway.url}/amqp`, { headers: admin })).json()) as Record<string, Record<string, number>>)[route] ?? {};
+
 describe("a push route", () => {
   it("starts by itself, and delivers every message once, signed, in queue order (concurrency 1)", async () => {
-    const bodies = Array.from({ length: 1000 }, (_, i) => `ordered ${i} ${crypto.randomUUID()}`);
+    const bodies = Array.from({ length: 2000 }, (_, i) => `ordered ${i} ${crypto.randomUUID()}`);
     await publish(ordered, bodies);
     await waitFor(() => to("ordered").length >= bodies.length, 60_000);
     const got = to("ordered");
@@ -114,8 +90,7 @@ describe("a push route", () => {
     await waitFor(async () => (await messageCount(ordered)) === 0, 5_000);
     const shown = await state("/hooks/ordered");
     expect(shown).toMatchObject({ status: 200, body: { route: "ordered-hook", state: "running", in_flight: 0, last_error: null } });
-    const stats = (await (await fetch(`${gateway.url}/amqp`, { headers: admin })).json()) as Record<string, Record<string, number>>;
-    expect(stats["ordered-hook"]).toMatchObject({ pushed: bodies.length, push_failures: 0, dead_lettered: 0 });
+    expect(await pushStats("ordered-hook")).toMatchObject({ pushed: bodies.length, push_failures: 0, dead_lettered: 0 });
   });
 
   it("delivers every message once at concurrency 16, with the route's extra headers", async () => {
@@ -137,8 +112,7 @@ describe("a push route", () => {
       await waitFor(async () => (await messageCount(dead)) === bodies.length, 30_000);
       expect((await drain(dead)).map((message) => message.bodyToString())).toEqual(bodies);
       expect(to("doomed").map((entry) => entry.headers["webhook-attempt"])).toEqual(bodies.flatMap(() => ["1", "2", "3"]));
-      const stats = (await (await fetch(`${gateway.url}/amqp`, { headers: admin })).json()) as Record<string, Record<string, unknown>>;
-      expect(stats["doomed-hook"]).toMatchObject({ pushed: 0, push_failures: 15, dead_lettered: 5 });
+      expect(await pushStats("doomed-hook")).toMatchObject({ pushed: 0, push_failures: 15, dead_lettered: 5 });
       expect((await state("/hooks/doomed")).body.last_error).toMatchObject({ message: expect.stringMatching(/the endpoint answered 500/) });
     } finally {
       hook.answer = previous;
@@ -168,9 +142,10 @@ describe("a push route", () => {
     ).toEqual(bodies);
   });
 
-  it("loses nothing when the endpoint goes down for a while, nor when the gateway restarts mid-delivery", async () => {
+  it("loses nothing when the endpoint goes down for 20 s, nor when the gateway restarts mid-delivery", async () => {
     const previous = hook.answer;
-    // Down: every connection cut, or 503, for 4 s.
+    const failuresBefore = (await pushStats("ordered-hook")).push_failures ?? 0;
+    // Down for 20 s: 6 s of 503s and cut connections, then 14 s with nothing listening (refused).
     hook.answer = (entry, response) =>
       entry.body.startsWith("ordered")
         ? void (Math.random() < 0.5 ? response.socket?.destroy() : response.writeHead(503).end())
@@ -178,7 +153,13 @@ describe("a push route", () => {
     const before = to("ordered").length;
     const outage = Array.from({ length: 30 }, (_, i) => `ordered outage ${i} ${crypto.randomUUID()}`);
     await publish(ordered, outage);
-    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    await hook.down();
+    await new Promise((resolve) => setTimeout(resolve, 14_000));
+    await hook.up();
+    // Failed attempts the endpoint never saw: refused connections, counted and retried all the same.
+    const seenFailing = to("ordered").length - before;
+    expect((await pushStats("ordered-hook")).push_failures ?? 0).toBeGreaterThan(failuresBefore + seenFailing);
     // Back, but slow: a restart catches deliveries under way.
     hook.answer = (entry, response) => void setTimeout(() => previous(entry, response), 20);
     try {
@@ -199,7 +180,7 @@ describe("a push route", () => {
       await waitFor(async () => (await messageCount(ordered)) === 0, 10_000);
       // A body that came twice came as a redelivery (the restart raced its 2xx: X-Redelivered), or
       // as the same delivery again (the same webhook-id): never as a new message.
-      const seen = new Map<string, Received[]>();
+      const seen = new Map<string, ReceivedWebhook[]>();
       for (const entry of to("ordered").slice(before)) seen.set(entry.body, [...(seen.get(entry.body) ?? []), entry]);
       for (const entries of seen.values()) {
         const firsts = entries.filter((entry) => entry.headers["webhook-attempt"] === "1");
@@ -216,7 +197,7 @@ describe("a push route", () => {
     } finally {
       hook.answer = previous;
     }
-  }, 120_000);
+  }, 150_000);
 
   it("delivers, signed, a message whose message_id and content type are not plain header values", async () => {
     const body = `ordered odd properties ${crypto.randomUUID()}`;
