@@ -49,6 +49,39 @@ export class AmqpRouteObject extends GatewayRouteObject {
     return noAmqpConsume(route) ?? super.consume(route, request);
   }
 
+  /**
+   * The push section's ceiling (bench/lib/push.ts): `count` POSTs of `bodyOf(i)` to `url`,
+   * `concurrency` at a time, each with its own timeout as a push attempt has: what fetch alone
+   * can do from a route object here, without AMQP, signing or headers. Resolves when all answered.
+   */
+  async fetchLoop(url: string, count: number, concurrency: number, padding: number): Promise<number> {
+    let next = 0;
+    let failed = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < count) {
+          const head = `${next++} 0 `;
+          const timeout = new AbortController();
+          const timer = setTimeout(() => timeout.abort(), 10_000);
+          try {
+            const response = await fetch(url, {
+              method: "POST",
+              body: head + "x".repeat(Math.max(0, padding - head.length)),
+              signal: timeout.signal,
+            });
+            await response.body?.cancel();
+            if (!response.ok) failed++;
+          } catch {
+            failed++;
+          } finally {
+            clearTimeout(timer);
+          }
+        }
+      }),
+    );
+    return failed;
+  }
+
   /** Nothing: the object call alone. */
   nothing(): number {
     return 0;
@@ -85,6 +118,12 @@ ceiling.post(`${CEILING_PREFIX}:route`, async (c) => {
 
 const baseline = new Hono<GatewayEnv>();
 const BASELINE_BODY = "x".repeat(250);
+baseline.post(`${BASELINE_PREFIX}fetch-loop`, async (c) => {
+  const { url, count, concurrency, padding } = await c.req.json<{ url: string; count: number; concurrency: number; padding: number }>();
+  // An object of its own, as a push route's is.
+  const object = c.env.AMQP_ROUTE.get(c.env.AMQP_ROUTE.idFromName("bench-fetch-loop")) as unknown as DurableObjectStub<AmqpRouteObject>;
+  return c.json({ failed: await object.fetchLoop(url, count, concurrency, padding) });
+});
 baseline.get(`${BASELINE_PREFIX}alone`, (c) => c.body(BASELINE_BODY, 200, { "content-type": "application/json" }));
 baseline.get(`${BASELINE_PREFIX}object-call`, async (c) => {
   const object = c.env.AMQP_ROUTE.get(c.env.AMQP_ROUTE.idFromName("bench-consume")) as unknown as DurableObjectStub<AmqpRouteObject>;
@@ -109,4 +148,6 @@ export default {
       : request.url.includes(BASELINE_PREFIX)
         ? baseline.fetch(request, env, ctx)
         : gateway.fetch(request, env, ctx),
+  // Push routes start from the Cron Trigger, as deployed (npm start runs it at start).
+  scheduled: gateway.scheduled,
 } satisfies ExportedHandler<Env>;

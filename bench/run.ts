@@ -25,13 +25,18 @@
  * Then the three runtimes (bench/lib/runtimes.ts): the same routes on workerd, Node and Deno at
  * once, publish and consume at 250 B and 16 KiB against each runtime's own no-AMQP ceiling.
  *
+ * Then push to a webhook (bench/lib/push.ts), on a gateway of its own: a push route against
+ * amqp-client's own consumer + fetch feeding the same endpoint, at concurrency 1 and 16, and the
+ * latency from publish to the endpoint's receipt.
+ *
  * The gateways run with LOG_LEVEL=none unless it is set. Knobs: BENCH_SECONDS (per run, default 5), BENCH_ROUNDS (default 3; judged ratios are the median of the rounds' own), BENCH_MEMORY_PUBLISHES
  * (default 200000), BENCH_TRUTH_SECONDS (default 30), BENCH_PORT (default 8790), BENCH_SECTIONS
- * (default "throughput,truth,memory,consume,routing,callers,runtimes"; a subset runs only those, and judges only their
+ * (default "throughput,truth,memory,consume,routing,callers,runtimes,push"; a subset runs only those, and judges only their
  * targets), BENCH_CONSUME_MESSAGES (per batch-consume run, default 30000), BENCH_SSE_MESSAGES
  * (per SSE run, default 10000), BENCH_LONGPOLL_SAMPLES (per round, default 200), BENCH_CALLERS_SECONDS (per fairness run; the
  * many-callers rig runs three times as long; default 8), BENCH_CALLERS_PARTS (default
- * "memory,fairness,many").
+ * "memory,fairness,many"), BENCH_PUSH_MESSAGES (per push run at concurrency 16, a quarter at 1; default
+ * 20000), BENCH_PUSH_SAMPLES (latency samples per push variant, default 300).
  */
 import { startLocalGateway, type LocalGateway } from "../scripts/lib/local-gateway";
 import { account, type Accounting } from "./lib/accounting";
@@ -56,6 +61,7 @@ import { memorySection, truthSection } from "./lib/pressure";
 import { routingSection } from "./lib/routing";
 import { callersSection } from "./lib/callers";
 import { runtimesSection } from "./lib/runtimes";
+import { pushSection } from "./lib/push";
 import { rssMb } from "./lib/proc-status";
 import { summarize, THROUGHPUT, writeReport, type Measurement, type Report } from "./lib/report";
 
@@ -71,13 +77,15 @@ const PORT = Number(process.env.BENCH_PORT ?? 8790);
 const BATCH_SIZE = 100;
 const TRUTH_SECONDS = Number(process.env.BENCH_TRUTH_SECONDS ?? 30);
 const SECTIONS = new Set(
-  (process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing,callers,runtimes").split(",").map((name) => name.trim()),
+  (process.env.BENCH_SECTIONS ?? "throughput,truth,memory,consume,routing,callers,runtimes,push").split(",").map((name) => name.trim()),
 );
 const CALLERS_SECONDS = Number(process.env.BENCH_CALLERS_SECONDS ?? 8);
 const CALLERS_PARTS = (process.env.BENCH_CALLERS_PARTS ?? "memory,fairness,many").split(",").map((name) => name.trim());
 const CONSUME_MESSAGES = Number(process.env.BENCH_CONSUME_MESSAGES ?? 30_000);
 const SSE_MESSAGES = Number(process.env.BENCH_SSE_MESSAGES ?? 10_000);
 const LONGPOLL_SAMPLES = Number(process.env.BENCH_LONGPOLL_SAMPLES ?? 200);
+const PUSH_MESSAGES = Number(process.env.BENCH_PUSH_MESSAGES ?? 20_000);
+const PUSH_SAMPLES = Number(process.env.BENCH_PUSH_SAMPLES ?? 300);
 
 const Q = QUEUES;
 
@@ -180,6 +188,11 @@ const main = async () => {
     const figures = await runtimesSection({ port: PORT, seconds: SECONDS, rounds: ROUNDS, log });
     measurements.push(...figures.measurements);
     report.runtimePeaks = figures.peaks;
+  }
+  if (SECTIONS.has("push")) {
+    log("push to a webhook (a fresh gateway): a push route against amqp-client's own consumer + fetch, at concurrency 1 and 16");
+    if (report.rabbitmq === "unknown") report.rabbitmq = rabbitmqctlVersion();
+    measurements.push(...(await pushSection({ port: PORT, messages: PUSH_MESSAGES, samples: PUSH_SAMPLES, rounds: ROUNDS, log })));
   }
   const verdicts = await writeReport(report);
   process.exitCode = verdicts.every((verdict) => verdict.met) ? 0 : 1;

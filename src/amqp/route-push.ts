@@ -14,7 +14,7 @@ import { PushDelivery } from "../push/push-delivery";
 import type { BrokerConnection } from "./broker-connection";
 import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
-import { consumedMessage } from "./get-message";
+import { deliveryProperties } from "./get-message";
 import type { RouteCountersStore } from "./route-counters";
 import type { RouteStorage } from "./route-storage";
 import { newChannel } from "./session-channels";
@@ -162,7 +162,7 @@ export class RoutePush {
       queue: route.amqp.consumer.queue,
       push,
       messageHeaders: (message) => {
-        const headers = messageHeaders(consumedMessage(message));
+        const headers = messageHeaders(deliveryProperties(message));
         for (const name of ANSWER_ONLY) headers.delete(name);
         // Without a content type of its own, the push's default (bytes), not a GET answer's (JSON).
         if (message.properties.contentType === undefined) headers.delete("content-type");

@@ -32,7 +32,7 @@ const OMITTED_RESERVE_BYTES = 1100;
  * {@link ENCODED_HEADER}, so a client knows to decode it (`decodeURIComponent`). No value can
  * inject a header, and all of them together stay within {@link HEADERS_BUDGET_BYTES}.
  */
-export const messageHeaders = (message: ConsumedMessage, { reply = false }: { reply?: boolean } = {}): Headers => {
+export const messageHeaders = (message: Omit<ConsumedMessage, "body">, { reply = false }: { reply?: boolean } = {}): Headers => {
   const headers = new Headers();
   const encoded: string[] = [];
   // Bytes used so far: each header's name, value and ": \r\n", and its place in the encoded list.

@@ -123,11 +123,12 @@ export class PushDelivery {
     const messageId = message.properties.messageId;
     const id = messageId !== undefined && SAFE_ID.test(messageId) ? messageId : `msg_${crypto.randomUUID()}`;
     const body = message.body ?? new Uint8Array(0);
+    const headers = this.#options.messageHeaders(message);
     for (let attempt = 1; ; attempt++) {
       // Its channel closed (the connection was lost): the broker has put it back and delivers it
       // again; this delivery may not post it any more.
       if (message.channel.closed) return;
-      const outcome = await this.#attempt(message, body, id, attempt);
+      const outcome = await this.#attempt(headers, body, id, attempt);
       if (outcome.ok) {
         this.#lastSuccessAt = new Date().toISOString();
         // Counted only once acknowledged: an ack on a closed channel failed, and the broker will deliver it again.
@@ -164,14 +165,19 @@ export class PushDelivery {
     });
   }
 
-  async #attempt(message: AMQPMessage, body: Uint8Array, id: string, attempt: number): Promise<Attempt> {
-    const { push, messageHeaders } = this.#options;
+  async #attempt(fromMessage: Record<string, string>, body: Uint8Array, id: string, attempt: number): Promise<Attempt> {
+    const { push } = this.#options;
+    // Not AbortSignal.timeout: its timer stays armed for the whole timeout after the answer came,
+    // and workerd allows an object 10,000 active timers. At a thousand pushes a second the object
+    // ran out, and with them amqp-client's heartbeats: the broker closed the connection.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new DOMException("no answer in time", "TimeoutError")), push.timeout_ms);
     try {
       const headers = {
         ...push.headers,
         "content-type": "application/octet-stream",
         // Its content type among them, percent-encoded (and listed in X-AMQP-Encoded) where needed.
-        ...messageHeaders(message),
+        ...fromMessage,
         "webhook-attempt": String(attempt),
         ...(await this.#signer.headers(id, Math.floor(Date.now() / 1000), body)),
       };
@@ -181,7 +187,7 @@ export class PushDelivery {
         body,
         // A redirect is not the endpoint taking the message: a failed attempt, not followed.
         redirect: "manual",
-        signal: AbortSignal.timeout(push.timeout_ms),
+        signal: timeout.signal,
       });
       await response.body?.cancel().catch(() => undefined);
       if (response.status >= 200 && response.status < 300) return { ok: true };
@@ -192,6 +198,8 @@ export class PushDelivery {
       // Never the runtime's message: it may quote the URL or a header's value (a credential).
       const code = (error as { cause?: { code?: unknown } }).cause?.code;
       return { ok: false, reason: `the endpoint could not be reached (${typeof code === "string" ? code : name || "error"})` };
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -45,7 +45,7 @@ routes:
     amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${ordered}, push: { url: "${url}/ordered", secret: "\${HOOK_SECRET}", backoff_ms: 50, max_backoff_ms: 500, max_attempts: 100 } } }
   - id: parallel-hook
     path: /hooks/parallel
-    amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${parallel}, push: { url: "${url}/parallel", secret: "\${HOOK_SECRET}", concurrency: 16, headers: { Authorization: "Bearer \${HOOK_TOKEN}" } } } }
+    amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${parallel}, push: { url: "${url}/parallel", secret: "\${HOOK_SECRET}", concurrency: 16, timeout_ms: 60000, headers: { Authorization: "Bearer \${HOOK_TOKEN}" } } } }
   - id: doomed-hook
     path: /hooks/doomed
     amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: ${doomed}, push: { url: "${url}/doomed", secret: "\${HOOK_SECRET}", max_attempts: 3, backoff_ms: 20 } } }
@@ -93,15 +93,18 @@ describe("a push route", () => {
     expect(await pushStats("ordered-hook")).toMatchObject({ pushed: bodies.length, push_failures: 0, dead_lettered: 0 });
   });
 
-  it("delivers every message once at concurrency 16, with the route's extra headers", async () => {
-    const bodies = Array.from({ length: 2000 }, (_, i) => `parallel ${i} ${crypto.randomUUID()}`);
+  it("delivers every message once at concurrency 16, with the route's extra headers, more of them than an object may have timers", async () => {
+    // More attempts within one timeout_ms (60 s) than workerd's 10,000 active timers an object may
+    // have: a timer kept armed per attempt ran out of them, and the push's connection lost its heartbeats.
+    const bodies = Array.from({ length: 10_500 }, (_, i) => `parallel ${i} ${crypto.randomUUID()}`);
     await publish(parallel, bodies);
-    await waitFor(() => to("parallel").length >= bodies.length, 60_000);
+    await waitFor(() => to("parallel").length >= bodies.length, 90_000);
     const got = to("parallel");
     expect(got.map((entry) => entry.body).sort()).toEqual([...bodies].sort());
     expect(got.every((entry) => entry.verified && entry.headers.authorization === "Bearer hook-token")).toBe(true);
     await waitFor(async () => (await messageCount(parallel)) === 0, 5_000);
-  });
+    expect(await pushStats("parallel-hook")).toMatchObject({ pushed: bodies.length, push_failures: 0 });
+  }, 120_000);
 
   it("rejects a message to the dead-letter queue after max_attempts failed attempts, and counts it", async () => {
     const previous = hook.answer;
