@@ -16,6 +16,7 @@ import { AsyncReplies } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import type { RouteStorage } from "./route-storage";
 import { RouteFailureError, type RouteFailure } from "../contract/failures";
+import { ObjectTimers } from "./object-timers";
 import { PendingDeliveries } from "./pending-deliveries";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
 import { RateLimiter } from "./rate-limiter";
@@ -71,7 +72,9 @@ export interface RouteHost {
 export class AmqpRoute {
   readonly #counters: RouteCountersStore;
   readonly #connections = new Map<Role, BrokerConnection>();
-  readonly #pending = new PendingDeliveries();
+  /** The timers callers make (leases, waits, answers held): one runtime timer for them all. */
+  readonly #timers = new ObjectTimers();
+  readonly #pending = new PendingDeliveries(this.#timers);
   readonly #leases: Leases;
   /** Long-polls and streams open per rate-limited caller. */
   readonly #openWaits = new OpenWaits();
@@ -104,7 +107,7 @@ export class AmqpRoute {
 
   constructor(host: RouteHost) {
     this.#counters = new RouteCountersStore(host.storage);
-    this.#leases = new Leases(host.storage, () => this.#counters.increment("expired"));
+    this.#leases = new Leases(host.storage, () => this.#counters.increment("expired"), this.#timers);
     this.#idempotency = new IdempotencyWindow(host.storage);
     this.#modes = new ConsumeModes({ deadlines: this.#deadlines, leases: this.#leases, pending: this.#pending });
     this.#logger = createLogger(host.env);
@@ -473,9 +476,9 @@ export class AmqpRoute {
    */
   #holdUntilWritten(waitId: string, held: Reservation, holdMs: number): void {
     this.#beingWritten.get(waitId)?.();
-    const timer = setTimeout(() => release(), holdMs);
+    const cancelTimer = this.#timers.after(holdMs, () => release());
     const release = () => {
-      clearTimeout(timer);
+      cancelTimer();
       if (this.#beingWritten.get(waitId) === release) this.#beingWritten.delete(waitId);
       held.release();
     };
@@ -526,6 +529,7 @@ export class AmqpRoute {
       room: () => this.#memory.room("answer"),
       reserve: (bytes, caller) => this.#memory.take(bytes, "answer", caller),
       typicalBytes: connection.queues.typicalBytes(queue),
+      timers: this.#timers,
       onClosed: () => {
         if (queues.get(queue) === created) queues.delete(queue);
       },

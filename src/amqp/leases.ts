@@ -1,10 +1,11 @@
 import type { LeaseResult, LeaseSettlement } from "../contract/route-calls";
 import type { RouteStorage } from "./route-storage";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
+import type { CancelTimer, ObjectTimers } from "./object-timers";
 
 interface Lease {
   delivery: AMQPMessage;
-  timer: ReturnType<typeof setTimeout>;
+  cancelTimer: CancelTimer;
 }
 
 /** Where a route object keeps its lives (see `#life`), and how many. */
@@ -27,6 +28,8 @@ export class Leases {
   readonly #leases = new Map<string, Lease>();
   readonly #ended = new Map<string, { outcome: LeaseResult["outcome"]; at: number }>();
   readonly #onExpired: () => void;
+  /** Each lease's expiry: on the object's timers, as a caller may hold any number of leases. */
+  readonly #timers: ObjectTimers;
   /**
    * This object's life: the first 8 hex digits of each lease id it hands out. A lease id of
    * another life was handed out before the object restarted (evicted, or the Worker redeployed),
@@ -39,9 +42,11 @@ export class Leases {
   /**
    * @param storage - where the object's lives are kept, so that a lease of an earlier one is told from an id never handed out
    * @param onExpired - called once per lease that ran out (for the `expired` counter)
+   * @param timers - the object's timers, for the leases' expiries
    */
-  constructor(storage: RouteStorage, onExpired: () => void) {
+  constructor(storage: RouteStorage, onExpired: () => void, timers: ObjectTimers) {
     this.#onExpired = onExpired;
+    this.#timers = timers;
     const earlier = storage.kv.get<string[]>(LIVES_KEY) ?? [];
     this.#earlierLives = new Set(earlier);
     storage.kv.put(LIVES_KEY, [...earlier, this.#life].slice(-LIVES_KEPT));
@@ -50,13 +55,13 @@ export class Leases {
   /** Leases `delivery` for `timeoutMs`; returns its id (a UUID: 96 random bits after the object's life). */
   lease(delivery: AMQPMessage, timeoutMs: number): string {
     const id = `${this.#life}${crypto.randomUUID().slice(8)}`;
-    const timer = setTimeout(() => {
+    const cancelTimer = this.#timers.after(timeoutMs, () => {
       if (!this.#leases.delete(id)) return;
       this.#remember(id, "expired");
       this.#onExpired();
       delivery.nack(true).catch(() => undefined);
-    }, timeoutMs);
-    this.#leases.set(id, { delivery, timer });
+    });
+    this.#leases.set(id, { delivery, cancelTimer });
     return id;
   }
 
@@ -74,7 +79,7 @@ export class Leases {
     const lease = this.#leases.get(id);
     if (!lease) return this.#notHeld(id);
     this.#leases.delete(id);
-    clearTimeout(lease.timer);
+    lease.cancelTimer();
     if (lease.delivery.channel.closed) return this.#gone(id);
     try {
       if (how === "ack") await lease.delivery.ack();

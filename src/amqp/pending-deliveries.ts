@@ -1,9 +1,10 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { RouteFailureError } from "../contract/failures";
+import type { CancelTimer, ObjectTimers } from "./object-timers";
 
 interface Pending {
   delivery: AMQPMessage;
-  timer: ReturnType<typeof setTimeout>;
+  cancelTimer: CancelTimer;
   /** Gives back the room its body holds in the object's memory, once it is settled. */
   release: (() => void) | undefined;
 }
@@ -17,6 +18,12 @@ interface Pending {
 export class PendingDeliveries {
   readonly #pending = new Map<number, Pending>();
   #nextToken = 1;
+  /** Each hold's end, on the object's timers (one per answer in flight). */
+  readonly #timers: ObjectTimers;
+
+  constructor(timers: ObjectTimers) {
+    this.#timers = timers;
+  }
 
   /** How many deliveries wait for their settle now. */
   get size(): number {
@@ -29,8 +36,8 @@ export class PendingDeliveries {
    */
   hold(delivery: AMQPMessage, holdMs: number, release?: () => void): number {
     const token = this.#nextToken++;
-    const timer = setTimeout(() => void this.settle(token, "requeue").catch(() => undefined), holdMs);
-    this.#pending.set(token, { delivery, timer, release });
+    const cancelTimer = this.#timers.after(holdMs, () => void this.settle(token, "requeue").catch(() => undefined));
+    this.#pending.set(token, { delivery, cancelTimer, release });
     return token;
   }
 
@@ -43,7 +50,7 @@ export class PendingDeliveries {
     const pending = this.#pending.get(token);
     if (!pending) throw new RouteFailureError("internal", "the message was already given back to the queue");
     this.#pending.delete(token);
-    clearTimeout(pending.timer);
+    pending.cancelTimer();
     pending.release?.();
     try {
       await (outcome === "ack" ? pending.delivery.ack() : pending.delivery.nack(true));

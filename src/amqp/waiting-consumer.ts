@@ -3,6 +3,7 @@ import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import { newChannel } from "./session-channels";
 import type { Reservation } from "../memory-budget";
+import type { CancelTimer, ObjectTimers } from "./object-timers";
 
 /** What a wait receives: its deliveries, and the room in the object's memory held for their bodies. */
 export interface Handed {
@@ -20,7 +21,8 @@ interface Waiter {
   caller: string | undefined;
   resolve: (handed: Handed) => void;
   reject: (error: RouteFailureError) => void;
-  timer: ReturnType<typeof setTimeout>;
+  /** Cancels its wait's timer (on {@link ObjectTimers}: a timer each would let many waits take the object's). */
+  cancelTimer: CancelTimer;
 }
 
 /** Most messages the broker may push ahead of the waiters' answers. */
@@ -58,6 +60,7 @@ export class WaitingConsumer {
   readonly #session: () => Promise<AMQPSession>;
   readonly #room: () => number;
   readonly #reserve: (bytes: number, caller: string | undefined) => Reservation | undefined;
+  readonly #timers: ObjectTimers;
   /** The largest body lately, to bound what the broker may push by bytes as well as by count; 0 until one is seen. */
   #typicalBytes = 0;
   #roomRetry: ReturnType<typeof setTimeout> | undefined;
@@ -99,9 +102,12 @@ export class WaitingConsumer {
       reserve: (bytes: number, caller: string | undefined) => Reservation | undefined;
       typicalBytes?: number | undefined;
       onClosed: () => void;
+      /** The object's timers, for each wait's end. */
+      timers: ObjectTimers;
     },
   ) {
     this.queue = queue;
+    this.#timers = options.timers;
     this.#session = options.session;
     this.#room = options.room;
     this.#reserve = options.reserve;
@@ -145,8 +151,8 @@ export class WaitingConsumer {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.leave(id), waitMs);
-      this.#waiters.push({ id, max, maxBytes, caller, resolve, reject, timer });
+      const cancelTimer = this.#timers.after(waitMs, () => this.leave(id));
+      this.#waiters.push({ id, max, maxBytes, caller, resolve, reject, cancelTimer });
       this.#reconcile();
     });
   }
@@ -157,7 +163,7 @@ export class WaitingConsumer {
     if (index < 0) return;
     const [waiter] = this.#waiters.splice(index, 1);
     if (!waiter) return;
-    clearTimeout(waiter.timer);
+    waiter.cancelTimer();
     waiter.resolve({ deliveries: [], held: undefined });
     this.#reconcile();
   }
@@ -204,7 +210,7 @@ export class WaitingConsumer {
         return;
       }
       this.#waiters.shift();
-      clearTimeout(waiter.timer);
+      waiter.cancelTimer();
       const deliveries = this.#buffer.splice(0, count);
       this.#handed += deliveries.length;
       for (const delivery of deliveries) this.#unsettled.add(delivery);
@@ -310,7 +316,7 @@ export class WaitingConsumer {
         ? error
         : new RouteFailureError("unavailable", `the connection to the broker was lost while waiting: ${brokerReason(error)}`);
     for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
+      waiter.cancelTimer();
       waiter.reject(failure);
     }
   }

@@ -270,3 +270,57 @@ describe("a caller naming a stream queue", () => {
     }
   });
 });
+
+describe("a caller holding more leases than the route's object may have timers", () => {
+  it("changes nothing for an honest caller leasing and acknowledging beside it, and its own leases stay good", async () => {
+    const base = uniqueName("leases");
+    const [mallory, alice] = [`${base}.mallory`, `${base}.alice`];
+    await declareQueue(mallory);
+    await declareQueue(alice);
+    try {
+      // workerd lets an object have 10,000 active timers; a timer per lease ran out of them, and
+      // every later lease, wait and heartbeat of the route failed with it.
+      await withChannel(async (channel) => {
+        await channel.confirmSelect();
+        await Promise.all(Array.from({ length: 10_200 }, (_, i) => channel.basicPublish("", mallory, `held ${i}`)));
+      });
+      const bodies = uniqueBodies(30);
+      for (const body of bodies) await publishDirect(alice, body);
+      const send = gatewayFor(
+        `routes:\n  - { id: ${uniqueRouteId("leases")}, path: "/leased/:user", amqp: { enabled: true, url: "${BROKER_URL}", consumer: { queue: "${base}.{user}", ack: lease, lease_timeout_ms: 600000 } } }\n`,
+      );
+      const held: string[] = [];
+      // A batch takes what fits in its answer: as many as it takes to hold them all.
+      for (let i = 0; i < 500 && held.length < 10_200; i++) {
+        const answer = await send("GET", "/leased/mallory?max=100");
+        expect(answer.status).toBe(200);
+        held.push(...((await answer.json()) as { messages: Array<{ lease_id: string }> }).messages.map((message) => message.lease_id));
+      }
+      expect(held).toHaveLength(10_200);
+      // Alice, on the same route (the same object), leases and acknowledges each of hers.
+      const received: string[] = [];
+      for (;;) {
+        const answer = await send("GET", "/leased/alice");
+        if (answer.status === 204) break;
+        expect(answer.status).toBe(200);
+        received.push(await answer.text());
+        const ack = await send("POST", "/leased/alice/ack", {
+          body: JSON.stringify({ lease_ids: [answer.headers.get("x-lease-id")] }),
+          headers: { "content-type": "application/json" },
+        });
+        expect(ack.status).toBe(200);
+      }
+      expect([...received].sort()).toEqual([...bodies].sort());
+      expect(await messageCount(alice)).toBe(0);
+      // Mallory's leases were all kept: a few acknowledged now, the connection they came on never lost.
+      const ack = await send("POST", "/leased/mallory/ack", {
+        body: JSON.stringify({ lease_ids: held.slice(0, 10) }),
+        headers: { "content-type": "application/json" },
+      });
+      expect(ack.status).toBe(200);
+    } finally {
+      await deleteQueue(mallory);
+      await deleteQueue(alice);
+    }
+  }, 120_000);
+});
