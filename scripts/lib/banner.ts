@@ -51,11 +51,11 @@ const describeRoutes = (config: GatewayConfig): string[] =>
     return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)} (${access.join(", ")})`;
   });
 
-/** A push endpoint as the banner shows it: its origin and path, never a query (it may hold a token). */
+/** A push endpoint as the banner shows it: its origin, never a path or a query (either may hold a token). */
 const pushTarget = (url: string): string => {
   try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname}`;
+    // The origin alone: some webhook URLs carry their secret in the path (/services/T/B/<token>).
+    return new URL(url).origin;
   } catch {
     return "its endpoint";
   }

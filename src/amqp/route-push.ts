@@ -22,6 +22,8 @@ import { newChannel } from "./session-channels";
 const PAUSED_KEY = "push_paused";
 /** How often a started push checks that it still runs (its channel or connection may have been lost). */
 const PUSH_CHECK_MS = 5_000;
+/** How long a resume (or a status request) waits for the push to start before it answers "starting". */
+const ANSWER_WITHIN_MS = 2_000;
 /** Headers of a GET answer that only a browser reading an answer needs. */
 const ANSWER_ONLY = ["content-security-policy", "x-content-type-options", "content-disposition"];
 
@@ -42,6 +44,10 @@ export class RoutePush {
   #starting: Promise<void> | undefined;
   #check: ReturnType<typeof setInterval> | undefined;
   #lastStartError: { message: string; at: string } | null = null;
+  /** What deliveries stopped before the current one saw last: a pause must not wipe the reason of a failure. */
+  #earlier: Pick<PushState, "last_error" | "last_success_at"> = { last_error: null, last_success_at: null };
+  /** Every stop under way (a pause waits for the attempts in flight): a start waits for them first. */
+  #stopped: Promise<void> = Promise.resolve();
   /** Bumped by each pause: a start that began before it stops what it started. */
   #generation = 0;
 
@@ -63,7 +69,10 @@ export class RoutePush {
     this.#route = route;
     if (!this.#paused) {
       this.#watch();
-      await this.#start().catch(() => undefined);
+      // A start may wait for a pause's attempts in flight (up to timeout_ms): the answer does not.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.#start().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ANSWER_WITHIN_MS)))]);
+      clearTimeout(timer);
     }
     return this.state();
   }
@@ -88,8 +97,8 @@ export class RoutePush {
     return {
       state: this.#paused ? "paused" : running ? "running" : "starting",
       in_flight: delivery?.in_flight ?? 0,
-      last_error: latest(delivery?.last_error ?? null, this.#lastStartError),
-      last_success_at: delivery?.last_success_at ?? null,
+      last_error: latest(latest(delivery?.last_error ?? null, this.#earlier.last_error), this.#lastStartError),
+      last_success_at: newest(delivery?.last_success_at ?? null, this.#earlier.last_success_at),
     };
   }
 
@@ -122,6 +131,10 @@ export class RoutePush {
     if (this.#delivers() && key === this.#settingsKey) return;
     const generation = this.#generation;
     await this.#stop();
+    // A pause's attempts may still be under way on its channel: a new consumer now would take the
+    // messages behind theirs first (with concurrency 1, out of order), and hold more than concurrency.
+    await this.#stopped;
+    if (generation !== this.#generation || this.#paused) return;
     try {
       const session = await this.#deps.connection(route).session();
       const channel = await newChannel(session);
@@ -186,16 +199,30 @@ export class RoutePush {
     });
   }
 
-  async #stop(): Promise<void> {
+  #stop(): Promise<void> {
     const delivery = this.#delivery;
     const channel = this.#channel;
     this.#delivery = undefined;
     this.#channel = undefined;
-    await delivery?.pause();
-    // Closing the channel gives back whatever it still holds unacknowledged.
-    await channel?.close().catch(() => undefined);
+    const stopping = (async () => {
+      await delivery?.pause();
+      // Closing the channel gives back whatever it still holds unacknowledged.
+      await channel?.close().catch(() => undefined);
+      if (delivery) {
+        const { last_error, last_success_at } = delivery.state();
+        this.#earlier = {
+          last_error: latest(last_error, this.#earlier.last_error),
+          last_success_at: newest(last_success_at, this.#earlier.last_success_at),
+        };
+      }
+    })();
+    this.#stopped = Promise.all([this.#stopped, stopping]).then(() => undefined);
+    return stopping;
   }
 }
 
 const latest = (a: PushState["last_error"], b: PushState["last_error"]): PushState["last_error"] =>
   !a ? b : !b ? a : a.at >= b.at ? a : b;
+
+/** The later of two ISO times, either maybe missing. */
+const newest = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a >= b ? a : b);

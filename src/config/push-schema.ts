@@ -19,6 +19,11 @@ export const MAX_PUSH_BACKOFF_MS = 60 * 60 * 1000;
 
 /** Request headers a push sets itself, which `push.headers` may not replace. */
 const OWN_HEADERS = /^(content-type|content-length|host|transfer-encoding|connection|webhook-.*)$/i;
+/**
+ * Headers of the connection, not of the request: Node's fetch refuses them (every attempt failed,
+ * and the message was dead-lettered) while workerd's drops them, so one file behaved two ways.
+ */
+const CONNECTION_HEADERS = /^(keep-alive|upgrade|expect|te|trailer|proxy-.*)$/i;
 /** An HTTP field name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -43,8 +48,9 @@ export const pushUrlProblem = (url: string): string | undefined => {
 export const pushHeaderValueProblem = (value: string): string | undefined =>
   /[\0\r\n]/.test(value)
     ? "must not contain CR, LF or NUL"
-    : /[^\t\x20-\x7e\x80-\xff]/.test(value)
-      ? "must be visible ASCII or Latin-1 (an HTTP header value)"
+    : /[^\t\x20-\x7e]/.test(value)
+      ? // Latin-1 went as Latin-1 from Node and as UTF-8 from workerd: the endpoint read two values.
+        "must be visible ASCII, spaces or tabs (an HTTP header value; percent-encode anything else)"
       : undefined;
 
 /** What is wrong with `secret` as a Standard Webhooks secret, or undefined; a `${NAME}` is checked once filled in. Never repeats it. */
@@ -98,6 +104,10 @@ export const PushSchema = v.pipe(
             v.check(
               (name) => !OWN_HEADERS.test(name),
               (issue) => `push.headers: ${String(issue.input)} is set by the push itself`,
+            ),
+            v.check(
+              (name) => !CONNECTION_HEADERS.test(name),
+              (issue) => `push.headers: ${String(issue.input)} is a header of the connection, which the runtime sets or refuses`,
             ),
           ),
           v.pipe(

@@ -33,12 +33,26 @@ export const mountPushControl = (app: Hono<GatewayEnv>, route: ConsumingRoute): 
       path,
       (c, next) => {
         c.set("routeId", route.id);
+        // Hono routes HEAD to GET handlers: a HEAD must not start a push.
+        if (c.req.method === "HEAD") {
+          throw new GatewayError(405, "HEAD is not served on a push's state; use GET", route.id, {
+            Allow: [...route.methods, "OPTIONS"].join(", "),
+          });
+        }
         if (method === "POST") controlRefusal(c, route.id);
         return next();
       },
       adminAuth,
       async (c) => c.json(await pushAll(c, route, action)),
     );
+    if (method !== "POST") continue;
+    // The control paths answer OPTIONS and other methods as every path does: 204 or 405, with Allow.
+    app.options(path, (c) => c.body(null, 204, { Allow: "POST, OPTIONS" }));
+    app.all(path, (c) => {
+      throw new GatewayError(405, `${c.req.method} is not served here; a push is ${action}d with POST`, route.id, {
+        Allow: "POST, OPTIONS",
+      });
+    });
   }
 };
 

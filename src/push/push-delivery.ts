@@ -123,7 +123,9 @@ export class PushDelivery {
     const messageId = message.properties.messageId;
     const id = messageId !== undefined && SAFE_ID.test(messageId) ? messageId : `msg_${crypto.randomUUID()}`;
     const body = message.body ?? new Uint8Array(0);
-    const headers = this.#options.messageHeaders(message);
+    // The same on every attempt: the route's extra headers, then the message's own (its content
+    // type among them, percent-encoded and listed in X-AMQP-Encoded where needed).
+    const headers = { ...push.headers, "content-type": "application/octet-stream", ...this.#options.messageHeaders(message) };
     for (let attempt = 1; ; attempt++) {
       // Its channel closed (the connection was lost): the broker has put it back and delivers it
       // again; this delivery may not post it any more.
@@ -174,9 +176,6 @@ export class PushDelivery {
     const timer = setTimeout(() => timeout.abort(new DOMException("no answer in time", "TimeoutError")), push.timeout_ms);
     try {
       const headers = {
-        ...push.headers,
-        "content-type": "application/octet-stream",
-        // Its content type among them, percent-encoded (and listed in X-AMQP-Encoded) where needed.
         ...fromMessage,
         "webhook-attempt": String(attempt),
         ...(await this.#signer.headers(id, Math.floor(Date.now() / 1000), body)),

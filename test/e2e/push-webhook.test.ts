@@ -5,6 +5,7 @@
  * Every message is accounted for with the test's own AMQP client: delivered, in its queue, or in
  * its dead-letter queue.
  */
+import type { ServerResponse } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
 import { startWebhookEndpoint, type ReceivedWebhook, type WebhookEndpoint } from "../helpers/webhook-endpoint";
@@ -91,6 +92,9 @@ describe("a push route", () => {
     const shown = await state("/hooks/ordered");
     expect(shown).toMatchObject({ status: 200, body: { route: "ordered-hook", state: "running", in_flight: 0, last_error: null } });
     expect(await pushStats("ordered-hook")).toMatchObject({ pushed: bodies.length, push_failures: 0, dead_lettered: 0 });
+    // The start banner names the endpoint by its origin: a webhook URL's path may hold its secret.
+    expect(gateway.output()).toContain(`to ${hook.url}`);
+    expect(gateway.output()).not.toContain(`${hook.url}/ordered`);
   });
 
   it("delivers every message once at concurrency 16, with the route's extra headers, more of them than an object may have timers", async () => {
@@ -228,6 +232,59 @@ describe("a push route", () => {
     await waitFor(() => to("ordered").some((entry) => entry.body === body), 30_000);
   });
 
+  it("keeps queue order at concurrency 1 when a resume comes while a pause waits for an attempt, and keeps its last error", async () => {
+    const control = (action: string) => fetch(`${gateway.url}/hooks/ordered/${action}`, { method: "POST", headers: admin });
+    const [first, second, third] = ["first", "second", "third"].map((name) => `ordered in turn ${name} ${crypto.randomUUID()}`) as [
+      string,
+      string,
+      string,
+    ];
+    const previous = hook.answer;
+    let held: ServerResponse | undefined;
+    let inFlight = 0;
+    let most = 0;
+    hook.answer = (entry, response) => {
+      if (![first, second, third].includes(entry.body)) return previous(entry, response);
+      most = Math.max(most, ++inFlight);
+      const answer = (status: number) => {
+        inFlight--;
+        response.writeHead(status).end();
+      };
+      // The first attempt of the first message hangs until the test lets it fail.
+      if (entry.body === first && held === undefined) held = Object.assign(response, { fail: () => answer(503) });
+      else answer(204);
+    };
+    const before = to("ordered").length;
+    try {
+      await publish(ordered, [first, second, third]);
+      await waitFor(() => held !== undefined, 20_000);
+      const pausing = control("pause");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const resuming = control("resume");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      (held as unknown as { fail: () => void }).fail();
+      expect((await pausing).status).toBe(200);
+      expect((await resuming).status).toBe(200);
+      await waitFor(
+        () =>
+          to("ordered")
+            .slice(before)
+            .filter((entry) => entry.body === third).length > 0,
+        20_000,
+      );
+      // One at a time, and in queue order: the first again (its attempt failed while pausing), then the others.
+      expect(
+        to("ordered")
+          .slice(before)
+          .map((entry) => entry.body),
+      ).toEqual([first, first, second, third]);
+      expect(most).toBe(1);
+      expect((await state("/hooks/ordered")).body.last_error).toMatchObject({ message: expect.stringMatching(/answered 503/) });
+    } finally {
+      hook.answer = previous;
+    }
+  });
+
   it("tells the truth when a pause races a resume (paused: no consumer), and refuses control from a web page", async () => {
     const control = (action: string) => fetch(`${gateway.url}/hooks/ordered/${action}`, { method: "POST", headers: admin });
     // A pause that closed the channel as its consume was on the way hung (amqp-client's close).
@@ -246,6 +303,15 @@ describe("a push route", () => {
       headers: { ...admin, origin: "https://evil.example" },
     });
     expect(refused.status).toBe(403);
+    expect(await consumers(ordered)).toBe(0);
+    // A HEAD starts nothing; the control paths answer other methods as every path does.
+    const head = await fetch(`${gateway.url}/hooks/ordered`, { method: "HEAD", headers: admin });
+    expect(head.status).toBe(405);
+    const options = await fetch(`${gateway.url}/hooks/ordered/resume`, { method: "OPTIONS" });
+    expect({ status: options.status, allow: options.headers.get("allow") }).toEqual({ status: 204, allow: "POST, OPTIONS" });
+    const get = await fetch(`${gateway.url}/hooks/ordered/resume`, { headers: admin });
+    expect({ status: get.status, allow: get.headers.get("allow") }).toEqual({ status: 405, allow: "POST, OPTIONS" });
+    await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await consumers(ordered)).toBe(0);
     await fetch(`${gateway.url}/hooks/ordered/resume`, { method: "POST", headers: admin });
     await waitFor(async () => (await consumers(ordered)) === 1, 10_000);

@@ -190,9 +190,9 @@ describe("Standard Webhooks signing", () => {
   });
 
   it("refuses a secret that is not whsec_ and base64 of at least 16 bytes", () => {
-    expect(webhookSecretKey("s3cret")).toEqual({ problem: "it must start with whsec_" });
-    expect(webhookSecretKey("whsec_not base64!")).toEqual({ problem: "what follows whsec_ must be base64 (no spaces or line breaks)" });
-    expect(webhookSecretKey(`whsec_${btoa("short")}`)).toEqual({ problem: "its key must be at least 16 bytes (it has 5)" });
+    expect(webhookSecretKey("s3cret")).toEqual({ problem: "must start with whsec_" });
+    expect(webhookSecretKey("whsec_not base64!")).toEqual({ problem: "must be base64 after whsec_ (no spaces or line breaks)" });
+    expect(webhookSecretKey(`whsec_${btoa("short")}`)).toEqual({ problem: "must hold a key of at least 16 bytes (it has 5)" });
     expect("key" in webhookSecretKey(SECRET)).toBe(true);
   });
 });
