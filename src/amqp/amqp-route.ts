@@ -16,7 +16,7 @@ import { AsyncReplies } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import type { RouteStorage } from "./route-storage";
 import { RouteFailureError, type RouteFailure } from "../contract/failures";
-import { ObjectTimers } from "./object-timers";
+import { ObjectTimers } from "../object-timers";
 import { PendingDeliveries } from "./pending-deliveries";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
 import { RateLimiter } from "./rate-limiter";

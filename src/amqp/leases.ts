@@ -1,7 +1,7 @@
 import type { LeaseResult, LeaseSettlement } from "../contract/route-calls";
 import type { RouteStorage } from "./route-storage";
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
-import type { CancelTimer, ObjectTimers } from "./object-timers";
+import type { CancelTimer, ObjectTimers } from "../object-timers";
 
 interface Lease {
   delivery: AMQPMessage;

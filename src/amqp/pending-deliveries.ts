@@ -1,6 +1,6 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { RouteFailureError } from "../contract/failures";
-import type { CancelTimer, ObjectTimers } from "./object-timers";
+import type { CancelTimer, ObjectTimers } from "../object-timers";
 
 interface Pending {
   delivery: AMQPMessage;

@@ -6,7 +6,7 @@
  * A pause is kept in the shard's storage, so a restarted shard stays paused.
  */
 import type { AMQPChannel } from "@cloudamqp/amqp-client";
-import { messageHeaders } from "../contract/message-headers";
+import { messageHeaderFields } from "../contract/message-headers";
 import type { PushState } from "../contract/route-calls";
 import type { ConsumingTarget, PushConfig } from "../contract/route-settings";
 import type { Logger } from "../log";
@@ -24,8 +24,6 @@ const PAUSED_KEY = "push_paused";
 const PUSH_CHECK_MS = 5_000;
 /** How long a resume (or a status request) waits for the push to start before it answers "starting". */
 const ANSWER_WITHIN_MS = 2_000;
-/** Headers of a GET answer that only a browser reading an answer needs. */
-const ANSWER_ONLY = ["content-security-policy", "x-content-type-options", "content-disposition"];
 
 export interface RoutePushDependencies {
   storage: RouteStorage;
@@ -174,13 +172,8 @@ export class RoutePush {
     return new PushDelivery({
       queue: route.amqp.consumer.queue,
       push,
-      messageHeaders: (message) => {
-        const headers = messageHeaders(deliveryProperties(message));
-        for (const name of ANSWER_ONLY) headers.delete(name);
-        // Without a content type of its own, the push's default (bytes), not a GET answer's (JSON).
-        if (message.properties.contentType === undefined) headers.delete("content-type");
-        return Object.fromEntries(headers);
-      },
+      // Without a content type of its own, the push's default (bytes), not a GET answer's (JSON).
+      messageHeaders: (message) => messageHeaderFields(deliveryProperties(message), { push: true }),
       events: {
         pushed: () => counters.increment("pushed"),
         failed: ({ messageId, attempt, reason, retryInMs }) => {

@@ -3,7 +3,7 @@ import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
 import { newChannel } from "./session-channels";
 import type { Reservation } from "../memory-budget";
-import type { CancelTimer, ObjectTimers } from "./object-timers";
+import type { CancelTimer, ObjectTimers } from "../object-timers";
 
 /** What a wait receives: its deliveries, and the room in the object's memory held for their bodies. */
 export interface Handed {

@@ -32,14 +32,26 @@ const OMITTED_RESERVE_BYTES = 1100;
  * {@link ENCODED_HEADER}, so a client knows to decode it (`decodeURIComponent`). No value can
  * inject a header, and all of them together stay within {@link HEADERS_BUDGET_BYTES}.
  */
-export const messageHeaders = (message: Omit<ConsumedMessage, "body">, { reply = false }: { reply?: boolean } = {}): Headers => {
-  const headers = new Headers();
+export const messageHeaders = (message: Omit<ConsumedMessage, "body">, { reply = false }: { reply?: boolean } = {}): Headers =>
+  new Headers(messageHeaderFields(message, { reply }));
+
+/**
+ * The same headers as a plain record, names in lower case. With `push`, for a push's POST: a
+ * message without a content type gets none here (the push sends bytes as bytes), and the headers
+ * that only a browser reading an answer needs ({@link untrustedBodyHeaders}) are left out. A push
+ * takes these for every message: a record costs less than a `Headers` turned into one.
+ */
+export const messageHeaderFields = (
+  message: Omit<ConsumedMessage, "body">,
+  { reply = false, push = false }: { reply?: boolean; push?: boolean } = {},
+): Record<string, string> => {
+  const headers: Record<string, string> = {};
   const encoded: string[] = [];
   // Bytes used so far: each header's name, value and ": \r\n", and its place in the encoded list.
   let used = 0;
   const costOf = (name: string, shown: string, listed: boolean) => name.length + shown.length + 4 + (listed ? name.length + 2 : 0);
   const put = (name: string, shown: string, listed: boolean) => {
-    headers.set(name, shown);
+    headers[name.toLowerCase()] = shown;
     used += costOf(name, shown, listed);
     if (listed) encoded.push(name.toLowerCase());
   };
@@ -50,9 +62,10 @@ export const messageHeaders = (message: Omit<ConsumedMessage, "body">, { reply =
   // A reply (request/reply) is not a delivery from a queue the client knows: where it came through
   // (the gateway's own reply channel) says nothing to the client, and a reply without a content
   // type is bytes, not JSON.
-  putProperty("Content-Type", message.contentType ?? (reply ? "application/octet-stream" : DEFAULT_CONTENT_TYPE));
+  const contentType = message.contentType ?? (push ? undefined : reply ? "application/octet-stream" : DEFAULT_CONTENT_TYPE);
+  if (contentType !== undefined) putProperty("Content-Type", contentType);
   // The body is a producer's: a browser that opens it must run nothing in the gateway's origin.
-  for (const [name, value] of untrustedBodyHeaders(headers.get("Content-Type") ?? "")) put(name, value, false);
+  if (!push) for (const [name, value] of untrustedBodyHeaders(headers["content-type"] ?? "")) put(name, value, false);
   if (!reply) {
     putProperty("X-Exchange", message.exchange);
     putProperty("X-Routing-Key", message.routingKey);
@@ -77,8 +90,8 @@ export const messageHeaders = (message: Omit<ConsumedMessage, "body">, { reply =
     }
     put(name, shown, listed);
   }
-  if (encoded.length > 0) headers.set(ENCODED_HEADER, encoded.join(", "));
-  if (omitted.length > 0) headers.set(OMITTED_HEADER, omittedList(omitted));
+  if (encoded.length > 0) headers[ENCODED_HEADER.toLowerCase()] = encoded.join(", ");
+  if (omitted.length > 0) headers[OMITTED_HEADER.toLowerCase()] = omittedList(omitted);
   return headers;
 };
 

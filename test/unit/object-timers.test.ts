@@ -1,10 +1,10 @@
 /**
- * A route object's timers (src/amqp/object-timers.ts): any number of them on one runtime timer,
+ * A route object's timers (src/object-timers.ts): any number of them on one runtime timer,
  * as workerd allows an object 10,000 (test/workers/neighbours-consuming.test.ts holds more leases
  * than that on one route). Fake timers count the runtime's timers.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ObjectTimers } from "../../src/amqp/object-timers";
+import { ObjectTimers } from "../../src/object-timers";
 
 beforeEach(() => {
   vi.useFakeTimers();
