@@ -544,7 +544,8 @@ export class AmqpRoute {
   }
 
   /**
-   * Settles leased messages (`POST <path>/ack` and `/nack`), one result per id; or, with
+   * Settles leased messages (`POST <path>/ack` and `/nack`), or extends their leases
+   * (`POST <path>/extend`), one result per id; or, with
    * `admission`, refuses a caller over the route's `rate_limit` and settles none.
    */
   async settleLeases(ids: string[], how: LeaseSettlement, admission?: Admission): Promise<LeaseResult[] | RouteFailure> {
@@ -552,6 +553,8 @@ export class AmqpRoute {
     if (refused) return refused;
     const results = await this.#serving(undefined, () => this.#leases.settle(ids, how));
     const settled = results.filter((result) => result.status === 200).length;
+    // An extension settles nothing: no counter.
+    if (typeof how === "object") return results;
     if (settled > 0) this.#counters.add(how === "ack" ? "acked" : "nacked", settled);
     if (how === "ack") this.#counters.add("consumed", settled);
     return results;

@@ -55,13 +55,7 @@ export class Leases {
   /** Leases `delivery` for `timeoutMs`; returns its id (a UUID: 96 random bits after the object's life). */
   lease(delivery: AMQPMessage, timeoutMs: number): string {
     const id = `${this.#life}${crypto.randomUUID().slice(8)}`;
-    const cancelTimer = this.#timers.after(timeoutMs, () => {
-      if (!this.#leases.delete(id)) return;
-      this.#remember(id, "expired");
-      this.#onExpired();
-      delivery.nack(true).catch(() => undefined);
-    });
-    this.#leases.set(id, { delivery, cancelTimer });
+    this.#leases.set(id, { delivery, cancelTimer: this.#expireAfter(id, delivery, timeoutMs) });
     return id;
   }
 
@@ -78,6 +72,7 @@ export class Leases {
   async #settleOne(id: string, how: LeaseSettlement): Promise<LeaseResult> {
     const lease = this.#leases.get(id);
     if (!lease) return this.#notHeld(id);
+    if (typeof how === "object") return this.#extend(id, lease, how.extendMs);
     this.#leases.delete(id);
     lease.cancelTimer();
     if (lease.delivery.channel.closed) return this.#gone(id);
@@ -90,6 +85,29 @@ export class Leases {
     const outcome = how === "ack" ? "acked" : how === "requeue" ? "requeued" : "rejected";
     this.#remember(id, outcome);
     return { lease_id: id, status: 200, outcome };
+  }
+
+  /** Sets the lease to expire `ms` from now (a consumer that needs longer than it planned). */
+  #extend(id: string, lease: Lease, ms: number): LeaseResult {
+    // Its connection is gone: the broker has the message back already, whatever the lease says.
+    if (lease.delivery.channel.closed) {
+      this.#leases.delete(id);
+      lease.cancelTimer();
+      return this.#gone(id);
+    }
+    lease.cancelTimer();
+    lease.cancelTimer = this.#expireAfter(id, lease.delivery, ms);
+    return { lease_id: id, status: 200, outcome: "extended", expires_at: new Date(Date.now() + ms).toISOString() };
+  }
+
+  /** Puts the message back once `ms` have passed, unless the lease is settled or extended first. */
+  #expireAfter(id: string, delivery: AMQPMessage, ms: number): CancelTimer {
+    return this.#timers.after(ms, () => {
+      if (!this.#leases.delete(id)) return;
+      this.#remember(id, "expired");
+      this.#onExpired();
+      delivery.nack(true).catch(() => undefined);
+    });
   }
 
   #gone(id: string): LeaseResult {

@@ -150,14 +150,17 @@ export type ReplyState =
   | { status: "unknown" };
 
 /** How a client settles leased messages: `ack`, `nack` with requeue, or `nack` without (dead-letter or drop). */
-export type LeaseSettlement = "ack" | "requeue" | "reject";
+/** What a settle request does to each lease: settle it, or extend it to expire `extendMs` from now. */
+export type LeaseSettlement = "ack" | "requeue" | "reject" | { extendMs: number };
 
 /** The outcome of settling one lease id, as the client gets it. */
 export interface LeaseResult {
   lease_id: string;
-  /** HTTP-like status of this id: 200 settled, 404 unknown, 409 settled before, 410 back in the queue already. */
+  /** HTTP-like status of this id: 200 settled (or extended), 404 unknown, 409 settled before, 410 back in the queue already. */
   status: 200 | 404 | 409 | 410;
-  outcome: "acked" | "requeued" | "rejected" | "unknown" | "already_settled" | "expired" | "gone";
+  outcome: "acked" | "requeued" | "rejected" | "extended" | "unknown" | "already_settled" | "expired" | "gone";
+  /** An extended lease's new expiry (ISO time). */
+  expires_at?: string;
   error?: string;
 }
 

@@ -9,7 +9,7 @@ import { authenticate } from "./access/authenticate";
 import { corsPolicy } from "./access/cors-policy";
 import { adminStats } from "./admin-stats";
 import { consume } from "./consume-handler";
-import { settleBody, settleLeases } from "./lease-handlers";
+import { settleBody, settleLeases, type LeaseVerb } from "./lease-handlers";
 import { publish, publishBody } from "./publish-handler";
 import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
@@ -43,7 +43,7 @@ export const createApp = (config: GatewayConfig) => {
   // Before the routes' own paths, which a path_prefix route would otherwise cover.
   for (const route of config.routes) {
     if (!consumes(route) || route.amqp.consumer.ack !== "lease") continue;
-    for (const verb of ["ack", "nack"] as const) {
+    for (const verb of ["ack", "nack", "extend"] as const) {
       const settle: MiddlewareHandler<GatewayEnv> = (c) => settleLeases(c, route, verb);
       app.options(leasePath(route.path, verb), corsPolicy(route.cors, ["POST"], route.id));
       app.on(["POST"], leasePath(route.path, verb), ...accessChain(route, ["POST"]), ...settleBody(route, verb), settle);
@@ -151,7 +151,7 @@ const accessChain = (route: RouteConfig, methods: readonly string[]): Chain => {
 };
 
 /** `POST <path>/ack` and `/nack`. */
-const leasePath = (path: string, verb: "ack" | "nack"): string => `${path.replace(/\/+$/, "")}/${verb}`;
+const leasePath = (path: string, verb: LeaseVerb): string => `${path.replace(/\/+$/, "")}/${verb}`;
 
 /**
  * A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered with the `cors`

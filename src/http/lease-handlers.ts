@@ -10,6 +10,10 @@ import { parseShardedId } from "./sharded-ids";
 import { routeClient } from "./route-client";
 import { requestBody } from "./request-body";
 import type { ConsumingTarget } from "../contract/route-settings";
+import { MAX_LEASE_MS } from "../config/schema";
+
+/** What a lease request does: settle (`ack`, `nack`) or `extend`. */
+export type LeaseVerb = "ack" | "nack" | "extend";
 
 /** Most lease ids one settle request may carry. */
 const MAX_LEASE_IDS = 1000;
@@ -21,12 +25,12 @@ const MAX_SETTLE_BODY_BYTES = 64 * 1024;
  * than 64 KiB, so that a chunked body of any size costs at most this much to refuse (read whole,
  * one of a gigabyte grew workerd by 2 GB), and a 400 when the client went away mid-upload.
  */
-export const settleBody = (route: ConsumingRoute, verb: "ack" | "nack") =>
+export const settleBody = (route: ConsumingRoute, verb: LeaseVerb) =>
   requestBody({
     routeId: route.id,
     route,
     maxBytes: MAX_SETTLE_BODY_BYTES,
-    tooLarge: `${verb}: the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes; nothing was settled`,
+    tooLarge: `${verb}: the body is larger than ${MAX_SETTLE_BODY_BYTES} bytes; nothing was ${verb === "extend" ? "extended" : "settled"}`,
     prefix: `${verb}: `,
     nothing: "settled",
   });
@@ -38,10 +42,13 @@ export const settleBody = (route: ConsumingRoute, verb: "ack" | "nack") =>
  * in order; the status is 200 when every id was settled, the ids' own status when they all
  * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207. A caller
  * over the route's `rate_limit` gets 429 and nothing is settled.
+ *
+ * `POST <path>/extend` with `{"lease_ids": [...], "lease_timeout_ms": T}` sets each lease to
+ * expire T from now (1 to 12 h): 200 with `expires_at` per id, or the same 404, 409 and 410.
  */
-export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute, verb: "ack" | "nack"): Promise<Response> => {
-  const { ids, requeue } = await settleRequest(c, route.id, verb);
-  const how: LeaseSettlement = verb === "ack" ? "ack" : requeue ? "requeue" : "reject";
+export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute, verb: LeaseVerb): Promise<Response> => {
+  const { ids, requeue, extendMs } = await settleRequest(c, route.id, verb);
+  const how: LeaseSettlement = verb === "extend" ? { extendMs: extendMs ?? 0 } : verb === "ack" ? "ack" : requeue ? "requeue" : "reject";
   const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
   const byShard = new Map<number, Array<{ index: number; id: string }>>();
   const results: LeaseResult[] = ids.map((leaseId) => ({
@@ -90,8 +97,8 @@ export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute
 const settleRequest = async (
   c: Context<GatewayEnv>,
   routeId: string,
-  verb: "ack" | "nack",
-): Promise<{ ids: string[]; requeue: boolean }> => {
+  verb: LeaseVerb,
+): Promise<{ ids: string[]; requeue: boolean; extendMs?: number }> => {
   const invalid = (reason: string) => new GatewayError(400, `${verb}: ${reason}`, routeId);
   // Read whole, within its bound, by settleBody, mounted before this.
   const text = await c.req.text();
@@ -101,13 +108,24 @@ const settleRequest = async (
   } catch {
     throw invalid('the body must be JSON: {"lease_ids": ["..."]}');
   }
-  const { lease_ids: ids, requeue = true } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown };
+  const {
+    lease_ids: ids,
+    requeue = true,
+    lease_timeout_ms: extendMs,
+  } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown; lease_timeout_ms?: unknown };
   if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string")) {
     throw invalid("lease_ids must be a non-empty list of lease ids");
   }
   if (ids.length > MAX_LEASE_IDS) throw invalid(`at most ${MAX_LEASE_IDS} lease ids per request`);
   if (new Set(ids).size !== ids.length) throw invalid("a lease id is listed twice");
   if (typeof requeue !== "boolean") throw invalid("requeue must be true or false");
-  if (verb === "ack" && (body as { requeue?: unknown }).requeue !== undefined) throw invalid("requeue is for nack");
-  return { ids: ids, requeue };
+  if (verb !== "nack" && (body as { requeue?: unknown }).requeue !== undefined) throw invalid("requeue is for nack");
+  if (verb !== "extend") {
+    if (extendMs !== undefined) throw invalid("lease_timeout_ms is for extend");
+    return { ids, requeue };
+  }
+  if (typeof extendMs !== "number" || !Number.isInteger(extendMs) || extendMs < 1 || extendMs > MAX_LEASE_MS) {
+    throw invalid(`lease_timeout_ms must be a whole number of milliseconds from 1 to ${MAX_LEASE_MS} (12 h)`);
+  }
+  return { ids, requeue, extendMs };
 };

@@ -1,7 +1,7 @@
 /**
  * Consuming like a queue service, inside workerd against the real broker: batches (`?max=N`)
  * with text and binary bodies, and leases (`ack: lease`) settled with `POST <path>/ack` and
- * `/nack`, running out, and outliving their connection.
+ * `/nack`, extended with `/extend`, running out, and outliving their connection.
  */
 import { describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, publishDirect, uniqueName, withChannel } from "../helpers/broker";
@@ -215,6 +215,54 @@ describe("ack: lease", () => {
       await again.arrayBuffer();
       const stats = (await (await send("GET", "/amqp")).json()) as Record<string, Record<string, number>>;
       expect(stats[id]).toMatchObject({ leased: 2, expired: 1 });
+    }));
+
+  it("extends a lease from now on each extend, never early nor late; an expired lease is 410, a settled one 409", () =>
+    withQueue(async (queue) => {
+      await publishDirect(queue, "long job");
+      await publishDirect(queue, "short job");
+      const send = gatewayFor(consumerRoute(uniqueRouteId("extend"), queue, "ack: lease, lease_timeout_ms: 400"));
+      const extend = async (ids: Array<string | null>, ms: unknown) => {
+        const answer = await send("POST", "/jobs/extend", {
+          headers: json,
+          body: JSON.stringify({ lease_ids: ids, lease_timeout_ms: ms }),
+        });
+        return { status: answer.status, body: (await answer.json()) as Settled & { error?: string } };
+      };
+      const batch = (await (await send("GET", "/jobs?max=2")).json()) as Batch;
+      const [long, short] = [batch.messages[0]?.lease_id ?? null, batch.messages[1]?.lease_id ?? null];
+      const started = Date.now();
+      // Twice, 300 ms apart, each to 400 ms from then: the lease runs until about 1,000 ms.
+      for (const at of [300, 600]) {
+        await new Promise((resolve) => setTimeout(resolve, at - (Date.now() - started)));
+        const extended = await extend([long], 400);
+        expect(extended.status).toBe(200);
+        const result = extended.body.results[0] as unknown as { outcome: string; expires_at: string };
+        expect(result.outcome).toBe("extended");
+        expect(Math.abs(Date.parse(result.expires_at) - (Date.now() + 400))).toBeLessThan(100);
+      }
+      // The short one was not extended: it ran out at 400 ms, and extending it now is 410.
+      const late = await extend([short], 400);
+      expect({ status: late.status, outcome: late.body.results[0]?.outcome }).toEqual({ status: 410, outcome: "expired" });
+      // At 850 ms the long one is still held; by 1,300 it is back in the queue, with the short one.
+      await new Promise((resolve) => setTimeout(resolve, 850 - (Date.now() - started)));
+      expect(await messageCount(queue)).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1300 - (Date.now() - started)));
+      expect(await messageCount(queue)).toBe(2);
+      // A settled lease is 409; a bad duration is 400, nothing extended.
+      const again = await send("GET", "/jobs");
+      const leaseId = again.headers.get("x-lease-id");
+      await again.arrayBuffer();
+      await send("POST", "/jobs/ack", { headers: json, body: JSON.stringify({ lease_ids: [leaseId] }) });
+      expect((await extend([leaseId], 400)).status).toBe(409);
+      for (const bad of [0, -1, 1.5, "400", 43_200_001, undefined]) {
+        const refused = await extend([leaseId], bad);
+        expect({ bad, status: refused.status, error: refused.body.error }).toEqual({
+          bad,
+          status: 400,
+          error: expect.stringMatching(/lease_timeout_ms must be a whole number/),
+        });
+      }
     }));
 
   it("whose connection is gone answers 410 for each id: the broker put the messages back", () =>
