@@ -52,14 +52,22 @@ export const settledDepth = async (name: string): Promise<number> => {
 
 /** Fills `queue` with `count` persistent copies of `body`, 256 in flight with confirms. */
 export const prefill = (queue: string, count: number, body: string) =>
+  publishNumbered(queue, count, () => ({ body, properties: { deliveryMode: 2, contentType: "application/json" } }));
+
+/** Publishes messages 0 to count-1 to `queue`, the i-th as `message(i)` gives it, 256 in flight with confirms. */
+export const publishNumbered = (
+  queue: string,
+  count: number,
+  message: (i: number) => { body: string; properties: Parameters<Channel["basicPublish"]>[3] },
+) =>
   withChannel(async (channel) => {
     await channel.confirmSelect();
-    let sent = 0;
+    let next = 0;
     await Promise.all(
       Array.from({ length: 256 }, async () => {
-        while (sent < count) {
-          sent++;
-          await channel.basicPublish("", queue, body, { deliveryMode: 2, contentType: "application/json" });
+        while (next < count) {
+          const { body, properties } = message(next++);
+          await channel.basicPublish("", queue, body, properties);
         }
       }),
     );

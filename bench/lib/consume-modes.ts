@@ -24,7 +24,7 @@ import autocannon from "autocannon";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import { PAYLOADS, writeRoutes } from "./bench-routes";
 import { BATCH, BATCH_CLIENTS, SSE_CLIENTS, VARIANTS, WAIT_S } from "./consume-mode-names";
-import { AMQP_URL, deleteQueues, freshQueues, queueDepth, withChannel } from "./broker";
+import { AMQP_URL, deleteQueues, freshQueues, publishNumbered, queueDepth, withChannel } from "./broker";
 import type { Measurement } from "./report";
 
 /** What a route held 2 s after the clients of an SSE run closed their streams. */
@@ -287,18 +287,10 @@ ${sseRoutes
 
 /** Fills `queue` with `count` persistent copies of the payload, `message_id` 0 to count-1, 256 in flight with confirms. */
 const fill = (queue: string, count: number) =>
-  withChannel(async (channel) => {
-    await channel.confirmSelect();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 256 }, async () => {
-        while (next < count) {
-          const id = String(next++);
-          await channel.basicPublish("", queue, BODY, { deliveryMode: 2, contentType: "application/json", messageId: id });
-        }
-      }),
-    );
-  });
+  publishNumbered(queue, count, (i) => ({
+    body: BODY,
+    properties: { deliveryMode: 2, contentType: "application/json", messageId: String(i) },
+  }));
 
 interface DrainResult {
   /** Messages received, counting duplicates; `unique` by message id. */

@@ -27,7 +27,7 @@ import { AMQPClient, type AMQPChannel } from "@cloudamqp/amqp-client";
 import { Webhook } from "standardwebhooks";
 import { startLocalGateway, type LocalGateway } from "../../scripts/lib/local-gateway";
 import { BASELINE_PREFIX, BENCH_WORKER, writeRoutes } from "./bench-routes";
-import { AMQP_URL, deleteQueues, freshQueues, queueDepth, withChannel } from "./broker";
+import { AMQP_URL, deleteQueues, freshQueues, publishNumbered, queueDepth, withChannel } from "./broker";
 import { startCpuProfile, summarizeProfile } from "./cpu-profile";
 import { PUSH, summarize, type Measurement, type RoundFigures } from "./report";
 
@@ -115,15 +115,7 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Fills `queue` with messages 0..count-1, 256 in flight with confirms. */
 const fill = (queue: string, count: number) =>
-  withChannel(async (channel) => {
-    await channel.confirmSelect();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 256 }, async () => {
-        while (next < count) await channel.basicPublish("", queue, body(next++), { deliveryMode: 2, contentType: "text/plain" });
-      }),
-    );
-  });
+  publishNumbered(queue, count, (i) => ({ body: body(i), properties: { deliveryMode: 2, contentType: "text/plain" } }));
 
 /** Waits until the endpoint has `count` distinct messages (or 120 s passed); the time it took from `since`, in s. */
 const untilReceived = async (

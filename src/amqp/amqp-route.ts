@@ -117,6 +117,7 @@ export class AmqpRoute {
       counters: this.#counters,
       logger: this.#logger,
       connection: (route) => this.#connection("push", route),
+      timers: this.#timers,
     });
   }
 

@@ -10,6 +10,7 @@ import { messageHeaderFields } from "../contract/message-headers";
 import type { PushState } from "../contract/route-calls";
 import type { ConsumingTarget, PushConfig } from "../contract/route-settings";
 import type { Logger } from "../log";
+import type { ObjectTimers } from "../object-timers";
 import { PushDelivery } from "../push/push-delivery";
 import type { BrokerConnection } from "./broker-connection";
 import { brokerReason } from "./broker-errors";
@@ -31,6 +32,8 @@ export interface RoutePushDependencies {
   logger: Logger;
   /** The route's push connection (its own: the prefetch and the unacknowledged messages are the push's alone). */
   connection: (route: ConsumingTarget) => BrokerConnection;
+  /** The object's timers, shared with its leases and waits. */
+  timers: ObjectTimers;
 }
 
 export class RoutePush {
@@ -170,6 +173,7 @@ export class RoutePush {
   #newDelivery(route: ConsumingTarget, push: PushConfig): PushDelivery {
     const { counters, logger } = this.#deps;
     return new PushDelivery({
+      timers: this.#deps.timers,
       queue: route.amqp.consumer.queue,
       push,
       // Without a content type of its own, the push's default (bytes), not a GET answer's (JSON).

@@ -13,7 +13,7 @@
 import type { AMQPChannel, AMQPConsumer, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { PushState } from "../contract/route-calls";
 import type { PushConfig } from "../contract/route-settings";
-import { ObjectTimers } from "../object-timers";
+import type { ObjectTimers } from "../object-timers";
 import { retryDelayMs } from "./retry-delay";
 import { WebhookSigner } from "./webhook-signature";
 
@@ -33,6 +33,11 @@ export interface PushDeliveryOptions {
   events: PushEvents;
   /** The headers a message's properties give its request, as a GET answer carries them (its content type when it has one). */
   messageHeaders: (message: AMQPMessage) => Record<string, string>;
+  /**
+   * The route object's timers, for each attempt's timeout and each retry's delay: a timer each
+   * would count against workerd's 10,000 per object (see src/object-timers.ts).
+   */
+  timers: ObjectTimers;
   random?: () => number;
 }
 
@@ -63,8 +68,6 @@ export class PushDelivery {
   readonly #inFlight = new Set<Promise<void>>();
   /** Retries waiting for their delay, woken early by a pause. */
   readonly #waiting = new Set<() => void>();
-  /** Each attempt's timeout: one runtime timer for them all (a timer each cost a push a twentieth of its CPU). */
-  readonly #timeouts = new ObjectTimers();
   #lastError: PushState["last_error"] = null;
   #lastSuccessAt: string | null = null;
 
@@ -161,11 +164,11 @@ export class PushDelivery {
     if (!this.#running) return Promise.resolve(false);
     return new Promise((resolve) => {
       const wake = () => {
-        clearTimeout(timer);
+        cancelTimer();
         this.#waiting.delete(wake);
         resolve(this.#running);
       };
-      const timer = setTimeout(wake, ms);
+      const cancelTimer = this.#options.timers.after(ms, wake);
       this.#waiting.add(wake);
     });
   }
@@ -176,7 +179,9 @@ export class PushDelivery {
     // and workerd allows an object 10,000 active timers. At a thousand pushes a second the object
     // ran out, and with them amqp-client's heartbeats: the broker closed the connection.
     const timeout = new AbortController();
-    const cancelTimeout = this.#timeouts.after(push.timeout_ms, () => timeout.abort(new DOMException("no answer in time", "TimeoutError")));
+    const cancelTimeout = this.#options.timers.after(push.timeout_ms, () =>
+      timeout.abort(new DOMException("no answer in time", "TimeoutError")),
+    );
     try {
       const headers = {
         ...fromMessage,

@@ -10,6 +10,7 @@ import { AMQPClient, type AMQPChannel, type AMQPMessage } from "@cloudamqp/amqp-
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PushConfig } from "../../src/contract/route-settings";
+import { ObjectTimers } from "../../src/object-timers";
 import { PushDelivery, type PushEvents } from "../../src/push/push-delivery";
 import { retryDelayMs } from "../../src/push/retry-delay";
 import { webhookSecretKey } from "../../src/contract/webhook-secret";
@@ -143,6 +144,7 @@ const pushing = async (
     push: settings(hook.url, config),
     events,
     messageHeaders: noHeaders,
+    timers: new ObjectTimers(),
     ...(random ? { random } : {}),
   });
   try {
