@@ -19,6 +19,7 @@ const SELF_HOSTED_SUITE = [
   "request-bodies",
   "self-hosted",
   "push-webhook",
+  "message-life",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

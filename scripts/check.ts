@@ -6,6 +6,7 @@
  */
 import { capacityWarnings } from "../src/config/capacity";
 import { pushWarnings } from "../src/config/push-warnings";
+import { deadLetterWarnings } from "../src/config/dead-letter-warnings";
 import { envReferences } from "../src/config/env-references";
 import { resolveConfig } from "../src/config/resolve-config";
 import { liveCheck } from "./lib/live-check";
@@ -19,7 +20,7 @@ const resolved = resolveConfig(config, Object.fromEntries(names.map((name) => [n
 if (!resolved.ok) fail(resolved.problems.map((problem) => `${displayPath(path)}: ${problem}`));
 process.stdout.write(`${displayPath(path)}: ${config.routes.length} route(s), valid\n`);
 if (names.length > 0) process.stdout.write(`reads from the environment: ${names.join(", ")}\n`);
-for (const warning of [...capacityWarnings(config), ...pushWarnings(config)])
+for (const warning of [...capacityWarnings(config), ...pushWarnings(config), ...deadLetterWarnings(config)])
   process.stdout.write(`${displayPath(path)}: warning: ${warning}\n`);
 
 if (process.argv.includes("--live")) {

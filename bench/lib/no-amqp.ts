@@ -47,5 +47,6 @@ const cannedMessage = (route: ConsumingTarget, body: Uint8Array): ConsumedMessag
   exchange: "",
   routingKey: route.amqp.consumer.queue,
   redelivered: false,
+  deliveryCount: 1,
   messageCount: 1000,
 });

@@ -75,7 +75,7 @@ const checkBroker = async (url: string, routes: RouteConfig[], timeoutMs: number
 
 /**
  * What the route names and must find on the broker, as a topology to verify for existence: its
- * fixed exchange, its consumer's fixed queue, and for a producer on the default exchange the
+ * fixed exchange, its consumer's fixed queue and dead-letter queue, and for a producer on the default exchange the
  * queue its fixed routing key names (else the broker drops every message, and confirms it).
  * Left out: what its topology declares (the gateway creates those) and what the request names.
  */
@@ -86,7 +86,11 @@ const neededObjects = (route: RouteConfig): TopologyConfig => {
     name !== undefined && name !== "" && !isTemplate(name) && !name.startsWith("amq.");
   const producer = route.amqp.producer;
   const exchanges = [producer?.exchange].filter(fixed).filter((name) => !declared.some((t) => t.exchanges.some((e) => e.name === name)));
-  const queues = [route.amqp.consumer?.queue, producer?.exchange === "" ? producer.routing_key : undefined]
+  const queues = [
+    route.amqp.consumer?.queue,
+    route.amqp.consumer?.dead_letter_queue,
+    producer?.exchange === "" ? producer.routing_key : undefined,
+  ]
     .filter(fixed)
     .filter((name) => !declared.some((t) => t.queues.some((q) => q.name === name)));
   // Through the schema, for its defaults: only the names matter to an existence check.

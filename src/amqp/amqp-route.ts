@@ -2,13 +2,14 @@ import type { AMQPSession } from "@cloudamqp/amqp-client";
 import { createLogger, type Logger, type LoggingEnv } from "../log";
 import { BrokerConnection, type ConnectionSettings } from "./broker-connection";
 import { Deadlines } from "./deadlines";
-import { consumedMessage, getMessages, type TakenMessage } from "./get-message";
+import { consumedMessage, getMessages, isOverLimit, type TakenMessage } from "./get-message";
 import { WaitingConsumer } from "./waiting-consumer";
 import { ConsumeModes } from "./consume-modes";
 import { IdleDisconnect, KEEP_ALIVE_MS } from "./idle-disconnect";
 import { OpenWaits } from "./open-waits";
 import { channelMax } from "./session-channels";
 import { Leases } from "./leases";
+import { MessageRetries } from "./message-retries";
 import { publishMessage, type PublishMessage } from "./publish-message";
 import { IdempotencyWindow, type IdempotentPlan } from "./idempotency-window";
 import { DIRECT_REPLY_TO } from "./publish-ledger";
@@ -38,7 +39,11 @@ import {
   type ReplyRequest,
   type RouteStats,
   type SettleOutcome,
+  type DeadLetters,
+  type Redriven,
 } from "../contract/route-calls";
+import { peekDeadLetters, redriveDeadLetters } from "./dead-letters";
+import { DELAY_ENTRY_EXCHANGE, delayHeaders, delaySeconds, withoutDelayHeaders, type DelayTarget } from "./delay-queues";
 import { MAX_ANSWER_BYTES, type OutgoingMessage } from "../contract/messages";
 import type { ConsumingTarget, ProducerConfig, PublishingTarget, RouteTarget } from "../contract/route-settings";
 
@@ -76,6 +81,8 @@ export class AmqpRoute {
   readonly #timers = new ObjectTimers();
   readonly #pending = new PendingDeliveries(this.#timers);
   readonly #leases: Leases;
+  /** How leased messages go back to their queue, counted, delayed, or to their dead letters. */
+  readonly #retries: MessageRetries;
   /** Long-polls and streams open per rate-limited caller. */
   readonly #openWaits = new OpenWaits();
   /** Room held for waits' answers that the Worker is writing, by wait id (see {@link cancelWait}). */
@@ -107,7 +114,17 @@ export class AmqpRoute {
 
   constructor(host: RouteHost) {
     this.#counters = new RouteCountersStore(host.storage);
-    this.#leases = new Leases(host.storage, () => this.#counters.increment("expired"), this.#timers);
+    this.#retries = new MessageRetries({
+      connection: (route) => this.#connection("publish", route),
+      deadlines: this.#deadlines,
+      onDeadLettered: () => this.#counters.increment("dead_lettered"),
+    });
+    this.#leases = new Leases(
+      host.storage,
+      () => this.#counters.increment("expired"),
+      this.#timers,
+      (message, delayS) => this.#retries.putBack(message, delayS),
+    );
     this.#idempotency = new IdempotencyWindow(host.storage);
     this.#modes = new ConsumeModes({ deadlines: this.#deadlines, leases: this.#leases, pending: this.#pending });
     this.#logger = createLogger(host.env);
@@ -162,6 +179,7 @@ export class AmqpRoute {
       route,
       missing ? missing.map((index) => messages[index] as OutgoingMessage) : messages,
       plan && missing && ((position, enqueued) => plan.settled(missing[position] ?? -1, enqueued)),
+      request.delayMs,
     );
     this.#counters.add("published", published.filter((outcome) => outcome.ok).length);
     const failure = published.find((outcome): outcome is RouteFailure => !outcome.ok);
@@ -188,11 +206,25 @@ export class AmqpRoute {
     route: PublishingTarget,
     messages: OutgoingMessage[],
     settled?: (position: number, enqueued: boolean) => void,
+    delayMs?: number,
   ): Promise<PublishOutcome[]> {
     const producer = route.amqp.producer;
     const connection = this.#connection("publish", route);
+    // With a delay, the messages enter the broker's delay queues, bound to their destination first.
+    const delay = delayMs
+      ? { seconds: delaySeconds(delayMs), target: { exchange: producer.exchange, routingKey: producer.routing_key } }
+      : undefined;
     try {
-      await connection.session();
+      const session = await connection.session();
+      if (delay) {
+        const timeoutMs = route.amqp.operation_timeout_ms;
+        await this.#deadlines.within(
+          connection.delays.ready(session, delay.target),
+          timeoutMs,
+          "no_answer",
+          () => `the broker did not declare the delay queues within ${timeoutMs} ms; nothing was published`,
+        );
+      }
     } catch (error) {
       const failure = asFailure(error);
       messages.forEach((_, position) => settled?.(position, false));
@@ -201,7 +233,7 @@ export class AmqpRoute {
     const outcomes: Array<Promise<PublishOutcome>> = [];
     for (let position = 0; position < messages.length; position++) {
       const message = messages[position] as OutgoingMessage;
-      const publishing = this.#publishing(producer, connection, message);
+      const publishing = this.#publishing(producer, connection, message, delay);
       if (settled) publishing.onSettled = (enqueued: boolean) => settled(position, enqueued);
       const publish = () => publishMessage(publishing).then(ok, asFailure);
       if (connection.publishing.proven(producer.exchange, message.body.byteLength)) {
@@ -216,13 +248,23 @@ export class AmqpRoute {
     return Promise.all(outcomes);
   }
 
-  /** How `message` is published on `connection` under the route's producer settings. */
-  #publishing(producer: ProducerConfig, connection: BrokerConnection, message: OutgoingMessage): PublishMessage {
+  /** How `message` is published on `connection` under the route's producer settings (into the delay queues, with `delay`). */
+  #publishing(
+    producer: ProducerConfig,
+    connection: BrokerConnection,
+    message: OutgoingMessage,
+    delay?: { seconds: number; target: DelayTarget },
+  ): PublishMessage {
     return {
-      exchange: producer.exchange,
+      exchange: delay ? DELAY_ENTRY_EXCHANGE : producer.exchange,
       routingKey: producer.routing_key,
       body: message.body,
-      properties: message.properties,
+      properties: delay
+        ? {
+            ...message.properties,
+            headers: { ...withoutDelayHeaders(message.properties.headers), ...delayHeaders(delay.seconds, delay.target) },
+          }
+        : message.properties,
       persistent: producer.persistent,
       mandatory: producer.mandatory,
       window: connection.window,
@@ -389,6 +431,8 @@ export class AmqpRoute {
                   timeoutMs: route.amqp.operation_timeout_ms,
                   deadlines: this.#deadlines,
                   directory: connection.queues,
+                  maxDeliveries: consumer.max_deliveries,
+                  deadLetter: (delivery) => this.#retries.deadLetter(delivery),
                 });
         } finally {
           // The gets are answered: a size is known now, unless the queue was empty.
@@ -401,7 +445,10 @@ export class AmqpRoute {
           const waiting = this.#waitingFor(connection, consumer.queue, waitedQueuesAtMost(session));
           const answer = await waiting.wait(request.waitId ?? crypto.randomUUID(), request.max, request.waitMs, maxBytes, caller);
           held = answer.held ?? this.#nothingHeld(caller);
-          taken = answer.deliveries.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
+          // Delivered as often as the route allows: to the dead letters (the wait answers without them).
+          const [handed, dead] = partition(answer.deliveries, (delivery) => !isOverLimit(delivery, consumer.max_deliveries));
+          await Promise.all(dead.map((delivery) => this.#retries.deadLetter(delivery)));
+          taken = handed.map((delivery) => ({ consumed: consumedMessage(delivery), delivery }));
           fromGets = false;
         }
         held.resize(taken.reduce((sum, one) => sum + one.consumed.body.byteLength, 0));
@@ -421,7 +468,7 @@ export class AmqpRoute {
       }
       // Each settled message gives back its share of the room (only where the Worker settles them).
       const releases = mode.settledBeforeAnswer ? [] : parts(held, taken.length);
-      const handed = mode.hand(taken, holdMs, releases, consumer.lease_timeout_ms);
+      const handed = mode.hand(taken, { holdMs, releases, route, caller });
       if (taken.length === 0) held.release();
       if (mode.counter) this.#counters.add(mode.counter, handed.length);
       return { ok: true, messages: handed, ...(remaining === undefined ? {} : { remaining }) };
@@ -553,12 +600,52 @@ export class AmqpRoute {
     const refused = this.#refused(admission);
     if (refused) return refused;
     const results = await this.#serving(undefined, () => this.#leases.settle(ids, how));
-    const settled = results.filter((result) => result.status === 200).length;
     // An extension settles nothing: no counter.
-    if (typeof how === "object") return results;
+    if (typeof how === "object" && "extendMs" in how) return results;
+    const settled = results.filter((result) => result.status === 200).length;
     if (settled > 0) this.#counters.add(how === "ack" ? "acked" : "nacked", settled);
     if (how === "ack") this.#counters.add("consumed", settled);
     return results;
+  }
+
+  /** Up to `max` messages of the route's `dead_letter_queue`, left where they are (`GET <path>/dead`). */
+  async deadLetters(route: ConsumingTarget, max: number): Promise<DeadLetters | RouteFailure> {
+    const queue = route.amqp.consumer.dead_letter_queue;
+    if (queue === undefined) return { ok: false, kind: "misconfigured", message: `route ${route.id} has no consumer.dead_letter_queue` };
+    this.#counters.countFor(route.amqp.url);
+    try {
+      const session = await this.#connection("consume", route).session();
+      const timeoutMs = route.amqp.operation_timeout_ms;
+      const messages = await this.#serving(route, () =>
+        this.#deadlines.within(
+          peekDeadLetters(session, queue, max),
+          timeoutMs,
+          "no_answer",
+          () => `the broker did not answer within ${timeoutMs} ms`,
+        ),
+      );
+      return { ok: true, messages };
+    } catch (error) {
+      return this.#failed(error);
+    }
+  }
+
+  /** Moves up to `max` of the route's dead letters back to its queue (`POST <path>/redrive`). */
+  async redrive(route: ConsumingTarget, max: number): Promise<Redriven | RouteFailure> {
+    if (route.amqp.consumer.dead_letter_queue === undefined) {
+      return { ok: false, kind: "misconfigured", message: `route ${route.id} has no consumer.dead_letter_queue` };
+    }
+    this.#counters.countFor(route.amqp.url);
+    try {
+      const session = await this.#connection("consume", route).session();
+      const publishing = this.#connection("publish", route);
+      await publishing.session();
+      const moved = await this.#serving(route, () => redriveDeadLetters({ route, session, publishing, deadlines: this.#deadlines, max }));
+      if (moved.error) this.#counters.recordError(moved.error);
+      return { ok: true, ...moved };
+    } catch (error) {
+      return this.#failed(error);
+    }
   }
 
   /**
@@ -755,6 +842,14 @@ export class AmqpRoute {
 }
 
 const ok = (): PublishOutcome => ({ ok: true });
+
+/** `items` split into those `keep` keeps and the others. */
+const partition = <T>(items: T[], keep: (item: T) => boolean): [T[], T[]] => {
+  const kept: T[] = [];
+  const others: T[] = [];
+  for (const item of items) (keep(item) ? kept : others).push(item);
+  return [kept, others];
+};
 
 /**
  * `count` functions that each give back one share of `held` (once), the last one all of it: the

@@ -1,3 +1,4 @@
+import { DelayQueues } from "./delay-queues";
 import { AMQPSession, type AMQPTlsOptions } from "@cloudamqp/amqp-client";
 import { brokerEndpoint } from "./broker-url";
 import { redactSecrets, redactUrl } from "../contract/redaction";
@@ -88,6 +89,8 @@ export class BrokerConnection {
    * their answers take): a new connection starts with none.
    */
   readonly waiting = new Map<string, WaitingConsumer>();
+  /** The broker's delay queues as this connection has declared them (nacks with a delay, `X-Delay`). */
+  readonly delays = new DelayQueues();
   readonly #backoff = new ConnectBackoff();
   /** Bumped on every connect and reconnect: the topology is applied once per connection. */
   #generation = 0;

@@ -6,7 +6,7 @@ import type { Leases } from "./leases";
 import type { PendingDeliveries } from "./pending-deliveries";
 import type { HandedMessage } from "../contract/route-calls";
 import { newChannel, opsChannel } from "./session-channels";
-import type { ConsumerConfig } from "../contract/route-settings";
+import type { ConsumerConfig, ConsumingTarget } from "../contract/route-settings";
 
 /**
  * How a consume's messages become the client's: one per mode, chosen by {@link ConsumeModes.for}.
@@ -32,9 +32,19 @@ export interface ConsumeMode {
    * Each message as handed out: held for `holdMs` until the Worker settles it, `releases[i]` giving
    * back message i's share of the room; or leased for the route's `lease_timeout_ms`.
    */
-  hand(taken: TakenMessage[], holdMs: number, releases: Array<() => void>, leaseTimeoutMs: number): HandedMessage[];
+  hand(taken: TakenMessage[], context: HandContext): HandedMessage[];
   /** The counter the handed messages add to now, if any (the Worker's settles count the others). */
   counter?: "consumed" | "leased";
+}
+
+/** What a consume's messages are handed out under. */
+export interface HandContext {
+  holdMs: number;
+  releases: Array<() => void>;
+  /** The route they were taken for, its queue resolved. */
+  route: ConsumingTarget;
+  /** The rate-limited caller, where the route tells callers apart. */
+  caller: string | undefined;
 }
 
 interface ModeDependencies {
@@ -90,8 +100,16 @@ const leased = ({ leases }: ModeDependencies): ConsumeMode => ({
   firstGetChannel: plainChannel,
   settledBeforeAnswer: true,
   beforeAnswer: () => Promise.resolve(),
-  hand: (taken, _holdMs, _releases, leaseTimeoutMs) =>
-    taken.map(({ consumed, delivery }) => ({ message: consumed, leaseId: leases.lease(delivery, leaseTimeoutMs) })),
+  hand: (taken, { route, caller }) =>
+    taken.map(({ consumed, delivery }) => ({
+      message: consumed,
+      leaseId: leases.lease(
+        { delivery, count: consumed.deliveryCount, route },
+        consumed.body,
+        route.amqp.consumer.lease_timeout_ms,
+        caller,
+      ),
+    })),
   counter: "leased",
 });
 
@@ -104,7 +122,7 @@ const settledByWorker = ({ pending }: ModeDependencies): ConsumeMode => ({
   firstGetChannel: plainChannel,
   settledBeforeAnswer: false,
   beforeAnswer: () => Promise.resolve(),
-  hand: (taken, holdMs, releases) =>
+  hand: (taken, { holdMs, releases }) =>
     taken.map(({ consumed, delivery }, index) => ({ message: consumed, settle: pending.hold(delivery, holdMs, releases[index]) })),
 });
 

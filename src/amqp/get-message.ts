@@ -1,4 +1,5 @@
 import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
+import { deliveryCountOf } from "./delivery-count";
 import { giveBack } from "./hand-over";
 import { isAbout, isChannelClosed, isConnectionRefusal, queueFailure, type KnownQueue, type QueueDirectory } from "./queue-directory";
 import { isChannelError } from "./broker-errors";
@@ -21,6 +22,9 @@ export interface GetMessages {
   deadlines: Deadlines;
   /** Which queues the connection knows to exist; a queue is checked there before any get. */
   directory: QueueDirectory;
+  /** A message delivered more times than this is not taken: it goes to {@link deadLetter} (`consumer.max_deliveries`). */
+  maxDeliveries?: number | undefined;
+  deadLetter?: (delivery: AMQPMessage) => Promise<void>;
 }
 
 /** A message taken from the queue: what the Worker needs, and the delivery to acknowledge. */
@@ -123,11 +127,16 @@ const take = async (session: AMQPSession, request: GetMessages, known: KnownQueu
     const failed = answers.find((answer): answer is PromiseRejectedResult => answer.status === "rejected");
     let empty = false;
     const over: AMQPMessage[] = [];
+    const dead: AMQPMessage[] = [];
     for (const answer of answers) {
       if (answer.status === "rejected") continue;
       const delivery = answer.value;
       if (!delivery) {
         empty = true;
+        continue;
+      }
+      if (isOverLimit(delivery, request.maxDeliveries)) {
+        dead.push(delivery);
         continue;
       }
       const size = delivery.bodySize;
@@ -141,6 +150,8 @@ const take = async (session: AMQPSession, request: GetMessages, known: KnownQueu
     // Unacknowledged deliveries of a closed channel are back in the queue already (the broker
     // requeues them): the attempt starts again, or fails, with nothing taken.
     if (failed) throw failed.reason;
+    // Delivered as often as the route allows: to the dead letters, and the take goes on.
+    await Promise.all(dead.map((delivery) => request.deadLetter?.(delivery) ?? delivery.nack(false)));
     // Larger than the sizes seen so far: back to the queue, in order (the rare case the sizing
     // above cannot foresee).
     await giveBack(over);
@@ -187,9 +198,14 @@ export const deliveryProperties = (delivery: AMQPMessage): Omit<ConsumedMessage,
     exchange: delivery.exchange,
     routingKey: delivery.routingKey,
     redelivered: delivery.redelivered,
+    deliveryCount: deliveryCountOf(delivery),
     messageCount: delivery.messageCount,
   };
 };
+
+/** Whether `delivery` has been delivered more often than `maxDeliveries` allows (never without one). */
+export const isOverLimit = (delivery: AMQPMessage, maxDeliveries: number | undefined): boolean =>
+  maxDeliveries !== undefined && deliveryCountOf(delivery) > maxDeliveries;
 
 /** A time as ISO 8601, or undefined for one JavaScript cannot show (a producer may send any 64-bit value). */
 export const isoTime = (time: Date | undefined): string | undefined =>

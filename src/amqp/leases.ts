@@ -1,12 +1,29 @@
 import type { LeaseResult, LeaseSettlement } from "../contract/route-calls";
 import type { RouteStorage } from "./route-storage";
-import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import type { CancelTimer, ObjectTimers } from "../object-timers";
+import type { LeasedMessage } from "./message-retries";
 
 interface Lease {
-  delivery: AMQPMessage;
+  message: LeasedMessage;
   cancelTimer: CancelTimer;
+  /** When it runs out (epoch ms). */
+  expiresAt: number;
+  /** Whose lease it is, where the route tells callers apart: a share of the room for kept bodies is counted per caller. */
+  caller: string | undefined;
+  /** Bytes of its kept body (0 for none), counted until the lease ends (a put-back may detach the body itself). */
+  kept: number;
 }
+
+/** What a route object does with a lease's message when it goes back (see `MessageRetries`). */
+export type PutBack = (message: LeasedMessage, delayS: number) => Promise<"requeued" | "dead_lettered">;
+
+/**
+ * Most bytes of leased bodies a route object keeps (to put a message back counted, or delayed),
+ * and most of them one caller's leases may take where the route tells callers apart: past these a
+ * lease keeps no body, and goes back the broker's way (see `MessageRetries`).
+ */
+export const KEPT_BODIES_BYTES = 16 * 1024 * 1024;
+const KEPT_BODIES_PER_CALLER_BYTES = KEPT_BODIES_BYTES / 4;
 
 /** Where a route object keeps its lives (see `#life`), and how many. */
 const LIVES_KEY = "lease_lives";
@@ -28,6 +45,10 @@ export class Leases {
   readonly #leases = new Map<string, Lease>();
   readonly #ended = new Map<string, { outcome: LeaseResult["outcome"]; at: number }>();
   readonly #onExpired: () => void;
+  readonly #putBack: PutBack;
+  /** Bytes of bodies kept by leases, in all and per caller. */
+  #keptBytes = 0;
+  readonly #keptByCaller = new Map<string, number>();
   /** Each lease's expiry: on the object's timers, as a caller may hold any number of leases. */
   readonly #timers: ObjectTimers;
   /**
@@ -43,19 +64,33 @@ export class Leases {
    * @param storage - where the object's lives are kept, so that a lease of an earlier one is told from an id never handed out
    * @param onExpired - called once per lease that ran out (for the `expired` counter)
    * @param timers - the object's timers, for the leases' expiries
+   * @param putBack - puts a nacked or expired lease's message back (or to its dead letters)
    */
-  constructor(storage: RouteStorage, onExpired: () => void, timers: ObjectTimers) {
+  constructor(storage: RouteStorage, onExpired: () => void, timers: ObjectTimers, putBack: PutBack) {
     this.#onExpired = onExpired;
+    this.#putBack = putBack;
     this.#timers = timers;
     const earlier = storage.kv.get<string[]>(LIVES_KEY) ?? [];
     this.#earlierLives = new Set(earlier);
     storage.kv.put(LIVES_KEY, [...earlier, this.#life].slice(-LIVES_KEPT));
   }
 
-  /** Leases `delivery` for `timeoutMs`; returns its id (a UUID: 96 random bits after the object's life). */
-  lease(delivery: AMQPMessage, timeoutMs: number): string {
+  /**
+   * Leases `message` for `timeoutMs` to `caller`; returns its id (a UUID: 96 random bits after the
+   * object's life). `body` is the message's body: a copy is kept while there is room for it.
+   */
+  lease(message: Omit<LeasedMessage, "body">, body: ArrayBuffer, timeoutMs: number, caller: string | undefined): string {
     const id = `${this.#life}${crypto.randomUUID().slice(8)}`;
-    this.#leases.set(id, { delivery, cancelTimer: this.#expireAfter(id, delivery, timeoutMs) });
+    const kept = this.#keep(body, caller);
+    const lease: Lease = {
+      message: { ...message, body: kept },
+      cancelTimer: () => undefined,
+      expiresAt: 0,
+      caller,
+      kept: kept ? body.byteLength : 0,
+    };
+    this.#leases.set(id, lease);
+    this.#expireAfter(id, lease, timeoutMs);
     return id;
   }
 
@@ -72,42 +107,93 @@ export class Leases {
   async #settleOne(id: string, how: LeaseSettlement): Promise<LeaseResult> {
     const lease = this.#leases.get(id);
     if (!lease) return this.#notHeld(id);
-    if (typeof how === "object") return this.#extend(id, lease, how.extendMs);
+    if (typeof how === "object" && "extendMs" in how) return this.#extend(id, lease, how.extendMs);
     this.#leases.delete(id);
     lease.cancelTimer();
-    if (lease.delivery.channel.closed) return this.#gone(id);
-    try {
-      if (how === "ack") await lease.delivery.ack();
-      else await lease.delivery.nack(how === "requeue");
-    } catch {
+    const { delivery } = lease.message;
+    if (delivery.channel.closed) {
+      this.#forget(lease);
       return this.#gone(id);
     }
-    const outcome = how === "ack" ? "acked" : how === "requeue" ? "requeued" : "rejected";
+    const delayS = typeof how === "object" ? how.delayS : 0;
+    let outcome: "acked" | "requeued" | "rejected" | "dead_lettered";
+    try {
+      if (how === "ack") await delivery.ack();
+      else if (how === "reject") await delivery.nack(false);
+      outcome = how === "ack" ? "acked" : how === "reject" ? "rejected" : await this.#putBack(lease.message, delayS);
+    } catch (error) {
+      if (delivery.channel.closed) {
+        this.#forget(lease);
+        return this.#gone(id);
+      }
+      // A delay the broker did not take: the message is still this lease's, until it runs out.
+      this.#leases.set(id, lease);
+      this.#expireAfter(id, lease, Math.max(0, lease.expiresAt - Date.now()));
+      return { lease_id: id, status: 503, outcome: "not_settled", error: `${errorMessage(error)}; the lease is still held` };
+    }
+    this.#forget(lease);
     this.#remember(id, outcome);
-    return { lease_id: id, status: 200, outcome };
+    return {
+      lease_id: id,
+      status: 200,
+      outcome,
+      ...(outcome === "requeued" && delayS > 0 ? { returns_at: new Date(Date.now() + delayS * 1000).toISOString() } : {}),
+    };
   }
 
   /** Sets the lease to expire `ms` from now (a consumer that needs longer than it planned). */
   #extend(id: string, lease: Lease, ms: number): LeaseResult {
     // Its connection is gone: the broker has the message back already, whatever the lease says.
-    if (lease.delivery.channel.closed) {
+    if (lease.message.delivery.channel.closed) {
       this.#leases.delete(id);
       lease.cancelTimer();
+      this.#forget(lease);
       return this.#gone(id);
     }
     lease.cancelTimer();
-    lease.cancelTimer = this.#expireAfter(id, lease.delivery, ms);
-    return { lease_id: id, status: 200, outcome: "extended", expires_at: new Date(Date.now() + ms).toISOString() };
+    this.#expireAfter(id, lease, ms);
+    return { lease_id: id, status: 200, outcome: "extended", expires_at: new Date(lease.expiresAt).toISOString() };
   }
 
   /** Puts the message back once `ms` have passed, unless the lease is settled or extended first. */
-  #expireAfter(id: string, delivery: AMQPMessage, ms: number): CancelTimer {
-    return this.#timers.after(ms, () => {
-      if (!this.#leases.delete(id)) return;
+  #expireAfter(id: string, lease: Lease, ms: number): void {
+    lease.expiresAt = Date.now() + ms;
+    lease.cancelTimer = this.#timers.after(ms, () => {
+      if (this.#leases.get(id) !== lease) return;
+      this.#leases.delete(id);
       this.#remember(id, "expired");
       this.#onExpired();
-      delivery.nack(true).catch(() => undefined);
+      const { delivery } = lease.message;
+      this.#putBack(lease.message, 0)
+        .catch(() => delivery.nack(true))
+        .catch(() => undefined)
+        .finally(() => this.#forget(lease));
     });
+  }
+
+  /** A copy of `body` while the object (and `caller`) may keep one more; else undefined. */
+  #keep(body: ArrayBuffer, caller: string | undefined): ArrayBuffer | undefined {
+    const bytes = body.byteLength;
+    const callers = caller === undefined ? 0 : (this.#keptByCaller.get(caller) ?? 0);
+    if (this.#keptBytes + bytes > KEPT_BODIES_BYTES || (caller !== undefined && callers + bytes > KEPT_BODIES_PER_CALLER_BYTES)) {
+      return undefined;
+    }
+    this.#keptBytes += bytes;
+    if (caller !== undefined) this.#keptByCaller.set(caller, callers + bytes);
+    return body.slice(0);
+  }
+
+  /** Gives back the room of a lease's kept body, once the lease has ended. */
+  #forget(lease: Lease): void {
+    const { kept, caller } = lease;
+    lease.message.body = undefined;
+    if (kept === 0) return;
+    lease.kept = 0;
+    this.#keptBytes -= kept;
+    if (caller === undefined) return;
+    const left = (this.#keptByCaller.get(caller) ?? 0) - kept;
+    if (left > 0) this.#keptByCaller.set(caller, left);
+    else this.#keptByCaller.delete(caller);
   }
 
   #gone(id: string): LeaseResult {
@@ -151,3 +237,5 @@ export class Leases {
     }
   }
 }
+
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));

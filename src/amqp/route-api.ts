@@ -18,6 +18,8 @@ export const ROUTE_CALLS = [
   "stats",
   "readiness",
   "push",
+  "deadLetters",
+  "redrive",
 ] as const satisfies ReadonlyArray<keyof AmqpRoute & keyof RouteApi>;
 
 type Missing = Exclude<keyof RouteApi, (typeof ROUTE_CALLS)[number]>;

@@ -56,6 +56,12 @@ export class AmqpRouteObject extends DurableObject<LoggingEnv> implements RouteA
   async push(...args: Args<"push">) {
     return this.#route.push(...args);
   }
+  async deadLetters(...args: Args<"deadLetters">) {
+    return this.#route.deadLetters(...args);
+  }
+  async redrive(...args: Args<"redrive">) {
+    return this.#route.redrive(...args);
+  }
 
   override alarm(): void {
     this.#route.alarm();

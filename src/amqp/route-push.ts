@@ -176,6 +176,7 @@ export class RoutePush {
       timers: this.#deps.timers,
       queue: route.amqp.consumer.queue,
       push,
+      maxDeliveries: route.amqp.consumer.max_deliveries,
       // Without a content type of its own, the push's default (bytes), not a GET answer's (JSON).
       messageHeaders: (message) => messageHeaderFields(deliveryProperties(message), { push: true }),
       events: {

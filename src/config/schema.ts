@@ -164,6 +164,11 @@ const ProducerSchema = v.pipe(
       ),
       10_000,
     ),
+    /**
+     * Let a publish carry `X-Delay: <ms>` (0 to 24 h): the message enters the exchange no sooner
+     * than that, held meanwhile in the broker's delay queues (default false: `X-Delay` is a 400).
+     */
+    allow_delay: v.optional(v.boolean("allow_delay must be true or false"), false),
     /** Largest request body in bytes; a larger one is refused with 413 before it reaches the broker (default 1048576). */
     max_body_bytes: v.optional(
       v.pipe(
@@ -188,6 +193,9 @@ const ProducerSchema = v.pipe(
 
 /** Longest long-poll, in seconds. */
 export const MAX_WAIT_S = 20;
+
+/** Most deliveries `max_deliveries` may allow. */
+export const MAX_DELIVERIES = 1000;
 
 /** Longest lease: 12 hours. */
 export const MAX_LEASE_MS = 12 * 60 * 60 * 1000;
@@ -223,6 +231,17 @@ const ConsumerSchema = v.pipe(
     max_messages: v.optional(v.pipe(positiveInteger("max_messages"), v.maxValue(100, "max_messages must be at most 100")), 100),
     /** Deliver the queue to a webhook instead of serving GETs (see README, "Push to a webhook"). */
     push: v.optional(PushSchema),
+    /**
+     * A message delivered this many times (1 to 1000) is not handed out again but rejected without
+     * requeue, to its queue's dead-letter exchange (default: no limit).
+     */
+    max_deliveries: v.optional(
+      v.pipe(positiveInteger("max_deliveries"), v.maxValue(MAX_DELIVERIES, `max_deliveries must be at most ${MAX_DELIVERIES}`)),
+    ),
+    /** The queue the route's dead letters land in, for `GET <path>/dead` and `POST <path>/redrive` (admin). */
+    dead_letter_queue: v.optional(
+      v.pipe(v.string("dead_letter_queue must be a string"), v.minLength(1, "dead_letter_queue must not be empty")),
+    ),
   }),
   v.check((consumer) => !(consumer.auto_ack && consumer.ack === "lease"), "auto_ack: true and ack: lease exclude each other; choose one"),
   v.check(
@@ -406,6 +425,21 @@ const RouteSchema = v.pipe(
       }
       if (isTemplate(consumer.queue))
         problem("consumer.queue cannot take values from the request on a push route: it pushes one queue", "amqp");
+    }
+    if (consumer?.dead_letter_queue !== undefined) {
+      if (route.path_prefix || /[*?]/.test(route.path)) {
+        problem(
+          "consumer.dead_letter_queue needs a path without *, optional parameters or path_prefix: its dead letters are at <path>/dead and <path>/redrive",
+          "amqp",
+        );
+      }
+      if (isTemplate(consumer.queue) || isTemplate(consumer.dead_letter_queue)) {
+        problem("consumer.dead_letter_queue needs a consumer.queue and a dead_letter_queue that take no values from the request", "amqp");
+      }
+      if (consumer.dead_letter_queue === consumer.queue) problem("consumer.dead_letter_queue must not be the route's own queue", "amqp");
+    }
+    if (producer?.allow_delay && producer.reply) {
+      problem("producer.allow_delay and reply exclude each other: a delayed request could not be answered in time", "amqp");
     }
     // Values taken from the request must name what the request can have.
     const templated: Array<[string, string | undefined]> = [

@@ -21,7 +21,7 @@ const OMITTED_RESERVE_BYTES = 1100;
 
 /**
  * The response headers for a consumed message: its content type (default `application/json`)
- * with the headers that keep a browser from running it ({@link untrustedBodyHeaders}), its ids, where it came from, whether it was redelivered, how many messages are left, and each
+ * with the headers that keep a browser from running it ({@link untrustedBodyHeaders}), its ids, where it came from, whether it was redelivered and how many times it has been delivered, how many messages are left, and each
  * headers-table entry as `X-AMQP-Header-<name>`.
  *
  * Never fails, whatever a producer put in the properties: a consume that failed here would leave
@@ -70,6 +70,7 @@ export const messageHeaderFields = (
     putProperty("X-Exchange", message.exchange);
     putProperty("X-Routing-Key", message.routingKey);
     putProperty("X-Redelivered", String(message.redelivered));
+    putProperty("X-Delivery-Count", String(message.deliveryCount));
   }
   if (message.messageId !== undefined) putProperty("X-Message-Id", message.messageId);
   if (message.correlationId !== undefined) putProperty("X-Correlation-Id", message.correlationId);

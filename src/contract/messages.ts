@@ -50,5 +50,7 @@ export interface ConsumedMessage {
   exchange: string;
   routingKey: string;
   redelivered: boolean;
+  /** How many times it has been delivered, this time included (`X-Delivery-Count`; `src/amqp/delivery-count.ts`). */
+  deliveryCount: number;
   messageCount: number | undefined;
 }

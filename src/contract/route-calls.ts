@@ -47,6 +47,8 @@ export interface PublishManyRequest {
   admission?: Admission;
   /** The request's `Idempotency-Key`, when the route has `dedupe_window_s`. */
   idempotency?: IdempotentRequest;
+  /** `X-Delay` (routes with `producer.allow_delay`): the messages enter their exchange no sooner than this many milliseconds from now. */
+  delayMs?: number;
 }
 
 /**
@@ -149,18 +151,26 @@ export type ReplyState =
   | { status: "failed"; failure: RouteFailure }
   | { status: "unknown" };
 
-/** How a client settles leased messages: `ack`, `nack` with requeue, or `nack` without (dead-letter or drop). */
-/** What a settle request does to each lease: settle it, or extend it to expire `extendMs` from now. */
-export type LeaseSettlement = "ack" | "requeue" | "reject" | { extendMs: number };
+/**
+ * What a settle request does to each lease: `ack`; `nack` with requeue (at once, or `delayS`
+ * seconds from now), or without (dead-letter or drop); or extend it to expire `extendMs` from now.
+ */
+export type LeaseSettlement = "ack" | "requeue" | "reject" | { delayS: number } | { extendMs: number };
 
 /** The outcome of settling one lease id, as the client gets it. */
 export interface LeaseResult {
   lease_id: string;
-  /** HTTP-like status of this id: 200 settled (or extended), 404 unknown, 409 settled before, 410 back in the queue already. */
-  status: 200 | 404 | 409 | 410;
-  outcome: "acked" | "requeued" | "rejected" | "extended" | "unknown" | "already_settled" | "expired" | "gone";
+  /**
+   * HTTP-like status of this id: 200 settled (or extended), 404 unknown, 409 settled before, 410
+   * back in the queue already, 503 not settled now (a delay the broker did not take): still leased.
+   */
+  status: 200 | 404 | 409 | 410 | 503;
+  outcome:
+    "acked" | "requeued" | "rejected" | "dead_lettered" | "extended" | "unknown" | "already_settled" | "expired" | "gone" | "not_settled";
   /** An extended lease's new expiry (ISO time). */
   expires_at?: string;
+  /** A message nacked with a delay: when it is back in its queue at the soonest (ISO time). */
+  returns_at?: string;
   error?: string;
 }
 
@@ -210,6 +220,26 @@ export interface RouteApi {
   stats(url: string): Promise<RouteStats>;
   readiness(route: RouteTarget): Promise<{ ok: true } | RouteFailure>;
   push(route: ConsumingTarget, action: PushAction): Promise<PushState | RouteFailure>;
+  deadLetters(route: ConsumingTarget, max: number): Promise<DeadLetters | RouteFailure>;
+  redrive(route: ConsumingTarget, max: number): Promise<Redriven | RouteFailure>;
+}
+
+/** Most dead letters one `GET <path>/dead` shows, and one `POST <path>/redrive` moves. */
+export const MAX_PEEKED = 100;
+export const MAX_REDRIVEN = 10_000;
+
+/** `GET <path>/dead`: up to `max` messages of the route's `dead_letter_queue`, left where they are. */
+export interface DeadLetters {
+  ok: true;
+  messages: ConsumedMessage[];
+}
+
+/** `POST <path>/redrive`: how many dead letters were moved back to the route's queue. */
+export interface Redriven {
+  ok: true;
+  moved: number;
+  /** Why it stopped before `max`, when the broker refused a message (which stays a dead letter). */
+  error?: string;
 }
 
 /** Where the HTTP side finds a route shard by its name (see `src/http/route-client.ts`). */

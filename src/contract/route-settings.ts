@@ -25,6 +25,8 @@ export interface ProducerConfig {
   reply: boolean;
   reply_timeout_ms: number;
   max_body_bytes: number;
+  /** Whether a publish may carry `X-Delay` (default false: 400). */
+  allow_delay: boolean;
 }
 
 /** `amqp.consumer`: which queue a route takes from, and how messages are settled. */
@@ -37,6 +39,10 @@ export interface ConsumerConfig {
   wait_s: number;
   stream: boolean;
   max_messages: number;
+  /** A message delivered this many times is rejected to its dead letters rather than handed out again (default: no limit). */
+  max_deliveries?: number | undefined;
+  /** The queue where the route's dead letters land: `GET <path>/dead` and `POST <path>/redrive`. */
+  dead_letter_queue?: string | undefined;
   /** Deliver the queue to a webhook instead of serving GETs. */
   push?: PushConfig | undefined;
 }

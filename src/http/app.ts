@@ -15,6 +15,7 @@ import { fetchReply } from "./reply-handler";
 import { GatewayError } from "./gateway-error";
 import { health } from "./health";
 import { mountPushControl } from "./push-handlers";
+import { mountDeadLetters } from "./dead-letter-handlers";
 import { requestLog } from "./request-log";
 import { unreadBodyError } from "./request-body";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
@@ -50,6 +51,8 @@ export const createApp = (config: GatewayConfig) => {
     }
   }
   for (const route of config.routes) if (consumes(route) && route.amqp.consumer.push) mountPushControl(app, route);
+  for (const route of config.routes)
+    if (consumes(route) && route.amqp.consumer.dead_letter_queue !== undefined) mountDeadLetters(app, route);
   for (const route of config.routes) {
     if (!publishes(route) || !route.amqp.producer.reply) continue;
     const path = `${route.path.replace(/\/+$/, "")}/replies/:reply_id`;

@@ -15,6 +15,9 @@ import { MAX_LEASE_MS } from "../config/schema";
 /** What a lease request does: settle (`ack`, `nack`) or `extend`. */
 export type LeaseVerb = "ack" | "nack" | "extend";
 
+/** Longest delay of a nack: 12 hours. */
+export const MAX_NACK_DELAY_S = 12 * 60 * 60;
+
 /** Most lease ids one settle request may carry. */
 const MAX_LEASE_IDS = 1000;
 /** Largest settle body read: 1000 ids of 39 characters, with room to spare. */
@@ -43,12 +46,18 @@ export const settleBody = (route: ConsumingRoute, verb: LeaseVerb) =>
  * share one (404 unknown, 409 settled before, 410 already back in the queue), else 207. A caller
  * over the route's `rate_limit` gets 429 and nothing is settled.
  *
+ * A nack with `"delay_s": S` puts the message back S seconds from now, held by the broker
+ * meanwhile; its result says when (`returns_at`), or 503 when the broker did not take the delay
+ * (the lease is still held). A message delivered `max_deliveries` times is dead-lettered instead
+ * (`dead_lettered`).
+ *
  * `POST <path>/extend` with `{"lease_ids": [...], "lease_timeout_ms": T}` sets each lease to
  * expire T from now (1 to 12 h): 200 with `expires_at` per id, or the same 404, 409 and 410.
  */
 export const settleLeases = async (c: Context<GatewayEnv>, route: ConsumingRoute, verb: LeaseVerb): Promise<Response> => {
-  const { ids, requeue, extendMs } = await settleRequest(c, route.id, verb);
-  const how: LeaseSettlement = verb === "extend" ? { extendMs: extendMs ?? 0 } : verb === "ack" ? "ack" : requeue ? "requeue" : "reject";
+  const { ids, requeue, extendMs, delayS } = await settleRequest(c, route.id, verb);
+  const how: LeaseSettlement =
+    verb === "extend" ? { extendMs: extendMs ?? 0 } : verb === "ack" ? "ack" : !requeue ? "reject" : delayS ? { delayS } : "requeue";
   const target: ConsumingTarget = { id: route.id, amqp: route.amqp };
   const byShard = new Map<number, Array<{ index: number; id: string }>>();
   const results: LeaseResult[] = ids.map((leaseId) => ({
@@ -98,7 +107,7 @@ const settleRequest = async (
   c: Context<GatewayEnv>,
   routeId: string,
   verb: LeaseVerb,
-): Promise<{ ids: string[]; requeue: boolean; extendMs?: number }> => {
+): Promise<{ ids: string[]; requeue: boolean; extendMs?: number; delayS?: number }> => {
   const invalid = (reason: string) => new GatewayError(400, `${verb}: ${reason}`, routeId);
   // Read whole, within its bound, by settleBody, mounted before this.
   const text = await c.req.text();
@@ -112,7 +121,8 @@ const settleRequest = async (
     lease_ids: ids,
     requeue = true,
     lease_timeout_ms: extendMs,
-  } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown; lease_timeout_ms?: unknown };
+    delay_s: delayS,
+  } = (body ?? {}) as { lease_ids?: unknown; requeue?: unknown; lease_timeout_ms?: unknown; delay_s?: unknown };
   if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string")) {
     throw invalid("lease_ids must be a non-empty list of lease ids");
   }
@@ -120,9 +130,16 @@ const settleRequest = async (
   if (new Set(ids).size !== ids.length) throw invalid("a lease id is listed twice");
   if (typeof requeue !== "boolean") throw invalid("requeue must be true or false");
   if (verb !== "nack" && (body as { requeue?: unknown }).requeue !== undefined) throw invalid("requeue is for nack");
+  if (verb !== "nack" && delayS !== undefined) throw invalid("delay_s is for nack");
+  if (delayS !== undefined) {
+    if (typeof delayS !== "number" || !Number.isInteger(delayS) || delayS < 0 || delayS > MAX_NACK_DELAY_S) {
+      throw invalid(`delay_s must be a whole number of seconds from 0 to ${MAX_NACK_DELAY_S} (12 h)`);
+    }
+    if (!requeue) throw invalid("delay_s needs requeue: true (a message that is not requeued does not come back)");
+  }
   if (verb !== "extend") {
     if (extendMs !== undefined) throw invalid("lease_timeout_ms is for extend");
-    return { ids, requeue };
+    return { ids, requeue, ...(delayS ? { delayS } : {}) };
   }
   if (typeof extendMs !== "number" || !Number.isInteger(extendMs) || extendMs < 1 || extendMs > MAX_LEASE_MS) {
     throw invalid(`lease_timeout_ms must be a whole number of milliseconds from 1 to ${MAX_LEASE_MS} (12 h)`);

@@ -10,6 +10,8 @@ export interface MessageJson {
   exchange: string;
   routing_key: string;
   redelivered: boolean;
+  /** How many times it has been delivered, this time included. */
+  delivery_count: number;
   lease_id?: string;
 }
 
@@ -36,6 +38,7 @@ export const messageJson = ({ message, leaseId }: HandedMessage, leaseIdOf: (id:
     exchange: message.exchange,
     routing_key: message.routingKey,
     redelivered: message.redelivered,
+    delivery_count: message.deliveryCount,
     ...(leaseId === undefined ? {} : { lease_id: leaseIdOf(leaseId) }),
   };
 };

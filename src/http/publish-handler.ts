@@ -34,12 +34,13 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   // Only the route's id and backend cross to the object; its credentials stay in the Worker.
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
+  const delayMs = publishDelay(c.req.header("x-delay"), route, fromHeaders);
   const properties = withDefaults(fromHeaders, resolved.defaults);
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
   const body = await c.req.arrayBuffer();
   try {
     if (producer.reply) return await requestReply(c, route, target, { body, properties });
-    return await publishRead(c, { route, target, producer, fromHeaders, properties, body });
+    return await publishRead(c, { route, target, producer, fromHeaders, properties, body, delayMs });
   } finally {
     // Passed on to the route's object (a copy), or refused: nothing reads it again.
     releaseBuffer(body);
@@ -54,11 +55,15 @@ interface ReadPublish {
   fromHeaders: PublishProperties;
   properties: PublishProperties;
   body: ArrayBuffer;
+  /** `X-Delay`, in milliseconds (undefined or 0: none). */
+  delayMs: number | undefined;
 }
 
 /** The rest of a publish, once its body is read. */
 const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promise<Response> => {
-  const { route, target, producer, fromHeaders, properties, body } = request;
+  const { route, target, producer, fromHeaders, properties, body, delayMs } = request;
+  // The message cannot be published before now, so it cannot arrive before now + the delay.
+  const deliverAfter = delayMs ? new Date(Date.now() + delayMs).toISOString() : undefined;
   const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
   const messages = batch
@@ -72,7 +77,7 @@ const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promis
   // With a dedupe window, the client's Idempotency-Key (not a message_id from the route's templates)
   // names the request, among the requests of the same caller.
   const key = producer.dedupe_window_s > 0 ? fromHeaders.messageId : undefined;
-  const idempotency = key === undefined ? undefined : await idempotentRequest(key, c.get("caller") ?? "", producer, messages);
+  const idempotency = key === undefined ? undefined : await idempotentRequest(key, c.get("caller") ?? "", producer, messages, delayMs);
   const shard = shardFor(target, admission, idempotency && `${idempotency.caller}\n${idempotency.key}`);
   const { outcomes, refused, replayed } = await routeClient(c.env, target, shard)
     .call("publish", async (object): Promise<PublishManyOutcome> =>
@@ -81,6 +86,7 @@ const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promis
         messages,
         ...(admission ? { admission } : {}),
         ...(idempotency ? { idempotency } : {}),
+        ...(delayMs ? { delayMs } : {}),
       }),
     )
     .finally(() => {
@@ -99,7 +105,8 @@ const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promis
   }
   const count = batch ? { count: messages.length } : {};
   if (replayed) c.header("Idempotent-Replayed", "true");
-  return c.json({ status: "published", ...count, exchange: producer.exchange, routing_key: producer.routing_key }, 202);
+  const delayed = deliverAfter === undefined ? {} : { deliver_after: deliverAfter };
+  return c.json({ status: "published", ...count, exchange: producer.exchange, routing_key: producer.routing_key, ...delayed }, 202);
 };
 
 /**
@@ -113,9 +120,10 @@ const idempotentRequest = async (
   caller: string,
   producer: ProducerConfig,
   messages: OutgoingMessage[],
+  delayMs: number | undefined,
 ): Promise<IdempotentRequest> => {
   const encoder = new TextEncoder();
-  const parts = [encoder.encode(`${producer.exchange}\0${producer.routing_key}\0${messages.length}\0`)];
+  const parts = [encoder.encode(`${producer.exchange}\0${producer.routing_key}\0${messages.length}\0${delayMs ?? 0}\0`)];
   for (const { body } of messages) parts.push(encoder.encode(`${body.byteLength}\0`), new Uint8Array(body));
   const digest = await crypto.subtle.digest("SHA-256", await new Blob(parts).arrayBuffer());
   return {
@@ -128,6 +136,29 @@ const idempotentRequest = async (
     maxEntriesPerCaller: caller === "" ? producer.dedupe_max_entries : Math.max(1, Math.ceil(producer.dedupe_max_entries / 2)),
     waitMs: producer.confirm_timeout_ms,
   };
+};
+
+/** Longest `X-Delay`: 24 hours. */
+export const MAX_PUBLISH_DELAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The request's `X-Delay` in milliseconds (0 to 24 h), or undefined without one; a 400 on a route
+ * without `producer.allow_delay`, for a value that is not a whole number in range, and with
+ * `X-Expiration` (its time to live would run out in the delay queues, and the message arrive early).
+ */
+const publishDelay = (header: string | undefined, route: PublishingRoute, properties: PublishProperties): number | undefined => {
+  if (header === undefined) return undefined;
+  const invalid = (reason: string) => new GatewayError(400, `header X-Delay: ${reason}; nothing was published`, route.id);
+  if (!route.amqp.producer.allow_delay) throw invalid("this route does not delay messages (amqp.producer.allow_delay is not set)");
+  const text = header.trim();
+  if (!/^[0-9]{1,8}$/.test(text) || Number(text) > MAX_PUBLISH_DELAY_MS) {
+    throw invalid(`"${header}" is not a whole number of milliseconds from 0 to ${MAX_PUBLISH_DELAY_MS} (24 h)`);
+  }
+  const delayMs = Number(text);
+  if (delayMs > 0 && properties.expiration !== undefined) {
+    throw invalid("cannot be combined with X-Expiration: the message's time to live would run out while it waits");
+  }
+  return delayMs;
 };
 
 const compiled = new WeakMap<PublishingRoute, ReturnType<typeof producerTemplates>>();

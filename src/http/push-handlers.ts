@@ -56,17 +56,25 @@ export const mountPushControl = (app: Hono<GatewayEnv>, route: ConsumingRoute): 
   }
 };
 
+/** Why a pause or resume is refused before its credentials are read (see {@link adminClientOnly}). */
+const controlRefusal = (c: Context<GatewayEnv>, routeId: string): void =>
+  adminClientOnly(c, routeId, {
+    noToken: "pausing or resuming a push needs ADMIN_TOKEN to be set",
+    fromPage: "a push is paused or resumed by an admin client, not from a web page",
+  });
+
 /**
- * Why a pause or resume is refused before its credentials are read: there must be an
- * `ADMIN_TOKEN` to check (else anyone could stop a push), and the request must not come from a
- * web page (a browser that holds the token as basic credentials would send them with a page's
- * form: CSRF). Throws the 403.
+ * Refuses (403) an admin request that acts on a route before its credentials are read: there must
+ * be an `ADMIN_TOKEN` to check (else anyone could), and, with `fromPage`, the request must not come
+ * from a web page (a browser that holds the token as basic credentials would send them with a
+ * page's form: CSRF).
  */
-const controlRefusal = (c: Context<GatewayEnv>, routeId: string): void => {
-  if (!c.env.ADMIN_TOKEN?.trim()) throw new GatewayError(403, "pausing or resuming a push needs ADMIN_TOKEN to be set", routeId);
+export const adminClientOnly = (c: Context<GatewayEnv>, routeId: string, reasons: { noToken: string; fromPage?: string }): void => {
+  if (!c.env.ADMIN_TOKEN?.trim()) throw new GatewayError(403, reasons.noToken, routeId);
+  if (reasons.fromPage === undefined) return;
   const site = c.req.header("sec-fetch-site");
   if (c.req.header("origin") !== undefined || (site !== undefined && site !== "none")) {
-    throw new GatewayError(403, "a push is paused or resumed by an admin client, not from a web page", routeId);
+    throw new GatewayError(403, reasons.fromPage, routeId);
   }
 };
 

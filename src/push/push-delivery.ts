@@ -10,6 +10,7 @@
  * With `concurrency: 1` the broker hands over the next message only once this one is settled, so
  * queue order holds, retries included. Plain code with amqp-client and `fetch`: every runtime.
  */
+import { deliveryCountOf } from "../amqp/delivery-count";
 import type { AMQPChannel, AMQPConsumer, AMQPMessage } from "@cloudamqp/amqp-client";
 import type { PushState } from "../contract/route-calls";
 import type { PushConfig } from "../contract/route-settings";
@@ -31,6 +32,8 @@ export interface PushDeliveryOptions {
   queue: string;
   push: PushConfig;
   events: PushEvents;
+  /** A message delivered this many times goes to its dead letters, not to the endpoint (`consumer.max_deliveries`). */
+  maxDeliveries?: number | undefined;
   /** The headers a message's properties give its request, as a GET answer carries them (its content type when it has one). */
   messageHeaders: (message: AMQPMessage) => Record<string, string>;
   /**
@@ -122,7 +125,11 @@ export class PushDelivery {
   }
 
   async #deliver(message: AMQPMessage): Promise<void> {
-    const { push, events } = this.#options;
+    const { push, events, maxDeliveries } = this.#options;
+    if (maxDeliveries !== undefined && deliveryCountOf(message) > maxDeliveries) {
+      if (await acknowledged(() => message.reject(false))) events.deadLettered();
+      return;
+    }
     // The same on every attempt of this delivery; a redelivery says so in X-Redelivered. A
     // message_id that is not a plain header value (controls, spaces, non-ASCII) would be changed
     // on the way, and the signature would not match what the endpoint reads.

@@ -30,6 +30,7 @@ describe("a valid routes file", () => {
       dedupe_max_entries: 10000,
       reply: false,
       reply_timeout_ms: 10000,
+      allow_delay: false,
     });
     expect(config).toMatchObject({ topology: [], heartbeat_s: 30, connect_timeout_ms: 5000, operation_timeout_ms: 5000, shards: 1 });
     expect(config?.location_hint).toBeUndefined();
@@ -286,6 +287,28 @@ describe("consumer modes", () => {
     expect(problemsOf(consumer("ack: lease, lease_timeout_ms: 43200001"))[0]).toMatch(/lease_timeout_ms must be at most 43200000 \(12 h\)/);
     expect(problemsOf(consumer("max_messages: 101"))[0]).toMatch(/max_messages must be at most 100/);
     expect(problemsOf(consumer("ack: manual"))[0]).toMatch(/ack manual is not supported \(use lease, or leave it out\)/);
+  });
+
+  it("bound max_deliveries, and give dead letters a fixed queue on a fixed path", () => {
+    expect(problemsOf(consumer("ack: lease, max_deliveries: 1001"))[0]).toMatch(/max_deliveries must be at most 1000/);
+    expect(problemsOf(consumer("ack: lease, max_deliveries: 0"))[0]).toMatch(/max_deliveries/);
+    expect(parseRoutes(consumer("ack: lease, max_deliveries: 5, dead_letter_queue: q.dead")).ok).toBe(true);
+    expect(problemsOf(consumer("dead_letter_queue: q"))[0]).toMatch(/dead_letter_queue must not be the route's own queue/);
+    const templated = parseRoutes(
+      `routes:\n  - id: r1\n    path: /inbox/:user\n    amqp: { enabled: true, url: "amqp://h", consumer: { queue: "inbox.{user}", dead_letter_queue: dead } }\n`,
+    );
+    expect(templated.ok).toBe(false);
+    const prefixed = parseRoutes(
+      `routes:\n  - id: r1\n    path: /jobs\n    path_prefix: true\n    amqp: { enabled: true, url: "amqp://h", consumer: { queue: jobs, dead_letter_queue: dead } }\n`,
+    );
+    expect(prefixed.ok).toBe(false);
+  });
+
+  it("take allow_delay as a boolean, not with reply", () => {
+    const producer = (fields: string) => amqp(`      url: "amqp://h"\n      producer: { ${fields} }\n`);
+    expect(parseRoutes(producer("allow_delay: true")).ok).toBe(true);
+    expect(problemsOf(producer("allow_delay: yes"))[0]).toMatch(/allow_delay must be true or false/);
+    expect(problemsOf(producer("allow_delay: true, reply: true"))[0]).toMatch(/allow_delay and reply exclude each other/);
   });
 
   it("default to 30 s leases and batches of up to 100", () => {

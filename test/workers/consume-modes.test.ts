@@ -13,6 +13,7 @@ interface BatchMessage {
   properties: Record<string, unknown>;
   routing_key: string;
   redelivered: boolean;
+  delivery_count: number;
   lease_id?: string;
 }
 interface Batch {
@@ -159,7 +160,7 @@ describe("ack: lease", () => {
       expect(await messageCount(queue)).toBe(0);
     }));
 
-  it("nack requeues (the message comes back redelivered) or, with requeue false, dead-letters", async () => {
+  it("nack requeues (the message comes back counted, behind the others) or, with requeue false, dead-letters", async () => {
     const deadLetters = uniqueName("dead");
     await declareQueue(deadLetters);
     try {
@@ -177,10 +178,10 @@ describe("ack: lease", () => {
           });
           expect(((await requeued.json()) as Settled).results[0]?.outcome).toBe("requeued");
           const batch = (await (await send("GET", "/jobs?max=2")).json()) as Batch;
-          // Requeued to its place at the head of the queue.
-          expect(batch.messages.map((message) => [message.body, message.redelivered])).toEqual([
-            ["retry me", true],
-            ["bury me", false],
+          // Put back as a confirmed copy that carries its count: behind the messages already there.
+          expect(batch.messages.map((message) => [message.body, message.delivery_count])).toEqual([
+            ["bury me", 1],
+            ["retry me", 2],
           ]);
           const buried = await send("POST", "/jobs/nack", {
             headers: json,
@@ -188,7 +189,7 @@ describe("ack: lease", () => {
           });
           expect(((await buried.json()) as Settled).results.map((result) => result.outcome)).toEqual(["rejected", "rejected"]);
           expect(await messageCount(queue)).toBe(0);
-          expect((await drain(deadLetters)).map((message) => message.bodyString())).toEqual(["retry me", "bury me"]);
+          expect((await drain(deadLetters)).map((message) => message.bodyString())).toEqual(["bury me", "retry me"]);
         },
         { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": deadLetters },
       );
@@ -197,7 +198,7 @@ describe("ack: lease", () => {
     }
   });
 
-  it("runs out after lease_timeout_ms: the message is requeued and comes back redelivered; settling it then is 410", () =>
+  it("runs out after lease_timeout_ms: the message is requeued and comes back counted; settling it then is 410", () =>
     withQueue(async (queue) => {
       await publishDirect(queue, "slow worker");
       const id = uniqueRouteId("expire");
@@ -211,7 +212,7 @@ describe("ack: lease", () => {
       expect(late.status).toBe(410);
       expect(((await late.json()) as Settled).results[0]?.outcome).toBe("expired");
       const again = await send("GET", "/jobs");
-      expect(again.headers.get("x-redelivered")).toBe("true");
+      expect(again.headers.get("x-delivery-count")).toBe("2");
       await again.arrayBuffer();
       const stats = (await (await send("GET", "/amqp")).json()) as Record<string, Record<string, number>>;
       expect(stats[id]).toMatchObject({ leased: 2, expired: 1 });

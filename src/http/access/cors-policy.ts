@@ -16,6 +16,7 @@ const GATEWAY_HEADERS = [
   "X-Exchange",
   "X-Routing-Key",
   "X-Redelivered",
+  "X-Delivery-Count",
   "X-Message-Count",
   "X-AMQP-Encoded",
   "X-AMQP-Omitted",
