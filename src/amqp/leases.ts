@@ -22,7 +22,7 @@ export type PutBack = (message: LeasedMessage, delayS: number) => Promise<"reque
  * and most of them one caller's leases may take where the route tells callers apart: past these a
  * lease keeps no body, and goes back the broker's way (see `MessageRetries`).
  */
-export const KEPT_BODIES_BYTES = 16 * 1024 * 1024;
+export const KEPT_BODIES_BYTES = 8 * 1024 * 1024;
 const KEPT_BODIES_PER_CALLER_BYTES = KEPT_BODIES_BYTES / 4;
 
 /** Where a route object keeps its lives (see `#life`), and how many. */

@@ -8,6 +8,7 @@
 import type { AMQPMessage } from "@cloudamqp/amqp-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BROKER_URL, declareQueue, deleteQueue, drain, messageCount, uniqueName, withChannel } from "../helpers/broker";
+import { startWebhookEndpoint, type WebhookEndpoint } from "../helpers/webhook-endpoint";
 import { npmStart, waitFor, type RunningGateway } from "./npm-start";
 
 const ADMIN_TOKEN = "life-admin-token";
@@ -26,14 +27,30 @@ const laterRouted = uniqueName("later-routed");
 const redrive = uniqueName("redrive");
 const redriveDead = `${redrive}-dead`;
 const busy = uniqueName("busy");
-const QUEUES = [...POISON.map((p) => p.queue), poisonDead, retry, stretched, later, laterRouted, redrive, redriveDead, busy];
+const pushed = uniqueName("pushed");
+const pushedDead = `${pushed}-dead`;
+const SECRET = `whsec_${Buffer.from("message-life e2e key, 32 bytes!!").toString("base64")}`;
+let hook: WebhookEndpoint;
+const QUEUES = [
+  pushed,
+  pushedDead,
+  ...POISON.map((p) => p.queue),
+  poisonDead,
+  retry,
+  stretched,
+  later,
+  laterRouted,
+  redrive,
+  redriveDead,
+  busy,
+];
 
 const deadLettered = { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": poisonDead };
 const route = (id: string, amqp: string) => `  - id: ${id}
     path: /${id}
     amqp: { enabled: true, url: "${BROKER_URL}", ${amqp} }
 `;
-const ROUTES = `routes:
+const routes = (hookUrl: string) => `routes:
 ${POISON.map(({ id, queue, by }) =>
   route(
     id,
@@ -48,7 +65,11 @@ ${POISON.map(({ id, queue, by }) =>
 )}${route("undelayed", `producer: { routing_key: ${later} }`)}${route(
   "redrive",
   `producer: { routing_key: ${redrive} }, consumer: { queue: ${redrive}, ack: lease, dead_letter_queue: ${redriveDead} }`,
-)}${route("busy", `producer: { routing_key: ${busy}, allow_delay: true }, consumer: { queue: ${busy}, ack: lease, lease_timeout_ms: 1500 }`)}`;
+)}${route("busy", `producer: { routing_key: ${busy}, allow_delay: true }, consumer: { queue: ${busy}, ack: lease, lease_timeout_ms: 1500 }`)}${route(
+  "pushed",
+  `consumer: { queue: ${pushed}, max_deliveries: 1, push: { url: "${hookUrl}/pushed", secret: "${SECRET}" } }`,
+)}`;
+let ROUTES = "";
 
 let gateway: RunningGateway;
 
@@ -60,11 +81,22 @@ beforeAll(async () => {
     await channel.exchangeDeclare(laterExchange, "topic", { durable: false, autoDelete: false });
     await channel.queueBind(laterRouted, laterExchange, "a.*");
   });
+  // Delivered once already, by the broker's count, before the push route starts: over its max_deliveries of 1.
+  await declareQueue(pushedDead);
+  await declareQueue(pushed, { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": pushedDead });
+  await withChannel(async (channel) => {
+    await channel.basicPublish("", pushed, "pushed once already", { deliveryMode: 2 });
+    const got = await channel.basicGet(pushed, { noAck: false });
+    await channel.basicNack(got?.deliveryTag ?? 0, true);
+  });
+  hook = await startWebhookEndpoint(SECRET);
+  ROUTES = routes(hook.url);
   gateway = await npmStart(ROUTES, { ADMIN_TOKEN });
 }, 180_000);
 
 afterAll(async () => {
   await gateway?.stop();
+  await hook?.close();
   for (const queue of QUEUES) await deleteQueue(queue);
   await withChannel((channel) => channel.exchangeDelete(laterExchange)).catch(() => undefined);
 });
@@ -370,6 +402,20 @@ describe("under concurrency", () => {
     expect(new Set(acked)).toEqual(published);
     expect(await messageCount(busy)).toBe(0);
   }, 60_000);
+});
+
+describe("a push route", () => {
+  it("sends X-Delivery-Count, and dead-letters a message over max_deliveries instead of pushing it", async () => {
+    await publishDirect(pushed, ["pushed first time"]);
+    await waitFor(() => hook.received.some((entry) => entry.body === "pushed first time"), 15_000);
+    const [entry] = hook.received.filter((one) => one.body === "pushed first time");
+    expect(entry?.headers["x-delivery-count"]).toBe("1");
+    expect(entry?.verified).toBe(true);
+    await waitFor(async () => (await messageCount(pushedDead)) === 1, 5000);
+    expect((await drain(pushedDead)).map((message) => message.bodyToString())).toEqual(["pushed once already"]);
+    expect(hook.received.some((one) => one.body === "pushed once already")).toBe(false);
+    expect(await stats("pushed")).toMatchObject({ pushed: 1, dead_lettered: 1 });
+  });
 });
 
 describe("a gateway restarted during a delay", () => {
