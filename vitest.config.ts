@@ -20,6 +20,7 @@ const SELF_HOSTED_SUITE = [
   "self-hosted",
   "push-webhook",
   "message-life",
+  "prometheus-metrics",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

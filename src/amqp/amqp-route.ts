@@ -16,7 +16,9 @@ import { DIRECT_REPLY_TO } from "./publish-ledger";
 import { AsyncReplies } from "./async-replies";
 import { RouteCountersStore } from "./route-counters";
 import type { RouteStorage } from "./route-storage";
-import { RouteFailureError, type RouteFailure } from "../contract/failures";
+import { RouteFailureError, statusClass, type RouteFailure } from "../contract/failures";
+import type { RouteGauges, RouteMeasures } from "../contract/metrics";
+import { RouteMeasurer } from "./route-measures";
 import { ObjectTimers } from "../object-timers";
 import { PendingDeliveries } from "./pending-deliveries";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Reservation } from "../memory-budget";
@@ -96,6 +98,8 @@ export class AmqpRoute {
   /** Bodies held at once by the object's requests: publishes awaiting confirms, answers being taken. */
   readonly #memory = new MemoryBudget(OBJECT_MEMORY_BYTES);
   readonly #logger: Logger;
+  /** The histograms behind `GET /amqp/metrics`. */
+  readonly #measures = new RouteMeasurer();
   /** Requests being served now (an idle route's connections close only once none is). */
   #inFlight = 0;
   readonly #idle = new IdleDisconnect(
@@ -143,7 +147,11 @@ export class AmqpRoute {
    * confirmed or has failed. Never throws: every failure is an outcome.
    */
   async publishMany(request: PublishManyRequest): Promise<PublishManyOutcome> {
-    return this.#serving(request.route, () => this.#publishManyRequest(request));
+    const started = Date.now();
+    const outcome = await this.#serving(request.route, () => this.#publishManyRequest(request));
+    const failure = outcome.refused ?? outcome.outcomes.find((one): one is RouteFailure => !one.ok);
+    this.#measures.request({ method: request.method ?? "POST", status_class: statusClass(failure) }, Date.now() - started);
+    return outcome;
   }
 
   async #publishManyRequest(request: PublishManyRequest): Promise<PublishManyOutcome> {
@@ -271,6 +279,7 @@ export class AmqpRoute {
       channels: connection.publishing,
       confirmTimeoutMs: producer.confirm_timeout_ms,
       deadlines: this.#deadlines,
+      onConfirmed: (ms) => this.#measures.confirm(ms),
     };
   }
 
@@ -280,7 +289,10 @@ export class AmqpRoute {
    * the request is confirmed and keeps the reply for {@link reply}. Never throws.
    */
   async request(request: ReplyRequest): Promise<ReplyOutcome> {
-    return this.#serving(request.route, () => this.#replyRequest(request));
+    const started = Date.now();
+    const outcome = await this.#serving(request.route, () => this.#replyRequest(request));
+    this.#measures.request({ method: "POST", status_class: statusClass(outcome.ok ? undefined : outcome) }, Date.now() - started);
+    return outcome;
   }
 
   async #replyRequest(request: ReplyRequest): Promise<ReplyOutcome> {
@@ -356,7 +368,14 @@ export class AmqpRoute {
    * settles it; otherwise each stays unacknowledged until the Worker calls {@link settle}.
    */
   async consume(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
-    return this.#serving(route, () => this.#consumeRequest(route, request));
+    const started = Date.now();
+    const outcome = await this.#serving(route, () => this.#consumeRequest(route, request));
+    // A stream's later takes are not requests of their own.
+    if (!request.continued) {
+      const labels = { method: request.method ?? "GET", status_class: statusClass(outcome.ok ? undefined : outcome) };
+      this.#measures.request(labels, Date.now() - started);
+    }
+    return outcome;
   }
 
   async #consumeRequest(route: ConsumingTarget, request: ConsumeRequest): Promise<ConsumeOutcome> {
@@ -597,9 +616,16 @@ export class AmqpRoute {
    * `admission`, refuses a caller over the route's `rate_limit` and settles none.
    */
   async settleLeases(ids: string[], how: LeaseSettlement, admission?: Admission): Promise<LeaseResult[] | RouteFailure> {
+    const started = Date.now();
     const refused = this.#refused(admission);
-    if (refused) return refused;
+    if (refused) {
+      this.#measures.request({ method: "POST", status_class: statusClass(refused) }, Date.now() - started);
+      return refused;
+    }
     const results = await this.#serving(undefined, () => this.#leases.settle(ids, how));
+    // The class of the answer's status: 200 or 207 when any id was settled, else the ids' own.
+    const status = results.some((result) => result.status === 200) ? 200 : (results[0]?.status ?? 200);
+    this.#measures.request({ method: "POST", status_class: `${String(status).charAt(0)}xx` }, Date.now() - started);
     // An extension settles nothing: no counter.
     if (typeof how === "object" && "extendMs" in how) return results;
     const settled = results.filter((result) => result.status === 200).length;
@@ -672,6 +698,18 @@ export class AmqpRoute {
     this.#counters.countFor(url);
     const connected = [...this.#connections.values()].some((connection) => connection.connected);
     return { ...this.#counters.snapshot(), connected };
+  }
+
+  /** The counters of {@link stats}, with the histograms and gauges behind `GET /amqp/metrics`. */
+  metrics(url: string): RouteStats & { measures: RouteMeasures } {
+    const connections = [...this.#connections.values()];
+    const gauges: RouteGauges = {
+      publishes_in_flight: connections.reduce((sum, connection) => sum + connection.window.inFlight, 0),
+      leases_held: this.#leases.size,
+      long_poll_waiters: [...this.#waitingConsumers()].reduce((sum, waiting) => sum + waiting.waiting, 0),
+      push_in_flight: this.#push.state().in_flight,
+    };
+    return { ...this.stats(url), measures: this.#measures.snapshot(gauges) };
   }
 
   /**

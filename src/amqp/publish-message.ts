@@ -32,6 +32,8 @@ export interface PublishMessage {
    * its connection closed first.
    */
   onSettled?: (enqueued: boolean) => void;
+  /** Told how many milliseconds the broker took to confirm the message after it was sent (`/amqp/metrics`). */
+  onConfirmed?: (ms: number) => void;
   /** The confirm channel to publish on, instead of the connection's own; request/reply publishes on its reply channel. */
   channel?: () => Promise<AMQPChannel>;
 }
@@ -99,6 +101,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
     sent = true;
     // Resolves on the broker's basic.ack, rejects on basic.nack or when the channel closes. The
     // place in the window is held until then, even past the deadline: that is what bounds memory.
+    const sentAt = Date.now();
     const confirmed = channel.basicPublish(exchange, routingKey, body, sentProperties, mandatory);
     let failure: RouteFailureError | undefined;
     confirmed.then(
@@ -110,6 +113,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
         // Written out (a large body is sent from where it lies) and confirmed: nothing reads it again.
         releaseBuffer(message.body);
         onSettled?.(!mine.returned);
+        message.onConfirmed?.(Date.now() - sentAt);
       },
       (error: unknown) => {
         failure = confirmFailure(error, ledger.afterClose(mine, error) === "refused", message, body.byteLength);

@@ -34,6 +34,11 @@ export class PublishWindow {
 
   constructor(readonly size = PUBLISH_WINDOW) {}
 
+  /** Publishes holding a place now (sent, awaiting their confirm). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
   /** Asks for a place; await `granted`, and always `release` it. */
   enter(): WindowTicket {
     if (this.#inFlight < this.size && this.#line.length === 0) {

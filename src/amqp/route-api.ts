@@ -18,6 +18,7 @@ export const ROUTE_CALLS = [
   "stats",
   "readiness",
   "push",
+  "metrics",
   "deadLetters",
   "redrive",
 ] as const satisfies ReadonlyArray<keyof AmqpRoute & keyof RouteApi>;

@@ -56,6 +56,9 @@ export class AmqpRouteObject extends DurableObject<LoggingEnv> implements RouteA
   async push(...args: Args<"push">) {
     return this.#route.push(...args);
   }
+  metrics(...args: Args<"metrics">) {
+    return Promise.resolve(this.#route.metrics(...args));
+  }
   async deadLetters(...args: Args<"deadLetters">) {
     return this.#route.deadLetters(...args);
   }

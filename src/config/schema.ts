@@ -345,6 +345,7 @@ const RouteFields = strictObject({
     v.string("path must be a string"),
     v.startsWith("/", "path must start with /"),
     v.check((path) => path.replace(/\/+$/, "") !== "/amqp", "/amqp is reserved for the gateway's stats"),
+    v.check((path) => path.replace(/\/+$/, "") !== "/amqp/metrics", "/amqp/metrics is reserved for the gateway's Prometheus metrics"),
     v.check(
       (path) => !["/healthz", "/readyz"].includes(path.replace(/\/+$/, "")),
       "/healthz and /readyz are reserved for the gateway's health checks",

@@ -53,3 +53,22 @@ export class RouteFailureError extends Error {
     return failure;
   }
 }
+
+/** The HTTP status each kind of failure is answered with (`src/http/gateway-error.ts`), and counted under in `/amqp/metrics`. */
+export const FAILURE_STATUS: Record<FailureKind, number> = {
+  unavailable: 503,
+  misconfigured: 502,
+  invalid_message: 400,
+  too_large: 413,
+  queue_not_found: 404,
+  broker_error: 502,
+  unroutable: 422,
+  no_answer: 504,
+  rate_limited: 429,
+  idempotency_conflict: 422,
+  internal: 500,
+};
+
+/** `2xx` for a success, else the class of the failure's status (`4xx`, `5xx`). */
+export const statusClass = (failure: { kind: FailureKind } | undefined): string =>
+  failure === undefined ? "2xx" : `${String(FAILURE_STATUS[failure.kind]).charAt(0)}xx`;

@@ -6,6 +6,7 @@
  * nothing of the gateway's.
  */
 import type { RouteFailure } from "./failures";
+import type { RouteMeasures } from "./metrics";
 import type { ConsumedMessage, OutgoingMessage } from "./messages";
 import type { ConsumingTarget, PublishingTarget, RouteTarget } from "./route-settings";
 
@@ -47,6 +48,8 @@ export interface PublishManyRequest {
   admission?: Admission;
   /** The request's `Idempotency-Key`, when the route has `dedupe_window_s`. */
   idempotency?: IdempotentRequest;
+  /** The request's HTTP method (`POST`, `PUT`), for `/amqp/metrics` (default POST). */
+  method?: string;
   /** `X-Delay` (routes with `producer.allow_delay`): the messages enter their exchange no sooner than this many milliseconds from now. */
   delayMs?: number;
 }
@@ -87,6 +90,8 @@ export type ConsumeOutcome = { ok: true; messages: HandedMessage[]; remaining?: 
 /** What a consume asks for: up to `max` messages, within the caller's rate limit, waiting up to `waitMs` for the first. */
 export interface ConsumeRequest {
   max: number;
+  /** The request's HTTP method (`GET`, `DELETE`, `PATCH`), for `/amqp/metrics` (default GET). */
+  method?: string;
   admission?: Admission;
   /** Most body bytes the answer may carry, the first message whatever its size (default, and at most, `MAX_ANSWER_BYTES` of `src/contract/messages.ts`). */
   maxBytes?: number;
@@ -220,6 +225,7 @@ export interface RouteApi {
   stats(url: string): Promise<RouteStats>;
   readiness(route: RouteTarget): Promise<{ ok: true } | RouteFailure>;
   push(route: ConsumingTarget, action: PushAction): Promise<PushState | RouteFailure>;
+  metrics(url: string): Promise<RouteStats & { measures: RouteMeasures }>;
   deadLetters(route: ConsumingTarget, max: number): Promise<DeadLetters | RouteFailure>;
   redrive(route: ConsumingTarget, max: number): Promise<Redriven | RouteFailure>;
 }

@@ -7,6 +7,7 @@ import type { Env, GatewayEnv } from "../env";
 import { adminAuth, wantsPage } from "./admin-auth";
 import { routeClient } from "./route-client";
 import { statusPage } from "./status-page";
+import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from "./prometheus";
 
 /**
  * One entry of `GET /amqp`: runway's fields (the password in `url` shown as `***`), summed over
@@ -24,6 +25,22 @@ export type RouteStatsEntry = RouteStats & { url: string; shards?: Array<RouteSt
 export const adminStats = (config: GatewayConfig) => {
   const app = new Hono<GatewayEnv>();
   app.use("/amqp", adminAuth);
+  app.use("/amqp/metrics", adminAuth);
+  // Prometheus' text format, for a scraper (`bearer_token` or `basic_auth` with the admin token).
+  app.get("/amqp/metrics", async (c) => {
+    const routes = await Promise.all(
+      config.routes.map(async (route) => ({
+        route: route.id,
+        shards: await Promise.all(
+          Array.from({ length: route.amqp.shards }, async (_, shard) => ({
+            shard,
+            ...(await routeClient(c.env, route, shard).object().metrics(route.amqp.url)),
+          })),
+        ),
+      })),
+    );
+    return c.body(renderMetrics(routes), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+  });
   app.get("/amqp", async (c) => {
     if (wantsPage(c.req.header("accept"))) return c.html(statusPage(config.routes));
     const entries = await Promise.all(config.routes.map(async (route) => [route.id, await routeStats(c.env, route)] as const));

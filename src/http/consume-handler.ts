@@ -58,6 +58,7 @@ export const consume = async (c: Context<GatewayEnv>, route: ConsumingRoute): Pr
     const outcome = await routeClient(c.env, target, shard).call("consume", async (object): Promise<ConsumeOutcome> =>
       object.consume(target, {
         max: max ?? 1,
+        method: c.req.method,
         maxBytes: Math.floor(maxBytes / expansion),
         holdMs: WRITE_HOLD_MS,
         ...(admission ? { admission } : {}),

@@ -1,6 +1,6 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { FailureKind, RouteFailure } from "../contract/failures";
+import { FAILURE_STATUS, type RouteFailure } from "../contract/failures";
 
 /**
  * The one error type of a request: an HTTP status, a reason the client may read, the route it
@@ -32,20 +32,6 @@ export class GatewayError extends HTTPException {
 /** Seconds a client should wait before retrying a request refused as unavailable. */
 export const RETRY_AFTER_SECONDS = 1;
 
-const STATUS_OF: Record<FailureKind, ContentfulStatusCode> = {
-  unavailable: 503,
-  misconfigured: 502,
-  invalid_message: 400,
-  too_large: 413,
-  queue_not_found: 404,
-  broker_error: 502,
-  unroutable: 422,
-  no_answer: 504,
-  rate_limited: 429,
-  idempotency_conflict: 422,
-  internal: 500,
-};
-
 /** The answer to a failed broker operation on `route`; `message` replaces the failure's own (a batch's summary). */
 export const failureError = (
   failure: RouteFailure,
@@ -57,5 +43,5 @@ export const failureError = (
     failure.kind === "unavailable" || failure.kind === "rate_limited"
       ? { "Retry-After": String(failure.retryAfterS ?? RETRY_AFTER_SECONDS) }
       : undefined;
-  return new GatewayError(STATUS_OF[failure.kind], message, route, headers, details);
+  return new GatewayError(FAILURE_STATUS[failure.kind] as ContentfulStatusCode, message, route, headers, details);
 };

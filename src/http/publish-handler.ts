@@ -84,6 +84,7 @@ const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promis
       object.publishMany({
         route: target,
         messages,
+        method: c.req.method,
         ...(admission ? { admission } : {}),
         ...(idempotency ? { idempotency } : {}),
         ...(delayMs ? { delayMs } : {}),

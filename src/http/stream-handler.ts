@@ -64,6 +64,7 @@ export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute
     const outcome = await client.call("consume", async (object): Promise<ConsumeOutcome> =>
       object.consume(target, {
         max: 1,
+        method: "GET",
         maxBytes: Math.floor(maxBytes / EVENT_EXPANSION),
         waitMs,
         waitId,

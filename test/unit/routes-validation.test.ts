@@ -304,6 +304,13 @@ describe("consumer modes", () => {
     expect(prefixed.ok).toBe(false);
   });
 
+  it("keep /amqp and /amqp/metrics for the gateway", () => {
+    for (const path of ["/amqp", "/amqp/metrics/"]) {
+      const result = parseRoutes(`routes:\n  - id: r1\n    path: ${path}\n    amqp: { enabled: true, url: "amqp://h", producer: {} }\n`);
+      expect(result.ok ? "" : result.problems.join("\n")).toMatch(/is reserved for the gateway's/);
+    }
+  });
+
   it("take allow_delay as a boolean, not with reply", () => {
     const producer = (fields: string) => amqp(`      url: "amqp://h"\n      producer: { ${fields} }\n`);
     expect(parseRoutes(producer("allow_delay: true")).ok).toBe(true);
