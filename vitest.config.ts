@@ -21,6 +21,7 @@ const SELF_HOSTED_SUITE = [
   "push-webhook",
   "message-life",
   "prometheus-metrics",
+  "trace-context",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

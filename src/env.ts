@@ -1,3 +1,4 @@
+import type { TraceContext } from "./contract/trace-context";
 import type { HTTPException } from "hono/http-exception";
 import type { RouteDirectory } from "./contract/route-calls";
 import type { AmqpRouteObject } from "./amqp/route-object";
@@ -36,6 +37,8 @@ export interface GatewayEnv {
     caller?: string;
     /** Set by hono/request-id: the request's `X-Request-Id`. */
     requestId?: string;
+    /** The request's W3C trace context, or one the gateway started (src/http/trace-context.ts). */
+    trace?: TraceContext;
     /** The route that served the request, for its log line. */
     routeId?: string;
     /** Why the request failed, for its log line (the JSON error's text). */

@@ -1,6 +1,7 @@
 import type { ConsumedMessage } from "./messages";
 import { AMQP_HEADER_PREFIX, DEFAULT_CONTENT_TYPE } from "./header-names";
 import { untrustedBodyHeaders } from "./untrusted-body";
+import { TRACEPARENT, TRACESTATE, isPassableTracestate, traceIdOf } from "./trace-context";
 
 /** Lists the response headers whose value is percent-encoded UTF-8 because it could not be sent as it is. */
 export const ENCODED_HEADER = "X-AMQP-Encoded";
@@ -75,6 +76,13 @@ export const messageHeaderFields = (
   if (message.messageId !== undefined) putProperty("X-Message-Id", message.messageId);
   if (message.correlationId !== undefined) putProperty("X-Correlation-Id", message.correlationId);
   if (message.messageCount !== undefined && !reply) putProperty("X-Message-Count", String(message.messageCount));
+  // Its trace context, as W3C Trace Context names it, where it carries a valid one.
+  const traceparent = message.headers?.[TRACEPARENT];
+  if (typeof traceparent === "string" && traceIdOf(traceparent) !== undefined) {
+    put("traceparent", traceparent.trim(), false);
+    const tracestate = message.headers?.[TRACESTATE];
+    if (typeof tracestate === "string" && isPassableTracestate(tracestate)) put("tracestate", tracestate.trim(), false);
+  }
 
   const budget = HEADERS_BUDGET_BYTES - OMITTED_RESERVE_BYTES - ENCODED_HEADER.length - 4;
   const omitted: string[] = [];

@@ -17,6 +17,7 @@ import { health } from "./health";
 import { mountPushControl } from "./push-handlers";
 import { mountDeadLetters } from "./dead-letter-handlers";
 import { requestLog } from "./request-log";
+import { TRACEPARENT, TRACESTATE, traceContextOf } from "../contract/trace-context";
 import { unreadBodyError } from "./request-body";
 import { groupRoutes, routeForMethod, type RouteGroup } from "./route-groups";
 
@@ -36,6 +37,11 @@ export const createApp = (config: GatewayConfig) => {
     "*",
     requestLog(),
     requestId(),
+    // The request's traceparent, or a trace of the gateway's own: what a published message carries.
+    async (c, next) => {
+      c.set("trace", traceContextOf(c.req.header(TRACEPARENT), c.req.header(TRACESTATE)));
+      await next();
+    },
     // API answers: no CSP or frame rules that only an HTML page needs (the status page sets its own).
     secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }),
   );

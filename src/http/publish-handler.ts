@@ -14,6 +14,7 @@ import { routeClient } from "./route-client";
 import { requestReply } from "./reply-handler";
 import { requestBody } from "./request-body";
 import { releaseBuffer } from "../release-buffer";
+import { TRACEPARENT, TRACESTATE, type TraceContext } from "../contract/trace-context";
 import type { ProducerConfig, PublishingTarget } from "../contract/route-settings";
 
 /**
@@ -35,7 +36,7 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const delayMs = publishDelay(c.req.header("x-delay"), route, fromHeaders);
-  const properties = withDefaults(fromHeaders, resolved.defaults);
+  const properties = withTrace(withDefaults(fromHeaders, resolved.defaults), c.get("trace"));
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
   const body = await c.req.arrayBuffer();
   try {
@@ -137,6 +138,19 @@ const idempotentRequest = async (
     maxEntriesPerCaller: caller === "" ? producer.dedupe_max_entries : Math.max(1, Math.ceil(producer.dedupe_max_entries / 2)),
     waitMs: producer.confirm_timeout_ms,
   };
+};
+
+/**
+ * The message's headers table with the request's trace context (`traceparent`, `tracestate`),
+ * which win over the same names sent as `X-AMQP-Header-*` or set by the route: the names
+ * OpenTelemetry's AMQP instrumentations read.
+ */
+const withTrace = (properties: PublishProperties, trace: TraceContext | undefined): PublishProperties => {
+  if (!trace) return properties;
+  const headers: Record<string, string> = { ...properties.headers, [TRACEPARENT]: trace.traceparent };
+  if (trace.tracestate === undefined) delete headers[TRACESTATE];
+  else headers[TRACESTATE] = trace.tracestate;
+  return { ...properties, headers };
 };
 
 /** Longest `X-Delay`: 24 hours. */

@@ -5,7 +5,7 @@ import { createLogger, type Logger } from "../log";
 const loggers = new WeakMap<object, Logger>();
 
 /**
- * One log line per request, once it is answered: its id, route, method, path (without the query,
+ * One log line per request, once it is answered: its id, its trace id (W3C trace context), route, method, path (without the query,
  * which may hold an API key), status, duration, bytes in and out, and for a failure the reason
  * the client was given. 5xx are `error`, 4xx `warn`, the rest `info`.
  */
@@ -17,6 +17,7 @@ export const requestLog = (): MiddlewareHandler<GatewayEnv> => async (c, next) =
   const status = c.res.status;
   logger.log(status >= 500 ? "error" : status >= 400 ? "warn" : "info", "request", {
     request_id: c.get("requestId"),
+    trace_id: c.get("trace")?.traceId,
     route: c.get("routeId") ?? null,
     method: c.req.method,
     path: c.req.path,

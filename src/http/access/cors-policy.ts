@@ -17,6 +17,8 @@ const GATEWAY_HEADERS = [
   "X-Routing-Key",
   "X-Redelivered",
   "X-Delivery-Count",
+  "traceparent",
+  "tracestate",
   "X-Message-Count",
   "X-AMQP-Encoded",
   "X-AMQP-Omitted",

@@ -1,0 +1,59 @@
+/**
+ * W3C Trace Context (https://www.w3.org/TR/trace-context/): a request's `traceparent` and
+ * `tracestate` travel with the message it publishes, in its headers table under the same names
+ * (where OpenTelemetry's AMQP instrumentations read them), and come back as response headers with
+ * a consumed or pushed message.
+ */
+
+export const TRACEPARENT = "traceparent";
+export const TRACESTATE = "tracestate";
+
+/** A traceparent the gateway passes on: the header's value, and its trace id (for the log). */
+export interface TraceContext {
+  traceparent: string;
+  tracestate?: string;
+  traceId: string;
+}
+
+const ZERO_TRACE_ID = "0".repeat(32);
+const ZERO_PARENT_ID = "0".repeat(16);
+
+/**
+ * The trace id of a valid `traceparent`, else undefined: `version-traceid-parentid-flags` in lower
+ * case hex, version not `ff`, ids not all zeros; version 00 has exactly those four fields, a later
+ * version may add more after a dash (the spec's rule for versions it does not know yet).
+ */
+export const traceIdOf = (value: string | undefined): string | undefined => {
+  if (value === undefined) return undefined;
+  const match = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(value.trim());
+  if (!match) return undefined;
+  const [, version, traceId, parentId, , rest] = match;
+  if (version === "ff" || (version === "00" && rest !== undefined)) return undefined;
+  if (traceId === ZERO_TRACE_ID || parentId === ZERO_PARENT_ID) return undefined;
+  return traceId;
+};
+
+/** A `tracestate` worth passing on: at most 512 characters of list members, printable ASCII. */
+export const isPassableTracestate = (value: string | undefined): value is string =>
+  value !== undefined && value.length > 0 && value.length <= 512 && /^[\x20-\x7e]+$/.test(value);
+
+/**
+ * The trace context of a request: its own `traceparent` (and `tracestate`) when valid; else a new
+ * trace the gateway starts, sampled so that the services downstream record it (its `tracestate`,
+ * which belongs to the trace it came with, is dropped).
+ */
+export const traceContextOf = (traceparent: string | undefined, tracestate: string | undefined): TraceContext => {
+  const traceId = traceIdOf(traceparent);
+  if (traceparent !== undefined && traceId !== undefined) {
+    return { traceparent: traceparent.trim(), traceId, ...(isPassableTracestate(tracestate) ? { tracestate: tracestate.trim() } : {}) };
+  }
+  const id = randomHex(16);
+  return { traceparent: `00-${id}-${randomHex(8)}-01`, traceId: id };
+};
+
+const randomHex = (bytes: number): string => {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
+  // All zeros is invalid; at 2^-64 and below, one byte set makes sure.
+  if (random.every((byte) => byte === 0)) random[0] = 1;
+  return [...random].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+};
