@@ -45,6 +45,10 @@ export const ROUTING = {
   replyGateway: "gateway POST, reply: true",
   replyDirect: "amqp-client RPC, direct reply-to",
   ceiling: THROUGHPUT.publishCeiling,
+  /** `producer.schema`: the same 2 KB JSON document to a route with a 20-property schema and to one without. */
+  schemaPayload: "2 KB JSON document",
+  withSchema: "gateway, producer.schema (20 properties)",
+  withoutSchema: "gateway, no schema",
 } as const;
 
 /** The `push` section's shape and variant names, shared with bench/lib/push.ts. */
@@ -462,12 +466,31 @@ const routingVerdicts = (report: Report): Verdict[] => {
           : ""),
       met: vsDirect >= 0.3 || (unreachable && vsCeiling >= 0.6),
     },
+    schemaCost(report),
     {
       target: "routing and request/reply: zero lost, duplicated or failed",
       measured: `${lost} lost, ${duplicated} duplicated, ${errors} errors`,
       met: lost === 0 && duplicated === 0 && errors === 0,
     },
   ];
+};
+
+/**
+ * What `producer.schema` costs a publish: the same 2 KB document to a route with a 20-property
+ * schema and to one without, alternating; per request, the difference in the gateway's CPU and
+ * the ratio of the rates (no target: measured).
+ */
+const schemaCost = (report: Report): Verdict => {
+  const { connections } = ROUTING;
+  const withSchema = find(report, "routing", ROUTING.withSchema, ROUTING.schemaPayload, connections);
+  const without = find(report, "routing", ROUTING.withoutSchema, ROUTING.schemaPayload, connections);
+  const cpu = (withSchema?.cpuUs ?? Number.NaN) - (without?.cpuUs ?? Number.NaN);
+  return {
+    target: `producer.schema, cost per publish (no target: measured; ${ROUTING.schemaPayload}, 20-property schema, ${connections} connections)`,
+    measured: `${ratio(withSchema?.rps, without?.rps).toFixed(2)}× the req/s without a schema (${fmt(withSchema?.rps ?? Number.NaN)} vs ${fmt(without?.rps ?? Number.NaN)}); ${Number.isNaN(cpu) ? "?" : cpu.toFixed(0)} µs more CPU per publish in workerd (${withSchema?.cpuUs?.toFixed(0) ?? "?"} vs ${without?.cpuUs?.toFixed(0) ?? "?"} µs)`,
+    met: true,
+    info: true,
+  };
 };
 
 /** The `consume` section's targets. */

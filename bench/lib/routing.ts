@@ -22,6 +22,7 @@ import { BENCH_WORKER, PAYLOADS, writeRoutes } from "./bench-routes";
 import { AMQP_URL, deleteQueues, freshQueues, queueDepth, settledDepth } from "./broker";
 import { load } from "./load";
 import { ROUTING, summarize, type Measurement } from "./report";
+import { cpuSeconds } from "./cpu-profile";
 
 export interface RoutingOptions {
   port: number;
@@ -32,7 +33,7 @@ export interface RoutingOptions {
 }
 
 /** The section's queues, one per variant, so that each run's messages are counted on their own. */
-const Q = { fixed: "bench-fixed", templated: "bench-templated", rpc: "bench-rpc" };
+const Q = { fixed: "bench-fixed", templated: "bench-templated", rpc: "bench-rpc", schema: "bench-schema", noSchema: "bench-no-schema" };
 const { connections: CONNECTIONS, payload: PAYLOAD } = ROUTING;
 const BODY = PAYLOADS[PAYLOAD];
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -40,6 +41,40 @@ const JSON_HEADERS = { "content-type": "application/json" };
 const REPLY_TIMEOUT_MS = 10_000;
 /** RabbitMQ's direct reply-to pseudo-queue, as the gateway uses it (src/amqp/reply-channel.ts). */
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+
+/** A JSON Schema of 20 properties of the usual kinds, and a 2 KB document that matches it. */
+const SCHEMA = {
+  type: "object",
+  required: ["id", "customer", "amount", "currency", "items"],
+  additionalProperties: false,
+  properties: Object.fromEntries(
+    Array.from({ length: 20 }, (_, i) => {
+      const kinds = [
+        { type: "string", minLength: 1, maxLength: 200 },
+        { type: "number", minimum: 0 },
+        { type: "string", enum: ["EUR", "USD", "GBP"] },
+        {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["sku", "qty"],
+            properties: { sku: { type: "string", pattern: "^[A-Z0-9-]+$" }, qty: { type: "integer", minimum: 1 } },
+          },
+        },
+      ];
+      const names = ["id", "customer", "amount", "currency", "items"];
+      return [names[i] ?? `field${i}`, i === 2 ? kinds[1] : i === 3 ? kinds[2] : i === 4 ? kinds[3] : i < 2 ? kinds[0] : kinds[i % 2]];
+    }),
+  ),
+};
+const DOCUMENT = JSON.stringify({
+  id: "ord_0001",
+  customer: "customer with a name long enough to matter",
+  amount: 1234.5,
+  currency: "EUR",
+  items: Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: i + 1 })),
+  ...Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`field${i + 5}`, (i + 5) % 2 === 0 ? "x".repeat(200) : i * 10])),
+});
 
 /** One run's figures: a rate (req/s, or round trips/s), latencies in ms, and its accounting. */
 type Run = Pick<Measurement, "rps" | "p50" | "p99" | "errors"> & Accounting;
@@ -58,6 +93,8 @@ routes:
   - { id: bench-fixed, path: /fixed, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${Q.fixed} } } }
   - { id: bench-templated, path: "/tpl/:key", amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: "{key}" } } }
   - { id: bench-rpc, path: /rpc, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${Q.rpc}, reply: true, reply_timeout_ms: ${REPLY_TIMEOUT_MS} } } }
+  - { id: bench-schema, path: /schema, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${Q.schema}, schema: ${JSON.stringify(SCHEMA)} } } }
+  - { id: bench-no-schema, path: /no-schema, amqp: { enabled: true, url: "${AMQP_URL}", producer: { routing_key: ${Q.noSchema} } } }
 `);
     gateway = await startLocalGateway({ host: "127.0.0.1", port, main: BENCH_WORKER });
     const live = await startResponder(Q.rpc);
@@ -83,6 +120,43 @@ routes:
     }
     await gatewayReplies(`${base}/rpc`, live, 1);
     await directReplies(1);
+
+    log(
+      `producer.schema: the same ${ROUTING.schemaPayload} (${DOCUMENT.length} B) with and without a 20-property schema (c=${CONNECTIONS})`,
+    );
+    const schemaVariants = [
+      { name: ROUTING.withSchema, queue: Q.schema, url: `${base}/schema` },
+      { name: ROUTING.withoutSchema, queue: Q.noSchema, url: `${base}/no-schema` },
+    ];
+    for (const { url } of schemaVariants)
+      await load({ url, method: "POST", headers: JSON_HEADERS, body: DOCUMENT, connections: 16, seconds: 1 });
+    const schemaRuns = new Map<string, Array<Run & { cpuUs: number }>>();
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < schemaVariants.length; i++) {
+        const variant = schemaVariants[(i + round) % schemaVariants.length];
+        if (!variant) continue;
+        await freshQueues(variant.queue);
+        const pid = gateway.runtimePid;
+        const cpuBefore = pid ? cpuSeconds(pid) : Number.NaN;
+        const result = await load({
+          url: variant.url,
+          method: "POST",
+          headers: JSON_HEADERS,
+          body: DOCUMENT,
+          connections: CONNECTIONS,
+          seconds,
+        });
+        const cpuUs = pid && result.ok > 0 ? ((cpuSeconds(pid) - cpuBefore) * 1e6) / result.ok : Number.NaN;
+        const accounted = account(await settledDepth(variant.queue), result.ok, CONNECTIONS);
+        schemaRuns.set(variant.name, [...(schemaRuns.get(variant.name) ?? []), { ...result, ...accounted, cpuUs }]);
+        log(
+          `  routing | ${variant.name} | c=${CONNECTIONS} | ${result.rps.toFixed(0)} req/s p50 ${result.p50} ms, ${cpuUs.toFixed(0)} µs CPU per publish, errors ${result.errors} lost ${accounted.lost} dup ${accounted.duplicated}`,
+        );
+      }
+    }
+    for (const { name } of schemaVariants) {
+      measurements.push(summarize("routing", name, ROUTING.schemaPayload, CONNECTIONS, schemaRuns.get(name) ?? []));
+    }
 
     log(`templated vs fixed routing key (c=${CONNECTIONS}, ${PAYLOAD}, counted against each run's queue)`);
     const runs = new Map<string, Run[]>();

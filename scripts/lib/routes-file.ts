@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { relative, resolve } from "node:path";
 import { parseRoutes } from "../../src/config/parse-routes";
 import type { GatewayConfig } from "../../src/config/schema";
+import { bodySchemaProblems } from "./body-schemas";
 
 /**
  * Where the routes file was named on the command line: `--routes FILE`, `--routes=FILE`, or the
@@ -47,6 +48,8 @@ export const loadRoutesOrExit = (path = routesPath()): GatewayConfig => {
   }
   const result = parseRoutes(text, name);
   if (!result.ok) fail(result.problems);
+  const schemaProblems = bodySchemaProblems(result.config, name);
+  if (schemaProblems.length > 0) fail(schemaProblems);
   return result.config;
 };
 

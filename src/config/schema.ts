@@ -165,6 +165,11 @@ const ProducerSchema = v.pipe(
       10_000,
     ),
     /**
+     * A JSON Schema (draft 2020-12, as an inline mapping) that every message body must match: a
+     * body that is not JSON or does not match is a 400, and nothing is published.
+     */
+    schema: v.optional(v.record(v.string(), v.unknown(), "schema must be a JSON Schema written as a mapping")),
+    /**
      * Let a publish carry `X-Delay: <ms>` (0 to 24 h): the message enters the exchange no sooner
      * than that, held meanwhile in the broker's delay queues (default false: `X-Delay` is a 400).
      */

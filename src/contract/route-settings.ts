@@ -25,6 +25,8 @@ export interface ProducerConfig {
   reply: boolean;
   reply_timeout_ms: number;
   max_body_bytes: number;
+  /** The JSON Schema bodies must match (checked in the Worker; not sent to the route's object). */
+  schema?: Record<string, unknown> | undefined;
   /** Whether a publish may carry `X-Delay` (default false: 400). */
   allow_delay: boolean;
 }

@@ -14,6 +14,7 @@ import { routeClient } from "./route-client";
 import { requestReply } from "./reply-handler";
 import { requestBody } from "./request-body";
 import { releaseBuffer } from "../release-buffer";
+import { checkBodySchema } from "./body-schema";
 import { TRACEPARENT, TRACESTATE, type TraceContext } from "../contract/trace-context";
 import type { ProducerConfig, PublishingTarget } from "../contract/route-settings";
 
@@ -27,20 +28,24 @@ import type { ProducerConfig, PublishingTarget } from "../contract/route-setting
 export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): Promise<Response> => {
   // Where this request's messages go, from the route's templates (`user.{id}.created`).
   const resolved = templatesOf(route)(c);
-  const configured = route.amqp.producer;
+  const amqp = objectSide(route);
+  const configured = amqp.producer;
   const producer =
     resolved.exchange === configured.exchange && resolved.routingKey === configured.routing_key
       ? configured
       : { ...configured, exchange: resolved.exchange, routing_key: resolved.routingKey };
   // Only the route's id and backend cross to the object; its credentials stay in the Worker.
-  const target: PublishingTarget = { id: route.id, amqp: producer === configured ? route.amqp : { ...route.amqp, producer } };
+  const target: PublishingTarget = { id: route.id, amqp: producer === configured ? amqp : { ...amqp, producer } };
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const delayMs = publishDelay(c.req.header("x-delay"), route, fromHeaders);
   const properties = withTrace(withDefaults(fromHeaders, resolved.defaults), c.get("trace"));
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
   const body = await c.req.arrayBuffer();
   try {
-    if (producer.reply) return await requestReply(c, route, target, { body, properties });
+    if (producer.reply) {
+      checkBodySchema(route, [body], false);
+      return await requestReply(c, route, target, { body, properties });
+    }
     return await publishRead(c, { route, target, producer, fromHeaders, properties, body, delayMs });
   } finally {
     // Passed on to the route's object (a copy), or refused: nothing reads it again.
@@ -70,6 +75,11 @@ const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promis
   const messages = batch
     ? batch.map((element, index) => ({ body: element, properties: batchProperties(properties, index) }))
     : [{ body, properties }];
+  checkBodySchema(
+    route,
+    messages.map((message) => message.body),
+    batch !== null,
+  );
 
   // One call per request. Coalescing several requests' messages into one call would spare calls,
   // but a Worker request may not wait on I/O that another request started: workerd cancels it
@@ -174,6 +184,22 @@ const publishDelay = (header: string | undefined, route: PublishingRoute, proper
     throw invalid("cannot be combined with X-Expiration: the message's time to live would run out while it waits");
   }
   return delayMs;
+};
+
+const objectSides = new WeakMap<PublishingRoute, PublishingRoute["amqp"]>();
+
+/**
+ * The route's backend as its object gets it: without `producer.schema`, which only the Worker
+ * reads (a schema would otherwise be copied to the object with every publish).
+ */
+const objectSide = (route: PublishingRoute): PublishingRoute["amqp"] => {
+  if (route.amqp.producer.schema === undefined) return route.amqp;
+  let amqp = objectSides.get(route);
+  if (!amqp) {
+    const { schema: _schema, ...producer } = route.amqp.producer;
+    objectSides.set(route, (amqp = { ...route.amqp, producer }));
+  }
+  return amqp;
 };
 
 const compiled = new WeakMap<PublishingRoute, ReturnType<typeof producerTemplates>>();

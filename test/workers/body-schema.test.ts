@@ -1,0 +1,82 @@
+/**
+ * `producer.schema`: bodies checked in the Worker against a JSON Schema (2020-12) with
+ * `@cfworker/json-schema`, inside workerd; what reaches the broker is read back with our own client.
+ */
+import { describe, expect, it } from "vitest";
+import { BROKER_URL, drain, messageCount, withQueue } from "../helpers/broker";
+import { gatewayFor, uniqueRouteId } from "./gateway";
+
+const routes = (id: string, queue: string, extra = "") => `
+routes:
+  - id: ${id}
+    path: /orders
+    amqp:
+      enabled: true
+      url: "${BROKER_URL}"
+      producer:
+        routing_key: ${queue}${extra}
+        schema:
+          type: object
+          required: [id, amount]
+          properties:
+            id: { type: string, pattern: "^ord_" }
+            amount: { type: number, minimum: 0 }
+            items: { type: array, items: { type: object, required: [sku], properties: { sku: { type: string } } } }
+          additionalProperties: false
+`;
+
+type Refusal = { error: string; route: string; errors?: Array<{ path: string; error: string }>; failed?: Array<{ index: number }> };
+
+describe("producer.schema", () => {
+  it("publishes a body that matches, and refuses one that does not (400 naming where), publishing nothing", () =>
+    withQueue("schema", async (queue) => {
+      const send = gatewayFor(routes(uniqueRouteId("schema"), queue));
+      const post = (body: string) => send("POST", "/orders", { body, headers: { "content-type": "application/json" } });
+      expect((await post(JSON.stringify({ id: "ord_1", amount: 5, items: [{ sku: "a" }] }))).status).toBe(202);
+      const wrong = await post(JSON.stringify({ id: "ord_2", amount: -1, items: [{ sku: 3 }] }));
+      expect(wrong.status).toBe(400);
+      const refusal = (await wrong.json()) as Refusal;
+      expect(refusal.error).toMatch(/does not match the route's schema/);
+      expect(refusal.error).toMatch(/nothing was published/);
+      const paths = refusal.errors?.map((one) => one.path) ?? [];
+      expect(paths.some((path) => path === "/amount" || path === "/items/0/sku")).toBe(true);
+      for (const body of [
+        "not json",
+        '{"id": "ord_3"',
+        JSON.stringify({ id: "x_4", amount: 1 }),
+        JSON.stringify({ id: "ord_5", amount: 1, extra: true }),
+      ]) {
+        const answer = await post(body);
+        expect(answer.status, body).toBe(400);
+        expect(((await answer.json()) as Refusal).route).toBeTruthy();
+      }
+      const notJson = (await (await post("{")).json()) as Refusal;
+      expect(notJson.errors).toEqual([{ path: "", error: "is not JSON" }]);
+      expect((await drain(queue)).map((message) => message.bodyString())).toEqual([
+        JSON.stringify({ id: "ord_1", amount: 5, items: [{ sku: "a" }] }),
+      ]);
+    }));
+
+  it("checks each element of a batch, names the elements that fail, and publishes none of it", () =>
+    withQueue("schema", async (queue) => {
+      const send = gatewayFor(routes(uniqueRouteId("schema-batch"), queue, "\n        batch: true"));
+      const body = [{ id: "ord_1", amount: 1 }, { id: "ord_2" }, { id: "ord_3", amount: 3 }, { id: 4, amount: 4 }]
+        .map((one) => JSON.stringify(one))
+        .join("\n");
+      const answer = await send("POST", "/orders", { body, headers: { "content-type": "application/x-ndjson" } });
+      expect(answer.status).toBe(400);
+      const refusal = (await answer.json()) as Refusal;
+      expect(refusal.failed?.map((one) => one.index)).toEqual([1, 3]);
+      expect(refusal.error).toMatch(/2 of 4 messages do not match/);
+      expect(await messageCount(queue)).toBe(0);
+      const good = await send("POST", "/orders", {
+        body: JSON.stringify([
+          { id: "ord_1", amount: 1 },
+          { id: "ord_2", amount: 2 },
+        ]),
+        headers: { "content-type": "application/json" },
+      });
+      expect(good.status).toBe(202);
+      expect(await messageCount(queue)).toBe(2);
+    }));
+});
