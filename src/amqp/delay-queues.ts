@@ -70,55 +70,65 @@ export const withoutDelayHeaders = (headers: Record<string, string> | undefined)
   Object.fromEntries(Object.entries(headers ?? {}).filter(([name]) => !name.startsWith(DELAY_HEADER_PREFIX)));
 
 /**
- * The ladder on one connection: declared once per session, and each destination bound to
- * {@link DELAY_DELIVER_EXCHANGE} once, before the first message for it enters. Declaring is
- * idempotent, so several routes and gateways share one ladder per vhost.
+ * The ladder on one connection: declared once per session; and before each message enters it, its
+ * destination bound to {@link DELAY_DELIVER_EXCHANGE} (concurrent messages for one destination
+ * share one bind). Binding again each time costs a round trip, and is what keeps a delayed message
+ * from being dropped when its queue has been deleted and declared again meanwhile (which takes
+ * the queue's bindings with it). Declaring is idempotent, so several routes and gateways share one
+ * ladder per vhost.
  */
 export class DelayQueues {
   #session: AMQPSession | undefined;
   #ladder: Promise<void> | undefined;
-  readonly #bound = new Map<string, Promise<void>>();
+  /** Binds in flight, by destination: a message for a destination being bound waits for that bind. */
+  readonly #binding = new Map<string, Promise<void>>();
 
-  /** Resolves once messages for `target` may enter the ladder on `session`; rejects with the broker's refusal. */
+  /** Resolves once a message for `target` may enter the ladder on `session`; rejects with the broker's refusal. */
   async ready(session: AMQPSession, target: DelayTarget): Promise<void> {
     if (session !== this.#session) {
       this.#session = session;
       this.#ladder = undefined;
-      this.#bound.clear();
+      this.#binding.clear();
     }
-    this.#ladder ??= this.#declare(session, declareLadder, "the delay queues (runway.delay.*)", () => (this.#ladder = undefined));
+    this.#ladder ??= this.#declare(session, declareLadder, "the delay queues (runway.delay.*)").catch((error: unknown) => {
+      this.#ladder = undefined;
+      throw error;
+    });
     await this.#ladder;
     const name = targetName(target);
-    let bound = this.#bound.get(name);
+    let bound = this.#binding.get(name);
     if (!bound) {
-      bound = this.#declare(
-        session,
-        (channel) => bindTarget(channel, target),
-        `the delay binding to ${name}`,
-        () => this.#bound.delete(name),
+      bound = this.#declare(session, (channel) => bindTarget(channel, target), `the delay binding to ${name}`).finally(() =>
+        this.#binding.delete(name),
       );
-      this.#bound.set(name, bound);
-      // Bounded like the queues and exchanges routes name: forget the oldest past a thousand.
-      if (this.#bound.size > 1000) this.#bound.delete(this.#bound.keys().next().value as string);
+      this.#binding.set(name, bound);
     }
     await bound;
   }
 
-  /** Runs `work` on a channel of its own (a refusal closes it), forgetting it on failure so that the next message tries again. */
-  async #declare(session: AMQPSession, work: (channel: AMQPChannel) => Promise<void>, what: string, forget: () => void): Promise<void> {
+  /**
+   * Runs `work` on a channel of its own, closed after: a refusal closes only its channel, so a
+   * caller whose destination the broker refuses (a queue that does not exist) cannot fail the
+   * binds of others under way at the same time.
+   */
+  async #declare(session: AMQPSession, work: (channel: AMQPChannel) => Promise<void>, what: string): Promise<void> {
     let channel: AMQPChannel | undefined;
     try {
-      channel = await newChannel(session);
-      channel.onerror = () => undefined;
+      channel = await ownChannel(session);
       await work(channel);
     } catch (error) {
-      forget();
       throw refusal(error, what);
     } finally {
       if (channel && !channel.closed) await channel.close().catch(() => undefined);
     }
   }
 }
+
+const ownChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
+  const channel = await newChannel(session);
+  channel.onerror = () => undefined;
+  return channel;
+};
 
 /** Declares the rungs, shortest first: each rung's alternate and dead-letter exchange is the next shorter one. */
 const declareLadder = async (channel: AMQPChannel): Promise<void> => {
@@ -153,7 +163,9 @@ const refusal = (error: unknown, what: string): RouteFailureError => {
       `the broker refused ${what}: ${reason}; a delay needs configure, write and read permission on runway.delay.*`,
     );
   }
-  if (code === 404) return new RouteFailureError("queue_not_found", `the broker refused ${what}: ${reason}`);
+  // A missing exchange is the broker refusing the publish (502), as it is for a message not delayed.
+  if (code === 404)
+    return new RouteFailureError(/ exchange /.test(reason) ? "broker_error" : "queue_not_found", `the broker refused ${what}: ${reason}`);
   if (code === undefined)
     return new RouteFailureError("unavailable", `the connection to the broker was lost while declaring ${what}: ${reason}`);
   return new RouteFailureError("broker_error", `the broker refused ${what}: ${reason}`);

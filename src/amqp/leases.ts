@@ -2,28 +2,19 @@ import type { LeaseResult, LeaseSettlement } from "../contract/route-calls";
 import type { RouteStorage } from "./route-storage";
 import type { CancelTimer, ObjectTimers } from "../object-timers";
 import type { LeasedMessage } from "./message-retries";
+import { LeasedBodies } from "./leased-bodies";
+import { RouteFailureError } from "../contract/failures";
 
 interface Lease {
-  message: LeasedMessage;
+  /** The message, its body kept apart (in {@link LeasedBodies}) until it is put back. */
+  message: Omit<LeasedMessage, "body">;
   cancelTimer: CancelTimer;
   /** When it runs out (epoch ms). */
   expiresAt: number;
-  /** Whose lease it is, where the route tells callers apart: a share of the room for kept bodies is counted per caller. */
-  caller: string | undefined;
-  /** Bytes of its kept body (0 for none), counted until the lease ends (a put-back may detach the body itself). */
-  kept: number;
 }
 
 /** What a route object does with a lease's message when it goes back (see `MessageRetries`). */
 export type PutBack = (message: LeasedMessage, delayS: number) => Promise<"requeued" | "dead_lettered">;
-
-/**
- * Most bytes of leased bodies a route object keeps (to put a message back counted, or delayed),
- * and most of them one caller's leases may take where the route tells callers apart: past these a
- * lease keeps no body, and goes back the broker's way (see `MessageRetries`).
- */
-export const KEPT_BODIES_BYTES = 8 * 1024 * 1024;
-const KEPT_BODIES_PER_CALLER_BYTES = KEPT_BODIES_BYTES / 4;
 
 /** Where a route object keeps its lives (see `#life`), and how many. */
 const LIVES_KEY = "lease_lives";
@@ -44,11 +35,12 @@ const REMEMBER_AT_MOST = 100_000;
 export class Leases {
   readonly #leases = new Map<string, Lease>();
   readonly #ended = new Map<string, { outcome: LeaseResult["outcome"]; at: number }>();
+  /** Leases a settle is under way for: another settle of one of them meanwhile is a 409, not "unknown". */
+  readonly #settling = new Set<string>();
   readonly #onExpired: () => void;
   readonly #putBack: PutBack;
-  /** Bytes of bodies kept by leases, in all and per caller. */
-  #keptBytes = 0;
-  readonly #keptByCaller = new Map<string, number>();
+  /** The leased messages' bodies, kept until their leases end. */
+  readonly #bodies: LeasedBodies;
   /** Each lease's expiry: on the object's timers, as a caller may hold any number of leases. */
   readonly #timers: ObjectTimers;
   /**
@@ -69,6 +61,7 @@ export class Leases {
   constructor(storage: RouteStorage, onExpired: () => void, timers: ObjectTimers, putBack: PutBack) {
     this.#onExpired = onExpired;
     this.#putBack = putBack;
+    this.#bodies = new LeasedBodies(storage.sql);
     this.#timers = timers;
     const earlier = storage.kv.get<string[]>(LIVES_KEY) ?? [];
     this.#earlierLives = new Set(earlier);
@@ -77,18 +70,12 @@ export class Leases {
 
   /**
    * Leases `message` for `timeoutMs` to `caller`; returns its id (a UUID: 96 random bits after the
-   * object's life). `body` is the message's body: a copy is kept while there is room for it.
+   * object's life). `body` is the message's body: a copy is kept until the lease ends (see {@link LeasedBodies}).
    */
   lease(message: Omit<LeasedMessage, "body">, body: ArrayBuffer, timeoutMs: number, caller: string | undefined): string {
     const id = `${this.#life}${crypto.randomUUID().slice(8)}`;
-    const kept = this.#keep(body, caller);
-    const lease: Lease = {
-      message: { ...message, body: kept },
-      cancelTimer: () => undefined,
-      expiresAt: 0,
-      caller,
-      kept: kept ? body.byteLength : 0,
-    };
+    this.#bodies.keep(id, body, caller);
+    const lease: Lease = { message, cancelTimer: () => undefined, expiresAt: 0 };
     this.#leases.set(id, lease);
     this.#expireAfter(id, lease, timeoutMs);
     return id;
@@ -110,34 +97,50 @@ export class Leases {
     if (typeof how === "object" && "extendMs" in how) return this.#extend(id, lease, how.extendMs);
     this.#leases.delete(id);
     lease.cancelTimer();
+    this.#settling.add(id);
+    try {
+      return await this.#settleHeld(id, lease, how);
+    } finally {
+      this.#settling.delete(id);
+    }
+  }
+
+  async #settleHeld(id: string, lease: Lease, how: Exclude<LeaseSettlement, { extendMs: number }>): Promise<LeaseResult> {
     const { delivery } = lease.message;
     if (delivery.channel.closed) {
-      this.#forget(lease);
+      this.#bodies.drop(id);
       return this.#gone(id);
     }
     const delayS = typeof how === "object" ? how.delayS : 0;
+    // Due no sooner than this: the copy can only be published after now.
+    const returnsAt = new Date(Date.now() + delayS * 1000).toISOString();
     let outcome: "acked" | "requeued" | "rejected" | "dead_lettered";
     try {
       if (how === "ack") await delivery.ack();
       else if (how === "reject") await delivery.nack(false);
-      outcome = how === "ack" ? "acked" : how === "reject" ? "rejected" : await this.#putBack(lease.message, delayS);
+      outcome = how === "ack" ? "acked" : how === "reject" ? "rejected" : await this.#putBack(this.#withBody(id, lease), delayS);
     } catch (error) {
       if (delivery.channel.closed) {
-        this.#forget(lease);
+        this.#bodies.drop(id);
         return this.#gone(id);
       }
       // A delay the broker did not take: the message is still this lease's, until it runs out.
       this.#leases.set(id, lease);
       this.#expireAfter(id, lease, Math.max(0, lease.expiresAt - Date.now()));
-      return { lease_id: id, status: 503, outcome: "not_settled", error: `${errorMessage(error)}; the lease is still held` };
+      // A copy sent but not confirmed may be in the delay queues all the same: then it comes twice.
+      const unsure =
+        error instanceof RouteFailureError && error.kind === "no_answer"
+          ? " (the delayed copy may have reached the broker: then the message comes twice)"
+          : "";
+      return { lease_id: id, status: 503, outcome: "not_settled", error: `${errorMessage(error)}; the lease is still held${unsure}` };
     }
-    this.#forget(lease);
+    this.#bodies.drop(id);
     this.#remember(id, outcome);
     return {
       lease_id: id,
       status: 200,
       outcome,
-      ...(outcome === "requeued" && delayS > 0 ? { returns_at: new Date(Date.now() + delayS * 1000).toISOString() } : {}),
+      ...(outcome === "requeued" && delayS > 0 ? { returns_at: returnsAt } : {}),
     };
   }
 
@@ -147,7 +150,7 @@ export class Leases {
     if (lease.message.delivery.channel.closed) {
       this.#leases.delete(id);
       lease.cancelTimer();
-      this.#forget(lease);
+      this.#bodies.drop(id);
       return this.#gone(id);
     }
     lease.cancelTimer();
@@ -164,36 +167,16 @@ export class Leases {
       this.#remember(id, "expired");
       this.#onExpired();
       const { delivery } = lease.message;
-      this.#putBack(lease.message, 0)
+      this.#putBack(this.#withBody(id, lease), 0)
         .catch(() => delivery.nack(true))
         .catch(() => undefined)
-        .finally(() => this.#forget(lease));
+        .finally(() => this.#bodies.drop(id));
     });
   }
 
-  /** A copy of `body` while the object (and `caller`) may keep one more; else undefined. */
-  #keep(body: ArrayBuffer, caller: string | undefined): ArrayBuffer | undefined {
-    const bytes = body.byteLength;
-    const callers = caller === undefined ? 0 : (this.#keptByCaller.get(caller) ?? 0);
-    if (this.#keptBytes + bytes > KEPT_BODIES_BYTES || (caller !== undefined && callers + bytes > KEPT_BODIES_PER_CALLER_BYTES)) {
-      return undefined;
-    }
-    this.#keptBytes += bytes;
-    if (caller !== undefined) this.#keptByCaller.set(caller, callers + bytes);
-    return body.slice(0);
-  }
-
-  /** Gives back the room of a lease's kept body, once the lease has ended. */
-  #forget(lease: Lease): void {
-    const { kept, caller } = lease;
-    lease.message.body = undefined;
-    if (kept === 0) return;
-    lease.kept = 0;
-    this.#keptBytes -= kept;
-    if (caller === undefined) return;
-    const left = (this.#keptByCaller.get(caller) ?? 0) - kept;
-    if (left > 0) this.#keptByCaller.set(caller, left);
-    else this.#keptByCaller.delete(caller);
+  /** The lease's message with its kept body, to put it back. */
+  #withBody(id: string, lease: Lease): LeasedMessage {
+    return { ...lease.message, body: this.#bodies.read(id) };
   }
 
   #gone(id: string): LeaseResult {
@@ -207,6 +190,9 @@ export class Leases {
   }
 
   #notHeld(id: string): LeaseResult {
+    if (this.#settling.has(id)) {
+      return { lease_id: id, status: 409, outcome: "already_settled", error: "another request is settling it now" };
+    }
     const ended = this.#ended.get(id);
     if (!ended && this.#earlierLives.has(id.slice(0, 8))) {
       return {

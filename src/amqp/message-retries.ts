@@ -38,9 +38,9 @@ interface RetryDependencies {
  * keeps no count of its own, and a quorum queue's starts again for a message that comes back
  * through a delay: the count in the headers is what makes `max_deliveries` hold on both.
  *
- * A lease whose body was not kept (the object held as many leased bodies as it may) goes back the
- * broker's way (`basic.nack` with requeue), to its place in the queue; a quorum queue still counts
- * it, a classic one only marks it redelivered.
+ * A lease whose body was not kept (past the gigabyte of leased bodies an object stores, see
+ * `LeasedBodies`) goes back the broker's way (`basic.nack` with requeue), to its place in the
+ * queue; a quorum queue still counts it, a classic one only marks it redelivered.
  */
 export class MessageRetries {
   readonly #deps: RetryDependencies;

@@ -9,6 +9,7 @@ import { redactUrl } from "../contract/redaction";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
 import { badReferenceProblem, hasEnvReference } from "./env-references";
 import { isTemplate, templateProblem } from "./templates";
+import { isGatewayHeader } from "../contract/header-names";
 import { TopologySchema } from "./topology-schema";
 import { PushSchema } from "./push-schema";
 import {
@@ -113,6 +114,10 @@ const ProducerSchema = v.pipe(
         v.pipe(
           v.string(),
           v.minLength(1, "a header name must not be empty"),
+          v.check(
+            (name) => !isGatewayHeader(name),
+            (issue) => `headers: ${String(issue.input)} is set by the gateway (delivery counts and delays), not by a route`,
+          ),
           v.check(
             (name) => name !== "CC" && name !== "BCC",
             (issue) =>
@@ -447,6 +452,13 @@ const RouteSchema = v.pipe(
     if (producer?.allow_delay && producer.reply) {
       problem("producer.allow_delay and reply exclude each other: a delayed request could not be answered in time", "amqp");
     }
+    // The delay queues bind their last step to the route's exchange: one the request names could be
+    // any exchange, internal ones included, which the broker would otherwise refuse to publish to.
+    if (producer?.allow_delay && isTemplate(producer.exchange)) {
+      problem("producer.allow_delay needs a producer.exchange that takes no values from the request", "amqp");
+    }
+    if (producer?.exchange.startsWith("runway.delay."))
+      problem("producer.exchange: runway.delay.* are the gateway's delay exchanges", "amqp");
     // Values taken from the request must name what the request can have.
     const templated: Array<[string, string | undefined]> = [
       ["producer.exchange", producer?.exchange],

@@ -31,3 +31,13 @@ export const isMessageHeader = (name: string): boolean => {
   const lower = name.toLowerCase();
   return PROPERTY_HEADERS.has(lower) || lower.startsWith(AMQP_HEADER_PREFIX);
 };
+
+/**
+ * Headers-table entries only the gateway or the broker sets: the gateway's delivery count and delay
+ * routing (`runway-*`), and a quorum queue's `x-delivery-count`. A publisher that set them could
+ * dead-letter its message before anyone saw it, or steer it through the delay queues.
+ */
+export const isGatewayHeader = (name: string): boolean => {
+  const lower = name.toLowerCase();
+  return lower.startsWith("runway-") || lower === "x-delivery-count";
+};

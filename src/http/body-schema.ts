@@ -26,7 +26,7 @@ export const checkBodySchema = (route: PublishingRoute, bodies: ArrayBuffer[], b
   const schema = route.amqp.producer.schema;
   if (!schema) return;
   let validator = validators.get(schema);
-  if (!validator) validators.set(schema, (validator = new Validator(schema as ConstructorParameters<typeof Validator>[0], "2020-12")));
+  if (!validator) validators.set(schema, (validator = new Validator(schema, "2020-12")));
   const failed: Array<{ index: number; errors: SchemaFailure[] }> = [];
   for (const [index, body] of bodies.entries()) {
     const errors = failures(validator, body);

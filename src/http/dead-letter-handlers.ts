@@ -26,7 +26,7 @@ export const mountDeadLetters = (app: Hono<GatewayEnv>, route: ConsumingRoute): 
     c.set("routeId", route.id);
     adminClientOnly(c, route.id, {
       noToken: "a route's dead letters are served only with ADMIN_TOKEN set (they hold producers' data)",
-      ...(c.req.method === "POST" ? { fromPage: "dead letters are redriven by an admin client, not from a web page" } : {}),
+      fromPage: "dead letters are read and redriven by an admin client, not from a web page",
     });
     return next();
   };

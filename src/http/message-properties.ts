@@ -5,6 +5,7 @@ import {
   AMQP_HEADER_PREFIX,
   DEFAULT_CONTENT_TYPE,
   PROPERTY_HEADERS,
+  isGatewayHeader,
   type PropertyHeader,
   type ShortStringHeader,
 } from "../contract/header-names";
@@ -43,6 +44,7 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
     if (name.startsWith(AMQP_HEADER_PREFIX)) {
       const key = name.slice(AMQP_HEADER_PREFIX.length);
       if (key === "") throw invalid(name, "names no header");
+      if (isGatewayHeader(key)) throw invalid(name, "is set by the gateway (delivery counts and delays), not by a publisher");
       if (key.length > SHORT_STRING_BYTES)
         throw invalid(name, `the name after ${AMQP_HEADER_PREFIX} must be at most ${SHORT_STRING_BYTES} bytes`);
       (table ??= {})[key] = value;

@@ -38,6 +38,13 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? amqp : { ...amqp, producer } };
   const fromHeaders = publishProperties(c.req.raw.headers, target.id);
   const delayMs = publishDelay(c.req.header("x-delay"), route, fromHeaders);
+  if (delayMs && producer.exchange === "" && producer.routing_key.startsWith("runway.delay.")) {
+    throw new GatewayError(
+      400,
+      "header X-Delay: runway.delay.* are the gateway's delay queues, not a destination; nothing was published",
+      route.id,
+    );
+  }
   const properties = withTrace(withDefaults(fromHeaders, resolved.defaults), c.get("trace"));
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
   const body = await c.req.arrayBuffer();
@@ -177,7 +184,8 @@ const publishDelay = (header: string | undefined, route: PublishingRoute, proper
   if (!route.amqp.producer.allow_delay) throw invalid("this route does not delay messages (amqp.producer.allow_delay is not set)");
   const text = header.trim();
   if (!/^[0-9]{1,8}$/.test(text) || Number(text) > MAX_PUBLISH_DELAY_MS) {
-    throw invalid(`"${header}" is not a whole number of milliseconds from 0 to ${MAX_PUBLISH_DELAY_MS} (24 h)`);
+    const shown = header.length > 60 ? `${header.slice(0, 60)}…` : header;
+    throw invalid(`"${shown}" is not a whole number of milliseconds from 0 to ${MAX_PUBLISH_DELAY_MS} (24 h)`);
   }
   const delayMs = Number(text);
   if (delayMs > 0 && properties.expiration !== undefined) {

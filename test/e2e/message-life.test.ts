@@ -27,6 +27,7 @@ const laterRouted = uniqueName("later-routed");
 const redrive = uniqueName("redrive");
 const redriveDead = `${redrive}-dead`;
 const busy = uniqueName("busy");
+const hoarded = uniqueName("hoarded");
 const pushed = uniqueName("pushed");
 const pushedDead = `${pushed}-dead`;
 const SECRET = `whsec_${Buffer.from("message-life e2e key, 32 bytes!!").toString("base64")}`;
@@ -66,9 +67,9 @@ ${POISON.map(({ id, queue, by }) =>
   "redrive",
   `producer: { routing_key: ${redrive} }, consumer: { queue: ${redrive}, ack: lease, dead_letter_queue: ${redriveDead} }`,
 )}${route("busy", `producer: { routing_key: ${busy}, allow_delay: true }, consumer: { queue: ${busy}, ack: lease, lease_timeout_ms: 1500 }`)}${route(
-  "pushed",
-  `consumer: { queue: ${pushed}, max_deliveries: 1, push: { url: "${hookUrl}/pushed", secret: "${SECRET}" } }`,
-)}`;
+  "hoarded",
+  `producer: { routing_key: ${hoarded}, max_body_bytes: 2000000 }, consumer: { queue: ${hoarded}, ack: lease, max_deliveries: 2, lease_timeout_ms: 120000 }`,
+)}${route("pushed", `consumer: { queue: ${pushed}, max_deliveries: 1, push: { url: "${hookUrl}/pushed", secret: "${SECRET}" } }`)}`;
 let ROUTES = "";
 
 let gateway: RunningGateway;
@@ -77,6 +78,7 @@ beforeAll(async () => {
   for (const { type, queue } of POISON)
     await declareQueue(queue, { ...deadLettered, ...(type === "quorum" ? { "x-queue-type": "quorum" } : {}) });
   for (const queue of [poisonDead, retry, stretched, later, laterRouted, redrive, redriveDead, busy]) await declareQueue(queue);
+  await declareQueue(hoarded, deadLettered);
   await withChannel(async (channel) => {
     await channel.exchangeDeclare(laterExchange, "topic", { durable: false, autoDelete: false });
     await channel.queueBind(laterRouted, laterExchange, "a.*");
@@ -225,6 +227,20 @@ describe("a nack with a delay", () => {
   });
 });
 
+describe("settles of one lease at once", () => {
+  it("answer 409 to the one that comes second while the first (a delayed nack) is under way", async () => {
+    await post("/retry", "raced");
+    const got = await takeWithin("/retry", 5000);
+    const id = got?.leaseId ?? "";
+    const [nacked, acked] = await Promise.all([settle("/retry", "nack", [id], { delay_s: 1 }), settle("/retry", "ack", [id])]);
+    expect(nacked.body.results[0]?.outcome).toBe("requeued");
+    expect(acked.status).toBe(409);
+    const back = await takeWithin("/retry", 3000);
+    expect(back?.body).toBe(JSON.stringify("raced"));
+    await settle("/retry", "ack", [back?.leaseId ?? ""]);
+  });
+});
+
 describe("lease extension", () => {
   it("a lease of 2 s extended twice by 2 s is not redelivered for 6 s; extending it once expired is 410", async () => {
     const body = `stretched ${crypto.randomUUID()}`;
@@ -309,6 +325,17 @@ describe("a delayed publish", () => {
     expect(message?.routingKey).toBe("a.b");
   });
 
+  it("still arrives after its queue was deleted and declared again (its binding made again)", async () => {
+    const send = (body: string) => fetch(`${gateway.url}/later`, { method: "POST", headers: { "x-delay": "1000" }, body });
+    expect((await send("before")).status).toBe(202);
+    await waitFor(async () => (await messageCount(later)) === 1, 4000);
+    await deleteQueue(later);
+    await declareQueue(later);
+    expect((await send("after")).status).toBe(202);
+    await waitFor(async () => (await messageCount(later)) === 1, 4000);
+    expect((await drain(later)).map((message) => message.bodyToString())).toEqual(["after"]);
+  });
+
   it("is refused with 400 on a route without allow_delay, for a bad value, and with X-Expiration; nothing published", async () => {
     const before = await messageCount(later);
     for (const [path, headers] of [
@@ -317,10 +344,13 @@ describe("a delayed publish", () => {
       ["/later", { "x-delay": "86400001" }],
       ["/later", { "x-delay": "1e3" }],
       ["/later", { "x-delay": "1000", "x-expiration": "5000" }],
+      ["/later", { "x-amqp-header-runway-delay-to": "queue:elsewhere" }],
+      ["/later", { "x-amqp-header-runway-delivery-count": "99" }],
+      ["/later", { "x-amqp-header-x-delivery-count": "5" }],
     ] as const) {
       const response = await fetch(`${gateway.url}${path}`, { method: "POST", headers, body: "refused" });
       expect(response.status, JSON.stringify(headers)).toBe(400);
-      expect(((await response.json()) as { error: string }).error).toMatch(/X-Delay/);
+      expect(((await response.json()) as { error: string }).error).toMatch(/X-Delay|set by the gateway/);
     }
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(await messageCount(later)).toBe(before);
@@ -402,6 +432,39 @@ describe("under concurrency", () => {
     expect(new Set(acked)).toEqual(published);
     expect(await messageCount(busy)).toBe(0);
   }, 60_000);
+});
+
+describe("beside a caller that holds many large leases", () => {
+  it("another caller's message is still counted, delayed and dead-lettered on a classic queue; a large one put back intact", async () => {
+    // 9 MiB of leases held: past the 8 MiB a route object keeps in memory, so the 9th and every
+    // later body go to its storage (before, the later leases kept none: no delay, no count).
+    const large = Array.from({ length: 9 }, (_, i) => Buffer.alloc(1024 * 1024, 65 + i));
+    await withChannel(async (channel) => {
+      await channel.confirmSelect();
+      await Promise.all(large.map((body) => channel.basicPublish("", hoarded, body, { deliveryMode: 2 })));
+    });
+    const held: string[] = [];
+    for (let i = 0; i < large.length; i++) held.push((await takeWithin("/hoarded", 5000))?.leaseId ?? "");
+    expect(held.every((id) => id !== "")).toBe(true);
+    const body = `beside the hoard ${crypto.randomUUID()}`;
+    await post("/hoarded", body);
+    const first = await takeWithin("/hoarded", 5000);
+    expect(first).toMatchObject({ body: JSON.stringify(body), count: 1 });
+    const delayed = await settle("/hoarded", "nack", [first?.leaseId ?? ""], { delay_s: 1 });
+    expect(delayed.body.results[0]).toMatchObject({ status: 200, outcome: "requeued" });
+    const second = await takeWithin("/hoarded", 4000);
+    expect(second).toMatchObject({ body: JSON.stringify(body), count: 2 });
+    expect((await settle("/hoarded", "nack", [second?.leaseId ?? ""])).body.results[0]?.outcome).toBe("dead_lettered");
+    await waitFor(async () => (await drainBodies(poisonDead)).includes(JSON.stringify(body)), 5000);
+    // The last of the large ones (in storage, past the memory kept) goes back whole, counted.
+    expect((await settle("/hoarded", "nack", [held.at(-1) ?? ""])).body.results[0]?.outcome).toBe("requeued");
+    const back = await fetch(`${gateway.url}/hoarded`);
+    expect(back.headers.get("x-delivery-count")).toBe("2");
+    const bytes = Buffer.from(await back.arrayBuffer());
+    expect(bytes.equals(large.at(-1) ?? Buffer.alloc(0))).toBe(true);
+    await settle("/hoarded", "ack", [...held.slice(0, -1), back.headers.get("x-lease-id") ?? ""]);
+    expect(await messageCount(hoarded)).toBe(0);
+  });
 });
 
 describe("a push route", () => {

@@ -316,6 +316,14 @@ describe("consumer modes", () => {
     expect(parseRoutes(producer("allow_delay: true")).ok).toBe(true);
     expect(problemsOf(producer("allow_delay: yes"))[0]).toMatch(/allow_delay must be true or false/);
     expect(problemsOf(producer("allow_delay: true, reply: true"))[0]).toMatch(/allow_delay and reply exclude each other/);
+    const templated = parseRoutes(
+      `routes:\n  - id: r1\n    path: /x/:ex\n    amqp: { enabled: true, url: "amqp://h", producer: { exchange: "{ex}", allow_delay: true } }\n`,
+    );
+    expect(templated.ok ? "" : templated.problems.join("\n")).toMatch(
+      /allow_delay needs a producer.exchange that takes no values from the request/,
+    );
+    expect(problemsOf(producer("exchange: runway.delay.1s"))[0]).toMatch(/runway.delay.\* are the gateway's delay exchanges/);
+    expect(problemsOf(producer("headers: { runway-delivery-count: '1' }"))[0]).toMatch(/set by the gateway/);
   });
 
   it("default to 30 s leases and batches of up to 100", () => {
