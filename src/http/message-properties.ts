@@ -1,6 +1,7 @@
 import { encodedPropertiesBytes, MAX_PROPERTIES_BYTES, SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
 import type { PublishProperties } from "../contract/messages";
 import { GatewayError } from "./gateway-error";
+import { TRACEPARENT, TRACESTATE, type TraceContext } from "../contract/trace-context";
 import {
   AMQP_HEADER_PREFIX,
   DEFAULT_CONTENT_TYPE,
@@ -33,7 +34,7 @@ import {
  * names, so `CC` and `BCC`, which RabbitMQ takes only as lists, cannot be set from a request
  * (`cc` is an ordinary name to it).
  */
-export const publishProperties = (headers: Headers, routeId: string): PublishProperties => {
+export const publishProperties = (headers: Headers, routeId: string, trace?: TraceContext): PublishProperties => {
   const invalid = (header: string, reason: string) => new GatewayError(400, `header ${header}: ${reason}`, routeId);
 
   // One pass over the request's headers (names come lowercased), rather than a lookup per
@@ -105,6 +106,13 @@ export const publishProperties = (headers: Headers, routeId: string): PublishPro
     }
     // Written as digits alone ("01" is 1): RabbitMQ closes the channel for any other form.
     properties.expiration = String(milliseconds);
+  }
+  // The request's trace context (W3C names, as OpenTelemetry's AMQP instrumentations read them),
+  // which wins over the same names sent as X-AMQP-Header-*; counted in the frame like the rest.
+  if (trace) {
+    table = { ...table, [TRACEPARENT]: trace.traceparent };
+    if (trace.tracestate === undefined) delete table[TRACESTATE];
+    else table[TRACESTATE] = trace.tracestate;
   }
   if (table) properties.headers = table;
   const bytes = encodedPropertiesBytes(properties);

@@ -15,7 +15,6 @@ import { requestReply } from "./reply-handler";
 import { requestBody } from "./request-body";
 import { releaseBuffer } from "../release-buffer";
 import { checkBodySchema } from "./body-schema";
-import { TRACEPARENT, TRACESTATE, type TraceContext } from "../contract/trace-context";
 import type { ProducerConfig, PublishingTarget } from "../contract/route-settings";
 
 /**
@@ -36,7 +35,7 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
       : { ...configured, exchange: resolved.exchange, routing_key: resolved.routingKey };
   // Only the route's id and backend cross to the object; its credentials stay in the Worker.
   const target: PublishingTarget = { id: route.id, amqp: producer === configured ? amqp : { ...amqp, producer } };
-  const fromHeaders = publishProperties(c.req.raw.headers, target.id);
+  const fromHeaders = publishProperties(c.req.raw.headers, target.id, c.get("trace"));
   const delayMs = publishDelay(c.req.header("x-delay"), route, fromHeaders);
   if (delayMs && producer.exchange === "" && producer.routing_key.startsWith("runway.delay.")) {
     throw new GatewayError(
@@ -45,7 +44,7 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
       route.id,
     );
   }
-  const properties = withTrace(withDefaults(fromHeaders, resolved.defaults), c.get("trace"));
+  const properties = withDefaults(fromHeaders, resolved.defaults);
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
   const body = await c.req.arrayBuffer();
   try {
@@ -155,19 +154,6 @@ const idempotentRequest = async (
     maxEntriesPerCaller: caller === "" ? producer.dedupe_max_entries : Math.max(1, Math.ceil(producer.dedupe_max_entries / 2)),
     waitMs: producer.confirm_timeout_ms,
   };
-};
-
-/**
- * The message's headers table with the request's trace context (`traceparent`, `tracestate`),
- * which win over the same names sent as `X-AMQP-Header-*` or set by the route: the names
- * OpenTelemetry's AMQP instrumentations read.
- */
-const withTrace = (properties: PublishProperties, trace: TraceContext | undefined): PublishProperties => {
-  if (!trace) return properties;
-  const headers: Record<string, string> = { ...properties.headers, [TRACEPARENT]: trace.traceparent };
-  if (trace.tracestate === undefined) delete headers[TRACESTATE];
-  else headers[TRACESTATE] = trace.tracestate;
-  return { ...properties, headers };
 };
 
 /** Longest `X-Delay`: 24 hours. */
