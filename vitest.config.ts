@@ -22,6 +22,7 @@ const SELF_HOSTED_SUITE = [
   "message-life",
   "prometheus-metrics",
   "trace-context",
+  "cloudevents",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

@@ -41,3 +41,6 @@ export const isGatewayHeader = (name: string): boolean => {
   const lower = name.toLowerCase();
   return lower.startsWith("runway-") || lower === "x-delivery-count";
 };
+
+/** The CloudEvents AMQP binding's prefix of an attribute's application property (headers-table entry). */
+export const CLOUDEVENTS_PREFIX = "cloudEvents:";

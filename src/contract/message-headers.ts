@@ -1,5 +1,5 @@
 import type { ConsumedMessage } from "./messages";
-import { AMQP_HEADER_PREFIX, DEFAULT_CONTENT_TYPE } from "./header-names";
+import { AMQP_HEADER_PREFIX, CLOUDEVENTS_PREFIX, DEFAULT_CONTENT_TYPE } from "./header-names";
 import { untrustedBodyHeaders } from "./untrusted-body";
 import { TRACEPARENT, TRACESTATE, isPassableTracestate, traceIdOf } from "./trace-context";
 
@@ -23,7 +23,8 @@ const OMITTED_RESERVE_BYTES = 1100;
 /**
  * The response headers for a consumed message: its content type (default `application/json`)
  * with the headers that keep a browser from running it ({@link untrustedBodyHeaders}), its ids, where it came from, whether it was redelivered and how many times it has been delivered, how many messages are left, and each
- * headers-table entry as `X-AMQP-Header-<name>`.
+ * headers-table entry as `X-AMQP-Header-<name>` (a CloudEvent's `cloudEvents:<attribute>` entries
+ * as `ce-<attribute>`, the CloudEvents HTTP binding's binary mode).
  *
  * Never fails, whatever a producer put in the properties: a consume that failed here would leave
  * the message at the head of its queue (every later GET failing the same way) or, with auto-ack,
@@ -89,8 +90,11 @@ export const messageHeaderFields = (
   for (const [key, value] of Object.entries(message.headers ?? {})) {
     const text = headerText(value);
     if (text === undefined) continue;
-    const token = isToken(key);
-    const name = `${AMQP_HEADER_PREFIX}${token ? key : percentEncode(key, TOKEN_SAFE)}`;
+    // A CloudEvent's attribute (its AMQP binding) is answered in the HTTP binding's binary mode: `ce-<name>`.
+    const attribute = key.startsWith(CLOUDEVENTS_PREFIX) ? key.slice(CLOUDEVENTS_PREFIX.length) : undefined;
+    const token = isToken(attribute ?? key);
+    const shownKey = token ? (attribute ?? key) : percentEncode(attribute ?? key, TOKEN_SAFE);
+    const name = attribute === undefined ? `${AMQP_HEADER_PREFIX}${shownKey}` : `ce-${shownKey}`;
     const shown = shownValue(text);
     const listed = !token || shown !== text;
     if (used + costOf(name, shown, listed) > budget) {

@@ -115,17 +115,21 @@ export const publishProperties = (headers: Headers, routeId: string, trace?: Tra
     else table[TRACESTATE] = trace.tracestate;
   }
   if (table) properties.headers = table;
-  const bytes = encodedPropertiesBytes(properties);
-  if (bytes > MAX_PROPERTIES_BYTES) {
-    const largest = Object.entries(table ?? {}).sort(([, a], [, b]) => b.length - a.length)[0];
-    throw new GatewayError(
-      400,
-      `the message's properties would take ${bytes} bytes, more than the ${MAX_PROPERTIES_BYTES} that one AMQP frame leaves for them` +
-        `${largest ? ` (the largest is ${AMQP_HEADER_PREFIX}${largest[0]})` : ""}; nothing was published`,
-      routeId,
-    );
-  }
+  checkPropertiesSize(properties, routeId);
   return properties;
+};
+
+/** A 400 when `properties` would not fit in one AMQP frame (naming the largest headers-table entry): nothing is sent. */
+export const checkPropertiesSize = (properties: PublishProperties, routeId: string): void => {
+  const bytes = encodedPropertiesBytes(properties);
+  if (bytes <= MAX_PROPERTIES_BYTES) return;
+  const largest = Object.entries(properties.headers ?? {}).sort(([, a], [, b]) => b.length - a.length)[0];
+  throw new GatewayError(
+    400,
+    `the message's properties would take ${bytes} bytes, more than the ${MAX_PROPERTIES_BYTES} that one AMQP frame leaves for them` +
+      `${largest ? ` (the largest is ${AMQP_HEADER_PREFIX}${largest[0]})` : ""}; nothing was published`,
+    routeId,
+  );
 };
 
 /**

@@ -7,7 +7,8 @@ import type { PublishingRoute } from "../config/schema";
 import type { GatewayEnv } from "../env";
 import { failureError, GatewayError } from "./gateway-error";
 import { DEFAULT_CONTENT_TYPE } from "../contract/header-names";
-import { publishProperties } from "./message-properties";
+import { checkPropertiesSize, publishProperties } from "./message-properties";
+import { cloudEventMessage } from "./cloudevents";
 import { producerTemplates, withDefaults } from "./request-templates";
 import { admissionFor, shardFor } from "./access/admission";
 import { routeClient } from "./route-client";
@@ -46,16 +47,33 @@ export const publish = async (c: Context<GatewayEnv>, route: PublishingRoute): P
   }
   const properties = withDefaults(fromHeaders, resolved.defaults);
   // Read whole, within max_body_bytes, by publishBody, mounted before this.
-  const body = await c.req.arrayBuffer();
+  const read = await c.req.arrayBuffer();
   try {
-    if (producer.reply) {
-      checkBodySchema(route, [body], false);
-      return await requestReply(c, route, target, { body, properties });
+    // A CloudEvent (binary or structured mode) is published as the CloudEvents AMQP binding says.
+    const event = cloudEventMessage(c.req.raw.headers, properties, read, target.id);
+    if (event.event) checkPropertiesSize(event.properties, target.id);
+    const { body } = event;
+    try {
+      if (producer.reply) {
+        checkBodySchema(route, [body], false);
+        return await requestReply(c, route, target, { body, properties: event.properties });
+      }
+      return await publishRead(c, {
+        route,
+        target,
+        producer,
+        fromHeaders,
+        properties: event.properties,
+        body,
+        delayMs,
+        cloudEvent: event.event,
+      });
+    } finally {
+      if (body !== read) releaseBuffer(body);
     }
-    return await publishRead(c, { route, target, producer, fromHeaders, properties, body, delayMs });
   } finally {
     // Passed on to the route's object (a copy), or refused: nothing reads it again.
-    releaseBuffer(body);
+    releaseBuffer(read);
   }
 };
 
@@ -69,14 +87,16 @@ interface ReadPublish {
   body: ArrayBuffer;
   /** `X-Delay`, in milliseconds (undefined or 0: none). */
   delayMs: number | undefined;
+  /** A CloudEvent: one event is one message, on a batch route too. */
+  cloudEvent: boolean;
 }
 
 /** The rest of a publish, once its body is read. */
 const publishRead = async (c: Context<GatewayEnv>, request: ReadPublish): Promise<Response> => {
-  const { route, target, producer, fromHeaders, properties, body, delayMs } = request;
+  const { route, target, producer, fromHeaders, properties, body, delayMs, cloudEvent } = request;
   // The message cannot be published before now, so it cannot arrive before now + the delay.
   const deliverAfter = delayMs ? new Date(Date.now() + delayMs).toISOString() : undefined;
-  const batch = producer.batch ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
+  const batch = producer.batch && !cloudEvent ? splitBatch(body, properties.contentType, producer.max_batch, target.id) : null;
   if (batch) checkBatchMessageIds(properties, batch.length, target.id);
   const messages = batch
     ? batch.map((element, index) => ({ body: element, properties: batchProperties(properties, index) }))
