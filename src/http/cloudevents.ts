@@ -48,7 +48,7 @@ export const cloudEventMessage = (
   for (const [name, value] of Object.entries(rest)) {
     if (value === null || value === undefined) continue;
     if (typeof value === "object") throw invalid(`attribute ${name} must be a string, a number or a boolean`);
-    attributes[name.toLowerCase()] = String(value as string | number | boolean);
+    attributes[name.toLowerCase()] = String(value);
   }
   checkAttributes(attributes, invalid);
   const contentType = attributes["datacontenttype"] ?? (dataBase64 === undefined && data !== undefined ? "application/json" : undefined);
