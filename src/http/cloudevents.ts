@@ -47,7 +47,9 @@ export const cloudEventMessage = (
   const attributes: Record<string, string> = {};
   for (const [name, value] of Object.entries(rest)) {
     if (value === null || value === undefined) continue;
-    if (typeof value === "object") throw invalid(`attribute ${name} must be a string, a number or a boolean`);
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      throw invalid(`attribute ${name} must be a string, a number or a boolean`);
+    }
     attributes[name.toLowerCase()] = String(value);
   }
   checkAttributes(attributes, invalid);
