@@ -23,6 +23,7 @@ const SELF_HOSTED_SUITE = [
   "prometheus-metrics",
   "trace-context",
   "cloudevents",
+  "openapi",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

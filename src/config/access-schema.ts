@@ -265,4 +265,6 @@ export const accessEntries = {
 export const AdminSchema = strictObject({
   /** Serve `GET /amqp` without `ADMIN_TOKEN`; `npm run deploy` refuses to deploy an unprotected `/amqp` otherwise. */
   public: v.optional(v.boolean("public must be true or false"), false),
+  /** `GET /openapi.json`: `public` (the default), or `private`, behind the admin token as `/amqp`. */
+  openapi: v.optional(v.picklist(["public", "private"], "openapi must be public or private"), "public"),
 });

@@ -356,6 +356,7 @@ const RouteFields = strictObject({
     v.startsWith("/", "path must start with /"),
     v.check((path) => path.replace(/\/+$/, "") !== "/amqp", "/amqp is reserved for the gateway's stats"),
     v.check((path) => path.replace(/\/+$/, "") !== "/amqp/metrics", "/amqp/metrics is reserved for the gateway's Prometheus metrics"),
+    v.check((path) => path.replace(/\/+$/, "") !== "/openapi.json", "/openapi.json is reserved for the gateway's OpenAPI document"),
     v.check(
       (path) => !["/healthz", "/readyz"].includes(path.replace(/\/+$/, "")),
       "/healthz and /readyz are reserved for the gateway's health checks",

@@ -1,4 +1,6 @@
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { openApiDocument } from "./openapi";
+import { adminAuth } from "./admin-auth";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -46,6 +48,10 @@ export const createApp = (config: GatewayConfig) => {
     secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false }),
   );
   app.route("/", adminStats(config));
+  // The routes as OpenAPI 3.1, for client generators and API catalogues.
+  const openapi = (c: Context<GatewayEnv>) => c.json(openApiDocument(config, new URL(c.req.url).origin));
+  if (config.admin.openapi === "private") app.get("/openapi.json", adminAuth, openapi);
+  else app.get("/openapi.json", openapi);
   app.route("/", health(config));
   // Before the routes' own paths, which a path_prefix route would otherwise cover.
   for (const route of config.routes) {

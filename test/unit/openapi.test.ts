@@ -1,0 +1,55 @@
+/**
+ * The OpenAPI document of routes of every shape, each checked with `@readme/openapi-parser` (a
+ * validator we did not write): requests/reply, push, prefix and wildcard paths, templated query
+ * and header parameters, each kind of `auth`, leases on a templated path, dead letters.
+ */
+import { validate } from "@readme/openapi-parser";
+import { describe, expect, it } from "vitest";
+import { parseRoutes } from "../../src/config/parse-routes";
+import { openApiDocument } from "../../src/http/openapi";
+
+const url = `url: "amqp://h"`;
+const YAML = `routes:
+  - { id: rpc, path: /rpc, amqp: { enabled: true, ${url}, producer: { routing_key: svc, reply: true } } }
+  - { id: hook, path: /hook, amqp: { enabled: true, ${url}, consumer: { queue: q, push: { url: "https://h/x", secret: "whsec_${Buffer.from("0123456789abcdef").toString("base64")}" } } } }
+  - { id: prefix, path: /files, path_prefix: true, amqp: { enabled: true, ${url}, producer: { routing_key: "files.{query.kind}.{header.x-tenant}" } } }
+  - { id: wild, path: "/any/*", amqp: { enabled: true, ${url}, consumer: { queue: q } } }
+  - { id: basic, path: /b, auth: { basic: { users: { ann: "\${P}" } } }, amqp: { enabled: true, ${url}, producer: {} } }
+  - { id: jwt, path: /j, auth: { bearer_jwt: { secret: "\${S}" } }, amqp: { enabled: true, ${url}, producer: {} } }
+  - { id: q-key, path: /k, auth: { api_key: { query: key, keys: ["\${K}"] } }, amqp: { enabled: true, ${url}, consumer: { queue: q, stream: true } } }
+  - { id: leased, path: "/inbox/:user{[a-z]+}", amqp: { enabled: true, ${url}, consumer: { queue: "inbox.{user}", ack: lease } } }
+  - { id: dead, path: /jobs, amqp: { enabled: true, ${url}, producer: { routing_key: jobs, batch: true }, consumer: { queue: jobs, ack: lease, max_deliveries: 3, dead_letter_queue: jobs.dead } } }
+`;
+
+describe("the OpenAPI document", () => {
+  it("is valid OpenAPI 3.1 for routes of every shape", async () => {
+    const parsed = parseRoutes(YAML);
+    if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
+    const document = openApiDocument(parsed.config, "https://gateway.example.com");
+    const result = await validate(structuredClone(document) as never);
+    expect(result, JSON.stringify(result)).toMatchObject({ valid: true });
+    const paths = document["paths"] as Record<string, Record<string, { parameters?: Array<{ name: string; in: string }> }>>;
+    expect(Object.keys(paths)).toEqual(
+      expect.arrayContaining([
+        "/rpc",
+        "/rpc/replies/{reply_id}",
+        "/hook",
+        "/hook/pause",
+        "/files/{rest}",
+        "/any/{rest}",
+        "/inbox/{user}",
+        "/inbox/{user}/ack",
+        "/jobs/redrive",
+      ]),
+    );
+    expect(paths["/files/{rest}"]?.["post"]?.parameters?.map(({ name, in: where }) => `${where}:${name}`)).toEqual(
+      expect.arrayContaining(["path:rest", "query:kind", "header:x-tenant"]),
+    );
+    const schemes = (document["components"] as { securitySchemes: Record<string, unknown> }).securitySchemes;
+    expect(schemes).toMatchObject({
+      basic_basic: { type: "http", scheme: "basic" },
+      jwt_bearer_jwt: { type: "http", scheme: "bearer" },
+      q_key_api_key: { type: "apiKey", in: "query", name: "key" },
+    });
+  });
+});
