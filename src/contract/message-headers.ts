@@ -1,7 +1,7 @@
 import type { ConsumedMessage } from "./messages";
 import { AMQP_HEADER_PREFIX, CLOUDEVENTS_PREFIX, DEFAULT_CONTENT_TYPE } from "./header-names";
 import { untrustedBodyHeaders } from "./untrusted-body";
-import { TRACEPARENT, TRACESTATE, isPassableTracestate, traceIdOf } from "./trace-context";
+import { TRACEPARENT, TRACESTATE, canonicalTraceparent, isPassableTracestate } from "./trace-context";
 
 /** Lists the response headers whose value is percent-encoded UTF-8 because it could not be sent as it is. */
 export const ENCODED_HEADER = "X-AMQP-Encoded";
@@ -78,9 +78,10 @@ export const messageHeaderFields = (
   if (message.correlationId !== undefined) putProperty("X-Correlation-Id", message.correlationId);
   if (message.messageCount !== undefined && !reply) putProperty("X-Message-Count", String(message.messageCount));
   // Its trace context, as W3C Trace Context names it, where it carries a valid one.
-  const traceparent = message.headers?.[TRACEPARENT];
-  if (typeof traceparent === "string" && traceIdOf(traceparent) !== undefined) {
-    put("traceparent", traceparent.trim(), false);
+  const rawTraceparent = message.headers?.[TRACEPARENT];
+  const traceparent = typeof rawTraceparent === "string" ? canonicalTraceparent(rawTraceparent) : undefined;
+  if (traceparent !== undefined) {
+    put("traceparent", traceparent, false);
     const tracestate = message.headers?.[TRACESTATE];
     if (typeof tracestate === "string" && isPassableTracestate(tracestate)) put("tracestate", tracestate.trim(), false);
   }

@@ -19,19 +19,24 @@ const ZERO_TRACE_ID = "0".repeat(32);
 const ZERO_PARENT_ID = "0".repeat(16);
 
 /**
- * The trace id of a valid `traceparent`, else undefined: `version-traceid-parentid-flags` in lower
- * case hex, version not `ff`, ids not all zeros; version 00 has exactly those four fields, a later
- * version may add more after a dash (the spec's rule for versions it does not know yet).
+ * A valid `traceparent` as the gateway passes it on, or undefined: `version-traceid-parentid-flags`
+ * in lower-case hex, version not `ff`, ids not all zeros. Version 00 has exactly those four fields;
+ * a later version may add more after a dash (the spec's rule for versions it does not know), which
+ * are dropped: what is passed on is always those 55 characters, so no producer's or caller's value
+ * can carry anything else into a header.
  */
-export const traceIdOf = (value: string | undefined): string | undefined => {
+export const canonicalTraceparent = (value: string | undefined): string | undefined => {
   if (value === undefined) return undefined;
-  const match = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(value.trim());
+  const match = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-|$)/.exec(value.trim());
   if (!match) return undefined;
-  const [, version, traceId, parentId, , rest] = match;
-  if (version === "ff" || (version === "00" && rest !== undefined)) return undefined;
+  const [head, version, traceId, parentId, , rest] = match;
+  if (version === "ff" || (version === "00" && rest === "-")) return undefined;
   if (traceId === ZERO_TRACE_ID || parentId === ZERO_PARENT_ID) return undefined;
-  return traceId;
+  return head.slice(0, 55);
 };
+
+/** The trace id of a valid `traceparent` (see {@link canonicalTraceparent}), else undefined. */
+export const traceIdOf = (value: string | undefined): string | undefined => canonicalTraceparent(value)?.slice(3, 35);
 
 /** A `tracestate` worth passing on: at most 512 characters of list members, printable ASCII. */
 export const isPassableTracestate = (value: string | undefined): value is string =>
@@ -43,9 +48,13 @@ export const isPassableTracestate = (value: string | undefined): value is string
  * which belongs to the trace it came with, is dropped).
  */
 export const traceContextOf = (traceparent: string | undefined, tracestate: string | undefined): TraceContext => {
-  const traceId = traceIdOf(traceparent);
-  if (traceparent !== undefined && traceId !== undefined) {
-    return { traceparent: traceparent.trim(), traceId, ...(isPassableTracestate(tracestate) ? { tracestate: tracestate.trim() } : {}) };
+  const canonical = canonicalTraceparent(traceparent);
+  if (canonical !== undefined) {
+    return {
+      traceparent: canonical,
+      traceId: canonical.slice(3, 35),
+      ...(isPassableTracestate(tracestate) ? { tracestate: tracestate.trim() } : {}),
+    };
   }
   const id = randomHex(16);
   return { traceparent: `00-${id}-${randomHex(8)}-01`, traceId: id };

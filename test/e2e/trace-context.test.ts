@@ -107,6 +107,19 @@ describe("W3C trace context", () => {
     expect(found?.traceState?.serialize()).toBe("vendor=abc,other=1");
   });
 
+  it("a message whose traceparent has a later version's extra fields (any bytes) is answered with the first 55 characters", async () => {
+    const traceparent = `01-${hex(16)}-${hex(8)}-01`;
+    for (const tail of ["-\u20ac", "-\u0000", `-${"a".repeat(20_000)}`]) {
+      await withChannel((channel) =>
+        channel.basicPublish("", queue, "odd traceparent", { headers: { traceparent: `${traceparent}${tail}` } }),
+      );
+      const response = await fetch(`${gateway.url}/traced`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("odd traceparent");
+      expect(response.headers.get("traceparent")).toBe(traceparent);
+    }
+  });
+
   it("a pushed message carries its trace context to the endpoint", async () => {
     const { spanContext, carrier } = clientContext();
     await withChannel((channel) => channel.basicPublish("", pushed, "traced push", { headers: carrier }));

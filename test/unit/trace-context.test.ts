@@ -1,6 +1,6 @@
 /** W3C traceparent: which the gateway passes on, and the ones it starts. */
 import { describe, expect, it } from "vitest";
-import { isPassableTracestate, traceContextOf, traceIdOf } from "../../src/contract/trace-context";
+import { canonicalTraceparent, isPassableTracestate, traceContextOf, traceIdOf } from "../../src/contract/trace-context";
 
 const ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -8,6 +8,14 @@ describe("a traceparent", () => {
   it("is passed on when valid (version 00 exactly, later versions with more fields)", () => {
     expect(traceIdOf(`00-${ID}-00f067aa0ba902b7-01`)).toBe(ID);
     expect(traceIdOf(`01-${ID}-00f067aa0ba902b7-01-whatever`)).toBe(ID);
+  });
+
+  it("is passed on as its first 55 characters: a later version's extra fields (any bytes, any length) are dropped", () => {
+    for (const tail of ["-€", "-\u0000", "-\r\nx: y", `-${"a".repeat(60_000)}`]) {
+      expect(canonicalTraceparent(`01-${ID}-00f067aa0ba902b7-01${tail}`)).toBe(`01-${ID}-00f067aa0ba902b7-01`);
+    }
+    expect(canonicalTraceparent(`01-${ID}-00f067aa0ba902b7-01x`)).toBeUndefined();
+    expect(traceContextOf(`01-${ID}-00f067aa0ba902b7-01-${"a".repeat(100)}`, undefined).traceparent).toHaveLength(55);
   });
 
   it("is refused when malformed: upper case, zero ids, version ff, extra fields on 00, wrong lengths", () => {
