@@ -7,6 +7,7 @@ import type { Env, GatewayEnv } from "../env";
 import { adminAuth, wantsPage } from "./admin-auth";
 import { routeClient } from "./route-client";
 import { statusPage } from "./status-page";
+import { createLogger } from "../log";
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from "./prometheus";
 
 /**
@@ -32,11 +33,16 @@ export const adminStats = (config: GatewayConfig) => {
       config.routes.map(async (route) => ({
         route: route.id,
         shards: await Promise.all(
-          Array.from({ length: route.amqp.shards }, async (_, shard) => ({
-            shard,
-            ...(await routeClient(c.env, route, shard).object().metrics(route.amqp.url)),
-          })),
-        ),
+          Array.from({ length: route.amqp.shards }, async (_, shard) => {
+            try {
+              return { shard, ...(await routeClient(c.env, route, shard).object().metrics(route.amqp.url)) };
+            } catch (error) {
+              // One shard that cannot answer must not fail the scrape: it is left out (its counters too).
+              createLogger(c.env).log("warn", "metrics: a route shard did not answer", { route: route.id, shard, error: String(error) });
+              return undefined;
+            }
+          }),
+        ).then((shards) => shards.filter((shard) => shard !== undefined)),
       })),
     );
     return c.body(renderMetrics(routes), 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });

@@ -25,6 +25,24 @@ describe("a route's producer.schema", () => {
     }
   });
 
+  it("is refused when it would fail or mislead at run time: a typo, a $ref to nothing, a bad pattern, another draft, uniqueItems", () => {
+    for (const [schema, reason] of [
+      ["{ type: object, properties: { a: { tpye: string } } }", /unknown keyword/],
+      ['{ $ref: "#/$defs/nope" }', /cannot be used: .*resolve/],
+      ['{ $ref: "https://example.com/schema.json" }', /cannot be used: .*resolve/],
+      ["{ type: string, pattern: '^[A-Z]{3}\\-[0-9]{4}$' }", /cannot be used|not a valid/],
+      ['{ $schema: "http://json-schema.org/draft-07/schema#", type: object }', /declares \$schema/],
+      ["{ type: array, uniqueItems: true }", /uniqueItems/],
+    ] as const) {
+      const [problem] = bodySchemaProblems(configWith(schema), "routes.yaml");
+      expect(problem, schema).toMatch(reason);
+    }
+    // A recursive schema (a tree) is fine.
+    expect(
+      bodySchemaProblems(configWith('{ type: object, properties: { children: { type: array, items: { $ref: "#" } } } }'), "f"),
+    ).toEqual([]);
+  });
+
   it("must be a mapping", () => {
     const result = parseRoutes(
       `routes:\n  - id: r1\n    path: /r1\n    amqp: { enabled: true, url: "amqp://h", producer: { schema: "object" } }\n`,
