@@ -8,6 +8,8 @@ const STRUCTURED = "application/cloudevents+json";
 const HTTP_PREFIX = "ce-";
 /** What a CloudEvent must have (CloudEvents 1.0). */
 const REQUIRED = ["id", "source", "type"] as const;
+/** Attributes whose JSON value must be a string (CloudEvents 1.0's required ones). */
+const STRING_ATTRIBUTES = new Set(["specversion", "id", "source", "type"]);
 /** Longest text of one attribute: it must fit, with its name, in the AMQP frame's properties. */
 const MAX_ATTRIBUTE_CHARS = 4096;
 
@@ -15,7 +17,7 @@ const MAX_ATTRIBUTE_CHARS = 4096;
  * A publish that is a CloudEvent, as the CloudEvents AMQP binding wants it published: each
  * attribute as a `cloudEvents:<name>` headers-table entry (application property), `datacontenttype`
  * as the message's content type, the data as the body. In HTTP binary mode (`ce-specversion` and
- * the other `ce-*` headers, percent-decoded as the HTTP binding says) the body is the data already;
+ * the other `ce-*` headers, their values as they came) the body is the data already;
  * in structured mode (`Content-Type: application/cloudevents+json`) the event's JSON is taken
  * apart: `data` (JSON, or text when `datacontenttype` is not JSON) or `data_base64` becomes the
  * body. Anything else is returned as it is. A CloudEvent without `id`, `source`, `type` or with a
@@ -30,8 +32,7 @@ export const cloudEventMessage = (
   const invalid = (reason: string) => new GatewayError(400, `CloudEvent: ${reason}; nothing was published`, routeId);
   if (headers.has(`${HTTP_PREFIX}specversion`)) {
     const attributes: Record<string, string> = {};
-    for (const [name, value] of headers)
-      if (name.startsWith(HTTP_PREFIX)) attributes[name.slice(HTTP_PREFIX.length)] = percentDecoded(value);
+    for (const [name, value] of headers) if (name.startsWith(HTTP_PREFIX)) attributes[name.slice(HTTP_PREFIX.length)] = value;
     checkAttributes(attributes, invalid);
     return { properties: withAttributes(properties, attributes), body, event: true };
   }
@@ -40,17 +41,19 @@ export const cloudEventMessage = (
   try {
     event = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body));
   } catch {
-    throw invalid(`a ${STRUCTURED} body must be a JSON object`);
+    throw invalid(`a ${STRUCTURED} body must be a JSON object (UTF-8, not nested past what the gateway parses)`);
   }
   if (event === null || typeof event !== "object" || Array.isArray(event)) throw invalid(`a ${STRUCTURED} body must be a JSON object`);
   const { data, data_base64: dataBase64, ...rest } = event as Record<string, unknown>;
+  if (data !== undefined && dataBase64 !== undefined) throw invalid("an event has data or data_base64, not both");
   const attributes: Record<string, string> = {};
   for (const [name, value] of Object.entries(rest)) {
     if (value === null || value === undefined) continue;
     if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
-      throw invalid(`attribute ${name} must be a string, a number or a boolean`);
+      throw invalid(`attribute ${name.slice(0, 40)} must be a string, a number or a boolean`);
     }
-    attributes[name.toLowerCase()] = String(value);
+    if (STRING_ATTRIBUTES.has(name) && typeof value !== "string") throw invalid(`attribute ${name} must be a string`);
+    attributes[name] = String(value);
   }
   checkAttributes(attributes, invalid);
   const contentType = attributes["datacontenttype"] ?? (dataBase64 === undefined && data !== undefined ? "application/json" : undefined);
@@ -64,7 +67,14 @@ export const cloudEventMessage = (
     }
   } else if (data === undefined) bytes = new Uint8Array(0);
   else if (typeof data === "string" && !isJsonType(contentType)) bytes = new TextEncoder().encode(data);
-  else bytes = new TextEncoder().encode(JSON.stringify(data));
+  else {
+    try {
+      bytes = new TextEncoder().encode(JSON.stringify(data));
+    } catch {
+      // Nested past the stack (a few kilobytes of brackets do it).
+      throw invalid("data is nested too deeply");
+    }
+  }
   const withType: PublishProperties = { ...properties, contentType: contentType ?? "application/octet-stream" };
   return { properties: withAttributes(withType, attributes), body: bytes.slice().buffer, event: true };
 };
@@ -90,13 +100,3 @@ const withAttributes = (properties: PublishProperties, attributes: Record<string
 const mediaType = (contentType: string): string => (contentType.split(";")[0] ?? "").trim().toLowerCase();
 const isJsonType = (contentType: string | undefined): boolean =>
   contentType === undefined || /^application\/(?:[\w.+-]+\+)?json$/i.test(mediaType(contentType));
-
-/** The HTTP binding's percent-encoding undone; a value that is not valid percent-encoding stays as it came. */
-const percentDecoded = (value: string): string => {
-  if (!value.includes("%")) return value;
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
-};

@@ -40,10 +40,18 @@ const MESSAGE_HEADERS: Record<string, string> = {
  */
 export const openApiDocument = (config: GatewayConfig, serverUrl?: string): Json => {
   const paths: Record<string, Record<string, Json>> = {};
+  const schemas: Json = { ...SCHEMAS };
   const securitySchemes: Json = {
     admin_token: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN (or HTTP basic with it as the password)" },
   };
-  const add = (path: string, method: string, operation: Json) => ((paths[path] ??= {})[method.toLowerCase()] = operation);
+  const usedIds = new Set<string>();
+  const add = (path: string, method: string, operation: Json) => {
+    // Route ids that differ only in punctuation (`orders-v1`, `orders.v1`) must still give unique ids.
+    let id = String(operation["operationId"]);
+    for (let n = 2; usedIds.has(id); n++) id = `${String(operation["operationId"])}_${n}`;
+    usedIds.add(id);
+    (paths[path] ??= {})[method.toLowerCase()] = { ...operation, operationId: id };
+  };
   const admin = [{ admin_token: [] }];
 
   add("/amqp", "GET", {
@@ -81,7 +89,7 @@ export const openApiDocument = (config: GatewayConfig, serverUrl?: string): Json
       const common = { operationId, tags: [route.id], ...(parameters.length > 0 ? { parameters } : {}), ...(security ? { security } : {}) };
       const operation =
         isPublishMethod(method) && publishes(route)
-          ? publishOperation(route)
+          ? publishOperation(route, schemas)
           : consumes(route) && route.amqp.consumer.push
             ? { security: admin, ...pushState() }
             : consumes(route)
@@ -89,10 +97,14 @@ export const openApiDocument = (config: GatewayConfig, serverUrl?: string): Json
               : undefined;
       if (!operation) continue;
       const own = (operation["parameters"] as Json[] | undefined) ?? [];
-      const all = [...parameters, ...own];
+      const key = (parameter: Json) => `${String(parameter["in"])} ${String(parameter["name"]).toLowerCase()}`;
+      const taken = new Set(own.map(key));
+      const all = [...parameters.filter((parameter) => !taken.has(key(parameter))), ...own];
       add(path, method, { ...common, ...operation, ...(all.length > 0 ? { parameters: all } : {}) });
     }
-    const base = path.replace(/\/+$/, "");
+    // The lease, reply, dead-letter and push paths hang off the route's own path (a prefix route's
+    // too: `/files/ack`, not `/files/{rest}/ack`).
+    const base = openApiPath({ ...route, path_prefix: false }).replace(/\/+$/, "");
     if (consumes(route) && route.amqp.consumer.ack === "lease") {
       for (const verb of ["ack", "nack", "extend"] as const) {
         add(`${base}/${verb}`, "POST", {
@@ -166,7 +178,7 @@ export const openApiDocument = (config: GatewayConfig, serverUrl?: string): Json
     jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
     ...(serverUrl ? { servers: [{ url: serverUrl }] } : {}),
     paths,
-    components: { schemas: SCHEMAS, securitySchemes },
+    components: { schemas, securitySchemes },
   };
 };
 
@@ -191,11 +203,55 @@ const header = (name: string, description: string, schema: Json = { type: "strin
 });
 const safeId = (id: string): string => id.replace(/[^A-Za-z0-9_]/g, "_");
 
-/** The route's Hono path as OpenAPI writes it: `:name` (with any pattern) as `{name}`, a trailing `*` or a prefix route's rest as `{rest}`. */
+/**
+ * The route's Hono path as OpenAPI writes it: `:name` (with any pattern, `{[0-9]{3}}` included) as
+ * `{name}`, each `*` as `{rest}` (`{rest2}`, ... after the first), and a prefix route's rest as `{rest}`.
+ */
 const openApiPath = (route: RouteConfig): string => {
-  let path = route.path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?\??/g, "{$1}").replace(/\*$/, "{rest}");
-  if (route.path_prefix) path = `${path.replace(/\/+$/, "")}/{rest}`;
-  return path;
+  let out = "";
+  let stars = 0;
+  const { path } = route;
+  for (let i = 0; i < path.length; i++) {
+    const char = path[i];
+    if (char === "*") {
+      stars++;
+      out += stars === 1 ? "{rest}" : `{rest${stars}}`;
+      continue;
+    }
+    if (char !== ":") {
+      out += char;
+      continue;
+    }
+    const name = /^[A-Za-z0-9_]+/.exec(path.slice(i + 1))?.[0] ?? "";
+    i += name.length;
+    // A pattern after the name, braces nested: skipped.
+    if (path[i + 1] === "{") {
+      let depth = 0;
+      for (i = i + 1; i < path.length; i++) {
+        if (path[i] === "{") depth++;
+        else if (path[i] === "}" && --depth === 0) break;
+      }
+    }
+    if (path[i + 1] === "?") i++;
+    out += `{${name}}`;
+  }
+  if (route.path_prefix) out = `${out.replace(/\/+$/, "")}/{rest}`;
+  return out;
+};
+
+/** `schema` with each local `$ref` (`#...`) rewritten to start at `base`, where the schema now lies. */
+const rebased = (schema: unknown, base: string): Json => {
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(walk);
+    if (value === null || typeof value !== "object") return value;
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        key,
+        key === "$ref" && typeof item === "string" && item.startsWith("#") ? `${base}${item.slice(1)}` : walk(item),
+      ]),
+    );
+  };
+  return walk(schema) as Json;
 };
 
 const pathParametersOf = (path: string): Json[] =>
@@ -248,9 +304,18 @@ const securityOf = (route: RouteConfig, schemes: Json): Array<Record<string, str
   return [{ [name]: [] }];
 };
 
-const publishOperation = (route: RouteConfig & { amqp: { producer: NonNullable<RouteConfig["amqp"]["producer"]> } }): Json => {
+const publishOperation = (
+  route: RouteConfig & { amqp: { producer: NonNullable<RouteConfig["amqp"]["producer"]> } },
+  schemas: Json,
+): Json => {
   const producer = route.amqp.producer;
-  const body = producer.schema ?? {};
+  let body: Json = {};
+  if (producer.schema) {
+    // In the document's components, its own references (`#/$defs/item`) made to point there.
+    const name = `${safeId(route.id)}_body`;
+    schemas[name] = rebased(producer.schema, `#/components/schemas/${name}`);
+    body = ref(name);
+  }
   const content: Json = producer.batch
     ? {
         "application/json": { schema: { oneOf: [body, { type: "array", items: body }] } },

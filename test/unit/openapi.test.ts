@@ -18,6 +18,10 @@ const YAML = `routes:
   - { id: jwt, path: /j, auth: { bearer_jwt: { secret: "\${S}" } }, amqp: { enabled: true, ${url}, producer: {} } }
   - { id: q-key, path: /k, auth: { api_key: { query: key, keys: ["\${K}"] } }, amqp: { enabled: true, ${url}, consumer: { queue: q, stream: true } } }
   - { id: leased, path: "/inbox/:user{[a-z]+}", amqp: { enabled: true, ${url}, consumer: { queue: "inbox.{user}", ack: lease } } }
+  - { id: store, path: /store, path_prefix: true, amqp: { enabled: true, ${url}, producer: { routing_key: f, schema: { type: object, properties: { item: { $ref: "#/$defs/item" } }, $defs: { item: { type: string } } } }, consumer: { queue: f, ack: lease } } }
+  - { id: orders-v1, path: /o1, amqp: { enabled: true, ${url}, producer: {} } }
+  - { id: orders.v1, path: /o2, amqp: { enabled: true, ${url}, producer: {} } }
+  - { id: by-query, path: "/a/:id{[0-9]{3}}/b", amqp: { enabled: true, ${url}, consumer: { queue: "q.{query.max}.{id}" } } }
   - { id: dead, path: /jobs, amqp: { enabled: true, ${url}, producer: { routing_key: jobs, batch: true }, consumer: { queue: jobs, ack: lease, max_deliveries: 3, dead_letter_queue: jobs.dead } } }
 `;
 
@@ -42,6 +46,13 @@ describe("the OpenAPI document", () => {
         "/jobs/redrive",
       ]),
     );
+    // A prefix route's leases are settled at its own path, as the gateway serves them.
+    expect(Object.keys(paths)).toEqual(expect.arrayContaining(["/store/ack", "/a/{id}/b"]));
+    expect(Object.keys(paths)).not.toContain("/store/{rest}/ack");
+    const ids = Object.values(paths).flatMap((operations) =>
+      Object.values(operations).map((operation) => (operation as { operationId: string }).operationId),
+    );
+    expect(new Set(ids).size).toBe(ids.length);
     expect(paths["/files/{rest}"]?.["post"]?.parameters?.map(({ name, in: where }) => `${where}:${name}`)).toEqual(
       expect.arrayContaining(["path:rest", "query:kind", "header:x-tenant"]),
     );
