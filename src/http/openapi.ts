@@ -389,6 +389,16 @@ const consumeOperation = (route: RouteConfig & { amqp: { consumer: NonNullable<R
         description: "seconds to wait for the first message (long-poll)",
         schema: { type: "number", minimum: 0, maximum: 20 },
       },
+      ...(consumer.stream
+        ? [
+            {
+              name: "envelope",
+              in: "query",
+              description: "json: each event's data is the message as a batch shows it",
+              schema: { enum: ["json"] },
+            },
+          ]
+        : []),
     ],
     responses: {
       "200": {

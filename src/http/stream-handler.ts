@@ -1,3 +1,5 @@
+import { GatewayError } from "./gateway-error";
+import { messageJson } from "./message-json";
 import { writtenStream } from "./written-stream";
 import type { Context } from "hono";
 import type { ConsumeOutcome } from "../contract/route-calls";
@@ -44,6 +46,11 @@ export const wantsEventStream = (c: Context<GatewayEnv>): boolean => c.req.heade
  * client can recognise it.
  */
 export const streamEvents = async (c: Context<GatewayEnv>, route: ConsumingRoute): Promise<Response> => {
+  const envelope = c.req.query("envelope");
+  if (envelope !== undefined && envelope !== "json") {
+    throw new GatewayError(400, `envelope must be json (each event's data the message as a ?max batch shows it), or left out`, route.id);
+  }
+  const eventOf = envelope === "json" ? jsonEventOf : plainEventOf;
   const target = consumingTarget(c, route);
   const admission = admissionFor(c, route);
   const shard = shardFor(target, admission);
@@ -197,14 +204,17 @@ const writtenWithin = async (write: Promise<void>, ms: number): Promise<void> =>
   }
 };
 
-/** An event holds its body again as text (or base64), while it is built and written. */
+/**
+ * An event holds its body again as text (or base64), while it is built and written; as JSON
+ * (`?envelope=json`) a few escaped characters may take more, within the same bound as a batch's.
+ */
 const EVENT_EXPANSION = 2;
 
 /**
  * One event: `id:` the message id (or the stream's count), `data:` each line of the body; a body
  * that is not UTF-8 is base64, with `event: binary`.
  */
-export const eventOf = (message: ConsumedMessage, sequence: number): string => {
+export const plainEventOf = (message: ConsumedMessage, sequence: number): string => {
   let text: string | undefined;
   try {
     text = utf8.decode(message.body);
@@ -215,4 +225,13 @@ export const eventOf = (message: ConsumedMessage, sequence: number): string => {
   const head = `id: ${id}\n${text === undefined ? "event: binary\n" : ""}`;
   const data = text === undefined ? [base64(new Uint8Array(message.body))] : text.split(/\r\n|\r|\n/);
   return `${head}${data.map((line) => `data: ${line}\n`).join("")}\n`;
+};
+
+/**
+ * With `?envelope=json`: one event whose `data:` is the message as a `?max` batch shows it (its
+ * body, properties, `redelivered` and `delivery_count`), on one line; `id:` as in a plain event.
+ */
+export const jsonEventOf = (message: ConsumedMessage, sequence: number): string => {
+  const id = (message.messageId ?? String(sequence)).replace(/[\r\n\0]/g, "");
+  return `id: ${id}\ndata: ${JSON.stringify(messageJson({ message }, (leaseId) => leaseId))}\n\n`;
 };

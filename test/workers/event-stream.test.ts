@@ -61,6 +61,36 @@ const readEvents = async (reader: ReadableStreamDefaultReader<Uint8Array>, count
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("GET with Accept: text/event-stream", () => {
+  it("with ?envelope=json, each event's data is the message as a batch shows it, delivery_count included", () =>
+    withQueue(async (queue) => {
+      await withChannel(async (channel) => {
+        await channel.basicPublish("", queue, "again", { messageId: "m-9" });
+        // Delivered once already: put back by the broker.
+        const got = await channel.basicGet(queue, { noAck: false });
+        await channel.basicNack(got?.deliveryTag ?? 0, true);
+        await channel.basicPublish("", queue, new Uint8Array([0, 255]));
+      });
+      const send = gatewayFor(route(uniqueRouteId("sse-json"), queue));
+      expect((await send("GET", "/events?envelope=xml", { headers: { accept: "text/event-stream" } })).status).toBe(400);
+      const response = await send("GET", "/events?envelope=json", { headers: { accept: "text/event-stream" } });
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+      const events = await readEvents(reader, 2);
+      await reader.cancel();
+      expect(events[0]?.id).toBe("m-9");
+      expect(JSON.parse(events[0]?.data ?? "")).toMatchObject({
+        body: "again",
+        body_encoding: "utf8",
+        redelivered: true,
+        delivery_count: 2,
+      });
+      expect(JSON.parse(events[1]?.data ?? "")).toMatchObject({
+        body: btoa(String.fromCharCode(0, 255)),
+        body_encoding: "base64",
+        delivery_count: 1,
+      });
+    }));
+
   it("streams one event per message: text as data lines, binary as base64, the message id as the event id", () =>
     withQueue(async (queue) => {
       await withChannel(async (channel) => {
