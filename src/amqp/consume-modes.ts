@@ -5,7 +5,7 @@ import { acknowledgeForHandOver, autoAckChannel, transactionalChannel } from "./
 import type { Leases } from "./leases";
 import type { PendingDeliveries } from "./pending-deliveries";
 import type { HandedMessage } from "../contract/route-calls";
-import { newChannel, opsChannel } from "./session-channels";
+import { opsChannel, ownChannel } from "./session-channels";
 import type { ConsumerConfig, ConsumingTarget } from "../contract/route-settings";
 
 /**
@@ -97,7 +97,7 @@ const autoAck = ({ deadlines }: ModeDependencies): ConsumeMode => ({
 /** `ack: lease`: each message is leased until the client settles it or the lease runs out. */
 const leased = ({ leases }: ModeDependencies): ConsumeMode => ({
   channel: opsChannel,
-  firstGetChannel: plainChannel,
+  firstGetChannel: ownChannel,
   settledBeforeAnswer: true,
   beforeAnswer: () => Promise.resolve(),
   hand: (taken, { route, caller }) =>
@@ -119,16 +119,9 @@ const leased = ({ leases }: ModeDependencies): ConsumeMode => ({
  */
 const settledByWorker = ({ pending }: ModeDependencies): ConsumeMode => ({
   channel: opsChannel,
-  firstGetChannel: plainChannel,
+  firstGetChannel: ownChannel,
   settledBeforeAnswer: false,
   beforeAnswer: () => Promise.resolve(),
   hand: (taken, { holdMs, releases }) =>
     taken.map(({ consumed, delivery }, index) => ({ message: consumed, settle: pending.hold(delivery, holdMs, releases[index]) })),
 });
-
-/** A new channel of the session's connection whose failures reach only the requests that use it. */
-const plainChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
-  const channel = await newChannel(session);
-  channel.onerror = () => undefined;
-  return channel;
-};

@@ -1,13 +1,13 @@
-import type { AMQPChannel, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
+import type { AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import type { BrokerConnection } from "./broker-connection";
 import type { Deadlines } from "./deadlines";
 import { consumedMessage } from "./get-message";
 import { queueFailure } from "./queue-directory";
-import { newChannel } from "./session-channels";
-import { publishMessage } from "./publish-message";
+import { ownChannel } from "./session-channels";
+import { republish } from "./message-retries";
 import { republishedHeaders } from "./delivery-count";
 import { RouteFailureError } from "../contract/failures";
-import { MAX_ANSWER_BYTES, type ConsumedMessage, type PublishProperties } from "../contract/messages";
+import { MAX_ANSWER_BYTES, type ConsumedMessage } from "../contract/messages";
 import type { ConsumingTarget } from "../contract/route-settings";
 import { MAX_PEEKED } from "../contract/route-calls";
 
@@ -123,31 +123,19 @@ const inOrder = (
 };
 
 /** Publishes a dead letter to `queue` as it was, but for what dead-lettering and the gateway's counts added. */
-const putBack = async (
+const putBack = (
   delivery: AMQPMessage,
   queue: string,
   publishing: BrokerConnection,
   deadlines: Deadlines,
   route: ConsumingTarget,
-): Promise<void> => {
-  const { expiration: _expiration, userId: _userId, deliveryMode, headers, ...kept } = delivery.properties;
-  await publishMessage({
-    exchange: "",
-    routingKey: queue,
+): Promise<void> =>
+  republish({
+    delivery,
     body: consumedMessage(delivery).body,
-    properties: { ...kept, headers: republishedHeaders(headers) } as unknown as PublishProperties,
-    persistent: deliveryMode === 2,
-    mandatory: true,
-    window: publishing.window,
-    channels: publishing.publishing,
-    confirmTimeoutMs: route.amqp.operation_timeout_ms,
+    to: { exchange: "", routingKey: queue },
+    headers: republishedHeaders(delivery.properties.headers),
+    connection: publishing,
     deadlines,
+    timeoutMs: route.amqp.operation_timeout_ms,
   });
-};
-
-/** A channel of its own: a missing queue closes it, and nobody else's. */
-const ownChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
-  const channel = await newChannel(session);
-  channel.onerror = () => undefined;
-  return channel;
-};

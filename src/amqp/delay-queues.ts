@@ -2,7 +2,7 @@ import type { AMQPChannel, AMQPSession } from "@cloudamqp/amqp-client";
 import { RouteFailureError } from "../contract/failures";
 import { brokerReason, replyCodeOf } from "./broker-errors";
 import { DELAY_HEADER_PREFIX } from "./delivery-count";
-import { newChannel } from "./session-channels";
+import { ownChannel } from "./session-channels";
 
 /**
  * Delays held by the broker, not by the gateway: a nack with `delay_s` and a publish with
@@ -123,12 +123,6 @@ export class DelayQueues {
     }
   }
 }
-
-const ownChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
-  const channel = await newChannel(session);
-  channel.onerror = () => undefined;
-  return channel;
-};
 
 /** Declares the rungs, shortest first: each rung's alternate and dead-letter exchange is the next shorter one. */
 const declareLadder = async (channel: AMQPChannel): Promise<void> => {

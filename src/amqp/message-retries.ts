@@ -106,26 +106,50 @@ export class MessageRetries {
         "no_answer",
         () => "the broker did not declare the delay queues in time",
       );
-    // Its own properties, but those the broker would hold against it now: a time to live (it would
-    // expire on the way), and a user id (the broker checks it against this connection's user).
-    const { expiration: _expiration, userId: _userId, deliveryMode, headers, ...kept } = delivery.properties;
-    const properties = {
-      ...kept,
-      headers: { ...republishedHeaders(headers, count), ...(delayS > 0 ? delayHeaders(delayS, target) : {}) },
-    } as unknown as PublishProperties;
-    await publishMessage({
-      exchange: delayS > 0 ? DELAY_ENTRY_EXCHANGE : "",
-      // Through a delay it keeps the routing key it came with (its destination is in its headers).
-      routingKey: delayS > 0 ? delivery.routingKey : queue,
+    await republish({
+      delivery,
       body,
-      properties,
-      persistent: deliveryMode === 2,
-      // A queue deleted since would take nothing: say so, rather than drop the message.
-      mandatory: true,
-      window: connection.window,
-      channels: connection.publishing,
-      confirmTimeoutMs: timeoutMs,
+      // Through a delay it keeps the routing key it came with (its destination is in its headers).
+      to: delayS > 0 ? { exchange: DELAY_ENTRY_EXCHANGE, routingKey: delivery.routingKey } : target,
+      headers: { ...republishedHeaders(delivery.properties.headers, count), ...(delayS > 0 ? delayHeaders(delayS, target) : {}) },
+      connection,
       deadlines: this.#deps.deadlines,
+      timeoutMs,
     });
   }
 }
+
+/** What {@link republish} publishes, and where. */
+interface Republish {
+  delivery: AMQPMessage;
+  body: ArrayBuffer;
+  to: { exchange: string; routingKey: string };
+  /** Its headers table as published again (see `republishedHeaders`). */
+  headers: Record<string, unknown>;
+  connection: BrokerConnection;
+  deadlines: Deadlines;
+  timeoutMs: number;
+}
+
+/**
+ * Publishes a delivered message again (put back, delayed, or redriven from its dead letters), with
+ * the broker's confirm: its own properties, but those the broker would hold against it now: a time
+ * to live (it would expire on the way), and a user id (the broker checks it against this
+ * connection's user). Mandatory: a queue deleted since would take nothing, and that is said rather
+ * than the message dropped.
+ */
+export const republish = async ({ delivery, body, to, headers, connection, deadlines, timeoutMs }: Republish): Promise<void> => {
+  const { expiration: _expiration, userId: _userId, deliveryMode, headers: _headers, ...kept } = delivery.properties;
+  await publishMessage({
+    exchange: to.exchange,
+    routingKey: to.routingKey,
+    body,
+    properties: { ...kept, headers } as unknown as PublishProperties,
+    persistent: deliveryMode === 2,
+    mandatory: true,
+    window: connection.window,
+    channels: connection.publishing,
+    confirmTimeoutMs: timeoutMs,
+    deadlines,
+  });
+};

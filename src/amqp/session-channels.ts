@@ -60,3 +60,10 @@ export const newChannel = (session: AMQPSession): Promise<AMQPChannel> => {
   }
   return client.channel();
 };
+
+/** A new channel of the session's connection whose failures reach only the requests that use it (a refusal closes it, nobody else's). */
+export const ownChannel = async (session: AMQPSession): Promise<AMQPChannel> => {
+  const channel = await newChannel(session);
+  channel.onerror = () => undefined;
+  return channel;
+};

@@ -1,7 +1,7 @@
 import type { AMQPChannel, AMQPConsumer, AMQPMessage, AMQPSession } from "@cloudamqp/amqp-client";
 import { brokerReason } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
-import { newChannel } from "./session-channels";
+import { ownChannel } from "./session-channels";
 import type { Reservation } from "../memory-budget";
 import type { CancelTimer, ObjectTimers } from "../object-timers";
 
@@ -297,8 +297,7 @@ export class WaitingConsumer {
 
   async #openChannel(): Promise<AMQPChannel> {
     if (this.#channel && !this.#channel.closed) return this.#channel;
-    const channel = await newChannel(await this.#session());
-    channel.onerror = () => undefined;
+    const channel = await ownChannel(await this.#session());
     this.#channel = channel;
     return channel;
   }
