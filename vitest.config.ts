@@ -24,6 +24,7 @@ const SELF_HOSTED_SUITE = [
   "trace-context",
   "cloudevents",
   "openapi",
+  "management-api",
 ].map((name) => `test/e2e/${name}.test.ts`);
 
 /**

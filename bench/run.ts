@@ -217,9 +217,16 @@ const throughput = async (): Promise<Report["memory"]> => {
     const gatewayTcp = post("gateway amqp://", "/pub/tcp", Q.tcp);
     const gatewayWs = post("gateway ws://", "/pub/ws", Q.ws);
     const management: Variant = { name: "management API", queue: Q.mgmt, request: (body) => managementPublish(Q.mgmt, body) };
+    // The same request, answered by the gateway's management_api (the dialect, with its confirm).
+    const managementDialect: Variant = {
+      name: THROUGHPUT.publishManagementDialect,
+      queue: Q.mgmtGateway,
+      servedBy: gateway.runtimePid,
+      request: (body) => managementPublish(Q.mgmtGateway, body, base),
+    };
     const noAmqp = post(THROUGHPUT.publishNoAmqp, NO_AMQP_PATHS.publish);
     const ceiling = post(THROUGHPUT.publishCeiling, CEILING_PATH);
-    const publishers = [gatewayTcp, gatewayWs, noAmqp, management, ceiling];
+    const publishers = [gatewayTcp, gatewayWs, noAmqp, management, managementDialect, ceiling];
 
     // Warm up: connections open, code paths compiled.
     for (const variant of publishers) {
@@ -290,19 +297,26 @@ const throughput = async (): Promise<Report["memory"]> => {
       queue: Q.subManagement,
       request: () => managementGet(Q.subManagement),
     };
+    const consumeManagementDialect: Variant = {
+      servedBy: gateway.runtimePid,
+      name: THROUGHPUT.consumeManagementDialect,
+      queue: Q.subManagementGateway,
+      request: () => managementGet(Q.subManagementGateway, base),
+    };
     // Both queues are filled before any consume run, and the broker is given time to write them
     // out: a run that starts right after a large persistent fill competes with that flush.
     // Sized for up to 7,500 msg/s over every run of a variant (both connection counts).
     const fill = Math.ceil(7_500 * SECONDS * ROUNDS * 2);
-    await freshQueues(Q.subGateway, Q.subGatewayWs, Q.subManagement);
+    await freshQueues(Q.subGateway, Q.subGatewayWs, Q.subManagement, Q.subManagementGateway);
     await prefill(Q.subGateway, fill, PAYLOADS["250 B"]);
     await prefill(Q.subGatewayWs, fill, PAYLOADS["250 B"]);
     await prefill(Q.subManagement, fill, PAYLOADS["250 B"]);
+    await prefill(Q.subManagementGateway, fill, PAYLOADS["250 B"]);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     for (const connections of [16, 64]) {
       const runs = new Map<string, Array<LoadResult & Accounting & { cpuUs?: number }>>();
       for (let round = 0; round < ROUNDS; round++) {
-        const consumers = [consumeGateway, consumeGatewayWs, consumeNoAmqp, consumeManagement, consumeCeiling];
+        const consumers = [consumeGateway, consumeGatewayWs, consumeNoAmqp, consumeManagement, consumeManagementDialect, consumeCeiling];
         for (const variant of consumers.map((_, i) => consumers[(i + round) % consumers.length] as Variant)) {
           const queue = variant.queue;
           const before = queue === undefined ? 0 : await queueDepth(queue);

@@ -12,6 +12,8 @@ export const QUEUES = {
   tcp: "bench-gateway-tcp",
   ws: "bench-gateway-ws",
   mgmt: "bench-management",
+  /** The same management API requests, served by the gateway's `management_api`. */
+  mgmtGateway: "bench-management-gateway",
   s2: "bench-shards-2",
   s4: "bench-shards-4",
   batch: "bench-batch",
@@ -19,6 +21,7 @@ export const QUEUES = {
   subGateway: "bench-consume-gateway",
   subGatewayWs: "bench-consume-gateway-ws",
   subManagement: "bench-consume-management",
+  subManagementGateway: "bench-consume-management-gateway",
   /** Where the no-AMQP publish route would publish: must stay empty (the bench checks). */
   noAmqp: "bench-no-amqp",
 };
@@ -39,6 +42,12 @@ routes:
   - { id: bench-consume, path: /sub, amqp: { enabled: true, url: "${AMQP_URL}", consumer: { queue: ${QUEUES.subGateway}, auto_ack: true } } }
   - { id: ${NO_AMQP_ROUTES.consume}, path: ${NO_AMQP_PATHS.consume}, amqp: { enabled: true, url: "${AMQP_URL}", consumer: { queue: ${QUEUES.subGateway}, auto_ack: true } } }
   - { id: bench-consume-ws, path: /sub/ws, amqp: { enabled: true, url: "ws://guest:guest@127.0.0.1:15670/?vhost=/", consumer: { queue: ${QUEUES.subGatewayWs}, auto_ack: true } } }
+# The broker's management API's requests, served by the gateway: the same credentials (guest) as the broker's own.
+management_api:
+  url: "${AMQP_URL}"
+  auth: { basic: { users: { guest: guest } } }
+  exchanges: [amq.default]
+  queues: [${QUEUES.subManagementGateway}]
 `;
 
 /** Writes `yaml` to a temporary file and points $ROUTES at it, for the next local gateway to serve. */

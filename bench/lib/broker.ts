@@ -132,9 +132,12 @@ const managementAnswers = async () => {
   }
 };
 
-/** The management API's publish request for `payload` to `queue` through the default exchange. */
-export const managementPublish = (queue: string, payload: string) => ({
-  url: `${MANAGEMENT_URL}/api/exchanges/%2F/amq.default/publish`,
+/**
+ * The management API's publish request for `payload` to `queue` through the default exchange; at
+ * `base`, the broker's own API or the gateway's `management_api` (same request, same credentials).
+ */
+export const managementPublish = (queue: string, payload: string, base = MANAGEMENT_URL) => ({
+  url: `${base}/api/exchanges/%2F/amq.default/publish`,
   method: "POST" as const,
   headers: { authorization: MANAGEMENT_AUTH, "content-type": "application/json" },
   body: JSON.stringify({
@@ -145,9 +148,9 @@ export const managementPublish = (queue: string, payload: string) => ({
   }),
 });
 
-/** The management API's get of one message, acknowledged (removed) as it is fetched. */
-export const managementGet = (queue: string) => ({
-  url: `${MANAGEMENT_URL}/api/queues/%2F/${encodeURIComponent(queue)}/get`,
+/** The management API's get of one message, acknowledged (removed) as it is fetched; at `base`, as above. */
+export const managementGet = (queue: string, base = MANAGEMENT_URL) => ({
+  url: `${base}/api/queues/%2F/${encodeURIComponent(queue)}/get`,
   method: "POST" as const,
   headers: { authorization: MANAGEMENT_AUTH, "content-type": "application/json" },
   body: JSON.stringify({ count: 1, ackmode: "ack_requeue_false", encoding: "auto" }),

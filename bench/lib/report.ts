@@ -31,6 +31,9 @@ export const THROUGHPUT = {
   publishCeiling: "ceiling (no AMQP)",
   consumeNoAmqp: "gateway GET, no AMQP",
   consumeCeiling: "ceiling (object call, no AMQP)",
+  /** The broker's management API requests, answered by the gateway's `management_api`. */
+  publishManagementDialect: "gateway management_api",
+  consumeManagementDialect: "gateway management_api get",
 } as const;
 
 /**
@@ -617,6 +620,14 @@ const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
       met: true,
       info: true,
     });
+    // The same management API request, answered by the gateway's management_api and by the broker.
+    const dialect = find(report, "publish", THROUGHPUT.publishManagementDialect, payload, 64);
+    out.push({
+      target: `the management API's publish request served by the gateway's management_api against the broker's own API (64 connections, ${payload}) (shown, not judged)`,
+      measured: `${ratio(dialect?.rps, management?.rps).toFixed(2)}× (${dialect?.rps.toFixed(0)} vs ${management?.rps.toFixed(0)} req/s; p99 ${dialect?.p99.toFixed(0)} vs ${management?.p99.toFixed(0)} ms)`,
+      met: true,
+      info: true,
+    });
     // The Web-AMQP transport against TCP, on the same kind of route. Judged at 250 B, the load the
     // target was set for; at 16 KiB the local relay's per-byte cost (websockify, a Python process
     // on the same two cores) is measured and shown, not judged (BENCHMARKS.md).
@@ -657,6 +668,15 @@ const throughputVerdicts = (report: Report, ratio: Ratio): Verdict[] => {
   out.push({
     target: "consume against the management API (64 connections) (shown, not judged)",
     measured: `${consume.toFixed(2)}×`,
+    met: true,
+    info: true,
+  });
+  const managementGetRow = find(report, "consume", "management API get", "250 B", 64);
+  const dialectGet = find(report, "consume", THROUGHPUT.consumeManagementDialect, "250 B", 64);
+  out.push({
+    target:
+      "the management API's get request (count 1, ack_requeue_false) served by the gateway's management_api against the broker's own API (64 connections) (shown, not judged)",
+    measured: `${ratio(dialectGet?.rps, managementGetRow?.rps).toFixed(2)}× (${dialectGet?.rps.toFixed(0)} vs ${managementGetRow?.rps.toFixed(0)} msg/s; p99 ${dialectGet?.p99.toFixed(0)} vs ${managementGetRow?.p99.toFixed(0)} ms)`,
     met: true,
     info: true,
   });

@@ -8,7 +8,7 @@ import type { LocalRelay } from "./web-amqp-relay";
  * routes file and the URL, then one line per route and per Web-AMQP relay.
  */
 export const startBanner = (path: string, url: string, config: GatewayConfig, relays: readonly LocalRelay[]): string => {
-  const lines = [`amqp-edge-gateway serving ${displayPath(path)} on ${url}`, ...describeRoutes(config)];
+  const lines = [`amqp-edge-gateway serving ${displayPath(path)} on ${url}`, ...describeRoutes(config), ...describeManagementApi(config)];
   for (const relay of relays) {
     lines.push(
       relay.process
@@ -50,6 +50,17 @@ const describeRoutes = (config: GatewayConfig): string[] =>
     ];
     return `  ${route.id}: ${route.methods.join(", ")} ${path}: ${roles.join("; ")}, via ${redactUrl(amqp.url)} (${access.join(", ")})`;
   });
+
+/** The management API's line, when routes.yaml has `management_api`. */
+const describeManagementApi = (config: GatewayConfig): string[] => {
+  const management = config.management_api;
+  if (!management) return [];
+  const list = (names: string[]) => (names.length > 0 ? names.join(", ") : "none");
+  return [
+    `  management_api: POST /api/exchanges/{vhost}/{exchange}/publish (exchanges: ${list(management.exchanges)}) and ` +
+      `POST /api/queues/{vhost}/{queue}/get (queues: ${list(management.queues)}), via ${redactUrl(management.amqp.url)} (auth ${management.auth.kind})`,
+  ];
+};
 
 /** A push endpoint as the banner shows it: its origin, never a path or a query (either may hold a token). */
 const pushTarget = (url: string): string => {

@@ -47,7 +47,14 @@ import {
 import { peekDeadLetters, redriveDeadLetters } from "./dead-letters";
 import { DELAY_ENTRY_EXCHANGE, delayHeaders, delaySeconds, withoutDelayHeaders, type DelayTarget } from "./delay-queues";
 import { MAX_ANSWER_BYTES, type OutgoingMessage } from "../contract/messages";
-import type { ConsumingTarget, ProducerConfig, PublishingTarget, RouteTarget } from "../contract/route-settings";
+import type { BrokerTarget, ConsumingTarget, ProducerConfig, PublishingTarget, RouteTarget } from "../contract/route-settings";
+import type {
+  ManagementGetOutcome,
+  ManagementGetRequest,
+  ManagementPublishOutcome,
+  ManagementPublishRequest,
+} from "../contract/management-api";
+import { managementGet, managementPublish } from "./management-operations";
 
 type Role = "publish" | "consume" | "push";
 
@@ -675,6 +682,76 @@ export class AmqpRoute {
   }
 
   /**
+   * The management API's publish (`management_api`): one message, mandatory, answered once the
+   * broker confirmed it, with whether a queue took it. Counted as the routes' requests are.
+   */
+  async managementPublish(request: ManagementPublishRequest): Promise<ManagementPublishOutcome> {
+    const started = Date.now();
+    const outcome = await this.#serving(request.target, () => this.#managementPublish(request));
+    this.#measures.request({ method: "POST", status_class: statusClass(outcome.ok ? undefined : outcome) }, Date.now() - started);
+    return outcome;
+  }
+
+  async #managementPublish(request: ManagementPublishRequest): Promise<ManagementPublishOutcome> {
+    const { target, admission } = request;
+    this.#counters.countFor(target.amqp.url);
+    const refused = this.#refused(admission);
+    if (refused) return refused;
+    this.#counters.increment("total_requests");
+    const bytes = request.body.byteLength;
+    const held =
+      this.#memory.take(bytes, "publish", admission?.key) ??
+      (await this.#memory.takeWithin(bytes, "publish", admission?.key, MEMORY_WAIT_MS));
+    if (!held) return this.#failed(busy("nothing was published"));
+    try {
+      const routed = await managementPublish(request, {
+        connection: this.#connection("publish", target),
+        deadlines: this.#deadlines,
+        confirmTimeoutMs: target.amqp.operation_timeout_ms,
+        onConfirmed: (ms) => this.#measures.confirm(ms),
+      });
+      if (routed) this.#counters.increment("published");
+      return { ok: true, routed };
+    } catch (error) {
+      return this.#failed(error);
+    } finally {
+      held.release();
+    }
+  }
+
+  /** The management API's get: up to `count` messages of a queue, settled by `ackmode`, in the management API's shape. */
+  async managementGet(request: ManagementGetRequest): Promise<ManagementGetOutcome> {
+    const started = Date.now();
+    const outcome = await this.#serving(request.target, () => this.#managementGet(request));
+    this.#measures.request({ method: "POST", status_class: statusClass(outcome.ok ? undefined : outcome) }, Date.now() - started);
+    return outcome;
+  }
+
+  async #managementGet(request: ManagementGetRequest): Promise<ManagementGetOutcome> {
+    const { target, admission } = request;
+    this.#counters.countFor(target.amqp.url);
+    const refused = this.#refused(admission);
+    if (refused) return refused;
+    this.#counters.increment("total_requests");
+    const held = this.#memory.holdNothing("answer", admission?.key);
+    try {
+      const session = await this.#connection("consume", target).session();
+      const messages = await managementGet(request, {
+        session,
+        deadlines: this.#deadlines,
+        timeoutMs: target.amqp.operation_timeout_ms,
+        held,
+      });
+      if (request.ackmode === "ack_requeue_false") this.#counters.add("consumed", messages.length);
+      return { ok: true, messages };
+    } catch (error) {
+      return this.#failed(error);
+    } finally {
+      held.release();
+    }
+  }
+
+  /**
    * Takes a request from `admission`'s bucket for an attempt that `auth` refused: the refusal
    * (429) once the bucket is empty, else undefined and the 401 stands.
    */
@@ -800,7 +877,7 @@ export class AmqpRoute {
    * its idle time starts from its end (a long-poll of 50 s is not idle time). `route` brings the
    * route's `idle_disconnect_s`; settles and replies keep the setting last seen.
    */
-  async #serving<T>(route: RouteTarget | undefined, work: () => Promise<T>): Promise<T> {
+  async #serving<T>(route: BrokerTarget | undefined, work: () => Promise<T>): Promise<T> {
     const idleAfter = route?.amqp.idle_disconnect_s;
     this.#inFlight++;
     this.#idle.request(idleAfter);
@@ -860,7 +937,7 @@ export class AmqpRoute {
   }
 
   /** The connection for `role`, replaced when the route's configuration has changed. */
-  #connection(role: Role, route: RouteTarget): BrokerConnection {
+  #connection(role: Role, route: BrokerTarget): BrokerConnection {
     const settings: ConnectionSettings = {
       url: route.amqp.url,
       heartbeatSeconds: route.amqp.heartbeat_s,

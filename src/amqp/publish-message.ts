@@ -1,4 +1,4 @@
-import type { AMQPChannel } from "@cloudamqp/amqp-client";
+import type { AMQPChannel, AMQPProperties } from "@cloudamqp/amqp-client";
 import { ledgerOf, type Publication } from "./publish-ledger";
 import { NEGATIVE_CONFIRM, brokerReason, isChannelError } from "./broker-errors";
 import { RouteFailureError } from "../contract/failures";
@@ -14,8 +14,10 @@ export interface PublishMessage {
   exchange: string;
   routingKey: string;
   body: ArrayBuffer;
-  properties: PublishProperties;
-  persistent: boolean;
+  /** The gateway's own (strings in the headers), or the management API's (any table value). */
+  properties: PublishProperties | AMQPProperties;
+  /** Delivery mode 2 or 1; undefined: as the properties say (the management API's publish). */
+  persistent: boolean | undefined;
   /** Whether an unroutable message is returned by the broker, and this publish fails as "unroutable". */
   mandatory: boolean;
   /** The connection's window of publishes in flight; this one waits for a place before it is sent. */
@@ -86,7 +88,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
           `the message could not be sent within ${confirmTimeoutMs} ms (${window.size} publishes were awaiting the broker's confirm); nothing was sent`,
       ));
     if (channel.closed) throw new RouteFailureError("unavailable", "the route's channel to the broker closed; nothing was sent");
-    const sentProperties = { ...properties, deliveryMode: persistent ? 2 : 1 };
+    const sentProperties: AMQPProperties = persistent === undefined ? properties : { ...properties, deliveryMode: persistent ? 2 : 1 };
     const ledger = ledgerOf(channel);
     // The body is kept only where a return must be matched against it.
     const mine: Publication = {

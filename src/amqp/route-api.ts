@@ -21,6 +21,8 @@ export const ROUTE_CALLS = [
   "metrics",
   "deadLetters",
   "redrive",
+  "managementPublish",
+  "managementGet",
 ] as const satisfies ReadonlyArray<keyof AmqpRoute & keyof RouteApi>;
 
 type Missing = Exclude<keyof RouteApi, (typeof ROUTE_CALLS)[number]>;

@@ -66,6 +66,13 @@ export class AmqpRouteObject extends DurableObject<LoggingEnv> implements RouteA
     return this.#route.redrive(...args);
   }
 
+  async managementPublish(...args: Args<"managementPublish">) {
+    return this.#route.managementPublish(...args);
+  }
+  async managementGet(...args: Args<"managementGet">) {
+    return this.#route.managementGet(...args);
+  }
+
   override alarm(): void {
     this.#route.alarm();
   }

@@ -221,12 +221,12 @@ const NoneSchema = v.pipe(
   v.transform(() => ({ kind: "none" as const })),
 );
 // Chosen by the input's shape, so that a mistake inside a mapping is reported as itself.
-const AuthSchema = v.lazy((input) => (input !== null && typeof input === "object" ? AuthMappingSchema : NoneSchema));
+export const AuthSchema = v.lazy((input) => (input !== null && typeof input === "object" ? AuthMappingSchema : NoneSchema));
 export type AuthConfig = v.InferOutput<typeof AuthSchema>;
 
 export const RATE_LIMIT_KEYS = ["ip", "api_key", "jwt_sub"] as const;
 
-const RateLimitSchema = strictObject({
+export const RateLimitSchema = strictObject({
   /** Requests allowed per key in each period. */
   requests: v.pipe(
     v.number("requests must be a number"),

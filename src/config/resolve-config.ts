@@ -35,6 +35,14 @@ export const resolveConfig = (config: GatewayConfig, env: Record<string, unknown
         problems.push(`route "${route.id}": auth.${field} is empty once \${NAME} is filled in; an empty credential would let anyone in`);
       }
     }
+    const management = value.management_api;
+    if (management) {
+      const problem = amqpUrlProblem(management.amqp.url);
+      if (problem) problems.push(`management_api.url: ${problem}`);
+      for (const field of blankCredentials(management.auth)) {
+        problems.push(`management_api: auth.${field} is empty once \${NAME} is filled in; an empty credential would let anyone in`);
+      }
+    }
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config: value };
 };

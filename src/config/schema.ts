@@ -5,9 +5,8 @@
  * Every object is strict, so a misspelt key is an error instead of a silently ignored option.
  */
 import * as v from "valibot";
-import { redactUrl } from "../contract/redaction";
 import { accessEntries, AdminSchema, type AuthConfig, type CorsConfig, type RateLimitConfig } from "./access-schema";
-import { badReferenceProblem, hasEnvReference } from "./env-references";
+import { badReferenceProblem } from "./env-references";
 import { isTemplate, templateProblem } from "./templates";
 import { isGatewayHeader } from "../contract/header-names";
 import { TopologySchema } from "./topology-schema";
@@ -19,13 +18,14 @@ import {
   type PublishingRoute as Publishing,
 } from "../contract/route-settings";
 import { unknownKeyMessage } from "./unknown-key-message";
+import { amqpUrlProblem } from "./amqp-url";
+import { MANAGEMENT_API_ID, ManagementApiSchema } from "./management-api-schema";
+
+export { amqpUrlProblem };
 
 /** Methods a route may list. HEAD and OPTIONS are refused: HEAD would discard a message. */
 export const ROUTE_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
 export type RouteMethod = (typeof ROUTE_METHODS)[number];
-
-/** URL schemes the gateway can connect with (TCP or Web-AMQP over WebSocket). */
-const AMQP_SCHEMES = ["amqp:", "amqps:", "ws:", "wss:"] as const;
 
 /**
  * The other innermost handlers of runway's configuration format. They are known keys so that a route using one
@@ -43,28 +43,6 @@ export const FOREIGN_HANDLERS = [
   "lambda",
   "pubsub",
 ] as const;
-
-/**
- * Scheme check for `amqp.url`. A URL whose scheme comes from `${NAME}` is checked again once the
- * environment is known (at `npm start`, and in the Worker).
- */
-export const amqpUrlProblem = (url: string): string | undefined => {
-  if (/^\$\{/.test(url)) return undefined;
-  if (url.trim() !== url) return "must not start or end with spaces";
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return hasEnvReference(url)
-      ? undefined
-      : `"${redactUrl(url)}" is not a URL (percent-encode special characters in the user and password: / as %2F, # as %23, @ as %40, ? as %3F, : as %3A, % as %25)`;
-  }
-  if (!(AMQP_SCHEMES as readonly string[]).includes(parsed.protocol)) {
-    return `scheme "${parsed.protocol.replace(/:$/, "")}" is not supported (use amqp, amqps, ws or wss)`;
-  }
-  if (!parsed.hostname && !hasEnvReference(url)) return "has no host";
-  return undefined;
-};
 
 const strictObject = <const TEntries extends v.ObjectEntries>(entries: TEntries) =>
   v.strictObject(entries, unknownKeyMessage(Object.keys(entries)));
@@ -521,6 +499,8 @@ export const GatewayConfigSchema = v.pipe(
     admin: v.optional(AdminSchema, {}),
     /** Exchanges, queues and bindings applied on the broker of every route, before each route's own. */
     topology: v.optional(TopologySchema),
+    /** RabbitMQ's management API dialect: `POST /api/exchanges/{vhost}/{exchange}/publish` and `POST /api/queues/{vhost}/{queue}/get` (off by default). */
+    management_api: v.optional(ManagementApiSchema),
     ...accessEntries,
   }),
   // Every string of the file: a `${...}` that is not a reference would reach the broker as written.
@@ -582,7 +562,7 @@ export const GatewayConfigSchema = v.pipe(
   }),
   // The top-level cors, auth and rate_limit are the default of every route that has none.
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    const { routes, admin, topology, ...defaults } = dataset.value;
+    const { routes, admin, topology, management_api, ...defaults } = dataset.value;
     let broken = false;
     const served = routes.map((route, index): RouteConfig => {
       // A route's `none` drops the default.
@@ -629,7 +609,25 @@ export const GatewayConfigSchema = v.pipe(
       const amqp = topology ? { ...rest.amqp, topology: [topology, ...rest.amqp.topology] } : rest.amqp;
       return { ...rest, amqp, auth, ...(cors ? { cors } : {}), ...(rateLimit ? { rate_limit: rateLimit } : {}) };
     });
-    return broken ? NEVER : { routes: served, admin, ...(defaults.cors && defaults.cors !== "none" ? { cors: defaults.cors } : {}) };
+    const clash = management_api && routes.findIndex((route) => route.id === MANAGEMENT_API_ID);
+    if (clash !== undefined && clash >= 0) {
+      broken = true;
+      addIssue({
+        message: `route id "${MANAGEMENT_API_ID}" is the management API's own (management_api); give the route another id`,
+        path: [
+          { type: "object", origin: "value", input: dataset.value as unknown as Record<string, unknown>, key: "routes", value: routes },
+          { type: "array", origin: "value", input: routes, key: clash, value: routes[clash] },
+        ],
+      });
+    }
+    return broken
+      ? NEVER
+      : {
+          routes: served,
+          admin,
+          ...(defaults.cors && defaults.cors !== "none" ? { cors: defaults.cors } : {}),
+          ...(management_api ? { management_api } : {}),
+        };
   }),
 );
 

@@ -6,6 +6,7 @@
  * connection, which fails every other publish in flight on it.
  */
 import type { PublishProperties } from "./messages";
+import type { AmqpBasicProperties } from "./management-api";
 
 /** Longest AMQP short string in bytes (ids, types, table keys, exchange and routing key). */
 export const SHORT_STRING_BYTES = 255;
@@ -59,3 +60,35 @@ export const encodedPropertiesBytes = (properties: PublishProperties): number =>
   bytes += shortString(properties.messageId) + shortString(properties.type);
   return bytes;
 };
+
+/** Bytes one field-table value takes as amqp-client (as patched) writes it: its type octet and its value. */
+export const fieldBytes = (value: unknown): number => {
+  if (typeof value === "string") return 1 + 4 + utf8Length(value);
+  if (typeof value === "boolean") return 2;
+  if (typeof value === "number") return Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31 ? 5 : 9;
+  if (value instanceof Date) return 9;
+  if (Array.isArray(value)) return 1 + 4 + value.reduce((sum: number, item) => sum + fieldBytes(item), 0);
+  if (value !== null && typeof value === "object") return 1 + tableBytes(value as Record<string, unknown>);
+  return 1;
+};
+
+/** Bytes a field table takes: its length, then each key (a short string) and value. */
+export const tableBytes = (table: Record<string, unknown>): number =>
+  Object.entries(table).reduce((sum, [key, value]) => sum + 1 + utf8Length(key) + fieldBytes(value), 4);
+
+/** Bytes any basic properties take in the content header frame (the management API's publish sets them all). */
+export const basicPropertiesBytes = (properties: AmqpBasicProperties): number =>
+  2 +
+  shortString(properties.contentType) +
+  shortString(properties.contentEncoding) +
+  (properties.headers ? tableBytes(properties.headers) : 0) +
+  (properties.deliveryMode ? 1 : 0) +
+  (properties.priority ? 1 : 0) +
+  shortString(properties.correlationId) +
+  shortString(properties.replyTo) +
+  shortString(properties.expiration) +
+  shortString(properties.messageId) +
+  (properties.timestamp ? 8 : 0) +
+  shortString(properties.type) +
+  shortString(properties.userId) +
+  shortString(properties.appId);

@@ -7,6 +7,7 @@
  */
 import type { RouteFailure } from "./failures";
 import type { RouteMeasures } from "./metrics";
+import type { ManagementGetOutcome, ManagementGetRequest, ManagementPublishOutcome, ManagementPublishRequest } from "./management-api";
 import type { ConsumedMessage, OutgoingMessage } from "./messages";
 import type { ConsumingTarget, PublishingTarget, RouteTarget } from "./route-settings";
 
@@ -228,6 +229,8 @@ export interface RouteApi {
   metrics(url: string): Promise<RouteStats & { measures: RouteMeasures }>;
   deadLetters(route: ConsumingTarget, max: number): Promise<DeadLetters | RouteFailure>;
   redrive(route: ConsumingTarget, max: number): Promise<Redriven | RouteFailure>;
+  managementPublish(request: ManagementPublishRequest): Promise<ManagementPublishOutcome>;
+  managementGet(request: ManagementGetRequest): Promise<ManagementGetOutcome>;
 }
 
 /** Most dead letters one `GET <path>/dead` shows, and one `POST <path>/redrive` moves. */

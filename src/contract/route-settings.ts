@@ -132,6 +132,12 @@ export type AmqpBackend = AmqpConnectionConfig & {
   topology: TopologyConfig[];
 } & ({ producer: ProducerConfig; consumer?: ConsumerConfig } | { producer?: ProducerConfig; consumer: ConsumerConfig });
 
+/** What a broker connection needs: the name of the object that holds it, and its settings (a route, or the management API). */
+export interface BrokerTarget {
+  id: string;
+  amqp: AmqpConnectionConfig & { url: string; topology: TopologyConfig[] };
+}
+
 /** What the route side needs of a route: its id and its resolved AMQP backend. */
 export interface RouteTarget {
   id: string;

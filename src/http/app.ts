@@ -18,6 +18,7 @@ import { GatewayError } from "./gateway-error";
 import { health } from "./health";
 import { mountPushControl } from "./push-handlers";
 import { mountDeadLetters } from "./dead-letter-handlers";
+import { mountManagementApi } from "./management-api";
 import { requestLog } from "./request-log";
 import { TRACEPARENT, TRACESTATE, traceContextOf } from "../contract/trace-context";
 import { unreadBodyError } from "./request-body";
@@ -53,6 +54,8 @@ export const createApp = (config: GatewayConfig) => {
   if (config.admin.openapi === "private") app.get("/openapi.json", adminAuth, openapi);
   else app.get("/openapi.json", openapi);
   app.route("/", health(config));
+  // Before the routes: a route on /api (the documentation's own example) could cover these paths.
+  if (config.management_api) mountManagementApi(app, config.management_api);
   // Before the routes' own paths, which a path_prefix route would otherwise cover.
   for (const route of config.routes) {
     if (!consumes(route) || route.amqp.consumer.ack !== "lease") continue;

@@ -152,7 +152,7 @@ const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
  * among them), which no HTTP client can own. Other cases are other names: queue names are
  * case-sensitive, and RabbitMQ 3.10 takes `AMQ.RABBITMQ.REPLY-TO` as any other.
  */
-const isDirectReplyTo = (replyTo: string): boolean => replyTo === DIRECT_REPLY_TO || replyTo.startsWith(`${DIRECT_REPLY_TO}.`);
+export const isDirectReplyTo = (replyTo: string): boolean => replyTo === DIRECT_REPLY_TO || replyTo.startsWith(`${DIRECT_REPLY_TO}.`);
 
 /** A comma where none belongs: outside a quoted string for Content-Type, anywhere for the others. */
 const repeated = (name: string, value: string): boolean =>

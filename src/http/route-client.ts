@@ -1,7 +1,7 @@
 import type { RouteApi } from "../contract/route-calls";
 import type { Env } from "../env";
 import { callRouteObject, type RouteOperation } from "./route-object-call";
-import type { RouteTarget } from "../contract/route-settings";
+import type { BrokerTarget, RouteTarget } from "../contract/route-settings";
 
 /**
  * The name of one of a route's Durable Objects. Shard 0 is named after the route itself, so
@@ -14,13 +14,13 @@ export const everyShard = <T extends RouteTarget>(routes: readonly T[]): Array<{
   routes.flatMap((route) => Array.from({ length: route.amqp.shards }, (_, shard) => ({ route, shard, name: shardName(route.id, shard) })));
 
 /** A shard for one request: uniformly at random, which spreads load without shared state. */
-export const pickShard = (target: RouteTarget): number => Math.floor(Math.random() * target.amqp.shards);
+export const pickShard = (target: BrokerTarget): number => Math.floor(Math.random() * target.amqp.shards);
 
 /**
  * One shard of the route: in the same process on Node and Deno (`env.ROUTE_DIRECTORY`), else its
  * Durable Object, placed by the route's location hint if it has one.
  */
-export const routeObject = (env: Env, target: RouteTarget, shard = 0): RouteObjectStub => {
+export const routeObject = (env: Env, target: BrokerTarget, shard = 0): RouteObjectStub => {
   const name = shardName(target.id, shard);
   const hint = target.amqp.location_hint;
   if (env.ROUTE_DIRECTORY) return env.ROUTE_DIRECTORY.get(name, hint);
@@ -48,7 +48,7 @@ export interface RouteClient {
   object(): RouteObjectStub;
 }
 
-export const routeClient = (env: Env, target: RouteTarget, shard: number): RouteClient => ({
+export const routeClient = (env: Env, target: BrokerTarget, shard: number): RouteClient => ({
   call: (operation, ask) => callRouteObject(target.id, operation, () => ask(routeObject(env, target, shard))),
   object: () => routeObject(env, target, shard),
 });

@@ -6,7 +6,10 @@ import type { GatewayEnv } from "../../env";
 import type { RouteFailure } from "../../contract/failures";
 import { failureError } from "../gateway-error";
 import { pickShard, routeClient } from "../route-client";
-import type { RouteTarget } from "../../contract/route-settings";
+import type { BrokerTarget } from "../../contract/route-settings";
+
+/** What `auth` and `rate_limit` need of what they guard: a route, or the management API. */
+export type AccessTarget = BrokerTarget & Pick<RouteConfig, "auth" | "rate_limit">;
 
 /**
  * What the route's object needs to apply `rate_limit` to this request: whom it counts (the client's
@@ -31,11 +34,11 @@ const ipKey = (c: Context<GatewayEnv>): string =>
  * A refused login on a route with `rate_limit` takes a request from the caller's IP bucket (in the
  * route's object: one extra call, for refused requests only); once it is empty, 429 instead.
  */
-export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig): Promise<void> => {
+export const chargeRefusal = async (c: Context<GatewayEnv>, route: AccessTarget): Promise<void> => {
   const limit = route.rate_limit;
   if (!limit) return;
   const admission: Admission = { key: ipKey(c), requests: limit.requests, periodS: limit.period_s, openWaits: limit.open_waits };
-  const target: RouteTarget = { id: route.id, amqp: route.amqp };
+  const target: BrokerTarget = { id: route.id, amqp: route.amqp };
   let refused: RouteFailure | undefined;
   try {
     refused = await routeClient(c.env, target, shardFor(target, admission)).object().refuseAttempt(admission);
@@ -50,7 +53,7 @@ export const chargeRefusal = async (c: Context<GatewayEnv>, route: RouteConfig):
  * whose own call goes to another shard (a reply id of another shard): 429 once the bucket is
  * empty. The limit then still counts each request once, in one place.
  */
-export const chargeCaller = async (c: Context<GatewayEnv>, target: RouteTarget, admission: Admission): Promise<void> => {
+export const chargeCaller = async (c: Context<GatewayEnv>, target: BrokerTarget, admission: Admission): Promise<void> => {
   const refused = await routeClient(c.env, target, shardFor(target, admission)).call("consume", (object) =>
     object.refuseAttempt(admission),
   );
@@ -63,7 +66,7 @@ export const chargeCaller = async (c: Context<GatewayEnv>, target: RouteTarget, 
  * rate-limited one the shard its caller hashes to, so that each caller is counted by one object
  * and the limit holds exactly across shards. (The schema refuses a sharded route with both.)
  */
-export const shardFor = (target: RouteTarget, admission: Admission | undefined, idempotencyKey?: string): number => {
+export const shardFor = (target: BrokerTarget, admission: Admission | undefined, idempotencyKey?: string): number => {
   const key = idempotencyKey ?? admission?.key;
   if (key === undefined || target.amqp.shards === 1) return pickShard(target);
   let hash = 0;

@@ -1,10 +1,9 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { AuthConfig } from "../../config/access-schema";
-import type { RouteConfig } from "../../config/schema";
 import type { GatewayEnv } from "../../env";
 import { GatewayError, RETRY_AFTER_SECONDS } from "../gateway-error";
-import { chargeRefusal } from "./admission";
+import { chargeRefusal, type AccessTarget } from "./admission";
 import { verifyBearerJwt, TokenRefused } from "./bearer-jwt";
 import { basicCredentials, bearerToken } from "./credentials";
 
@@ -21,7 +20,7 @@ type Check = (c: Context<GatewayEnv>) => Promise<string>;
  * bucket, and once that is empty the answer is 429: without it, guessing keys or passwords
  * would cost nothing.
  */
-export const authenticate = (route: RouteConfig): MiddlewareHandler<GatewayEnv> | undefined => {
+export const authenticate = (route: AccessTarget): MiddlewareHandler<GatewayEnv> | undefined => {
   const check = checkFor(route.id, route.auth, route.rate_limit?.key === "jwt_sub");
   if (!check) return undefined;
   return async (c, next) => {

@@ -1,0 +1,225 @@
+import type { Context, Hono, MiddlewareHandler } from "hono";
+import type { GatewayEnv } from "../env";
+import { authenticate } from "./access/authenticate";
+import { admissionFor } from "./access/admission";
+import { failureError, GatewayError } from "./gateway-error";
+import { routeClient } from "./route-client";
+import { requestBody } from "./request-body";
+import { holdMemory } from "./request-memory";
+import { managementProperties, wellFormed } from "./management-properties";
+import { fromBase64 } from "../base64";
+import { utf8Length, SHORT_STRING_BYTES } from "../contract/frame-limits";
+import { brokerUser, brokerVhost } from "../contract/broker-address";
+import { ACK_MODES, DEFAULT_EXCHANGE_NAME, MAX_GET_COUNT, type AckMode } from "../contract/management-api";
+import { FAILURE_STATUS, type RouteFailure } from "../contract/failures";
+import { MANAGEMENT_API_ID, type ManagementApiConfig } from "../config/management-api-schema";
+
+/** What the errors of these endpoints name as their route: the management API's object's name. */
+const LABEL = MANAGEMENT_API_ID;
+
+/** Room held in the isolate for one get's answer (its bodies, and their JSON, base64 a third larger). */
+const GET_ROOM_BYTES = 4 * 1024 * 1024;
+const JSON_EXPANSION = 1.5;
+
+/**
+ * RabbitMQ's management API dialect (`management_api` in routes.yaml), for the scripts and tools
+ * written against the broker's HTTP API (`rabbitmqadmin publish`, `rabbitmqadmin get`):
+ *
+ * - `POST /api/exchanges/{vhost}/{exchange}/publish` with `{"routing_key", "payload",
+ *   "payload_encoding", "properties"}` publishes one message, mandatory, and answers
+ *   `{"routed": true|false}` once the broker has confirmed it (false: returned, no queue took it).
+ * - `POST /api/queues/{vhost}/{queue}/get` with `{"count", "ackmode", "encoding", "truncate"}`
+ *   answers the broker's array of messages (`payload_bytes`, `redelivered`, `exchange`,
+ *   `routing_key`, `message_count`, `properties`, `payload`, `payload_encoding`).
+ *
+ * Behind the block's `auth` (and `rate_limit`); only its vhost (the URL's), its `exchanges` and its
+ * `queues` are served, anything else is 403. Errors are the broker's shape, `{"error": <kind>,
+ * "reason": <why>}` (rabbitmqadmin prints the reason), with the gateway's `route`.
+ */
+export const mountManagementApi = (app: Hono<GatewayEnv>, management: ManagementApiConfig): void => {
+  const vhost = brokerVhost(management.amqp.url);
+  const user = brokerUser(management.amqp.url);
+  const exchanges = new Set(management.exchanges);
+  const queues = new Set(management.queues);
+  const auth = authenticate(management) as MiddlewareHandler<GatewayEnv>;
+  const named: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+    c.set("routeId", LABEL);
+    await next();
+    if (c.error instanceof GatewayError) c.res = brokerShaped(c.error, c.res.headers);
+  };
+  const inVhost = (c: Context<GatewayEnv>) => {
+    const asked = c.req.param("vhost") ?? "";
+    if (asked !== vhost) {
+      throw new GatewayError(
+        403,
+        `vhost "${asked.slice(0, 100)}" is not served here (the gateway's management API serves "${vhost}")`,
+        LABEL,
+      );
+    }
+  };
+  const client = (c: Context<GatewayEnv>) => routeClient(c.env, management, 0);
+
+  const publishPath = "/api/exchanges/:vhost/:exchange/publish";
+  app.post(
+    publishPath,
+    named,
+    auth,
+    (c, next) => {
+      inVhost(c);
+      const exchange = c.req.param("exchange") ?? "";
+      if (!exchanges.has(exchange))
+        throw new GatewayError(403, `publishing to exchange "${exchange.slice(0, 255)}" is not permitted here`, LABEL);
+      return next();
+    },
+    ...requestBody({
+      routeId: LABEL,
+      route: management,
+      maxBytes: management.max_body_bytes,
+      tooLarge: `the body is larger than ${management.max_body_bytes} bytes (management_api.max_body_bytes); nothing was published`,
+      nothing: "published",
+      // The decoded payload is a second copy.
+      expansion: 2,
+    }),
+    async (c) => {
+      const exchangeName = c.req.param("exchange") ?? "";
+      const body = jsonBody(await c.req.text());
+      const routingKey = body.routing_key;
+      if (typeof routingKey !== "string") throw badRequest("routing_key must be a string");
+      if (utf8Length(routingKey) > SHORT_STRING_BYTES) throw badRequest(`routing_key must be at most ${SHORT_STRING_BYTES} bytes`);
+      const properties = managementProperties(body.properties ?? {}, user, LABEL);
+      const payload = decodePayload(body.payload, body.payload_encoding ?? "string");
+      const admission = admissionFor(c, management);
+      const outcome = await client(c).call("publish", (object) =>
+        object.managementPublish({
+          target: management,
+          exchange: exchangeName === DEFAULT_EXCHANGE_NAME ? "" : exchangeName,
+          routingKey: wellFormed(routingKey),
+          body: payload,
+          properties,
+          ...(admission ? { admission } : {}),
+        }),
+      );
+      if (!outcome.ok) throw brokerFailure(outcome);
+      return c.json({ routed: outcome.routed });
+    },
+  );
+
+  const getPath = "/api/queues/:vhost/:queue/get";
+  app.post(
+    getPath,
+    named,
+    auth,
+    (c, next) => {
+      inVhost(c);
+      const queue = c.req.param("queue") ?? "";
+      if (!queues.has(queue)) throw new GatewayError(403, `reading queue "${queue.slice(0, 255)}" is not permitted here`, LABEL);
+      return next();
+    },
+    ...requestBody({
+      routeId: LABEL,
+      route: management,
+      maxBytes: 4096,
+      tooLarge: "the body is larger than 4096 bytes; nothing was taken",
+      nothing: "taken",
+    }),
+    async (c) => {
+      const body = jsonBody(await c.req.text());
+      const count = wholeNumber(body.count ?? 1, "count", MAX_GET_COUNT);
+      const ackmode = body.ackmode;
+      if (!(ACK_MODES as readonly unknown[]).includes(ackmode)) throw badRequest(`ackmode must be one of ${ACK_MODES.join(", ")}`);
+      const encoding = body.encoding ?? "auto";
+      if (encoding !== "auto" && encoding !== "base64") throw badRequest("Unsupported encoding. Please use auto or base64.");
+      const truncate = body.truncate === undefined || body.truncate === null ? undefined : wholeNumber(body.truncate, "truncate");
+      const admission = admissionFor(c, management);
+      const held = await holdMemory(LABEL, "answer", GET_ROOM_BYTES, admission?.key, "nothing was taken");
+      try {
+        const outcome = await client(c).call("consume", (object) =>
+          object.managementGet({
+            target: management,
+            queue: c.req.param("queue") ?? "",
+            count,
+            ackmode: ackmode as AckMode,
+            encoding,
+            ...(truncate === undefined ? {} : { truncate }),
+            maxBytes: Math.floor(GET_ROOM_BYTES / JSON_EXPANSION),
+            ...(admission ? { admission } : {}),
+          }),
+        );
+        if (!outcome.ok) throw brokerFailure(outcome);
+        const text = JSON.stringify(outcome.messages);
+        held.resize(text.length);
+        return c.body(text, 200, { "Content-Type": "application/json" });
+      } finally {
+        held.release();
+      }
+    },
+  );
+
+  for (const path of [publishPath, getPath]) {
+    app.on(["GET", "PUT", "DELETE", "PATCH", "HEAD"], path, named, () => {
+      throw new GatewayError(405, "only POST is served here", LABEL, { Allow: "POST" });
+    });
+  }
+};
+
+/** The broker's error shape: a short kind and the reason (rabbitmqadmin prints `reason` of a 400), with the route. */
+const brokerShaped = (error: GatewayError, headers: Headers): Response => {
+  const kind = ERROR_KINDS[error.status] ?? (error.status >= 500 ? "internal_error" : "bad_request");
+  const sent = new Headers(headers);
+  sent.set("Content-Type", "application/json");
+  sent.delete("Content-Length");
+  return new Response(JSON.stringify({ error: kind, reason: error.message, route: LABEL }), { status: error.status, headers: sent });
+};
+
+const ERROR_KINDS: Record<number, string> = {
+  400: "bad_request",
+  401: "not_authorized",
+  403: "access_refused",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  422: "unprocessable",
+  429: "too_many_requests",
+  502: "broker_error",
+  503: "unavailable",
+  504: "timeout",
+};
+
+/** A route object's failure as an answer; a refusal the broker gave as NOT_FOUND (an exchange that does not exist) is a 404, as the broker's API answers. */
+const brokerFailure = (failure: RouteFailure): GatewayError => {
+  if (failure.kind === "broker_error" && /\bNOT_FOUND - /.test(failure.message)) return new GatewayError(404, failure.message, LABEL);
+  const error = failureError(failure, LABEL);
+  return FAILURE_STATUS[failure.kind] ? error : new GatewayError(502, failure.message, LABEL);
+};
+
+const badRequest = (reason: string) => new GatewayError(400, reason, LABEL);
+
+/** The request's body as a JSON object, or a 400. */
+const jsonBody = (text: string): Record<string, unknown> => {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw badRequest("the body must be JSON (not_json)");
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw badRequest("the body must be a JSON object");
+  return body as Record<string, unknown>;
+};
+
+/** A whole number, or a string of digits as rabbitmqadmin sends them (`count=5` arrives as "5"), up to `max`. */
+const wholeNumber = (value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number => {
+  const number = typeof value === "string" && /^[0-9]{1,16}$/.test(value) ? Number(value) : value;
+  if (typeof number !== "number" || !Number.isSafeInteger(number) || number < 0) throw badRequest(`${name} must be a whole number`);
+  if (number > max) throw badRequest(`${name} must be at most ${max}`);
+  return number;
+};
+
+/** The payload's bytes: the string as UTF-8, or base64 decoded strictly. */
+const decodePayload = (payload: unknown, encoding: unknown): ArrayBuffer => {
+  if (typeof payload !== "string") throw badRequest("payload must be a string (payload_not_string)");
+  if (encoding === "string") return new TextEncoder().encode(payload).buffer as ArrayBuffer;
+  if (encoding !== "base64") throw badRequest('payload_encoding must be "string" or "base64"');
+  const bytes = fromBase64(payload);
+  if (!bytes) throw badRequest("payload is not valid base64");
+  return bytes.buffer as ArrayBuffer;
+};
