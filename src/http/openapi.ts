@@ -2,6 +2,7 @@ import { isPublishMethod, type GatewayConfig, type RouteConfig } from "../config
 import { parseTemplate } from "../config/templates";
 import { consumes, publishes } from "../contract/route-settings";
 import { MAX_PEEKED, MAX_REDRIVEN } from "../contract/route-calls";
+import { ACK_MODES } from "../contract/management-api";
 
 type Json = Record<string, unknown>;
 
@@ -172,6 +173,46 @@ export const openApiDocument = (config: GatewayConfig, serverUrl?: string): Json
       }
     }
   }
+  if (config.management_api) {
+    const { exchanges, queues } = config.management_api;
+    const security = securityOf(config.management_api, securitySchemes);
+    const common = { tags: ["management_api"], ...(security ? { security } : {}) };
+    const vhost = {
+      name: "vhost",
+      in: "path",
+      required: true,
+      description: "the broker URL's vhost, percent-encoded (`/` as `%2F`)",
+      schema: { type: "string" },
+    };
+    const named = (name: string, listed: string[]) => ({ name, in: "path", required: true, schema: { type: "string", enum: listed } });
+    add("/api/exchanges/{vhost}/{exchange}/publish", "POST", {
+      ...common,
+      operationId: "management_api_publish",
+      summary: "Publish one message, mandatory, as RabbitMQ's management API does",
+      parameters: [vhost, named("exchange", exchanges)],
+      requestBody: jsonBody(ref("ManagementPublish")),
+      responses: {
+        "200": jsonAnswer("confirmed by the broker; routed: whether a queue took it", {
+          type: "object",
+          required: ["routed"],
+          properties: { routed: { type: "boolean" } },
+        }),
+        ...managementErrors("400", "401", "403", "404", "413", "429", "502", "503", "504"),
+      },
+    });
+    add("/api/queues/{vhost}/{queue}/get", "POST", {
+      ...common,
+      operationId: "management_api_get",
+      summary: "Take messages as RabbitMQ's management API does",
+      parameters: [vhost, named("queue", queues)],
+      requestBody: jsonBody(ref("ManagementGet")),
+      responses: {
+        "200": jsonAnswer("the messages taken, in queue order", { type: "array", items: ref("ManagementMessage") }),
+        ...managementErrors("400", "401", "403", "404", "429", "502", "503", "504"),
+      },
+    });
+    Object.assign(schemas, MANAGEMENT_SCHEMAS);
+  }
   return {
     openapi: "3.1.0",
     info: { title: "runway", version: "1", description: "The routes of this gateway's routes.yaml: HTTP to AMQP (RabbitMQ)." },
@@ -183,6 +224,55 @@ export const openApiDocument = (config: GatewayConfig, serverUrl?: string): Json
 };
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+
+/** The management API's errors, in the broker's shape. */
+const managementErrors = (...statuses: string[]): Json =>
+  Object.fromEntries(statuses.map((status) => [status, jsonAnswer(ERROR_STATUSES[status] ?? "error", ref("ManagementError"))]));
+
+const MANAGEMENT_SCHEMAS: Json = {
+  ManagementPublish: {
+    type: "object",
+    required: ["routing_key", "payload"],
+    properties: {
+      routing_key: { type: "string", maxLength: 255 },
+      payload: { type: "string" },
+      payload_encoding: { enum: ["string", "base64"], default: "string" },
+      properties: {
+        type: "object",
+        description: "AMQP basic properties by the broker's names (content_type, delivery_mode, headers, ...)",
+      },
+    },
+  },
+  ManagementGet: {
+    type: "object",
+    required: ["ackmode"],
+    properties: {
+      count: { type: ["integer", "string"], description: "1 to 1000 (default 1); rabbitmqadmin sends it as a string" },
+      ackmode: { enum: [...ACK_MODES] },
+      encoding: { enum: ["auto", "base64"], default: "auto" },
+      truncate: { type: ["integer", "string"] },
+    },
+  },
+  ManagementMessage: {
+    type: "object",
+    required: ["payload_bytes", "redelivered", "exchange", "routing_key", "message_count", "properties", "payload", "payload_encoding"],
+    properties: {
+      payload_bytes: { type: "integer" },
+      redelivered: { type: "boolean" },
+      exchange: { type: "string" },
+      routing_key: { type: "string" },
+      message_count: { type: "integer" },
+      properties: { type: ["object", "array"], description: "the message's properties; [] when it has none" },
+      payload: { type: "string" },
+      payload_encoding: { enum: ["string", "base64"] },
+    },
+  },
+  ManagementError: {
+    type: "object",
+    required: ["error", "reason"],
+    properties: { error: { type: "string" }, reason: { type: "string" }, route: { type: "string" } },
+  },
+};
 const jsonAnswer = (description: string, schema: Json, headers?: Json): Json => ({
   description,
   ...(headers ? { headers } : {}),
@@ -289,7 +379,7 @@ const templateParameters = (route: RouteConfig): Json[] => {
 };
 
 /** The route's `auth` as a security scheme of its own (and its requirement), or undefined for none. */
-const securityOf = (route: RouteConfig, schemes: Json): Array<Record<string, string[]>> | undefined => {
+const securityOf = (route: Pick<RouteConfig, "id" | "auth">, schemes: Json): Array<Record<string, string[]>> | undefined => {
   const auth = route.auth;
   if (auth.kind === "none") return undefined;
   const name = `${safeId(route.id)}_${auth.kind}`;

@@ -23,6 +23,7 @@ const YAML = `routes:
   - { id: orders.v1, path: /o2, amqp: { enabled: true, ${url}, producer: {} } }
   - { id: by-query, path: "/a/:id{[0-9]{3}}/b", amqp: { enabled: true, ${url}, consumer: { queue: "q.{query.max}.{id}" } } }
   - { id: dead, path: /jobs, amqp: { enabled: true, ${url}, producer: { routing_key: jobs, batch: true }, consumer: { queue: jobs, ack: lease, max_deliveries: 3, dead_letter_queue: jobs.dead } } }
+management_api: { ${url}, auth: { basic: { users: { ops: "\${O}" } } }, exchanges: [amq.default, events], queues: [jobs] }
 `;
 
 describe("the OpenAPI document", () => {
@@ -44,8 +45,17 @@ describe("the OpenAPI document", () => {
         "/inbox/{user}",
         "/inbox/{user}/ack",
         "/jobs/redrive",
+        "/api/exchanges/{vhost}/{exchange}/publish",
+        "/api/queues/{vhost}/{queue}/get",
       ]),
     );
+    // The management API's listed exchanges and queues, and its basic auth.
+    const publish = paths["/api/exchanges/{vhost}/{exchange}/publish"]?.["post"] as unknown as {
+      parameters: Array<{ name: string; schema: { enum?: string[] } }>;
+      security: unknown;
+    };
+    expect(publish.parameters.find(({ name }) => name === "exchange")?.schema.enum).toEqual(["amq.default", "events"]);
+    expect(publish.security).toEqual([{ management_api_basic: [] }]);
     // A prefix route's leases are settled at its own path, as the gateway serves them.
     expect(Object.keys(paths)).toEqual(expect.arrayContaining(["/store/ack", "/a/{id}/b"]));
     expect(Object.keys(paths)).not.toContain("/store/{rest}/ack");
