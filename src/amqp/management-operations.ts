@@ -92,6 +92,8 @@ export const managementGet = async (request: ManagementGetRequest, deps: GetDeps
     if (ackmode === "reject_requeue_false") await channel.basicNack(lastTag, false, true);
     return taken;
   })();
+  // Past the deadline the channel is closed under it: its later failure is nobody's to hear.
+  work.catch(() => undefined);
   try {
     return await deps.deadlines.within(work, deps.timeoutMs, "no_answer", () => `the broker did not answer within ${deps.timeoutMs} ms`);
   } catch (error) {

@@ -8,6 +8,22 @@ import { describe, expect, it } from "vitest";
 import { BROKER_URL, WEB_AMQP_URL, drain, withQueue, wrapSocketWrite } from "../helpers/broker";
 
 describe("amqp-client as patched", () => {
+  it("writes an integer header past int32 as a long and a fraction as a double, so both arrive as sent", async () => {
+    // Unpatched: 3000000000 went out as an int32 (-1294967296) and 0.1 as a float32 (0.10000000149011612).
+    await withQueue("field-types", async (queue) => {
+      const connection = await new AMQPClient(BROKER_URL).connect();
+      try {
+        const channel = await connection.channel();
+        const headers = { big: 3_000_000_000, small: -2_147_483_648, fraction: 0.1, nested: [2 ** 40, { f: 1.5 }] };
+        await channel.basicPublish("", queue, "typed", { headers });
+        const [message] = await drain(queue);
+        expect(message?.properties.headers).toEqual(headers);
+      } finally {
+        await connection.close();
+      }
+    });
+  });
+
   it("reads basic.nack's multiple bit when RabbitMQ also sets requeue, so no rejected publish resolves as confirmed", async () => {
     // A queue that holds 10 and refuses the rest (reject-publish): RabbitMQ nacks the refused
     // publishes, and under a pipelined load it nacks many at once (multiple and requeue bits set).
