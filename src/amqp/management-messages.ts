@@ -71,8 +71,19 @@ const tableValue = (value: unknown): unknown => {
   if (value === null || value === undefined) return "undefined";
   if (Array.isArray(value)) return value.map(tableValue);
   if (typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => byCodePoints(a, b));
     return Object.fromEntries(entries.map(([key, item]) => [key, tableValue(item)]));
   }
   return value;
+};
+
+/** `a` against `b` by code points, which is the order of their UTF-8 bytes (the broker's), not of their UTF-16 units. */
+const byCodePoints = (a: string, b: string): number => {
+  const left = [...a];
+  const right = [...b];
+  for (let index = 0; index < Math.min(left.length, right.length); index++) {
+    const difference = (left[index]?.codePointAt(0) ?? 0) - (right[index]?.codePointAt(0) ?? 0);
+    if (difference !== 0) return difference;
+  }
+  return left.length - right.length;
 };

@@ -8,6 +8,7 @@ import { AuthSchema, RateLimitSchema } from "./access-schema";
 import { amqpUrlProblem } from "./amqp-url";
 import { unknownKeyMessage } from "./unknown-key-message";
 import { DEFAULT_EXCHANGE_NAME } from "../contract/management-api";
+import { SHORT_STRING_BYTES, utf8Length } from "../contract/frame-limits";
 import type { ManagementTarget } from "../contract/management-api";
 import type { AuthConfig, RateLimitConfig } from "./access-schema";
 
@@ -22,7 +23,7 @@ const nameList = (what: string) =>
     v.pipe(
       v.string(`each of ${what} must be a string`),
       v.minLength(1, `${what} must not hold an empty name (the default exchange is ${DEFAULT_EXCHANGE_NAME})`),
-      v.maxLength(255, `each of ${what} must be at most 255 characters`),
+      v.check((name) => utf8Length(name) <= SHORT_STRING_BYTES, `each of ${what} must be at most ${SHORT_STRING_BYTES} bytes in UTF-8`),
     ),
     `${what} must be a list of names`,
   );

@@ -65,6 +65,7 @@ export const encodedPropertiesBytes = (properties: PublishProperties): number =>
 export const fieldBytes = (value: unknown): number => {
   if (typeof value === "string") return 1 + 4 + utf8Length(value);
   if (typeof value === "boolean") return 2;
+  if (typeof value === "bigint") return 9;
   if (typeof value === "number") return Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31 ? 5 : 9;
   if (value instanceof Date) return 9;
   if (Array.isArray(value)) return 1 + 4 + value.reduce((sum: number, item) => sum + fieldBytes(item), 0);

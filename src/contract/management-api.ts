@@ -21,8 +21,8 @@ export const MAX_GET_COUNT = 1000;
 /** The broker the management API reaches, as the route side needs it: its object's name and its connection settings. */
 export type ManagementTarget = BrokerTarget;
 
-/** A value of an AMQP field table, as the management API's JSON gives it (null is refused before). */
-export type TableValue = string | number | boolean | TableValue[] | { [name: string]: TableValue };
+/** A value of an AMQP field table, as the management API's JSON gives it (null is refused before; whole numbers as bigint, sent as longs). */
+export type TableValue = string | number | bigint | boolean | TableValue[] | { [name: string]: TableValue };
 
 /** AMQP basic properties, ready for amqp-client (`timestamp` as a Date of whole seconds). */
 export interface AmqpBasicProperties {

@@ -1,6 +1,7 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import type { GatewayEnv } from "../env";
 import { authenticate } from "./access/authenticate";
+import { corsPolicy } from "./access/cors-policy";
 import { admissionFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { routeClient } from "./route-client";
@@ -11,7 +12,7 @@ import { fromBase64 } from "../base64";
 import { utf8Length, SHORT_STRING_BYTES } from "../contract/frame-limits";
 import { brokerUser, brokerVhost } from "../contract/broker-address";
 import { ACK_MODES, DEFAULT_EXCHANGE_NAME, MAX_GET_COUNT, type AckMode } from "../contract/management-api";
-import { FAILURE_STATUS, type RouteFailure } from "../contract/failures";
+import type { RouteFailure } from "../contract/failures";
 import { MANAGEMENT_API_ID, type ManagementApiConfig } from "../config/management-api-schema";
 
 /** What the errors of these endpoints name as their route: the management API's object's name. */
@@ -42,6 +43,9 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
   const exchanges = new Set(management.exchanges);
   const queues = new Set(management.queues);
   const auth = authenticate(management) as MiddlewareHandler<GatewayEnv>;
+  // No cors: a web page's request is refused (a browser that holds the operator's basic
+  // credentials would otherwise send them with a page's cross-site POST).
+  const noPages = corsPolicy(undefined, ["POST"], LABEL);
   const named: MiddlewareHandler<GatewayEnv> = async (c, next) => {
     c.set("routeId", LABEL);
     await next();
@@ -63,6 +67,7 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
   app.post(
     publishPath,
     named,
+    noPages,
     auth,
     (c, next) => {
       inVhost(c);
@@ -108,6 +113,7 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
   app.post(
     getPath,
     named,
+    noPages,
     auth,
     (c, next) => {
       inVhost(c);
@@ -146,7 +152,10 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
           }),
         );
         if (!outcome.ok) throw brokerFailure(outcome);
-        const text = JSON.stringify(outcome.messages);
+        // As the broker's encoder writes them: U+2028 and U+2029 escaped (JavaScript in a page reads them as line ends).
+        const text = JSON.stringify(outcome.messages)
+          .replace(/\u2028/g, "\\u2028")
+          .replace(/\u2029/g, "\\u2029");
         held.resize(text.length);
         return c.body(text, 200, { "Content-Type": "application/json" });
       } finally {
@@ -185,11 +194,27 @@ const ERROR_KINDS: Record<number, string> = {
   504: "timeout",
 };
 
-/** A route object's failure as an answer; a refusal the broker gave as NOT_FOUND (an exchange that does not exist) is a 404, as the broker's API answers. */
+/**
+ * A route object's failure as an answer. A refusal the broker gave by closing the channel (an
+ * exchange that does not exist, an internal one) is the broker's API's 400, its reason the reply
+ * code and text (`404 NOT_FOUND - no exchange ...`), which rabbitmqadmin prints as it does for the
+ * broker.
+ */
 const brokerFailure = (failure: RouteFailure): GatewayError => {
-  if (failure.kind === "broker_error" && /\bNOT_FOUND - /.test(failure.message)) return new GatewayError(404, failure.message, LABEL);
-  const error = failureError(failure, LABEL);
-  return FAILURE_STATUS[failure.kind] ? error : new GatewayError(502, failure.message, LABEL);
+  const refusal = failure.kind === "broker_error" ? /\b([A-Z_]+) - ([\s\S]*)$/.exec(failure.message) : null;
+  const code = refusal ? REPLY_CODES[refusal[1] ?? ""] : undefined;
+  // The text without the code the gateway's own reason adds at its end (" (404)").
+  const text = (refusal?.[2] ?? "").replace(/ \(\d{3}\)$/, "");
+  if (refusal && code !== undefined) return new GatewayError(400, `${code} ${refusal[1] ?? ""} - ${text}`, LABEL);
+  return failureError(failure, LABEL);
+};
+
+/** AMQP 0-9-1's reply codes, by the names RabbitMQ gives them in a close's text. */
+const REPLY_CODES: Record<string, number> = {
+  ACCESS_REFUSED: 403,
+  NOT_FOUND: 404,
+  RESOURCE_LOCKED: 405,
+  PRECONDITION_FAILED: 406,
 };
 
 const badRequest = (reason: string) => new GatewayError(400, reason, LABEL);

@@ -66,7 +66,7 @@ export const managementProperties = (value: unknown, brokerUser: string, routeId
   }
   const timestamp = given.timestamp;
   if (timestamp !== undefined) {
-    if (!isWhole(timestamp, 0, 8_640_000_000_000)) throw invalid("timestamp must be a whole number of seconds since 1970");
+    if (!isWhole(timestamp, -8_640_000_000_000, 8_640_000_000_000)) throw invalid("timestamp must be a whole number of seconds since 1970");
     properties.timestamp = new Date(timestamp * 1000);
   }
   const expiration = given.expiration;
@@ -95,9 +95,13 @@ const headersTable = (value: unknown, invalid: (reason: string) => GatewayError)
   for (const name of Object.keys(table)) {
     if (isGatewayHeader(name)) throw invalid(`headers.${name} is set by the gateway (delivery counts and delays), not by a publisher`);
     const routing = table[name];
-    // RabbitMQ's sender-selected distribution: a list of routing keys, or it closes the channel.
-    if ((name === "CC" || name === "BCC") && !(Array.isArray(routing) && routing.every((key) => typeof key === "string"))) {
-      throw invalid(`headers.${name} must be a list of routing keys (strings)`);
+    // RabbitMQ's sender-selected distribution: a list of routing keys, or it closes the channel;
+    // and no key of it may address a direct reply-to consumer (see isDirectReplyTo).
+    if (name === "CC" || name === "BCC") {
+      if (!(Array.isArray(routing) && routing.every((key) => typeof key === "string"))) {
+        throw invalid(`headers.${name} must be a list of routing keys (strings)`);
+      }
+      if (routing.some((key) => isDirectReplyTo(key))) throw invalid(`headers.${name} names RabbitMQ's direct reply-to`);
     }
   }
   return table;
@@ -112,6 +116,9 @@ const tableOf = (
   const entries: Array<[string, TableValue]> = [];
   for (const [name, item] of Object.entries(table)) {
     if (utf8Length(name) > SHORT_STRING_BYTES) throw invalid(`${path}: a name must be at most ${SHORT_STRING_BYTES} bytes`);
+    // amqp-client reads a table into a plain object, where this name sets the prototype: the entry
+    // would vanish on the way back (and a returned message would not be recognised as this one).
+    if (name === "__proto__") throw invalid(`${path}: __proto__ cannot be a name here`);
     entries.push([wellFormed(name), fieldOf(item, `${path}.${name.slice(0, 60)}`, depth, invalid)]);
   }
   return Object.fromEntries(entries);
@@ -121,11 +128,12 @@ const fieldOf = (value: unknown, path: string, depth: number, invalid: (reason: 
   if (typeof value === "string") return wellFormed(value);
   if (typeof value === "boolean") return value;
   if (typeof value === "number") {
-    // A long ("l") or a double ("d"): no infinity (1e400), no integer a long or JavaScript cannot hold exactly.
+    // A whole number as a long ("l") and any other as a double ("d"), as the broker's API writes
+    // them; no infinity (1e400), and no whole number that JavaScript does not hold exactly.
     if (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))) {
       throw invalid(`${path} must be a finite number, and a whole one within ±${Number.MAX_SAFE_INTEGER}`);
     }
-    return value;
+    return Number.isInteger(value) ? BigInt(value) : value;
   }
   if (value === null || value === undefined) throw invalid(`${path} is null, which a headers table cannot hold`);
   if (depth >= MAX_TABLE_DEPTH) throw invalid(`${path} nests more than ${MAX_TABLE_DEPTH} levels deep`);

@@ -5,6 +5,7 @@ import type { ConsumingRoute } from "../config/schema";
 import { isTemplate, parseTemplate, renderTemplate, type TemplatePart } from "../config/templates";
 import type { GatewayEnv } from "../env";
 import { GatewayError } from "./gateway-error";
+import { isDirectReplyTo } from "./message-properties";
 import type { ConsumerConfig, ConsumingTarget, ProducerConfig } from "../contract/route-settings";
 
 type Render = (c: Context<GatewayEnv>) => string;
@@ -49,7 +50,18 @@ export interface ResolvedProducer {
 /** The producer's templates, compiled: `resolve(c)` gives the values for a request. */
 export const producerTemplates = (routeId: string, producer: ProducerConfig): ((c: Context<GatewayEnv>) => ResolvedProducer) => {
   const exchange = field(routeId, "exchange", producer.exchange);
-  const routingKey = field(routeId, "routing_key", producer.routing_key);
+  const templatedKey = field(routeId, "routing_key", producer.routing_key);
+  // Through the default exchange, such a key addresses a direct reply-to consumer: a crafted one
+  // makes RabbitMQ 3.10 close the connection every publish of the route shares (INTERNAL_ERROR).
+  const routingKey: Render = isTemplate(producer.routing_key)
+    ? (c) => {
+        const key = templatedKey(c);
+        if (isDirectReplyTo(key)) {
+          throw new GatewayError(400, `routing_key "${key.slice(0, 60)}" from this request names RabbitMQ's direct reply-to`, routeId);
+        }
+        return key;
+      }
+    : templatedKey;
   const optional = (name: "message_id" | "correlation_id" | "type") => {
     const text = producer[name];
     return text === undefined ? undefined : field(routeId, name, text);

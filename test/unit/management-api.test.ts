@@ -61,6 +61,10 @@ describe("the management_api block", () => {
     expect(problemsOf(`  url: "${URL}"\n  auth: { basic: { users: { ops: pw } } }\n  exchanges: [""]\n`).join("\n")).toMatch(
       /amq\.default/,
     );
+    // 200 characters, 400 bytes: more than an AMQP short string.
+    expect(problemsOf(`  url: "${URL}"\n  auth: { basic: { users: { ops: pw } } }\n  queues: ["${"é".repeat(200)}"]\n`).join("\n")).toMatch(
+      /at most 255 bytes/,
+    );
     expect(
       problemsOf(
         `  url: "${URL}"\n  auth: { basic: { users: { ops: pw } } }\n  rate_limit: { requests: 5, period_s: 1, key: api_key }\n`,
@@ -115,7 +119,8 @@ describe("a publish's properties", () => {
       timestamp: new Date(1_700_000_000_000),
       expiration: "600",
       userId: "guest",
-      headers: { n: 1, s: "\ufffd", nested: { list: [true, 2.5] } },
+      // Whole numbers as longs, as the broker's API writes them.
+      headers: { n: 1n, s: "\ufffd", nested: { list: [true, 2.5] } },
     });
     // The broker's own rendering of no properties, sent back.
     expect(managementProperties([], "guest", "management_api")).toEqual({});
@@ -136,6 +141,8 @@ describe("a publish's properties", () => {
     expect(refusal({ headers: { a: { b: null } } })).toMatch(/headers\.a\.b is null/);
     expect(refusal({ headers: { big: 2 ** 60 } })).toMatch(/finite number/);
     expect(refusal({ headers: { BCC: "k" } })).toMatch(/BCC must be a list/);
+    expect(refusal({ headers: { CC: ["ok", "amq.rabbitmq.reply-to.g2dkAA1yYWJiaXQ=.x"] } })).toMatch(/CC names RabbitMQ's direct reply-to/);
+    expect(refusal(JSON.parse('{"headers":{"nested":{"__proto__":1}}}'))).toMatch(/__proto__ cannot be a name/);
     expect(refusal({ headers: { "X-Delivery-Count": 1 } })).toMatch(/set by the gateway/);
     expect(refusal({ headers: { ["k".repeat(256)]: 1 } })).toMatch(/a name must be at most 255 bytes/);
     let deep: unknown = 1;

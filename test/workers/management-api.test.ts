@@ -54,4 +54,13 @@ describe("the management API", () => {
       await deleteQueue(queue);
     }
   });
+
+  it("refuses a web page's request (no cors), before its credentials are looked at", async () => {
+    const response = await gatewayFor(management(BROKER_URL, "unused"))("POST", "/api/queues/%2F/unused/get", {
+      body: JSON.stringify({ count: 1, ackmode: "ack_requeue_false" }),
+      headers: { Authorization: `Basic ${btoa("ops:pw")}`, Origin: "https://evil.example", "Content-Type": "text/plain" },
+    });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ error: "access_refused", route: "management_api" });
+  });
 });

@@ -62,6 +62,24 @@ describe("a producer's routing key from the request", () => {
     });
   });
 
+  it("refuses a key that names RabbitMQ's direct reply-to, which can close the route's publishing connection", async () => {
+    const queue = uniqueName("tpl-reply-to");
+    await withQueues([queue], async () => {
+      const id = uniqueRouteId("reply-to");
+      const send = gatewayFor(
+        `routes:\n  - { id: ${id}, path: /in, amqp: { enabled: true, url: "${BROKER_URL}", producer: { routing_key: "{query.key}" } } }\n`,
+      );
+      // A crafted one (a pid of the broker's node) made RabbitMQ 3.10 close the connection: INTERNAL_ERROR.
+      for (const key of ["amq.rabbitmq.reply-to", "amq.rabbitmq.reply-to.g2dkAA1yYWJiaXRAbG9jYWxob3N0AAAAAAAAAAAAAAAAAA==.abc"]) {
+        const refused = await send("POST", `/in?key=${encodeURIComponent(key)}`, { body: "x" });
+        expect(refused.status).toBe(400);
+        expect(((await refused.json()) as { error: string }).error).toMatch(/direct reply-to/);
+      }
+      expect((await send("POST", `/in?key=${queue}`, { body: "x" })).status).toBe(202);
+      expect((await drain(queue)).length).toBe(1);
+    });
+  });
+
   it("sets message_id, type and headers-table entries from the request where the request sets none itself", async () => {
     const queue = uniqueName("tpl-props");
     await withQueues([queue], async () => {
