@@ -6,7 +6,7 @@ import { admissionFor } from "./access/admission";
 import { failureError, GatewayError } from "./gateway-error";
 import { routeClient } from "./route-client";
 import { requestBody } from "./request-body";
-import { holdMemory } from "./request-memory";
+import { holdAnswerRoom, learnAnswer } from "./request-memory";
 import { managementProperties, wellFormed } from "./management-properties";
 import { fromBase64 } from "../base64";
 import { utf8Length, SHORT_STRING_BYTES } from "../contract/frame-limits";
@@ -18,9 +18,8 @@ import { MANAGEMENT_API_ID, type ManagementApiConfig } from "../config/managemen
 /** What the errors of these endpoints name as their route: the management API's object's name. */
 const LABEL = MANAGEMENT_API_ID;
 
-/** Room held in the isolate for one get's answer (its bodies, and their JSON, base64 a third larger). */
-const GET_ROOM_BYTES = 4 * 1024 * 1024;
-const JSON_EXPANSION = 1.5;
+/** A get's answer holds each body again as JSON text (base64 a third larger, escapes more). */
+const JSON_EXPANSION = 3;
 
 /**
  * RabbitMQ's management API dialect (`management_api` in routes.yaml), for the scripts and tools
@@ -137,21 +136,28 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
       if (encoding !== "auto" && encoding !== "base64") throw badRequest("Unsupported encoding. Please use auto or base64.");
       const truncate = body.truncate === undefined || body.truncate === null ? undefined : wholeNumber(body.truncate, "truncate");
       const admission = admissionFor(c, management);
-      const held = await holdMemory(LABEL, "answer", GET_ROOM_BYTES, admission?.key, "nothing was taken");
+      const queue = c.req.param("queue") ?? "";
+      // Room for the answer as the queue's answers have lately been sized (as a route's GET plans it).
+      const source = { id: LABEL, amqp: { consumer: { queue } } };
+      const held = await holdAnswerRoom(source, Math.max(1, count), JSON_EXPANSION, admission?.key, "nothing was taken");
       try {
         const outcome = await client(c).call("consume", (object) =>
           object.managementGet({
             target: management,
-            queue: c.req.param("queue") ?? "",
+            queue,
             count,
             ackmode: ackmode as AckMode,
             encoding,
             ...(truncate === undefined ? {} : { truncate }),
-            maxBytes: Math.floor(GET_ROOM_BYTES / JSON_EXPANSION),
+            maxBytes: Math.floor(held.bytes / JSON_EXPANSION),
             ...(admission ? { admission } : {}),
           }),
         );
         if (!outcome.ok) throw brokerFailure(outcome);
+        learnAnswer(
+          source,
+          outcome.messages.map((message) => message.payload_bytes),
+        );
         // As the broker's encoder writes them: U+2028 and U+2029 escaped (JavaScript in a page reads them as line ends).
         const text = JSON.stringify(outcome.messages)
           .replace(/\u2028/g, "\\u2028")

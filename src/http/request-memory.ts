@@ -2,7 +2,6 @@ import { MAX_ANSWER_BYTES } from "../contract/messages";
 import { NameCache } from "../name-cache";
 import { MEMORY_WAIT_MS, MemoryBudget, SMALL_BYTES, type Lane, type Reservation } from "../memory-budget";
 import { GatewayError, RETRY_AFTER_SECONDS } from "./gateway-error";
-import type { ConsumingTarget } from "../contract/route-settings";
 
 /**
  * Bytes of bodies the Worker's isolate holds at once: requests' bodies read and passed on, answers'
@@ -53,8 +52,13 @@ const ANSWERS_AT_ONCE = 2;
  */
 const typicalAnswers = new NameCache<number>(10_000);
 
-/** Where a take's answers come from: the route and its queue for this request. */
-const answersOf = (target: ConsumingTarget): string => `${target.id}\n${target.amqp.consumer.queue}`;
+/** Where a take's answers come from: a route (or the management API) and the queue it reads for this request. */
+export interface AnswerSource {
+  id: string;
+  amqp: { consumer: { queue: string } };
+}
+
+const answersOf = (target: AnswerSource): string => `${target.id}\n${target.amqp.consumer.queue}`;
 
 /**
  * Room for the answer of a take of up to `max` messages from `target`, planned by the body size
@@ -63,7 +67,7 @@ const answersOf = (target: ConsumingTarget): string => `${target.id}\n${target.a
  * `bytes / expansion` is what the route's object may answer with.
  */
 export const holdAnswerRoom = async (
-  target: ConsumingTarget,
+  target: AnswerSource,
   max: number,
   expansion: number,
   caller: string | undefined,
@@ -84,7 +88,7 @@ export const holdAnswerRoom = async (
  * one message), times `expansion`, by the body size its answers have lately had (64 KiB while
  * unknown), within a share of the budget, so that several answers can be taken at once.
  */
-export const answerPlan = (target: ConsumingTarget, max: number, expansion: number): { want: number; least: number } => {
+export const answerPlan = (target: AnswerSource, max: number, expansion: number): { want: number; least: number } => {
   const each = typicalAnswers.get(answersOf(target)) ?? SMALL_BYTES;
   const want = Math.min(Math.min(MAX_ANSWER_BYTES, max * each) * expansion, Math.floor(workerMemory.largest / ANSWERS_AT_ONCE));
   return { want, least: Math.min(want, each * expansion) };
@@ -99,7 +103,7 @@ export const answerPlan = (target: ConsumingTarget, max: number, expansion: numb
 export const holdNothingYet = (caller: string | undefined): Reservation => workerMemory.holdNothing("answer", caller);
 
 /** Learns the body sizes of an answer from `target` (the largest at once, a smaller one slowly). */
-export const learnAnswer = (target: ConsumingTarget, bodies: readonly number[]): void => {
+export const learnAnswer = (target: AnswerSource, bodies: readonly number[]): void => {
   if (bodies.length === 0) return;
   const largest = Math.max(...bodies);
   const typical = typicalAnswers.get(answersOf(target));
