@@ -2,7 +2,7 @@
  * How amqp-client's errors read: their AMQP reply codes and reasons, which the route side turns
  * into failures of the contract's kinds (`src/contract/failures.ts`).
  */
-import { RouteFailureError, type RouteFailure } from "../contract/failures";
+import { NEGATIVE_CONFIRM, RouteFailureError, type RouteFailure } from "../contract/failures";
 
 /** The AMQP reply code at the end of amqp-client's channel/connection close messages, e.g. `(404)`. */
 export const replyCodeOf = (error: unknown): number | undefined => {
@@ -19,8 +19,7 @@ export const replyCodeOf = (error: unknown): number | undefined => {
 export const isChannelError = (error: unknown): boolean =>
   error instanceof Error && /^channel \d+ closed: [\s\S]*\(\d{3}\)$/.test(error.message);
 
-/** How {@link brokerReason} names amqp-client's rejection for a `basic.nack`. */
-export const NEGATIVE_CONFIRM = "negative confirm (basic.nack)";
+export { NEGATIVE_CONFIRM };
 
 /** The broker's reply text without amqp-client's "channel 1 closed:" prefix. */
 export const brokerReason = (error: unknown): string => {

@@ -39,6 +39,9 @@ export const managementPublish = async (request: ManagementPublishRequest, deps:
       confirmTimeoutMs: deps.confirmTimeoutMs,
       deadlines: deps.deadlines,
       onConfirmed: deps.onConfirmed,
+      // The broker returns such a message without its BCC: on the shared channel, its return
+      // would look like another caller's same message without one, and be matched to the wrong one.
+      alone: request.properties.headers !== undefined && Object.hasOwn(request.properties.headers, "BCC"),
     });
     return true;
   } catch (error) {

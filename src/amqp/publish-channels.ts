@@ -88,9 +88,9 @@ export class PublishChannels {
     return this.#refused.get(exchange);
   }
 
-  /** The path of one message: shared when {@link proven}, else alone on a lent channel. */
-  path(exchange: string, bytes: number): PublishPath {
-    if (this.proven(exchange, bytes)) {
+  /** The path of one message: shared when {@link proven} (and not asked to go `alone`), else alone on a lent channel. */
+  path(exchange: string, bytes: number, alone = false): PublishPath {
+    if (!alone && this.proven(exchange, bytes)) {
       const shared = this.#sharedPath;
       if (shared && !shared.ready.closed && this.#live()) return shared;
       return {

@@ -38,6 +38,11 @@ export interface PublishMessage {
   onConfirmed?: (ms: number) => void;
   /** The confirm channel to publish on, instead of the connection's own; request/reply publishes on its reply channel. */
   channel?: () => Promise<AMQPChannel>;
+  /**
+   * Alone on a channel of its own, whatever the connection knows: for a message whose return could
+   * not be told apart from another's on a shared channel (the broker strips `BCC` from it).
+   */
+  alone?: boolean;
 }
 
 /**
@@ -68,7 +73,7 @@ export const publishMessage = async (message: PublishMessage): Promise<void> => 
   const ticket = window.enter();
   const path = message.channel
     ? { channel: message.channel, release: () => undefined, isolated: false }
-    : channels.path(exchange, body.byteLength);
+    : channels.path(exchange, body.byteLength, message.alone);
   let sent = false;
   try {
     // Usually the shared channel is open and the window has room: the message goes at once, with

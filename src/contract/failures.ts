@@ -72,3 +72,6 @@ export const FAILURE_STATUS: Record<FailureKind, number> = {
 /** `2xx` for a success, else the class of the failure's status (`4xx`, `5xx`). */
 export const statusClass = (failure: { kind: FailureKind } | undefined): string =>
   failure === undefined ? "2xx" : `${String(FAILURE_STATUS[failure.kind]).charAt(0)}xx`;
+
+/** How a broker's refusal of a publish with `basic.nack` is named in a failure's message (the management API answers it in the broker's words). */
+export const NEGATIVE_CONFIRM = "negative confirm (basic.nack)";

@@ -8,11 +8,12 @@ import { routeClient } from "./route-client";
 import { requestBody } from "./request-body";
 import { holdAnswerRoom, learnAnswer } from "./request-memory";
 import { managementProperties, wellFormed } from "./management-properties";
+import { isDirectReplyTo } from "./message-properties";
 import { fromBase64 } from "../base64";
 import { utf8Length, SHORT_STRING_BYTES } from "../contract/frame-limits";
 import { brokerUser, brokerVhost } from "../contract/broker-address";
 import { ACK_MODES, DEFAULT_EXCHANGE_NAME, MAX_GET_COUNT, type AckMode } from "../contract/management-api";
-import type { RouteFailure } from "../contract/failures";
+import { NEGATIVE_CONFIRM, type RouteFailure } from "../contract/failures";
 import { MANAGEMENT_API_ID, type ManagementApiConfig } from "../config/management-api-schema";
 
 /** What the errors of these endpoints name as their route: the management API's object's name. */
@@ -90,6 +91,9 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
       const routingKey = body.routing_key;
       if (typeof routingKey !== "string") throw badRequest("routing_key must be a string");
       if (utf8Length(routingKey) > SHORT_STRING_BYTES) throw badRequest(`routing_key must be at most ${SHORT_STRING_BYTES} bytes`);
+      // Through the default exchange such a key addresses a direct reply-to consumer; a crafted one
+      // makes RabbitMQ 3.10 close the connection every caller's publishes share (INTERNAL_ERROR).
+      if (isDirectReplyTo(routingKey)) throw badRequest("routing_key names RabbitMQ's direct reply-to");
       const properties = managementProperties(body.properties ?? {}, user, LABEL);
       const payload = decodePayload(body.payload, body.payload_encoding ?? "string");
       const admission = admissionFor(c, management);
@@ -209,6 +213,10 @@ const ERROR_KINDS: Record<number, string> = {
 const brokerFailure = (failure: RouteFailure): GatewayError => {
   const refusal = failure.kind === "broker_error" ? /\b([A-Z_]+) - ([\s\S]*)$/.exec(failure.message) : null;
   const code = refusal ? REPLY_CODES[refusal[1] ?? ""] : undefined;
+  // A negative confirm (a queue's reject-publish overflow): the broker's API's own words.
+  if (failure.kind === "broker_error" && failure.message.includes(NEGATIVE_CONFIRM)) {
+    return new GatewayError(400, "rejected Unable to publish message. Check queue limits.", LABEL);
+  }
   // The text without the code the gateway's own reason adds at its end (" (404)").
   const text = (refusal?.[2] ?? "").replace(/ \(\d{3}\)$/, "");
   if (refusal && code !== undefined) return new GatewayError(400, `${code} ${refusal[1] ?? ""} - ${text}`, LABEL);

@@ -15,6 +15,8 @@ const other = uniqueName("mgmt-other");
 const missing = uniqueName("mgmt-missing");
 const big = uniqueName("mgmt-big");
 const internal = uniqueName("mgmt-internal");
+/** A queue that refuses every publish (reject-publish at length 0): the broker nacks them. */
+const rejecting = uniqueName("mgmt-rejecting");
 const exchange = uniqueName("mgmt-x");
 const unlisted = uniqueName("mgmt-unlisted");
 /** Listed in the block, but not on the broker: each publish there makes the broker close a channel. */
@@ -28,6 +30,7 @@ beforeAll(async () => {
   await declareQueue(other);
   await declareQueue(unlisted);
   await declareQueue(big);
+  await declareQueue(rejecting, { "x-max-length": 0, "x-overflow": "reject-publish" });
   await withChannel(async (channel) => {
     await channel.exchangeDeclare(exchange, "topic", { durable: false, autoDelete: false });
     await channel.queueBind(other, exchange, "orders.#");
@@ -51,7 +54,7 @@ management_api:
 
 afterAll(async () => {
   await gateway?.stop();
-  for (const name of [queue, other, unlisted, big]) await deleteQueue(name);
+  for (const name of [queue, other, unlisted, big, rejecting]) await deleteQueue(name);
   for (const name of [exchange, internal]) await withChannel((channel) => channel.exchangeDelete(name)).catch(() => undefined);
 });
 
@@ -99,6 +102,8 @@ const script = (unrouted: string): Array<[string[], string?]> => [
   // Sender-selected distribution: the message goes to the CC'd queue too, and keeps its CC.
   [["publish", `routing_key=${unrouted}`, "payload=cc", `properties={"headers":{"CC":["${queue}"]}}`]],
   [["-f", "raw_json", "get", `queue=${queue}`, "ackmode=ack_requeue_false"]],
+  // A negative confirm: "rejected Unable to publish message. Check queue limits."
+  [["publish", `routing_key=${rejecting}`, "payload=refused by the queue"]],
 ];
 
 const runScript = async (endpoint: typeof broker, unrouted: string): Promise<AdminRun[]> => {
@@ -139,6 +144,7 @@ describe("the management API dialect, judged by rabbitmqadmin", () => {
       "Message published\n",
     ]);
     expect(JSON.parse(outputs[20] ?? "")).toMatchObject([{ payload: "cc", properties: { headers: { CC: [queue] } } }]);
+    expect(throughGateway[21]?.stderr).toContain("rejected Unable to publish message. Check queue limits.");
     expect(await messageCount(queue)).toBe(0);
   }, 120_000);
 
@@ -192,6 +198,12 @@ describe("the management API dialect, judged by rabbitmqadmin", () => {
       [publish, JSON.stringify({ routing_key: queue, payload: "x", properties: { headers: { "runway-delivery-count": 9 } } }), /gateway/],
       [publish, JSON.stringify({ routing_key: queue, payload: "x", properties: { headers: { big: "y".repeat(140_000) } } }), /frame/],
       [publish, JSON.stringify({ routing_key: "k".repeat(256), payload: "x" }), /routing_key/],
+      // A crafted one (a pid of the broker's node) made RabbitMQ 3.10 close the shared connection.
+      [
+        publish,
+        JSON.stringify({ routing_key: "amq.rabbitmq.reply-to.g2dkAA1yYWJiaXRAbG9jYWxob3N0AAAAAAAAAAAAAAAAAA==.x", payload: "x" }),
+        /direct reply-to/,
+      ],
       [`/api/queues/%2F/${queue}/get`, JSON.stringify({ count: 1, ackmode: "ack_maybe" }), /ackmode/],
       [`/api/queues/%2F/${queue}/get`, JSON.stringify({ count: -1, ackmode: "ack_requeue_true" }), /count/],
       [`/api/queues/%2F/${queue}/get`, JSON.stringify({ count: 1, ackmode: "ack_requeue_true", encoding: "hex" }), /encoding/],
@@ -250,6 +262,32 @@ describe("the management API dialect, judged by rabbitmqadmin", () => {
     expect(taken.sort()).toEqual([...bodies].sort());
     expect(await messageCount(queue)).toBe(0);
   }, 120_000);
+
+  it("tells two callers' same message apart when the broker returns one without its BCC", async () => {
+    // The broker strips BCC from what it delivers and returns: A's copy (BCC'd to the queue, so
+    // routed) and B's (the same body, unroutable) look alike when B's comes back.
+    const post = (body: unknown) =>
+      fetch(`${gateway.url}/api/exchanges/%2F/amq.default/publish`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { Authorization: `Basic ${btoa(`ops:${PASSWORD}`)}` },
+      }).then(async (response) => ((await response.json()) as { routed: boolean }).routed);
+    const nowhere = uniqueName("nowhere");
+    // Persistent, so that A's confirm waits for the disk while B's return comes at once.
+    const same = { delivery_mode: 2 };
+    const answers = await Promise.all(
+      Array.from({ length: 120 }, (_, index) =>
+        post(
+          index % 2 === 0
+            ? { routing_key: nowhere, payload: "same", properties: { ...same, headers: { BCC: [other] } } }
+            : { routing_key: nowhere, payload: "same", properties: same },
+        ),
+      ),
+    );
+    expect(answers.filter((_, index) => index % 2 === 0)).toEqual(Array(60).fill(true));
+    expect(answers.filter((_, index) => index % 2 === 1)).toEqual(Array(60).fill(false));
+    expect((await drain(other)).length).toBe(60);
+  });
 
   it("takes what fits in its room whatever count asks, leaves the rest in the queue, and truncate shortens only the payload", async () => {
     const megabyte = new Uint8Array(1024 * 1024).fill(0x61);
