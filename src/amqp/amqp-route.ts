@@ -169,9 +169,7 @@ export class AmqpRoute {
     // One call is one HTTP request, however many messages it carries.
     this.#counters.increment("total_requests");
     const bytes = messages.reduce((sum, message) => sum + message.body.byteLength, 0);
-    const held =
-      this.#memory.take(bytes, "publish", admission?.key) ??
-      (await this.#memory.takeWithin(bytes, "publish", admission?.key, MEMORY_WAIT_MS));
+    const held = await this.#publishRoom(bytes, admission?.key);
     if (!held) return { outcomes: [], refused: this.#failed(busy("nothing was published")) };
     try {
       return await this.#publishMany(request);
@@ -309,9 +307,7 @@ export class AmqpRoute {
     const refused = this.#refused(admission);
     if (refused) return refused;
     this.#counters.increment("total_requests");
-    const held =
-      this.#memory.take(message.body.byteLength, "publish", admission?.key) ??
-      (await this.#memory.takeWithin(message.body.byteLength, "publish", admission?.key, MEMORY_WAIT_MS));
+    const held = await this.#publishRoom(message.body.byteLength, admission?.key);
     if (!held) return this.#failed(busy("nothing was published"));
     try {
       if (request.async && this.#asyncReplies.full) {
@@ -507,6 +503,11 @@ export class AmqpRoute {
     }
   }
 
+  /** Room in the object's memory for `bytes` of bodies to publish, at once or within a second; undefined when there is none. */
+  async #publishRoom(bytes: number, caller: string | undefined): Promise<Reservation | undefined> {
+    return this.#memory.take(bytes, "publish", caller) ?? (await this.#memory.takeWithin(bytes, "publish", caller, MEMORY_WAIT_MS));
+  }
+
   /**
    * Room in the object's memory for the answer of a take of up to `request.max` messages, planned
    * by the queue's typical body size (64 KiB while it is unknown) and at most the answer's limit
@@ -699,9 +700,7 @@ export class AmqpRoute {
     if (refused) return refused;
     this.#counters.increment("total_requests");
     const bytes = request.body.byteLength;
-    const held =
-      this.#memory.take(bytes, "publish", admission?.key) ??
-      (await this.#memory.takeWithin(bytes, "publish", admission?.key, MEMORY_WAIT_MS));
+    const held = await this.#publishRoom(bytes, admission?.key);
     if (!held) return this.#failed(busy("nothing was published"));
     try {
       const routed = await managementPublish(request, {

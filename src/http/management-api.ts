@@ -51,16 +51,25 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
     await next();
     if (c.error instanceof GatewayError) c.res = brokerShaped(c.error, c.res.headers);
   };
-  const inVhost = (c: Context<GatewayEnv>) => {
-    const asked = c.req.param("vhost") ?? "";
-    if (asked !== vhost) {
-      throw new GatewayError(
-        403,
-        `vhost "${asked.slice(0, 100)}" is not served here (the gateway's management API serves "${vhost}")`,
-        LABEL,
-      );
-    }
-  };
+  /**
+   * The first checks after `auth`: the URL's vhost, and a name (`param`) of the block's list;
+   * 403 otherwise, saying what was asked (cut short: it is the caller's text).
+   */
+  const permitted =
+    (param: "exchange" | "queue", listed: ReadonlySet<string>, doing: string): MiddlewareHandler<GatewayEnv> =>
+    (c, next) => {
+      const asked = c.req.param("vhost") ?? "";
+      if (asked !== vhost) {
+        throw new GatewayError(
+          403,
+          `vhost "${asked.slice(0, 100)}" is not served here (the gateway's management API serves "${vhost}")`,
+          LABEL,
+        );
+      }
+      const name = c.req.param(param) ?? "";
+      if (!listed.has(name)) throw new GatewayError(403, `${doing} ${param} "${name.slice(0, 255)}" is not permitted here`, LABEL);
+      return next();
+    };
   const client = (c: Context<GatewayEnv>) => routeClient(c.env, management, 0);
 
   const publishPath = "/api/exchanges/:vhost/:exchange/publish";
@@ -69,13 +78,7 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
     named,
     noPages,
     auth,
-    (c, next) => {
-      inVhost(c);
-      const exchange = c.req.param("exchange") ?? "";
-      if (!exchanges.has(exchange))
-        throw new GatewayError(403, `publishing to exchange "${exchange.slice(0, 255)}" is not permitted here`, LABEL);
-      return next();
-    },
+    permitted("exchange", exchanges, "publishing to"),
     ...requestBody({
       routeId: LABEL,
       route: management,
@@ -118,12 +121,7 @@ export const mountManagementApi = (app: Hono<GatewayEnv>, management: Management
     named,
     noPages,
     auth,
-    (c, next) => {
-      inVhost(c);
-      const queue = c.req.param("queue") ?? "";
-      if (!queues.has(queue)) throw new GatewayError(403, `reading queue "${queue.slice(0, 255)}" is not permitted here`, LABEL);
-      return next();
-    },
+    permitted("queue", queues, "reading"),
     ...requestBody({
       routeId: LABEL,
       route: management,
