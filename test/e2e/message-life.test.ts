@@ -44,6 +44,7 @@ const QUEUES = [
   redrive,
   redriveDead,
   busy,
+  hoarded,
 ];
 
 const deadLettered = { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": poisonDead };
